@@ -1,0 +1,168 @@
+//! Newtypes for the ids and times that cross the core's boundary.
+
+use alloc::string::String;
+use core::fmt;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::error::{Error, Result};
+
+/// The longest room id, in bytes of UTF-8 after NFC normalisation.
+pub const MAX_ROOM_ID_LEN: usize = 128;
+
+/// A room's name, NFC-normalised: 1 to [`MAX_ROOM_ID_LEN`] bytes, no control characters,
+/// no `/` (it is a URL path segment on the relay).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoomId(String);
+
+impl RoomId {
+    /// Normalises `name` to NFC and checks it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRoomId`] when it is empty, too long, or holds a control character or `/`.
+    pub fn new(name: &str) -> Result<Self> {
+        let normalized: String = name.nfc().collect();
+        if normalized.is_empty() {
+            return Err(Error::InvalidRoomId {
+                reason: "it is empty",
+            });
+        }
+        if normalized.len() > MAX_ROOM_ID_LEN {
+            return Err(Error::InvalidRoomId {
+                reason: "it is longer than 128 bytes",
+            });
+        }
+        if normalized.chars().any(|c| c.is_control() || c == '/') {
+            return Err(Error::InvalidRoomId {
+                reason: "it holds a control character or '/'",
+            });
+        }
+        Ok(Self(normalized))
+    }
+
+    /// The normalised name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoomId({:?})", self.0)
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! byte_id {
+    ($(#[$doc:meta])* $name:ident, $len:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            /// Length in bytes.
+            pub const LEN: usize = $len;
+
+            /// The raw bytes.
+            #[must_use]
+            pub const fn as_bytes(&self) -> &[u8; $len] {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "("))?;
+                for b in &self.0[..4] {
+                    write!(f, "{b:02x}")?;
+                }
+                write!(f, "…)")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for b in &self.0 {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+byte_id!(
+    /// A replica's stable id (one per browser profile and room). Travels only inside
+    /// ciphertext; ties between equal clocks are broken by it.
+    DeviceId,
+    16
+);
+byte_id!(
+    /// A random id per SDK session: the sender id the relay sees. A new one per page load,
+    /// so the relay cannot link a device's sessions.
+    SessionId,
+    16
+);
+byte_id!(
+    /// The relay-visible tag of a channel: HMAC-SHA256(channel key, name), first 16 bytes.
+    ChannelTag,
+    16
+);
+
+/// Monotonic time in milliseconds, for timers and backoff. Its origin is the shell's
+/// choice (e.g. `performance.now()`); only differences matter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    /// `self + ms`, saturating.
+    #[must_use]
+    pub const fn plus(self, ms: u64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+
+    /// `self - earlier` in ms, zero when `earlier` is later.
+    #[must_use]
+    pub const fn since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch, for the hybrid logical clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WallMillis(pub u64);
+
+/// A source of cryptographically secure random bytes, supplied by the shell
+/// (`getrandom` in the browser and on the host; a seeded generator in tests).
+pub trait Entropy {
+    /// Fills `dest` with random bytes.
+    fn fill(&mut self, dest: &mut [u8]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_id_is_nfc_normalised() {
+        // "é" as e + combining acute normalises to the single code point.
+        let decomposed = RoomId::new("cafe\u{301}").unwrap();
+        let composed = RoomId::new("caf\u{e9}").unwrap();
+        assert_eq!(decomposed, composed);
+        assert_eq!(composed.as_str().len(), 5);
+    }
+
+    #[test]
+    fn room_id_rejects_bad_names() {
+        for bad in ["", "a/b", "tab\there", &"x".repeat(129)] {
+            let err = RoomId::new(bad).unwrap_err();
+            assert_eq!(err.code(), "INVALID_ROOM_ID", "{bad:?}");
+        }
+        assert!(RoomId::new(&"x".repeat(128)).is_ok());
+    }
+}
