@@ -10,7 +10,7 @@ use std::cell::{Ref, RefCell, RefMut};
 use std::collections::BTreeSet;
 use std::rc::{Rc, Weak};
 
-use sealsync_core::client::{Client, ClientEvent, Output};
+use sealsync_core::client::{Client, ClientEvent, Output, Status};
 use sealsync_core::merge::{Change, Op};
 use sealsync_core::{RoomId, SessionId};
 use wasm_bindgen::JsValue;
@@ -43,6 +43,10 @@ pub(crate) struct Inner {
     started: bool,
     left: bool,
     save_scheduled: bool,
+    /// Sessions whose outboxes this one adopted; their records are deleted once the room
+    /// is live (the relay accepted our key, so the adopted envelopes opened under the right
+    /// one). Until then they stay, so a wrong password never destroys unsent changes.
+    adopted: Vec<String>,
     /// Warnings from before the application could subscribe, sent once started.
     early_warnings: Vec<(String, String)>,
 }
@@ -78,6 +82,7 @@ impl Inner {
             started: false,
             left: false,
             save_scheduled: false,
+            adopted: Vec::new(),
             early_warnings: Vec::new(),
         }
     }
@@ -182,14 +187,15 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool) {
             };
             (changes, inner.client.outbox_envelopes())
         };
-        store.save(&session, &mine, &adopted).await?;
-        Ok::<_, JsValue>((store, changes))
+        store.save(&session, &mine, &[]).await?;
+        Ok::<_, JsValue>((store, changes, adopted))
     }
     .await;
     let mut inner = shared.inner.borrow_mut();
     match outcome {
-        Ok((store, changes)) => {
+        Ok((store, changes, adopted)) => {
             inner.collections.extend(changes.into_iter().map(|c| c.collection));
+            inner.adopted = adopted;
             inner.store = Some(store);
             inner.lock = Some(lock);
         }
@@ -375,7 +381,12 @@ fn connect(shared: &Rc<Shared>) {
 fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
     match event {
         ClientEvent::Changes(changes) => emit_changes(shared, &changes),
-        ClientEvent::Status(status) => shared.emit("status", &events::status_to_js(&status)),
+        ClientEvent::Status(status) => {
+            if status == Status::Live {
+                forget_adopted(shared);
+            }
+            shared.emit("status", &events::status_to_js(&status));
+        }
         ClientEvent::Presence(count) => shared.emit("presence", &JsValue::from(count)),
         ClientEvent::Notify(json) => shared.emit("notify", &events::notify_to_js(&json)),
         ClientEvent::Ephemeral { body } => shared.emit("ephemeral", &events::ephemeral_to_js(&body)),
@@ -390,6 +401,31 @@ fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
     for change in changes {
         shared.emit("change", &events::change_to_js(change));
     }
+}
+
+/// Deletes the records of adopted sessions (their envelopes are in this session's outbox,
+/// which is saved in the same transaction).
+fn forget_adopted(shared: &Rc<Shared>) {
+    let job = {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else { return };
+        if inner.adopted.is_empty() {
+            return;
+        }
+        let adopted = std::mem::take(&mut inner.adopted);
+        inner
+            .store
+            .clone()
+            .map(|store| (store, inner.session.clone(), inner.client.outbox_envelopes(), adopted))
+    };
+    let Some((store, session, envelopes, adopted)) = job else { return };
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        if let Err(e) = store.save(&session, &envelopes, &adopted).await {
+            if let Some(shared) = weak.upgrade() {
+                shared.warn(error::STORAGE_FAILED, &error::describe(&e));
+            }
+        }
+    });
 }
 
 /// Persists the outbox once per burst of changes: the save reads the outbox when it runs,
