@@ -11,9 +11,13 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod backoff;
+pub mod client;
 pub mod error;
 pub mod hlc;
 pub mod ids;
+pub mod outbox;
+pub mod replay;
 
 pub use error::{Error, Result};
 pub use hlc::Hlc;
