@@ -4,6 +4,13 @@
 //!
 //! Every data file lives in `core/tests/data/`; a missing file fails the test.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failure here is a test failure"
+)]
+
 use std::fs;
 use std::path::PathBuf;
 
