@@ -14,6 +14,7 @@ extern crate std;
 pub mod error;
 pub mod hlc;
 pub mod ids;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use hlc::Hlc;
