@@ -106,6 +106,10 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// Too many local changes await the relay's acknowledgement; the change was refused and
+    /// nothing was lost. At fault: a long offline period; reconnect to drain the outbox.
+    #[error("too many unsent changes are waiting for the relay; reconnect before making more")]
+    OutboxFull,
     /// The key derivation function failed (its parameters were refused).
     /// At fault: a caller bug; please report it.
     #[error("key derivation failed: {reason}")]
@@ -133,6 +137,7 @@ impl Error {
         "WRONG_KIND",
         "INVALID_OPERATION",
         "KDF_FAILED",
+        "OUTBOX_FULL",
     ];
 
     /// A stable, machine-readable code (`SCREAMING_SNAKE_CASE`) for this error.
@@ -154,6 +159,7 @@ impl Error {
             Self::WrongKind { .. } => "WRONG_KIND",
             Self::InvalidOperation { .. } => "INVALID_OPERATION",
             Self::Kdf { .. } => "KDF_FAILED",
+            Self::OutboxFull => "OUTBOX_FULL",
         }
     }
 }
@@ -189,6 +195,7 @@ mod tests {
                 reason: String::from("x"),
             },
             Error::Kdf { reason: "x" },
+            Error::OutboxFull,
         ];
         let codes: alloc::vec::Vec<&str> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);
