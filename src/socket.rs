@@ -5,6 +5,9 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
+/// The WebSocket subprotocol offered to the relay (it echoes it back).
+pub(crate) const PROTOCOL: &str = "sealsync.v1";
+
 /// What the socket reports to the room.
 #[derive(Debug)]
 pub(crate) enum SocketEvent {
@@ -37,13 +40,13 @@ impl std::fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Opens a WebSocket to `url`; `on_event` receives every [`SocketEvent`] until the
-    /// socket is dropped.
+    /// Opens a WebSocket to `url`, offering the subprotocol [`PROTOCOL`]; `on_event` receives
+    /// every [`SocketEvent`] until the socket is dropped.
     ///
     /// # Errors
     /// The exception the `WebSocket` constructor threw (a malformed URL, or a blocked port).
     pub(crate) fn open(url: &str, on_event: impl Fn(SocketEvent) + 'static) -> Result<Self, JsValue> {
-        let ws = WebSocket::new(url)?;
+        let ws = WebSocket::new_with_str(url, PROTOCOL)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let on_event = std::rc::Rc::new(on_event);
 
