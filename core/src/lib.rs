@@ -11,10 +11,16 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod envelope;
 pub mod error;
 pub mod hlc;
 pub mod ids;
+pub mod kdf;
+pub mod seal;
 
+pub use envelope::{EnvelopeHeader, EnvelopeKind};
 pub use error::{Error, Result};
 pub use hlc::Hlc;
 pub use ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
+pub use kdf::{RoomKey, RoomKeys};
+pub use seal::{padded_len, Opened, Opener, SessionSealer, MAX_BODY_LEN};
