@@ -106,6 +106,13 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A snapshot of the replicated state is not well formed or has another version.
+    /// At fault: a peer holding the room key that runs incompatible or hostile code.
+    #[error("invalid snapshot: {reason}")]
+    InvalidSnapshot {
+        /// What was wrong.
+        reason: String,
+    },
     /// The key derivation function failed (its parameters were refused).
     /// At fault: a caller bug; please report it.
     #[error("key derivation failed: {reason}")]
@@ -132,6 +139,7 @@ impl Error {
         "MALFORMED_FRAME",
         "WRONG_KIND",
         "INVALID_OPERATION",
+        "INVALID_SNAPSHOT",
         "KDF_FAILED",
     ];
 
@@ -153,6 +161,7 @@ impl Error {
             Self::MalformedFrame { .. } => "MALFORMED_FRAME",
             Self::WrongKind { .. } => "WRONG_KIND",
             Self::InvalidOperation { .. } => "INVALID_OPERATION",
+            Self::InvalidSnapshot { .. } => "INVALID_SNAPSHOT",
             Self::Kdf { .. } => "KDF_FAILED",
         }
     }
@@ -186,6 +195,9 @@ mod tests {
             Error::MalformedFrame { reason: "x" },
             Error::WrongKind { found: 9 },
             Error::InvalidOperation {
+                reason: String::from("x"),
+            },
+            Error::InvalidSnapshot {
                 reason: String::from("x"),
             },
             Error::Kdf { reason: "x" },

@@ -14,7 +14,9 @@ extern crate std;
 pub mod error;
 pub mod hlc;
 pub mod ids;
+pub mod merge;
 
 pub use error::{Error, Result};
-pub use hlc::Hlc;
+pub use hlc::{effective, Clock, Hlc, MAX_FORWARD_SKEW_MS};
+pub use merge::{key_between, Change, ChangeKind, Op, Replica, StampedOp};
 pub use ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
