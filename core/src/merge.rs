@@ -26,9 +26,11 @@
 //!    `claimedByAvatar` together (LWW as rule 1); `claimedBy: null` releases. LWW keeps the
 //!    merge commutative, and a release followed by a new claim simply wins by being later;
 //!    two concurrent claims resolve to the later stamp, the same on every replica.
-//! 6. **Idempotence.** Re-applying a stamped operation writes stamps that are not higher
+//! 6. **Reported changes.** Only visible value changes are reported: a write that loses,
+//!    or wins with an equal value (it moves only the stamp), reports nothing.
+//! 7. **Idempotence.** Re-applying a stamped operation writes stamps that are not higher
 //!    than the stored ones, so nothing changes and [`Replica::apply`] reports nothing.
-//! 7. **Reads** list visible entities by `sortOrder` (bytes), then id; entities without a
+//! 8. **Reads** list visible entities by `sortOrder` (bytes), then id; entities without a
 //!    key come last, by id.
 
 mod op;
@@ -95,17 +97,26 @@ struct Reg<T> {
     value: T,
 }
 
-/// Writes `value` into `slot` if `hlc` is higher than the stored stamp; returns whether it
-/// did.
-fn write<T>(slot: &mut Option<Reg<T>>, hlc: Hlc, value: impl FnOnce() -> T) -> bool {
-    if slot.as_ref().is_some_and(|r| r.hlc >= hlc) {
-        return false;
+/// Writes `value` into `slot` if `hlc` is higher than the stored stamp; returns whether the
+/// visible value changed (a higher stamp with an equal value moves only the stamp).
+fn write<T: PartialEq>(slot: &mut Option<Reg<T>>, hlc: Hlc, value: impl FnOnce() -> T) -> bool {
+    match slot {
+        Some(r) if r.hlc >= hlc => false,
+        Some(r) => {
+            r.hlc = hlc;
+            let v = value();
+            let changed = r.value != v;
+            r.value = v;
+            changed
+        }
+        None => {
+            *slot = Some(Reg {
+                hlc,
+                value: value(),
+            });
+            true
+        }
     }
-    *slot = Some(Reg {
-        hlc,
-        value: value(),
-    });
-    true
 }
 
 /// The claim register's value.
@@ -159,6 +170,9 @@ impl Entity {
                 return false;
             }
             reg.hlc = hlc;
+            if reg.value == *value {
+                return false;
+            }
             reg.value.clone_from(value);
             return true;
         }
