@@ -253,7 +253,10 @@ mod tests {
         };
         assert_eq!(effective(h, None), h);
         let e = effective(h, Some(10_000));
-        assert_eq!((e.wall, e.counter, e.device), (10_000 + MAX_FORWARD_SKEW_MS, 3, dev(2)));
+        assert_eq!(
+            (e.wall, e.counter, e.device),
+            (10_000 + MAX_FORWARD_SKEW_MS, 3, dev(2))
+        );
         assert_eq!(effective(h, Some(10_005)), h);
     }
 

@@ -18,5 +18,5 @@ pub mod merge;
 
 pub use error::{Error, Result};
 pub use hlc::{effective, Clock, Hlc, MAX_FORWARD_SKEW_MS};
-pub use merge::{key_between, Change, ChangeKind, Op, Replica, StampedOp};
 pub use ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
+pub use merge::{key_between, Change, ChangeKind, Op, Replica, StampedOp};

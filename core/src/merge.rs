@@ -356,7 +356,13 @@ impl Replica {
                 let was_visible = e.visible();
                 e.tombstone(hlc);
                 if was_visible {
-                    vec![change(ChangeKind::Deleted, collection, id, Map::new(), from_self)]
+                    vec![change(
+                        ChangeKind::Deleted,
+                        collection,
+                        id,
+                        Map::new(),
+                        from_self,
+                    )]
                 } else {
                     Vec::new()
                 }
@@ -373,7 +379,13 @@ impl Replica {
                     if write(&mut e.sort_order, hlc, || item.sort_order.clone()) && e.visible() {
                         let mut f = Map::new();
                         f.insert(SORT_ORDER.into(), Value::String(item.sort_order.clone()));
-                        out.push(change(ChangeKind::Reordered, collection, &item.id, f, from_self));
+                        out.push(change(
+                            ChangeKind::Reordered,
+                            collection,
+                            &item.id,
+                            f,
+                            from_self,
+                        ));
                     }
                 }
                 out
@@ -495,7 +507,9 @@ impl Replica {
                 }
                 for field in e.fields.keys() {
                     check_field_name(field).map_err(bad)?;
-                    if field == SORT_ORDER || field == "id" || CLAIM_FIELDS.contains(&field.as_str())
+                    if field == SORT_ORDER
+                        || field == "id"
+                        || CLAIM_FIELDS.contains(&field.as_str())
                     {
                         return Err(Error::InvalidSnapshot {
                             reason: format!("entity {id:?} stores reserved field {field:?}"),
@@ -537,7 +551,13 @@ fn diff(
     match (before, after) {
         (None, None) => None,
         (None, Some(obj)) => Some(change(ChangeKind::Created, collection, id, obj, false)),
-        (Some(_), None) => Some(change(ChangeKind::Deleted, collection, id, Map::new(), false)),
+        (Some(_), None) => Some(change(
+            ChangeKind::Deleted,
+            collection,
+            id,
+            Map::new(),
+            false,
+        )),
         (Some(old), Some(new)) => {
             let changed: Map<String, Value> = new
                 .into_iter()

@@ -2,6 +2,11 @@
 //! no-op; snapshot-then-tail equals the full log; the snapshot join is a semilattice; the
 //! reported changes rebuild exactly what `get` shows.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is a test failure"
+)]
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -68,7 +73,11 @@ fn log() -> impl Strategy<Value = Vec<StampedOp>> {
             .map(|(i, (wall, dev, op))| {
                 op.validate().unwrap();
                 StampedOp {
-                    hlc: Hlc { wall, counter: u32::try_from(i).unwrap(), device: DeviceId([dev; 16]) },
+                    hlc: Hlc {
+                        wall,
+                        counter: u32::try_from(i).unwrap(),
+                        device: DeviceId([dev; 16]),
+                    },
                     op,
                 }
             })
@@ -86,7 +95,10 @@ fn replay(ops: &[StampedOp]) -> Replica {
 
 /// A delivery schedule: a permutation of the log with some ops repeated.
 fn schedule(len: usize) -> impl Strategy<Value = Vec<usize>> {
-    (Just((0..len).collect::<Vec<_>>()).prop_shuffle(), proptest::collection::vec(0..len, 0..10))
+    (
+        Just((0..len).collect::<Vec<_>>()).prop_shuffle(),
+        proptest::collection::vec(0..len, 0..10),
+    )
         .prop_map(|(mut order, dups)| {
             for (k, d) in dups.into_iter().enumerate() {
                 let at = (k * 7) % (order.len() + 1);

@@ -33,7 +33,11 @@ pub const CLAIM_FIELDS: [&str; 3] = ["claimedBy", "claimedByName", "claimedByAva
 /// `type`). Build one, [`Op::validate`] it (or decode it with [`Op::from_json`], which
 /// validates), stamp it with an [`Hlc`] and apply it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Op {
     /// A new entity with all its fields. The field `id`, if present, must equal `id` and is
     /// not stored; a string `sortOrder` sets the sort key.
@@ -325,8 +329,16 @@ mod tests {
             let back: Value = serde_json::from_slice(&op.to_json()).unwrap();
             assert_eq!(back, shape);
         }
-        let release = Op::from_json(br#"{"type":"claimed","collection":"c","id":"x","claimedBy":null}"#).unwrap();
-        assert!(matches!(release, Op::Claimed { claimed_by: Value::Null, .. }));
+        let release =
+            Op::from_json(br#"{"type":"claimed","collection":"c","id":"x","claimedBy":null}"#)
+                .unwrap();
+        assert!(matches!(
+            release,
+            Op::Claimed {
+                claimed_by: Value::Null,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -355,7 +367,11 @@ mod tests {
         for i in 0..=MAX_FIELDS {
             many.insert(i.to_string(), Value::Null);
         }
-        let op = Op::Updated { collection: "c".into(), id: "x".into(), fields: many };
+        let op = Op::Updated {
+            collection: "c".into(),
+            id: "x".into(),
+            fields: many,
+        };
         assert!(reason(&op.to_json()).contains("over the limit"));
     }
 }

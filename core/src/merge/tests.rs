@@ -38,12 +38,23 @@ fn deleted(id: &str) -> Value {
 #[test]
 fn created_then_updated_reports_only_changed_fields() {
     let mut r = Replica::new();
-    let c = r.apply(&st(1, created("a", json!({"title":"A","done":false}))), true);
+    let c = r.apply(
+        &st(1, created("a", json!({"title":"A","done":false}))),
+        true,
+    );
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].kind, ChangeKind::Created);
     assert!(c[0].from_self);
-    assert_eq!(c[0].fields, *json!({"id":"a","title":"A","done":false}).as_object().unwrap());
-    let c = r.apply(&st(2, updated("a", json!({"title":"A","done":true}))), false);
+    assert_eq!(
+        c[0].fields,
+        *json!({"id":"a","title":"A","done":false})
+            .as_object()
+            .unwrap()
+    );
+    let c = r.apply(
+        &st(2, updated("a", json!({"title":"A","done":true}))),
+        false,
+    );
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].kind, ChangeKind::Updated);
     // `title` was rewritten with the same value: not reported.
@@ -68,8 +79,14 @@ fn lower_stamp_loses_and_reports_nothing() {
 fn equal_wall_ties_break_by_device() {
     let mut r = Replica::new();
     r.apply(&st(1, created("a", json!({"t":0}))), false);
-    let hi = StampedOp { hlc: h(9, 2), op: op(updated("a", json!({"t":2}))) };
-    let lo = StampedOp { hlc: h(9, 1), op: op(updated("a", json!({"t":1}))) };
+    let hi = StampedOp {
+        hlc: h(9, 2),
+        op: op(updated("a", json!({"t":2}))),
+    };
+    let lo = StampedOp {
+        hlc: h(9, 1),
+        op: op(updated("a", json!({"t":1}))),
+    };
     r.apply(&hi, false);
     assert!(r.apply(&lo, false).is_empty());
     assert_eq!(r.entity("cards", "a").unwrap()["t"], 2);
@@ -78,12 +95,17 @@ fn equal_wall_ties_break_by_device() {
 #[test]
 fn update_before_create_keeps_its_newer_fields() {
     let mut r = Replica::new();
-    assert!(r.apply(&st(5, updated("a", json!({"title":"newer"}))), false).is_empty());
+    assert!(r
+        .apply(&st(5, updated("a", json!({"title":"newer"}))), false)
+        .is_empty());
     assert_eq!(r.entity("cards", "a"), None);
     let c = r.apply(&st(1, created("a", json!({"title":"old","n":1}))), false);
     assert_eq!(c[0].kind, ChangeKind::Created);
     assert_eq!(c[0].fields["title"], "newer");
-    assert_eq!(r.entity("cards", "a").unwrap(), json!({"id":"a","title":"newer","n":1}));
+    assert_eq!(
+        r.entity("cards", "a").unwrap(),
+        json!({"id":"a","title":"newer","n":1})
+    );
 }
 
 #[test]
@@ -118,19 +140,30 @@ fn reorder_sorts_reads_and_is_lww() {
     for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
         r.apply(&st(1 + i as u64, created(id, json!({}))), false);
     }
-    let keys = |r: &Replica| r.get("cards").into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    let keys = |r: &Replica| {
+        r.get("cards")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>()
+    };
     // No sortOrder yet: by id.
     assert_eq!(keys(&r), ["a", "b", "c"]);
     let c = r.apply(
-        &st(5, json!({"type":"reordered","collection":"cards","items":[
-            {"id":"a","sortOrder":"W"},{"id":"b","sortOrder":"V"}]})),
+        &st(
+            5,
+            json!({"type":"reordered","collection":"cards","items":[
+            {"id":"a","sortOrder":"W"},{"id":"b","sortOrder":"V"}]}),
+        ),
         false,
     );
     assert_eq!(c.len(), 2);
     assert!(c.iter().all(|c| c.kind == ChangeKind::Reordered));
     // Keyed entities first by key, unkeyed last.
     assert_eq!(keys(&r), ["b", "a", "c"]);
-    let stale = st(4, json!({"type":"reordered","collection":"cards","items":[{"id":"a","sortOrder":"A"}]}));
+    let stale = st(
+        4,
+        json!({"type":"reordered","collection":"cards","items":[{"id":"a","sortOrder":"A"}]}),
+    );
     assert!(r.apply(&stale, false).is_empty());
     assert_eq!(r.entity("cards", "a").unwrap()["sortOrder"], "W");
 }
@@ -139,9 +172,7 @@ fn reorder_sorts_reads_and_is_lww() {
 fn claim_is_one_register_and_release_then_reclaim_works() {
     let mut r = Replica::new();
     r.apply(&st(1, created("a", json!({}))), false);
-    let claim = |by: Value, name: Value| {
-        json!({"type":"claimed","collection":"cards","id":"a","claimedBy":by,"claimedByName":name,"claimedByAvatar":null})
-    };
+    let claim = |by: Value, name: Value| json!({"type":"claimed","collection":"cards","id":"a","claimedBy":by,"claimedByName":name,"claimedByAvatar":null});
     let c = r.apply(&st(2, claim(json!("u1"), json!("Ann"))), false);
     assert_eq!(c[0].kind, ChangeKind::Claimed);
     assert_eq!(c[0].fields["claimedByName"], "Ann");
@@ -149,9 +180,14 @@ fn claim_is_one_register_and_release_then_reclaim_works() {
     assert_eq!(r.entity("cards", "a").unwrap()["claimedBy"], Value::Null);
     r.apply(&st(4, claim(json!("u2"), json!("Bo"))), false);
     // A late-arriving older claim loses; name never mixes with another claimer's.
-    assert!(r.apply(&st(2, claim(json!("u3"), json!("Cy"))), false).is_empty());
+    assert!(r
+        .apply(&st(2, claim(json!("u3"), json!("Cy"))), false)
+        .is_empty());
     let e = r.entity("cards", "a").unwrap();
-    assert_eq!((e["claimedBy"].clone(), e["claimedByName"].clone()), (json!("u2"), json!("Bo")));
+    assert_eq!(
+        (e["claimedBy"].clone(), e["claimedByName"].clone()),
+        (json!("u2"), json!("Bo"))
+    );
 }
 
 #[test]
@@ -159,8 +195,14 @@ fn duplicates_are_no_ops() {
     let ops = [
         st(1, created("a", json!({"t":1}))),
         st(2, updated("a", json!({"t":2}))),
-        st(3, json!({"type":"reordered","collection":"cards","items":[{"id":"a","sortOrder":"V"}]})),
-        st(4, json!({"type":"claimed","collection":"cards","id":"a","claimedBy":"u"})),
+        st(
+            3,
+            json!({"type":"reordered","collection":"cards","items":[{"id":"a","sortOrder":"V"}]}),
+        ),
+        st(
+            4,
+            json!({"type":"claimed","collection":"cards","id":"a","claimedBy":"u"}),
+        ),
         st(5, deleted("a")),
     ];
     let mut r = Replica::new();
@@ -202,7 +244,10 @@ fn merge_snapshot_reports_visible_differences() {
     let mut changes = a.merge_snapshot(b.clone());
     changes.sort_by(|p, q| p.id.cmp(&q.id));
     assert_eq!(changes.len(), 2);
-    assert_eq!((changes[0].kind, changes[0].fields["t"].clone()), (ChangeKind::Updated, json!(2)));
+    assert_eq!(
+        (changes[0].kind, changes[0].fields["t"].clone()),
+        (ChangeKind::Updated, json!(2))
+    );
     assert_eq!(changes[1].kind, ChangeKind::Created);
     assert_eq!(a, b);
     assert!(a.merge_snapshot(b).is_empty());
@@ -213,8 +258,9 @@ fn invalid_op_json_changes_nothing() {
     let mut r = Replica::new();
     r.apply(&st(1, created("a", json!({"t":1}))), false);
     let snap = r.to_snapshot();
-    let err = Op::from_json(br#"{"type":"updated","collection":"cards","id":"a","fields":{"$t":2}}"#)
-        .unwrap_err();
+    let err =
+        Op::from_json(br#"{"type":"updated","collection":"cards","id":"a","fields":{"$t":2}}"#)
+            .unwrap_err();
     assert_eq!(err.code(), "INVALID_OPERATION");
     assert!(format!("{err}").contains("reserved"));
     assert_eq!(r.to_snapshot(), snap);
