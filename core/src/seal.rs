@@ -173,16 +173,16 @@ impl fmt::Debug for SessionSealer {
     }
 }
 
-impl Zeroize for SessionSealer {
-    fn zeroize(&mut self) {
-        self.secrets.event_root.zeroize();
-        self.secrets.commit_root.zeroize();
-        self.keys.commit.zeroize();
-    }
-}
-
-/// Every key field is a `Zeroizing` or an `Aes256Gcm` (zeroized on drop).
+/// Every key field is a `Zeroizing` or an `Aes256Gcm`, which wipe themselves on drop.
 impl ZeroizeOnDrop for SessionSealer {}
+
+/// Same as for [`SessionSealer`]: the cache's subkeys wipe themselves on drop.
+impl ZeroizeOnDrop for Opener {}
+
+/// Fails to compile if `aes-gcm` loses its `zeroize` feature (the key schedule would then
+/// outlive the sealer in freed memory).
+const _: fn() = assert_zeroize_on_drop::<Aes256Gcm>;
+const fn assert_zeroize_on_drop<T: ZeroizeOnDrop>() {}
 
 impl SessionSealer {
     /// A sealer for a new session; its first seal uses counter 1.
