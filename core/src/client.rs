@@ -382,7 +382,7 @@ impl Client {
             verifier: self.keys.verifier(),
             channels: alloc::vec![self.channel],
         };
-        self.outputs.push_back(Output::Send(hello.encode()));
+        self.send(&hello);
         self.set_status(Status::Syncing);
         self.rearm(now);
     }
@@ -547,7 +547,7 @@ impl Client {
         let envelope = self.seal(EnvelopeKind::Ephemeral, hlc, body)?;
         if self.is_live() {
             let frame = ClientFrame::Ephemeral { envelope };
-            self.outputs.push_back(Output::Send(frame.encode()));
+            self.send(&frame);
         }
         Ok(())
     }
@@ -665,7 +665,7 @@ impl Client {
                 let sync = ClientFrame::Sync {
                     after_seq: self.last_seq,
                 };
-                self.outputs.push_back(Output::Send(sync.encode()));
+                self.send(&sync);
             }
             return false;
         }
@@ -744,7 +744,7 @@ impl Client {
         }
         self.sync_requested = true;
         let sync = ClientFrame::Sync { after_seq: 0 };
-        self.outputs.push_back(Output::Send(sync.encode()));
+        self.send(&sync);
     }
 
     fn on_snapshot(&mut self, seq: u64, envelope: &[u8]) {
@@ -803,7 +803,7 @@ impl Client {
         let room = MAX_IN_FLIGHT.saturating_sub(self.outbox.in_flight());
         for envelope in self.outbox.take_unsent(room) {
             let frame = ClientFrame::Publish { envelope };
-            self.outputs.push_back(Output::Send(frame.encode()));
+            self.send(&frame);
         }
     }
 
@@ -827,7 +827,7 @@ impl Client {
                     upto_seq: self.last_seq,
                     envelope,
                 };
-                self.outputs.push_back(Output::Send(frame.encode()));
+                self.send(&frame);
                 // SNAPSHOT_STORED confirms; if it never comes, history only stays longer.
                 self.snapshot_seq = self.last_seq;
             }
@@ -865,6 +865,15 @@ impl Client {
                 self.armed = Some(at);
                 self.outputs.push_back(Output::WakeAt(at));
             }
+        }
+    }
+
+    /// Queues `frame`. Every frame the client builds is valid by construction; should one
+    /// not encode, it is reported as a warning instead of being sent.
+    fn send(&mut self, frame: &ClientFrame) {
+        match frame.encode() {
+            Ok(bytes) => self.outputs.push_back(Output::Send(bytes)),
+            Err(err) => self.warn(&err),
         }
     }
 

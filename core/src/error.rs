@@ -110,6 +110,13 @@ pub enum Error {
     /// nothing was lost. At fault: a long offline period; reconnect to drain the outbox.
     #[error("too many unsent changes are waiting for the relay; reconnect before making more")]
     OutboxFull,
+    /// A snapshot of the replicated state is not well formed or has another version.
+    /// At fault: a peer holding the room key that runs incompatible or hostile code.
+    #[error("invalid snapshot: {reason}")]
+    InvalidSnapshot {
+        /// What was wrong.
+        reason: String,
+    },
     /// The key derivation function failed (its parameters were refused).
     /// At fault: a caller bug; please report it.
     #[error("key derivation failed: {reason}")]
@@ -136,6 +143,7 @@ impl Error {
         "MALFORMED_FRAME",
         "WRONG_KIND",
         "INVALID_OPERATION",
+        "INVALID_SNAPSHOT",
         "KDF_FAILED",
         "OUTBOX_FULL",
     ];
@@ -158,6 +166,7 @@ impl Error {
             Self::MalformedFrame { .. } => "MALFORMED_FRAME",
             Self::WrongKind { .. } => "WRONG_KIND",
             Self::InvalidOperation { .. } => "INVALID_OPERATION",
+            Self::InvalidSnapshot { .. } => "INVALID_SNAPSHOT",
             Self::Kdf { .. } => "KDF_FAILED",
             Self::OutboxFull => "OUTBOX_FULL",
         }
@@ -192,6 +201,9 @@ mod tests {
             Error::MalformedFrame { reason: "x" },
             Error::WrongKind { found: 9 },
             Error::InvalidOperation {
+                reason: String::from("x"),
+            },
+            Error::InvalidSnapshot {
                 reason: String::from("x"),
             },
             Error::Kdf { reason: "x" },

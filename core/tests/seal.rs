@@ -18,7 +18,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use sealsync_core::envelope::{EnvelopeHeader, EnvelopeKind, ENVELOPE_HEADER_LEN};
-use sealsync_core::seal::{MAX_COUNTER, OPENER_CACHE_SESSIONS};
+use sealsync_core::seal::{MAX_COUNTER, MAX_ENVELOPE_LEN, OPENER_CACHE_SESSIONS};
 use sealsync_core::{
     padded_len, ChannelTag, DeviceId, Error, Hlc, Opener, RoomId, RoomKey, RoomKeys, SessionId,
     SessionSealer, MAX_BODY_LEN,
@@ -234,6 +234,10 @@ fn round_trips_at_the_edge_sizes() {
             ENVELOPE_HEADER_LEN + padded_len(33 + len) + 16,
             "len {len}"
         );
+        assert!(envelope.len() <= MAX_ENVELOPE_LEN);
+        if len == MAX_BODY_LEN {
+            assert_eq!(envelope.len(), MAX_ENVELOPE_LEN);
+        }
         let opened = opener.open(&envelope).unwrap();
         assert_eq!(opened.body, body, "len {len}");
         assert_eq!(opened.header.channel, channel);

@@ -115,7 +115,8 @@ impl SimRelay {
                         seq: *snap_seq,
                         envelope: env.clone(),
                     }
-                    .encode(),
+                    .encode()
+                    .unwrap(),
                 ));
                 from = *snap_seq;
             }
@@ -128,7 +129,8 @@ impl SimRelay {
             RelayFrame::CaughtUp {
                 head_seq: self.head(),
             }
-            .encode(),
+            .encode()
+            .unwrap(),
         ));
     }
 
@@ -166,7 +168,8 @@ impl SimRelay {
                         presence,
                         verifier_state: state,
                     }
-                    .encode(),
+                    .encode()
+                    .unwrap(),
                 ));
                 self.catch_up(after_seq, &mut out, conn);
             }
@@ -185,7 +188,7 @@ impl SimRelay {
                         relay_time: e.relay_time,
                         duplicate: true,
                     };
-                    out.push((conn, ack.encode()));
+                    out.push((conn, ack.encode().unwrap()));
                     return out;
                 }
                 self.next_seq += 1;
@@ -197,7 +200,7 @@ impl SimRelay {
                     relay_time: now,
                     duplicate: false,
                 };
-                out.push((conn, ack.encode()));
+                out.push((conn, ack.encode().unwrap()));
                 let event = wire::encode_event(seq, now, &envelope);
                 for (&other, &(_, other_joined)) in &self.conns {
                     if other != conn && other_joined {
@@ -217,11 +220,11 @@ impl SimRelay {
                 if upto_seq <= self.head() && self.snapshot.as_ref().is_none_or(|s| s.0 < upto_seq) {
                     self.snapshot = Some((upto_seq, envelope));
                     self.events.retain(|e| e.seq > upto_seq);
-                    out.push((conn, RelayFrame::SnapshotStored { seq: upto_seq }.encode()));
+                    out.push((conn, RelayFrame::SnapshotStored { seq: upto_seq }.encode().unwrap()));
                 }
             }
             ClientFrame::Ephemeral { envelope } => {
-                let frame = RelayFrame::Ephemeral { envelope }.encode();
+                let frame = RelayFrame::Ephemeral { envelope }.encode().unwrap();
                 for (&other, &(_, other_joined)) in &self.conns {
                     if other != conn && other_joined {
                         out.push((other, frame.clone()));
@@ -307,7 +310,8 @@ impl Sim {
             if sim.rng.chance(50) {
                 let down = sim.rng.below(FAULT_PHASE_MS);
                 sim.at(down, Msg::NetDown { client: c });
-                sim.at(down + 1_000 + sim.rng.below(20_000), Msg::NetUp { client: c });
+                let up = down + 1_000 + sim.rng.below(20_000);
+                sim.at(up, Msg::NetUp { client: c });
             }
             if sim.rng.chance(40) {
                 let t = sim.rng.below(FAULT_PHASE_MS);
