@@ -19,7 +19,11 @@ impl std::fmt::Debug for Hook {
 
 impl Hook {
     /// Listens for `event` on `target`; `None` when the browser refused the listener.
-    pub(crate) fn listen(target: &EventTarget, event: &'static str, on_event: impl FnMut(Event) + 'static) -> Option<Self> {
+    pub(crate) fn listen(
+        target: &EventTarget,
+        event: &'static str,
+        on_event: impl FnMut(Event) + 'static,
+    ) -> Option<Self> {
         let callback = Closure::<dyn FnMut(Event)>::new(on_event);
         target
             .add_event_listener_with_callback(event, callback.as_ref().unchecked_ref())
@@ -34,9 +38,10 @@ impl Hook {
 
 impl Drop for Hook {
     fn drop(&mut self) {
-        let _ = self
-            .target
-            .remove_event_listener_with_callback(self.event, self.callback.as_ref().unchecked_ref());
+        let _ = self.target.remove_event_listener_with_callback(
+            self.event,
+            self.callback.as_ref().unchecked_ref(),
+        );
     }
 }
 

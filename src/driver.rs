@@ -63,9 +63,18 @@ impl std::fmt::Debug for Inner {
 
 impl Inner {
     /// A room that has not started connecting yet.
-    pub(crate) fn new(client: Client, relay_url: &str, room: &RoomId, session: SessionId, secret: String) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        relay_url: &str,
+        room: &RoomId,
+        session: SessionId,
+        secret: String,
+    ) -> Self {
         let base = relay_url.trim_end_matches('/');
-        let socket_url = format!("{base}/room/{}/ws", js_sys::encode_uri_component(room.as_str()));
+        let socket_url = format!(
+            "{base}/room/{}/ws",
+            js_sys::encode_uri_component(room.as_str())
+        );
         Self {
             client,
             room: room.as_str().to_owned(),
@@ -147,7 +156,10 @@ fn closed() -> JsValue {
 }
 
 fn busy() -> JsValue {
-    error::coded(error::BROWSER_API, "the room is busy (called re-entrantly from inside the SDK)")
+    error::coded(
+        error::BROWSER_API,
+        "the room is busy (called re-entrantly from inside the SDK)",
+    )
 }
 
 /// Drops `value` in a later microtask, after the callback on the stack has returned (a
@@ -174,7 +186,9 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool) {
         let live = store.live_sessions().await?;
         let abandoned: Vec<_> = records
             .into_iter()
-            .filter(|r| r.session != session && live.as_ref().is_none_or(|l| !l.contains(&r.session)))
+            .filter(|r| {
+                r.session != session && live.as_ref().is_none_or(|l| !l.contains(&r.session))
+            })
             .collect();
         let adopted: Vec<String> = abandoned.iter().map(|r| r.session.clone()).collect();
         let envelopes: Vec<Vec<u8>> = abandoned.into_iter().flat_map(|r| r.envelopes).collect();
@@ -194,7 +208,9 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool) {
     let mut inner = shared.inner.borrow_mut();
     match outcome {
         Ok((store, changes, adopted)) => {
-            inner.collections.extend(changes.into_iter().map(|c| c.collection));
+            inner
+                .collections
+                .extend(changes.into_iter().map(|c| c.collection));
             inner.adopted = adopted;
             inner.store = Some(store);
             inner.lock = Some(lock);
@@ -217,9 +233,13 @@ pub(crate) fn start(shared: &Rc<Shared>) {
     let mut hooks = Vec::new();
     if let Some((window, document)) = browser::targets() {
         let weak = Rc::downgrade(shared);
-        hooks.extend(Hook::listen(&window, "online", move |_| feed(&weak, |c| c.handle_online(now()))));
+        hooks.extend(Hook::listen(&window, "online", move |_| {
+            feed(&weak, |c| c.handle_online(now()))
+        }));
         let weak = Rc::downgrade(shared);
-        hooks.extend(Hook::listen(&window, "offline", move |_| feed(&weak, |c| c.handle_offline(now()))));
+        hooks.extend(Hook::listen(&window, "offline", move |_| {
+            feed(&weak, |c| c.handle_offline(now()))
+        }));
         let weak = Rc::downgrade(shared);
         hooks.extend(Hook::listen(&document, "visibilitychange", move |_| {
             // Back in front: timers may have been throttled while hidden, and the network
@@ -239,9 +259,10 @@ pub(crate) fn start(shared: &Rc<Shared>) {
     let mut timer = timer;
     let at = now();
     if let Err(e) = timer.arm(at, at) {
-        inner
-            .early_warnings
-            .push((String::from(error::BROWSER_API), format!("setTimeout failed: {}", error::describe(&e))));
+        inner.early_warnings.push((
+            String::from(error::BROWSER_API),
+            format!("setTimeout failed: {}", error::describe(&e)),
+        ));
     }
     inner.timer = Some(timer);
 }
@@ -249,7 +270,9 @@ pub(crate) fn start(shared: &Rc<Shared>) {
 fn on_timer(weak: &Weak<Shared>) {
     let Some(shared) = weak.upgrade() else { return };
     let warnings = {
-        let Ok(mut inner) = shared.inner.try_borrow_mut() else { return };
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
         if inner.left {
             return;
         }
@@ -279,7 +302,9 @@ fn on_timer(weak: &Weak<Shared>) {
 fn feed(weak: &Weak<Shared>, input: impl FnOnce(&mut Client)) {
     let Some(shared) = weak.upgrade() else { return };
     {
-        let Ok(mut inner) = shared.inner.try_borrow_mut() else { return };
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
         if inner.left || !inner.started {
             return;
         }
@@ -344,7 +369,10 @@ pub(crate) fn pump(shared: &Rc<Shared>) {
                 if let Some(timer) = inner.timer.as_mut() {
                     if let Err(e) = timer.arm(now(), at) {
                         drop(inner);
-                        shared.warn(error::BROWSER_API, &format!("setTimeout failed: {}", error::describe(&e)));
+                        shared.warn(
+                            error::BROWSER_API,
+                            &format!("setTimeout failed: {}", error::describe(&e)),
+                        );
                     }
                 }
             }
@@ -368,7 +396,10 @@ fn connect(shared: &Rc<Shared>) {
         Err(e) => {
             shared.warn(
                 error::BROWSER_API,
-                &format!("could not open a WebSocket to {url}: {}", error::describe(&e)),
+                &format!(
+                    "could not open a WebSocket to {url}: {}",
+                    error::describe(&e)
+                ),
             );
             // 1006: closed abnormally, as if the connection had failed; the client backs off.
             if let Ok(mut inner) = shared.inner.try_borrow_mut() {
@@ -389,14 +420,18 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
         }
         ClientEvent::Presence(count) => shared.emit("presence", &JsValue::from(count)),
         ClientEvent::Notify(json) => shared.emit("notify", &events::notify_to_js(&json)),
-        ClientEvent::Ephemeral { body } => shared.emit("ephemeral", &events::ephemeral_to_js(&body)),
+        ClientEvent::Ephemeral { body } => {
+            shared.emit("ephemeral", &events::ephemeral_to_js(&body))
+        }
         ClientEvent::Warning { code, message } => shared.warn(&code, &message),
     }
 }
 
 fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
     if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-        inner.collections.extend(changes.iter().map(|c| c.collection.clone()));
+        inner
+            .collections
+            .extend(changes.iter().map(|c| c.collection.clone()));
     }
     for change in changes {
         shared.emit("change", &events::change_to_js(change));
@@ -407,17 +442,25 @@ fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
 /// which is saved in the same transaction).
 fn forget_adopted(shared: &Rc<Shared>) {
     let job = {
-        let Ok(mut inner) = shared.inner.try_borrow_mut() else { return };
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
         if inner.adopted.is_empty() {
             return;
         }
         let adopted = std::mem::take(&mut inner.adopted);
-        inner
-            .store
-            .clone()
-            .map(|store| (store, inner.session.clone(), inner.client.outbox_envelopes(), adopted))
+        inner.store.clone().map(|store| {
+            (
+                store,
+                inner.session.clone(),
+                inner.client.outbox_envelopes(),
+                adopted,
+            )
+        })
     };
-    let Some((store, session, envelopes, adopted)) = job else { return };
+    let Some((store, session, envelopes, adopted)) = job else {
+        return;
+    };
     let weak = Rc::downgrade(shared);
     spawn_local(async move {
         if let Err(e) = store.save(&session, &envelopes, &adopted).await {
@@ -444,10 +487,13 @@ fn schedule_save(shared: &Rc<Shared>) {
         let job = {
             let mut inner = shared.inner.borrow_mut();
             inner.save_scheduled = false;
-            inner
-                .store
-                .clone()
-                .map(|store| (store, inner.session.clone(), inner.client.outbox_envelopes()))
+            inner.store.clone().map(|store| {
+                (
+                    store,
+                    inner.session.clone(),
+                    inner.client.outbox_envelopes(),
+                )
+            })
         };
         if let Some((store, session, envelopes)) = job {
             if let Err(e) = store.save(&session, &envelopes, &[]).await {
@@ -506,7 +552,9 @@ pub(crate) fn collection_to_js(inner: &Inner, collection: &str) -> JsValue {
 /// later tab may adopt what is still unsent).
 pub(crate) async fn leave(shared: &Rc<Shared>) {
     {
-        let Ok(mut inner) = shared.inner.try_borrow_mut() else { return };
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
         if inner.left {
             return;
         }
@@ -516,7 +564,11 @@ pub(crate) async fn leave(shared: &Rc<Shared>) {
     let (store, lock, session, envelopes, leftovers) = {
         let mut inner = shared.inner.borrow_mut();
         inner.left = true;
-        let leftovers = (inner.socket.take(), inner.timer.take(), std::mem::take(&mut inner.hooks));
+        let leftovers = (
+            inner.socket.take(),
+            inner.timer.take(),
+            std::mem::take(&mut inner.hooks),
+        );
         if let Some(socket) = leftovers.0.as_ref() {
             socket.detach();
             socket.close(1000);

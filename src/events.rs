@@ -11,7 +11,14 @@ use wasm_bindgen::JsValue;
 use crate::error;
 
 /// The event types `room.on` accepts.
-pub(crate) const EVENT_TYPES: [&str; 6] = ["change", "status", "presence", "notify", "ephemeral", "warning"];
+pub(crate) const EVENT_TYPES: [&str; 6] = [
+    "change",
+    "status",
+    "presence",
+    "notify",
+    "ephemeral",
+    "warning",
+];
 
 /// The registered listeners, by event type.
 #[derive(Debug, Default)]
@@ -25,15 +32,25 @@ impl Listeners {
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` when `event_type` is not one of [`EVENT_TYPES`].
-    pub(crate) fn add(&mut self, event_type: &str, listener: Function) -> Result<(&'static str, u32), JsValue> {
+    pub(crate) fn add(
+        &mut self,
+        event_type: &str,
+        listener: Function,
+    ) -> Result<(&'static str, u32), JsValue> {
         let Some(kind) = EVENT_TYPES.iter().copied().find(|t| *t == event_type) else {
             return Err(error::coded(
                 error::INVALID_ARGUMENT,
-                &format!("unknown event type {event_type:?}; expected one of {}", EVENT_TYPES.join(", ")),
+                &format!(
+                    "unknown event type {event_type:?}; expected one of {}",
+                    EVENT_TYPES.join(", ")
+                ),
             ));
         };
         self.next_id = self.next_id.wrapping_add(1);
-        self.by_type.entry(kind).or_default().push((self.next_id, listener));
+        self.by_type
+            .entry(kind)
+            .or_default()
+            .push((self.next_id, listener));
         Ok((kind, self.next_id))
     }
 
@@ -59,7 +76,10 @@ impl Listeners {
 pub(crate) fn call_all(kind: &str, listeners: &[Function], value: &JsValue) {
     for listener in listeners {
         if let Err(thrown) = listener.call1(&JsValue::UNDEFINED, value) {
-            web_sys::console::error_2(&JsValue::from_str(&format!("sealsync: a \"{kind}\" listener threw")), &thrown);
+            web_sys::console::error_2(
+                &JsValue::from_str(&format!("sealsync: a \"{kind}\" listener threw")),
+                &thrown,
+            );
         }
     }
 }
@@ -109,7 +129,11 @@ pub(crate) fn progress_to_js(state: &str, ms: Option<f64>, in_worker: Option<boo
         #[serde(skip_serializing_if = "Option::is_none")]
         in_worker: Option<bool>,
     }
-    to_js(&Progress { state, ms, in_worker })
+    to_js(&Progress {
+        state,
+        ms,
+        in_worker,
+    })
 }
 
 /// `{ code, message }`.

@@ -37,14 +37,36 @@ pub(crate) enum Route {
 ///
 /// # Errors
 /// The core's error (`EMPTY_PASSWORD`, `INVALID_ROOM_ID`, `KDF_FAILED`) as a coded JS `Error`.
-pub(crate) async fn derive(room: &RoomId, password: &str) -> Result<([u8; KEY_LEN], Route), JsValue> {
+pub(crate) async fn derive(
+    room: &RoomId,
+    password: &str,
+) -> Result<([u8; KEY_LEN], Route), JsValue> {
     match derive_off_thread(room.as_str(), password).await {
         Ok(key) => Ok((key, Route::Worker)),
         Err(e) if error::code_of(&e).as_deref() == Some(error::KDF_WORKER_FAILED) => {
             let key = RoomKey::from_password(room, password).map_err(|e| error::from_core(&e))?;
-            Ok((*key.as_bytes(), Route::MainThread))
+            Ok((secret_bytes(&key)?, Route::MainThread))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The 32 bytes of `key` (through its secret form, the core's one way out for a key).
+///
+/// # Errors
+/// `KDF_FAILED` if the secret is not 32 bytes of base64url, which the core never writes.
+pub(crate) fn secret_bytes(key: &RoomKey) -> Result<[u8; KEY_LEN], JsValue> {
+    use base64::Engine as _;
+    // One spare byte: the decoder sizes its output check by a conservative estimate.
+    let mut buf = [0_u8; KEY_LEN + 1];
+    let decoded =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(key.to_secret(), &mut buf);
+    match (decoded, buf.first_chunk::<KEY_LEN>()) {
+        (Ok(KEY_LEN), Some(bytes)) => Ok(*bytes),
+        _ => Err(error::coded(
+            "KDF_FAILED",
+            "the derived key has an unexpected form",
+        )),
     }
 }
 
@@ -56,6 +78,10 @@ async fn derive_off_thread(room: &str, password: &str) -> Result<[u8; KEY_LEN], 
         .dyn_into::<Uint8Array>()
         .map_err(|_| error::coded(error::KDF_WORKER_FAILED, "the worker returned no key"))?
         .to_vec();
-    <[u8; KEY_LEN]>::try_from(bytes.as_slice())
-        .map_err(|_| error::coded(error::KDF_WORKER_FAILED, "the worker returned a key of the wrong length"))
+    <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
+        error::coded(
+            error::KDF_WORKER_FAILED,
+            "the worker returned a key of the wrong length",
+        )
+    })
 }

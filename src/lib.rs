@@ -70,7 +70,8 @@ impl JoinOptions {
         if !value.is_object() {
             return Err(invalid("Room.join takes an options object: { url, room, password } or { url, room, secret }"));
         }
-        let get = |key: &str| Reflect::get(value, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED);
+        let get =
+            |key: &str| Reflect::get(value, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED);
         let string = |key: &str, required: bool| -> Result<Option<String>, JsValue> {
             let v = get(key);
             if v.is_undefined() || v.is_null() {
@@ -148,7 +149,10 @@ impl Room {
             secret
         } else {
             let password = opts.password.unwrap_or_default();
-            progress(opts.on_progress.as_ref(), &events::progress_to_js("deriving-key", None, None));
+            progress(
+                opts.on_progress.as_ref(),
+                &events::progress_to_js("deriving-key", None, None),
+            );
             let started = js_sys::Date::now();
             let (key, route) = kdf::derive(&room_id, &password).await?;
             let ms = js_sys::Date::now() - started;
@@ -183,7 +187,11 @@ impl Room {
     /// `INVALID_ARGUMENT` for an unknown type.
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event_type: &str, listener: Function) -> Result<Function, JsValue> {
-        let (kind, id) = self.shared.listeners.borrow_mut().add(event_type, listener)?;
+        let (kind, id) = self
+            .shared
+            .listeners
+            .borrow_mut()
+            .add(event_type, listener)?;
         let weak = Rc::downgrade(&self.shared);
         let unsubscribe = Closure::once_into_js(move || {
             if let Some(shared) = weak.upgrade() {
@@ -224,7 +232,14 @@ impl Room {
     #[wasm_bindgen(skip_typescript)]
     pub fn update(&self, collection: String, id: String, fields: JsValue) -> Result<(), JsValue> {
         let fields = ops::fields(&fields, "fields")?;
-        driver::local_op(&self.shared, Op::Updated { collection, id, fields })
+        driver::local_op(
+            &self.shared,
+            Op::Updated {
+                collection,
+                id,
+                fields,
+            },
+        )
     }
 
     /// Deletes an entity for good.
@@ -276,7 +291,12 @@ impl Room {
         let text = js_sys::JSON::stringify(&value)
             .ok()
             .and_then(|s| s.as_string())
-            .ok_or_else(|| error::coded(error::INVALID_ARGUMENT, "broadcast takes a JSON-serialisable value"))?;
+            .ok_or_else(|| {
+                error::coded(
+                    error::INVALID_ARGUMENT,
+                    "broadcast takes a JSON-serialisable value",
+                )
+            })?;
         driver::ephemeral(&self.shared, text.as_bytes())
     }
 
@@ -300,7 +320,11 @@ impl Room {
         let inner = self.shared.inner()?;
         let out = js_sys::Object::new();
         for name in &inner.collections {
-            let _ = Reflect::set(&out, &JsValue::from_str(name), &driver::collection_to_js(&inner, name));
+            let _ = Reflect::set(
+                &out,
+                &JsValue::from_str(name),
+                &driver::collection_to_js(&inner, name),
+            );
         }
         Ok(out.into())
     }
@@ -325,7 +349,12 @@ impl Room {
     pub fn share_link(&self, base_url: Option<String>) -> Result<String, JsValue> {
         let inner = self.shared.inner()?;
         let base = base_url.or_else(browser::page_base).unwrap_or_default();
-        Ok(share::link(&base, &inner.relay_url, &inner.room, &inner.secret))
+        Ok(share::link(
+            &base,
+            &inner.relay_url,
+            &inner.room,
+            &inner.secret,
+        ))
     }
 
     /// The current connection status.
@@ -337,7 +366,9 @@ impl Room {
         self.shared
             .inner
             .try_borrow()
-            .map_or(JsValue::UNDEFINED, |inner| events::status_to_js(inner.client.status()))
+            .map_or(JsValue::UNDEFINED, |inner| {
+                events::status_to_js(inner.client.status())
+            })
     }
 
     /// The room id (NFC-normalised).
@@ -374,7 +405,8 @@ impl Room {
     pub fn key_between(before: JsValue, after: JsValue) -> Result<String, JsValue> {
         let before = ops::opt_string(&before, "before")?;
         let after = ops::opt_string(&after, "after")?;
-        sealsync_core::merge::key_between(before.as_deref(), after.as_deref()).map_err(|e| error::from_core(&e))
+        sealsync_core::merge::key_between(before.as_deref(), after.as_deref())
+            .map_err(|e| error::from_core(&e))
     }
 
     /// A new random room secret (43 characters of base64url), for creating a room that is
@@ -406,5 +438,5 @@ impl Room {
 pub fn derive_room_key(room: &str, password: &str) -> Result<Vec<u8>, JsValue> {
     let room = RoomId::new(room).map_err(|e| error::from_core(&e))?;
     let key = RoomKey::from_password(&room, password).map_err(|e| error::from_core(&e))?;
-    Ok(key.as_bytes().to_vec())
+    Ok(kdf::secret_bytes(&key)?.to_vec())
 }

@@ -86,8 +86,10 @@ pub(crate) fn opt_string(value: &JsValue, what: &str) -> Result<Option<String>, 
     if value.is_null() || value.is_undefined() {
         return Ok(None);
     }
-    value
-        .as_string()
-        .map(Some)
-        .ok_or_else(|| error::coded(error::INVALID_ARGUMENT, &format!("{what} must be a string or null")))
+    value.as_string().map(Some).ok_or_else(|| {
+        error::coded(
+            error::INVALID_ARGUMENT,
+            &format!("{what} must be a string or null"),
+        )
+    })
 }

@@ -45,7 +45,10 @@ impl Socket {
     ///
     /// # Errors
     /// The exception the `WebSocket` constructor threw (a malformed URL, or a blocked port).
-    pub(crate) fn open(url: &str, on_event: impl Fn(SocketEvent) + 'static) -> Result<Self, JsValue> {
+    pub(crate) fn open(
+        url: &str,
+        on_event: impl Fn(SocketEvent) + 'static,
+    ) -> Result<Self, JsValue> {
         let ws = WebSocket::new_with_str(url, PROTOCOL)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let on_event = std::rc::Rc::new(on_event);
@@ -65,8 +68,9 @@ impl Socket {
         });
 
         let emit = on_event;
-        let on_close =
-            Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| emit(SocketEvent::Closed(e.code())));
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+            emit(SocketEvent::Closed(e.code()))
+        });
 
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

@@ -22,7 +22,10 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStoreParameters, IdbOpenDbRequest, IdbRequest, IdbTransaction, IdbTransactionMode};
+use web_sys::{
+    IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStoreParameters, IdbOpenDbRequest, IdbRequest,
+    IdbTransaction, IdbTransactionMode,
+};
 
 use crate::error;
 
@@ -83,7 +86,8 @@ impl Store {
                         let key_path = Array::of2(&"room".into(), &"session".into());
                         params.set_key_path(&key_path);
                         // A failure aborts the upgrade; `open` then rejects and reports it.
-                        let _ = db.create_object_store_with_optional_parameters(OUTBOX_STORE, &params);
+                        let _ =
+                            db.create_object_store_with_optional_parameters(OUTBOX_STORE, &params);
                     }
                 }
             },
@@ -108,11 +112,15 @@ impl Store {
     /// `STORAGE_FAILED` when the read fails.
     pub(crate) async fn load(&self) -> Result<Vec<Record>, JsValue> {
         let tx = self.transaction(IdbTransactionMode::Readonly)?;
-        let store = tx.object_store(OUTBOX_STORE).map_err(storage("open the outbox store"))?;
+        let store = tx
+            .object_store(OUTBOX_STORE)
+            .map_err(storage("open the outbox store"))?;
         let request = store
             .get_all_with_key(&self.room_range()?.into())
             .map_err(storage("read the outbox"))?;
-        let rows = request_done(&request).await.map_err(storage("read the outbox"))?;
+        let rows = request_done(&request)
+            .await
+            .map_err(storage("read the outbox"))?;
         let rows: Array = rows.dyn_into().unwrap_or_default();
         Ok(rows.iter().filter_map(|row| parse_record(&row)).collect())
     }
@@ -122,14 +130,26 @@ impl Store {
     ///
     /// # Errors
     /// `STORAGE_FAILED` when the write fails (quota, or the database was closed).
-    pub(crate) async fn save(&self, session: &str, envelopes: &[Vec<u8>], adopted: &[String]) -> Result<(), JsValue> {
+    pub(crate) async fn save(
+        &self,
+        session: &str,
+        envelopes: &[Vec<u8>],
+        adopted: &[String],
+    ) -> Result<(), JsValue> {
         let tx = self.transaction(IdbTransactionMode::Readwrite)?;
-        let store = tx.object_store(OUTBOX_STORE).map_err(storage("open the outbox store"))?;
+        let store = tx
+            .object_store(OUTBOX_STORE)
+            .map_err(storage("open the outbox store"))?;
         if envelopes.is_empty() {
-            store.delete(&self.key(session)).map_err(storage("delete the outbox"))?;
+            store
+                .delete(&self.key(session))
+                .map_err(storage("delete the outbox"))?;
         } else {
             let record = js_sys::Object::new();
-            let list: Array = envelopes.iter().map(|e| Uint8Array::from(e.as_slice())).collect();
+            let list: Array = envelopes
+                .iter()
+                .map(|e| Uint8Array::from(e.as_slice()))
+                .collect();
             set(&record, "room", &JsValue::from_str(&self.room));
             set(&record, "session", &JsValue::from_str(session));
             set(&record, "savedAt", &JsValue::from_f64(js_sys::Date::now()));
@@ -137,9 +157,13 @@ impl Store {
             store.put(&record).map_err(storage("write the outbox"))?;
         }
         for stale in adopted {
-            store.delete(&self.key(stale)).map_err(storage("delete an adopted outbox"))?;
+            store
+                .delete(&self.key(stale))
+                .map_err(storage("delete an adopted outbox"))?;
         }
-        transaction_done(&tx).await.map_err(storage("commit the outbox"))
+        transaction_done(&tx)
+            .await
+            .map_err(storage("commit the outbox"))
     }
 
     /// Sessions of this room whose outbox is owned by a live tab, or `None` when the
@@ -231,7 +255,13 @@ extern "C" {
 }
 
 fn storage(what: &'static str) -> impl Fn(JsValue) -> JsValue {
-    move |e| error::from_js(error::STORAGE_FAILED, &format!("IndexedDB: could not {what}"), &e)
+    move |e| {
+        error::from_js(
+            error::STORAGE_FAILED,
+            &format!("IndexedDB: could not {what}"),
+            &e,
+        )
+    }
 }
 
 fn set(target: &js_sys::Object, key: &str, value: &JsValue) {
@@ -240,8 +270,13 @@ fn set(target: &js_sys::Object, key: &str, value: &JsValue) {
 }
 
 fn parse_record(row: &JsValue) -> Option<Record> {
-    let session = Reflect::get(row, &JsValue::from_str("session")).ok()?.as_string()?;
-    let list: Array = Reflect::get(row, &JsValue::from_str("envelopes")).ok()?.dyn_into().ok()?;
+    let session = Reflect::get(row, &JsValue::from_str("session"))
+        .ok()?
+        .as_string()?;
+    let list: Array = Reflect::get(row, &JsValue::from_str("envelopes"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
     let envelopes = list
         .iter()
         .filter_map(|e| e.dyn_into::<Uint8Array>().ok())

@@ -13,7 +13,9 @@ pub(crate) struct Timer {
 
 impl std::fmt::Debug for Timer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Timer").field("handle", &self.handle).finish()
+        f.debug_struct("Timer")
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 

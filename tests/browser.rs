@@ -3,7 +3,12 @@
 //! through IndexedDB. No relay runs here: rooms point at a closed port and stay offline,
 //! which is exactly when the outbox matters. Run with `tests/run-browser.sh`.
 #![cfg(target_arch = "wasm32")]
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "tests"
+)]
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -63,7 +68,10 @@ fn get(value: &JsValue, key: &str) -> JsValue {
 }
 
 fn code(err: &JsValue) -> String {
-    assert!(err.is_instance_of::<js_sys::Error>(), "not an Error: {err:?}");
+    assert!(
+        err.is_instance_of::<js_sys::Error>(),
+        "not an Error: {err:?}"
+    );
     get(err, "code").as_string().expect("error without a code")
 }
 
@@ -97,8 +105,14 @@ fn password_key_is_deterministic_and_bound_to_room_and_password() {
     assert_eq!(a, derive_room_key("team-42", "correct horse").unwrap());
     assert_ne!(a, derive_room_key("team-42", "correct horse!").unwrap());
     assert_ne!(a, derive_room_key("team-43", "correct horse").unwrap());
-    assert_eq!(code(&derive_room_key("team-42", "").unwrap_err()), "EMPTY_PASSWORD");
-    assert_eq!(code(&derive_room_key("a/b", "pw").unwrap_err()), "INVALID_ROOM_ID");
+    assert_eq!(
+        code(&derive_room_key("team-42", "").unwrap_err()),
+        "EMPTY_PASSWORD"
+    );
+    assert_eq!(
+        code(&derive_room_key("a/b", "pw").unwrap_err()),
+        "INVALID_ROOM_ID"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -112,13 +126,19 @@ async fn join_rejects_bad_input_with_coded_errors() {
     let err = Room::join(options("r", &[])).await.unwrap_err();
     assert_eq!(code(&err), "INVALID_OPTIONS", "neither password nor secret");
 
-    let err = Room::join(options("a/b", &[("secret", SECRET_A.into())])).await.unwrap_err();
+    let err = Room::join(options("a/b", &[("secret", SECRET_A.into())]))
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "INVALID_ROOM_ID");
 
-    let err = Room::join(options("r", &[("secret", "too-short".into())])).await.unwrap_err();
+    let err = Room::join(options("r", &[("secret", "too-short".into())]))
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "INVALID_SECRET");
 
-    let err = Room::join(options("r", &[("password", "".into())])).await.unwrap_err();
+    let err = Room::join(options("r", &[("password", "".into())]))
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "EMPTY_PASSWORD");
 }
 
@@ -126,7 +146,8 @@ async fn join_rejects_bad_input_with_coded_errors() {
 async fn password_join_reports_key_derivation_progress() {
     let progress = Rc::new(RefCell::new(Vec::<JsValue>::new()));
     let sink = progress.clone();
-    let on_progress = Closure::<dyn FnMut(JsValue)>::new(move |p: JsValue| sink.borrow_mut().push(p));
+    let on_progress =
+        Closure::<dyn FnMut(JsValue)>::new(move |p: JsValue| sink.borrow_mut().push(p));
     let room = Room::join(options(
         &unique_room("kdf"),
         &[
@@ -169,7 +190,10 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
     let statuses = collect(&room, "status");
 
     let id = room
-        .create("tasks".into(), fields(&[("title", "Ship".into()), ("done", false.into())]))
+        .create(
+            "tasks".into(),
+            fields(&[("title", "Ship".into()), ("done", false.into())]),
+        )
         .unwrap();
     assert_eq!(id.len(), 22, "16 random bytes in base64url");
     {
@@ -184,7 +208,10 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
     }
     room.update("tasks".into(), id.clone(), fields(&[("done", true.into())]))
         .unwrap();
-    assert_eq!(get(&changes.borrow()[1], "type").as_string().unwrap(), "updated");
+    assert_eq!(
+        get(&changes.borrow()[1], "type").as_string().unwrap(),
+        "updated"
+    );
 
     let tasks: Array = room.get("tasks").unwrap().dyn_into().unwrap();
     assert_eq!(tasks.length(), 1);
@@ -195,7 +222,9 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
     assert_eq!(room.pending_changes(), 2, "nothing acknowledged: no relay");
 
     // Bad arguments are coded errors, and they change nothing.
-    let err = room.update("tasks".into(), id.clone(), "not an object".into()).unwrap_err();
+    let err = room
+        .update("tasks".into(), id.clone(), "not an object".into())
+        .unwrap_err();
     assert_eq!(code(&err), "INVALID_ARGUMENT");
     let err = room.create("bad name!".into(), fields(&[])).unwrap_err();
     assert_eq!(code(&err), "INVALID_OPERATION");
@@ -208,7 +237,11 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
         .iter()
         .map(|s| get(s, "state").as_string().unwrap())
         .collect();
-    assert_eq!(states.first().map(String::as_str), Some("connecting"), "{states:?}");
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("connecting"),
+        "{states:?}"
+    );
     let reconnecting = statuses
         .borrow()
         .iter()
@@ -236,14 +269,22 @@ async fn unsubscribe_stops_events() {
     let sink = count.clone();
     let listener = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| *sink.borrow_mut() += 1);
     let off = room
-        .on("change", listener.as_ref().unchecked_ref::<Function>().clone())
+        .on(
+            "change",
+            listener.as_ref().unchecked_ref::<Function>().clone(),
+        )
         .unwrap();
-    room.create("tasks".into(), fields(&[("title", "a".into())])).unwrap();
+    room.create("tasks".into(), fields(&[("title", "a".into())]))
+        .unwrap();
     off.call0(&JsValue::UNDEFINED).unwrap();
-    room.create("tasks".into(), fields(&[("title", "b".into())])).unwrap();
+    room.create("tasks".into(), fields(&[("title", "b".into())]))
+        .unwrap();
     assert_eq!(*count.borrow(), 1);
     let err = room
-        .on("nope", listener.as_ref().unchecked_ref::<Function>().clone())
+        .on(
+            "nope",
+            listener.as_ref().unchecked_ref::<Function>().clone(),
+        )
         .unwrap_err();
     assert_eq!(code(&err), "INVALID_ARGUMENT");
     room.leave().await;
@@ -252,17 +293,29 @@ async fn unsubscribe_stops_events() {
 #[wasm_bindgen_test]
 async fn unsent_changes_survive_in_indexeddb_as_ciphertext_and_come_back() {
     let name = unique_room("outbox");
-    let first = Room::join(options(&name, &[("secret", SECRET_A.into())])).await.unwrap();
-    first
-        .create("tasks".into(), fields(&[("title", "plaintext-marker-1".into())]))
+    let first = Room::join(options(&name, &[("secret", SECRET_A.into())]))
+        .await
         .unwrap();
     first
-        .create("tasks".into(), fields(&[("title", "plaintext-marker-2".into())]))
+        .create(
+            "tasks".into(),
+            fields(&[("title", "plaintext-marker-1".into())]),
+        )
+        .unwrap();
+    first
+        .create(
+            "tasks".into(),
+            fields(&[("title", "plaintext-marker-2".into())]),
+        )
         .unwrap();
     first.leave().await;
 
     // Stored: one record for the session, two sealed envelopes, no plaintext.
-    let rows: Array = JsFuture::from(read_outbox(&name)).await.unwrap().dyn_into().unwrap();
+    let rows: Array = JsFuture::from(read_outbox(&name))
+        .await
+        .unwrap()
+        .dyn_into()
+        .unwrap();
     assert_eq!(rows.length(), 1);
     let envelopes: Array = get(&rows.get(0), "envelopes").dyn_into().unwrap();
     assert_eq!(envelopes.length(), 2);
@@ -276,7 +329,9 @@ async fn unsent_changes_survive_in_indexeddb_as_ciphertext_and_come_back() {
     }
 
     // A new session of the same room opens them with its own keys and applies them.
-    let second = Room::join(options(&name, &[("secret", SECRET_A.into())])).await.unwrap();
+    let second = Room::join(options(&name, &[("secret", SECRET_A.into())]))
+        .await
+        .unwrap();
     let tasks: Array = second.get("tasks").unwrap().dyn_into().unwrap();
     let mut titles: Vec<String> = tasks
         .iter()
@@ -291,13 +346,17 @@ async fn unsent_changes_survive_in_indexeddb_as_ciphertext_and_come_back() {
 #[wasm_bindgen_test]
 async fn another_key_cannot_open_the_outbox_and_does_not_destroy_it() {
     let name = unique_room("wrongkey");
-    let owner = Room::join(options(&name, &[("secret", SECRET_A.into())])).await.unwrap();
+    let owner = Room::join(options(&name, &[("secret", SECRET_A.into())]))
+        .await
+        .unwrap();
     owner
         .create("tasks".into(), fields(&[("title", "secret stuff".into())]))
         .unwrap();
     owner.leave().await;
 
-    let stranger = Room::join(options(&name, &[("secret", SECRET_B.into())])).await.unwrap();
+    let stranger = Room::join(options(&name, &[("secret", SECRET_B.into())]))
+        .await
+        .unwrap();
     let warnings = collect(&stranger, "warning");
     pause(50).await;
     let tasks: Array = stranger.get("tasks").unwrap().dyn_into().unwrap();
@@ -312,13 +371,19 @@ async fn another_key_cannot_open_the_outbox_and_does_not_destroy_it() {
     stranger.leave().await;
 
     // The owner's record is still there for the right key.
-    let rows: Array = JsFuture::from(read_outbox(&name)).await.unwrap().dyn_into().unwrap();
+    let rows: Array = JsFuture::from(read_outbox(&name))
+        .await
+        .unwrap()
+        .dyn_into()
+        .unwrap();
     let total: u32 = rows
         .iter()
         .map(|r| get(&r, "envelopes").dyn_into::<Array>().unwrap().length())
         .sum();
     assert_eq!(total, 1);
-    let back = Room::join(options(&name, &[("secret", SECRET_A.into())])).await.unwrap();
+    let back = Room::join(options(&name, &[("secret", SECRET_A.into())]))
+        .await
+        .unwrap();
     let tasks: Array = back.get("tasks").unwrap().dyn_into().unwrap();
     assert_eq!(tasks.length(), 1);
     back.leave().await;
@@ -327,15 +392,25 @@ async fn another_key_cannot_open_the_outbox_and_does_not_destroy_it() {
 #[wasm_bindgen_test]
 async fn two_live_tabs_keep_separate_outboxes() {
     let name = unique_room("tabs");
-    let a = Room::join(options(&name, &[("secret", SECRET_A.into())])).await.unwrap();
-    a.create("tasks".into(), fields(&[("title", "from a".into())])).unwrap();
+    let a = Room::join(options(&name, &[("secret", SECRET_A.into())]))
+        .await
+        .unwrap();
+    a.create("tasks".into(), fields(&[("title", "from a".into())]))
+        .unwrap();
     pause(50).await;
     // `a` is alive (it holds its lock): `b` must not adopt its outbox.
-    let b = Room::join(options(&name, &[("secret", SECRET_A.into())])).await.unwrap();
+    let b = Room::join(options(&name, &[("secret", SECRET_A.into())]))
+        .await
+        .unwrap();
     assert_eq!(b.pending_changes(), 0);
-    b.create("tasks".into(), fields(&[("title", "from b".into())])).unwrap();
+    b.create("tasks".into(), fields(&[("title", "from b".into())]))
+        .unwrap();
     pause(50).await;
-    let rows: Array = JsFuture::from(read_outbox(&name)).await.unwrap().dyn_into().unwrap();
+    let rows: Array = JsFuture::from(read_outbox(&name))
+        .await
+        .unwrap()
+        .dyn_into()
+        .unwrap();
     assert_eq!(rows.length(), 2, "one record per live session");
     a.leave().await;
     b.leave().await;
@@ -346,7 +421,10 @@ fn key_between_orders_and_rejects_with_codes() {
     let first = Room::key_between(JsValue::NULL, JsValue::NULL).unwrap();
     let after = Room::key_between(first.as_str().into(), JsValue::NULL).unwrap();
     let between = Room::key_between(first.as_str().into(), after.as_str().into()).unwrap();
-    assert!(first < between && between < after, "{first} {between} {after}");
+    assert!(
+        first < between && between < after,
+        "{first} {between} {after}"
+    );
     let err = Room::key_between(after.as_str().into(), first.as_str().into()).unwrap_err();
     assert_eq!(code(&err), "INVALID_OPERATION");
     let err = Room::key_between(JsValue::from(3), JsValue::NULL).unwrap_err();
@@ -359,11 +437,16 @@ async fn share_links_round_trip() {
     assert_eq!(secret.len(), 43);
     let room = Room::join(options(
         "café board",
-        &[("secret", secret.as_str().into()), ("persist", false.into())],
+        &[
+            ("secret", secret.as_str().into()),
+            ("persist", false.into()),
+        ],
     ))
     .await
     .unwrap();
-    let link = room.share_link(Some("https://app.example/board".into())).unwrap();
+    let link = room
+        .share_link(Some("https://app.example/board".into()))
+        .unwrap();
     assert!(link.starts_with("https://app.example/board#"), "{link}");
     let parsed = Room::parse_share_link(&link);
     assert_eq!(get(&parsed, "room").as_string().unwrap(), "café board");
