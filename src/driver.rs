@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     started: bool,
     left: bool,
     save_scheduled: bool,
+    /// The outbox length last announced with a `pending` event.
+    announced_pending: usize,
     /// Sessions whose outboxes this one adopted; their records are deleted once the room
     /// is live (the relay accepted our key, so the adopted envelopes opened under the right
     /// one). Until then they stay, so a wrong password never destroys unsent changes.
@@ -91,6 +93,7 @@ impl Inner {
             started: false,
             left: false,
             save_scheduled: false,
+            announced_pending: 0,
             adopted: Vec::new(),
             early_warnings: Vec::new(),
         }
@@ -377,7 +380,10 @@ pub(crate) fn pump(shared: &Rc<Shared>) {
                 }
             }
             Output::Event(event) => dispatch(shared, event),
-            Output::OutboxChanged => schedule_save(shared),
+            Output::OutboxChanged => {
+                schedule_save(shared);
+                announce_pending(shared);
+            }
         }
     }
 }
@@ -435,6 +441,24 @@ fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
     }
     for change in changes {
         shared.emit("change", &events::change_to_js(change));
+    }
+}
+
+/// Emits `pending` with the number of unacknowledged changes when it changed.
+fn announce_pending(shared: &Rc<Shared>) {
+    let changed = {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        let len = inner.client.outbox_len();
+        (len != inner.announced_pending).then(|| {
+            inner.announced_pending = len;
+            len
+        })
+    };
+    if let Some(len) = changed {
+        let count = u32::try_from(len).unwrap_or(u32::MAX);
+        shared.emit("pending", &JsValue::from(count));
     }
 }
 

@@ -11,10 +11,11 @@ use wasm_bindgen::JsValue;
 use crate::error;
 
 /// The event types `room.on` accepts.
-pub(crate) const EVENT_TYPES: [&str; 6] = [
+pub(crate) const EVENT_TYPES: [&str; 7] = [
     "change",
     "status",
     "presence",
+    "pending",
     "notify",
     "ephemeral",
     "warning",

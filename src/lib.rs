@@ -180,8 +180,8 @@ impl Room {
         Ok(Self { shared })
     }
 
-    /// Registers `listener` for `type` (`change`, `status`, `presence`, `notify`,
-    /// `ephemeral`, `warning`); returns a function that unregisters it.
+    /// Registers `listener` for `type` (`change`, `status`, `presence`, `pending`,
+    /// `notify`, `ephemeral`, `warning`); returns a function that unregisters it.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown type.

@@ -96,6 +96,8 @@ export interface RoomEvents {
   status: Status;
   /** sockets in the room, this one included */
   presence: number;
+  /** local changes the relay has not acknowledged yet (0: everything is saved) */
+  pending: number;
   /** a message pushed by the application's backend (parsed JSON). Not encrypted. */
   notify: Json;
   /** a value another member sent with `broadcast` */

@@ -188,6 +188,7 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
     .unwrap();
     let changes = collect(&room, "change");
     let statuses = collect(&room, "status");
+    let pending = collect(&room, "pending");
 
     let id = room
         .create(
@@ -220,6 +221,16 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
     assert_eq!(get(&task, "title").as_string().unwrap(), "Ship");
     assert_eq!(get(&task, "done").as_bool(), Some(true));
     assert_eq!(room.pending_changes(), 2, "nothing acknowledged: no relay");
+    let counts: Vec<f64> = pending
+        .borrow()
+        .iter()
+        .filter_map(JsValue::as_f64)
+        .collect();
+    assert_eq!(
+        counts,
+        [1.0, 2.0],
+        "a `pending` event per change of the outbox length"
+    );
 
     // Bad arguments are coded errors, and they change nothing.
     let err = room

@@ -16,6 +16,7 @@ const template = $("task-template");
 let room = null;
 let shared = null; // { url?, room, secret } from a share link in the fragment
 let statusTimer = null;
+let lastPresence = null;
 let me = { id: "", name: "" };
 
 await init();
@@ -72,6 +73,7 @@ joinForm.addEventListener("submit", async (e) => {
   };
   try {
     room = await Room.join(options);
+    window.sealsyncRoom = room; // for the console and the end-to-end tests
     enterBoard();
   } catch (err) {
     showJoinError(explain(err));
@@ -102,7 +104,13 @@ function enterBoard() {
   $("share-link").value = room.shareLink(location.origin + location.pathname);
   room.on("change", scheduleRender);
   room.on("status", showStatus);
-  room.on("presence", (n) => { $("presence-count").textContent = String(n); });
+  room.on("presence", (n) => {
+    lastPresence = n;
+    $("presence-count").textContent = String(n);
+  });
+  lastPresence = null;
+  $("presence-count").textContent = "–";
+  room.on("pending", showPending);
   room.on("warning", (w) => console.warn("sealsync warning", w.code, w.message));
   showStatus(room.status);
   render();
@@ -161,6 +169,9 @@ const STATUS_TEXT = {
 function showStatus(s) {
   const pill = $("status");
   pill.dataset.state = s.state;
+  // The count is only known while connected.
+  $("presence").dataset.stale = String(s.state !== "live");
+  $("presence-count").textContent = s.state === "live" && lastPresence !== null ? String(lastPresence) : "–";
   clearInterval(statusTimer);
   if (s.state === "reconnecting") {
     const at = Date.now() + s.inMs;

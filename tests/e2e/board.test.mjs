@@ -3,7 +3,7 @@
 // edits, and a wrong password. Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { join as pathJoin } from "node:path";
 import { after, before, test } from "node:test";
 
 import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
@@ -20,7 +20,7 @@ let alice; // { context, page }
 let bob;
 
 async function shot(page, name) {
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${name}.png`), fullPage: true });
+  await page.screenshot({ path: pathJoin(ARTIFACTS, `e2e-${name}.png`), fullPage: true });
 }
 
 async function open(name) {
@@ -69,6 +69,21 @@ function hasTitle(page, title, timeout = CONVERGE_MS) {
 
 async function taskId(page, title) {
   return page.$$eval("#tasks .task", (items, t) => items.find((li) => li.querySelector(".title").value === t)?.dataset.id, title);
+}
+
+/** Waits until every local change is acknowledged; on timeout says where each page stands. */
+async function allSynced(page) {
+  try {
+    await page.waitForFunction(() => document.querySelector("#pending").dataset.count === "0", null, { timeout: CONVERGE_MS });
+  } catch (err) {
+    const state = await page.evaluate(() => ({
+      status: document.querySelector("#status").dataset.state,
+      pending: document.querySelector("#pending").textContent,
+      titles: [...document.querySelectorAll("#tasks .task .title")].map((i) => i.value),
+    }));
+    await page.screenshot({ path: pathJoin(ARTIFACTS, `e2e-failed-${Date.now()}.png`), fullPage: true });
+    throw new Error(`not synced: ${JSON.stringify(state)}: ${err.message}`);
+  }
 }
 
 function pending(page) {
@@ -139,7 +154,7 @@ test("relay down: both edit, relay back, both converge with every edit", async (
   const expected = ["Write the spec (v2)", "Offline from Alice", "Offline from Bob"];
   for (const p of [alice.page, bob.page]) {
     for (const t of expected) await hasTitle(p, t);
-    await p.waitForFunction(() => document.querySelector("#pending").dataset.count === "0", null, { timeout: CONVERGE_MS });
+    await allSynced(p);
   }
   const a = await titles(alice.page);
   const b = await titles(bob.page);
@@ -168,7 +183,7 @@ test("a reload with unsent edits keeps them", async () => {
 
   await relay.start();
   await hasTitle(bob.page, "Made before the reload");
-  await alice.page.waitForFunction(() => document.querySelector("#pending").dataset.count === "0", null, { timeout: CONVERGE_MS });
+  await allSynced(alice.page);
   assert.deepEqual(await titles(alice.page), await titles(bob.page));
   await shot(bob.page, "3-delivered-bob");
 });
