@@ -16,6 +16,8 @@
 //! The TypeScript definitions are written once, in `ts.rs`.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "bench")]
+pub mod bench;
 mod browser;
 mod driver;
 mod env;
