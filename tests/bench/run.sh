@@ -4,7 +4,9 @@
 #     AES-GCM, and Argon2id on the main thread vs in Room.join's worker, in headless Chromium;
 #  2. the size of the published package (wasm + JS glue), raw and gzip -9, before and after
 #     binaryen's wasm-opt -O3 (the flags ./run uses);
-#  3. with BENCH_NATIVE=1, native Argon2id (criterion, `cargo bench --bench crypto kdf`).
+#  3. with BENCH_NATIVE=1, native Argon2id (criterion, `cargo bench --bench crypto kdf`);
+#  4. with BENCH_SIMD=1, step 1 again with RUSTFLAGS="-C target-feature=+simd128" (in its
+#     own target directory, so the normal build cache stays valid).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -19,6 +21,13 @@ wasm-pack build --mode no-install --target web --release --out-dir "$OUT/pkg" "$
 
 echo "== in Chromium" >&2
 node tests/bench/bench.mjs "$OUT/pkg"
+
+if [[ "${BENCH_SIMD:-0}" == 1 ]]; then
+  echo "== the same with +simd128" >&2
+  CARGO_TARGET_DIR=$CARGO_TARGET_DIR/simd128 RUSTFLAGS="-C target-feature=+simd128" \
+    wasm-pack build --mode no-install --target web --release --out-dir "$OUT/pkg-simd" "$ROOT" -- --features bench >&2
+  node tests/bench/bench.mjs "$OUT/pkg-simd"
+fi
 
 echo "== package size" >&2
 rm -rf "$OUT/size"

@@ -134,6 +134,36 @@ test("two browsers see each other's edits in under a second", async () => {
   await shot(bob.page, "1-live-bob");
 });
 
+test("drag, keyboard reorder and delete reach the other browser", async () => {
+  await addTask(alice.page, "Second");
+  await addTask(alice.page, "Third");
+  await hasTitle(bob.page, "Third", 5000);
+  assert.deepEqual(await titles(bob.page), ["Write the spec", "Second", "Third"]);
+
+  // Drag "Third" onto the upper half of the first task: it lands above it.
+  const third = await taskId(alice.page, "Third");
+  const first = await taskId(alice.page, "Write the spec");
+  await alice.page.dragAndDrop(`#tasks .task[data-id="${third}"] .handle`, `#tasks .task[data-id="${first}"]`, {
+    targetPosition: { x: 60, y: 4 },
+  });
+  const dragged = ["Third", "Write the spec", "Second"];
+  await bob.page.waitForFunction((want) => JSON.stringify([...document.querySelectorAll("#tasks .task .title")].map((i) => i.value)) === want, JSON.stringify(dragged), { timeout: 5000 });
+
+  // Keyboard: focus the handle of "Second" and move it up once.
+  const second = await taskId(bob.page, "Second");
+  await bob.page.focus(`#tasks .task[data-id="${second}"] .handle`);
+  await bob.page.keyboard.press("ArrowUp");
+  const moved = ["Third", "Second", "Write the spec"];
+  await alice.page.waitForFunction((want) => JSON.stringify([...document.querySelectorAll("#tasks .task .title")].map((i) => i.value)) === want, JSON.stringify(moved), { timeout: 5000 });
+  await shot(alice.page, "1-reordered-alice");
+
+  // Delete the two helpers from Bob's side.
+  await bob.page.click(`#tasks .task[data-id="${second}"] .remove`);
+  await bob.page.click(`#tasks .task[data-id="${third}"] .remove`);
+  await alice.page.waitForFunction(() => document.querySelectorAll("#tasks .task").length === 1, null, { timeout: 5000 });
+  assert.deepEqual(await titles(alice.page), ["Write the spec"]);
+});
+
 test("relay down: both edit, relay back, both converge with every edit", async () => {
   await relay.stop();
   await alice.page.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
