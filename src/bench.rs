@@ -62,7 +62,10 @@ impl BenchSealer {
             .sealer
             .seal(EnvelopeKind::Event, self.channel, hlc, body, nonce)
             .map_err(|e| error::from_core(&e))?;
-        let opened = self.opener.open(&envelope).map_err(|e| error::from_core(&e))?;
+        let opened = self
+            .opener
+            .open(&envelope)
+            .map_err(|e| error::from_core(&e))?;
         Ok(opened.body)
     }
 }

@@ -100,6 +100,14 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Queues a warning for when the application has had the chance to subscribe.
+    pub(crate) fn warn_later(&mut self, code: &str, message: &str) {
+        self.early_warnings
+            .push((String::from(code), String::from(message)));
+    }
+}
+
 /// The room's state and its listeners, shared with the browser callbacks (which hold
 /// [`Weak`] references, so dropping the `Room` frees everything).
 #[derive(Debug)]

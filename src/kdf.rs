@@ -25,12 +25,15 @@ extern "C" {
 }
 
 /// How the key was derived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     /// In a module worker: the page stayed responsive.
     Worker,
-    /// On the main thread, after the worker failed.
-    MainThread,
+    /// On the main thread, after the worker failed for `reason`.
+    MainThread {
+        /// Why the worker could not be used.
+        reason: String,
+    },
 }
 
 /// Derives the 32-byte room key for `room` from `password`, preferring a worker.
@@ -44,8 +47,9 @@ pub(crate) async fn derive(
     match derive_off_thread(room.as_str(), password).await {
         Ok(key) => Ok((key, Route::Worker)),
         Err(e) if error::code_of(&e).as_deref() == Some(error::KDF_WORKER_FAILED) => {
+            let reason = error::describe(&e);
             let key = RoomKey::from_password(room, password).map_err(|e| error::from_core(&e))?;
-            Ok((secret_bytes(&key)?, Route::MainThread))
+            Ok((secret_bytes(&key)?, Route::MainThread { reason }))
         }
         Err(e) => Err(e),
     }

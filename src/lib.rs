@@ -147,6 +147,7 @@ impl Room {
         let room_id = RoomId::new(&opts.room).map_err(|e| error::from_core(&e))?;
         BrowserEntropy::check()?;
 
+        let mut worker_failure = None;
         let secret = if let Some(secret) = opts.secret {
             secret
         } else {
@@ -162,6 +163,9 @@ impl Room {
                 opts.on_progress.as_ref(),
                 &events::progress_to_js("key-ready", Some(ms), Some(route == kdf::Route::Worker)),
             );
+            if let kdf::Route::MainThread { reason } = route {
+                worker_failure = Some(reason);
+            }
             URL_SAFE_NO_PAD.encode(key)
         };
         let key = RoomKey::from_secret(&secret).map_err(|e| error::from_core(&e))?;
@@ -175,7 +179,13 @@ impl Room {
             config.channel = channel;
         }
         let client = Client::new(config, keys, Box::new(BrowserEntropy));
-        let inner = Inner::new(client, &opts.url, &room_id, session, secret);
+        let mut inner = Inner::new(client, &opts.url, &room_id, session, secret);
+        if let Some(reason) = worker_failure {
+            inner.warn_later(
+                error::KDF_WORKER_FAILED,
+                &format!("the room key was derived on the main thread: {reason}"),
+            );
+        }
         let shared = Shared::new(inner);
         driver::open_storage(&shared, opts.persist).await;
         driver::start(&shared);

@@ -166,6 +166,17 @@ async fn password_join_reports_key_derivation_progress() {
     assert_eq!(states, ["deriving-key", "key-ready"]);
     let ready = progress.borrow()[1].clone();
     assert!(get(&ready, "ms").as_f64().unwrap() > 0.0);
+    // Where the worker could not run (this test page serves the glue under another name),
+    // the fallback is announced; where it ran, nothing is.
+    let warnings = collect(&room, "warning");
+    pause(50).await;
+    let kdf_warnings = warnings
+        .borrow()
+        .iter()
+        .filter(|w| get(w, "code").as_string().as_deref() == Some("KDF_WORKER_FAILED"))
+        .count();
+    let in_worker = get(&ready, "inWorker").as_bool().unwrap();
+    assert_eq!(kdf_warnings, usize::from(!in_worker), "inWorker = {in_worker}");
     // The same password in the same room gives the same key, so the same fingerprint.
     let again = Room::join(options(
         room.room_id().as_str(),
