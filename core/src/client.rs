@@ -115,7 +115,11 @@ impl ClientConfig {
 
 /// What the application sees of the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "state",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Status {
     /// Not started.
     Idle,
@@ -522,7 +526,12 @@ impl Client {
     /// - [`Error::BodyTooLarge`] when it is too big to seal (nothing changes),
     /// - [`Error::OutboxFull`] when too many changes await the relay (nothing changes),
     /// - [`Error::SessionExhausted`] after 2^32 − 1 seals in this session.
-    pub fn handle_local_op(&mut self, now: Millis, wall: WallMillis, op: Op) -> Result<Vec<Change>> {
+    pub fn handle_local_op(
+        &mut self,
+        now: Millis,
+        wall: WallMillis,
+        op: Op,
+    ) -> Result<Vec<Change>> {
         if !self.outbox.has_room() {
             return Err(Error::OutboxFull);
         }
@@ -702,7 +711,14 @@ impl Client {
         }
     }
 
-    fn on_event(&mut self, now: Millis, wall: WallMillis, seq: u64, relay_time: u64, envelope: &[u8]) {
+    fn on_event(
+        &mut self,
+        now: Millis,
+        wall: WallMillis,
+        seq: u64,
+        relay_time: u64,
+        envelope: &[u8],
+    ) {
         if !self.accept_seq(seq) {
             return;
         }

@@ -29,5 +29,5 @@ pub use error::{Error, Result};
 pub use hlc::{effective, Clock, Hlc, MAX_FORWARD_SKEW_MS};
 pub use ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
 pub use kdf::{RoomKey, RoomKeys};
-pub use seal::{padded_len, Opened, Opener, SessionSealer, MAX_BODY_LEN};
 pub use merge::{key_between, Change, ChangeKind, Op, Replica, StampedOp};
+pub use seal::{padded_len, Opened, Opener, SessionSealer, MAX_BODY_LEN};

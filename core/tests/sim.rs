@@ -7,6 +7,14 @@
 //! `SIM_SEEDS=N` runs N seeds (default 1,000); `SIM_SEED=S` replays one seed. A failure
 //! prints its seed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -54,30 +62,62 @@ type ConnId = u64;
 #[derive(Debug, Clone)]
 enum Msg {
     /// Client `c`'s socket `conn` opened.
-    Opened { client: usize, conn: ConnId },
+    Opened {
+        client: usize,
+        conn: ConnId,
+    },
     /// Client `c`'s socket `conn` closed with `code`.
-    Closed { client: usize, conn: ConnId, code: u16 },
+    Closed {
+        client: usize,
+        conn: ConnId,
+        code: u16,
+    },
     /// A frame for the relay on `conn`.
-    ToRelay { conn: ConnId, frame: Vec<u8> },
+    ToRelay {
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
     /// A text frame for the relay on `conn` (heartbeat).
-    PingToRelay { conn: ConnId },
+    PingToRelay {
+        conn: ConnId,
+    },
     /// A frame for client `c` on `conn`.
-    ToClient { client: usize, conn: ConnId, frame: Vec<u8> },
+    ToClient {
+        client: usize,
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
     /// The heartbeat answer.
-    PongToClient { client: usize, conn: ConnId },
+    PongToClient {
+        client: usize,
+        conn: ConnId,
+    },
     /// The client closed `conn`; the relay forgets it.
-    RelaySeesClose { conn: ConnId },
+    RelaySeesClose {
+        conn: ConnId,
+    },
     /// Client `c`'s timer.
-    Timer { client: usize, at: Millis },
+    Timer {
+        client: usize,
+        at: Millis,
+    },
     /// The application on client `c` makes a change.
-    LocalOp { client: usize },
+    LocalOp {
+        client: usize,
+    },
     /// The relay process restarts: every socket drops, the log stays.
     RelayRestart,
     /// Client `c`'s network goes down / comes back.
-    NetDown { client: usize },
-    NetUp { client: usize },
+    NetDown {
+        client: usize,
+    },
+    NetUp {
+        client: usize,
+    },
     /// A connection dies without either side being told (heartbeat must notice).
-    SilentCut { client: usize },
+    SilentCut {
+        client: usize,
+    },
 }
 
 struct StoredEvent {
@@ -236,11 +276,17 @@ impl SimRelay {
                 self.catch_up(after_seq, &mut out, conn);
             }
             ClientFrame::SnapshotPut { upto_seq, envelope } => {
-                if upto_seq <= self.head() && self.snapshot.as_ref().is_none_or(|s| s.0 < upto_seq) {
+                if upto_seq <= self.head() && self.snapshot.as_ref().is_none_or(|s| s.0 < upto_seq)
+                {
                     self.stats.snapshots_stored += 1;
                     self.snapshot = Some((upto_seq, envelope));
                     self.events.retain(|e| e.seq > upto_seq);
-                    out.push((conn, RelayFrame::SnapshotStored { seq: upto_seq }.encode().unwrap()));
+                    out.push((
+                        conn,
+                        RelayFrame::SnapshotStored { seq: upto_seq }
+                            .encode()
+                            .unwrap(),
+                    ));
                 }
             }
             ClientFrame::Ephemeral { envelope } => {
@@ -283,7 +329,10 @@ const FAULT_PHASE_MS: u64 = 60_000;
 const END_MS: u64 = 240_000;
 
 fn keys(secret: &str) -> RoomKeys {
-    RoomKeys::derive(&RoomKey::from_secret(secret).unwrap(), RoomId::new(ROOM).unwrap())
+    RoomKeys::derive(
+        &RoomKey::from_secret(secret).unwrap(),
+        RoomId::new(ROOM).unwrap(),
+    )
 }
 
 impl Sim {
@@ -324,7 +373,13 @@ impl Sim {
         };
         for c in 0..n_clients {
             let start = sim.rng.below(5_000);
-            sim.at(start, Msg::Timer { client: c, at: Millis(u64::MAX) });
+            sim.at(
+                start,
+                Msg::Timer {
+                    client: c,
+                    at: Millis(u64::MAX),
+                },
+            );
             for _ in 0..(5 + sim.rng.below(15)) {
                 let t = sim.rng.below(FAULT_PHASE_MS + 20_000);
                 sim.at(t, Msg::LocalOp { client: c });
@@ -363,7 +418,7 @@ impl Sim {
     }
 
     /// Schedules a relay → client frame, with faults during the fault phase.
-    fn to_client(&mut self, conn: ConnId, frame: Vec<u8>) {
+    fn send_to_client(&mut self, conn: ConnId, frame: Vec<u8>) {
         let Some(client) = self.clients.iter().position(|c| c.conn == Some(conn)) else {
             return;
         };
@@ -376,7 +431,14 @@ impl Sim {
                 self.relay.stats.dropped_frames += 1;
                 if self.rng.chance(50) {
                     let d = self.latency();
-                    self.at(self.now + d, Msg::Closed { client, conn, code: 1006 });
+                    self.at(
+                        self.now + d,
+                        Msg::Closed {
+                            client,
+                            conn,
+                            code: 1006,
+                        },
+                    );
                 } else {
                     self.clients[client].conn = Some(self.next_conn + 1_000_000);
                 }
@@ -384,13 +446,27 @@ impl Sim {
             }
             if self.rng.chance(3) {
                 let d = self.latency();
-                self.at(self.now + d, Msg::ToClient { client, conn, frame: frame.clone() });
+                self.at(
+                    self.now + d,
+                    Msg::ToClient {
+                        client,
+                        conn,
+                        frame: frame.clone(),
+                    },
+                );
             }
             if self.rng.chance(3) {
                 delay += 200; // reordered behind later frames
             }
         }
-        self.at(self.now + delay, Msg::ToClient { client, conn, frame });
+        self.at(
+            self.now + delay,
+            Msg::ToClient {
+                client,
+                conn,
+                frame,
+            },
+        );
     }
 
     fn drain(&mut self, c: usize) {
@@ -405,7 +481,14 @@ impl Sim {
                         self.relay.conns.insert(conn, (c, false));
                         self.at(self.now + d, Msg::Opened { client: c, conn });
                     } else {
-                        self.at(self.now + d, Msg::Closed { client: c, conn, code: 1006 });
+                        self.at(
+                            self.now + d,
+                            Msg::Closed {
+                                client: c,
+                                conn,
+                                code: 1006,
+                            },
+                        );
                     }
                 }
                 Output::Send(frame) => {
@@ -477,11 +560,43 @@ impl Sim {
         let now = Millis(self.now);
         if std::env::var("SIM_TRACE").is_ok() {
             let short = match &msg {
-                Msg::ToClient { client, conn, frame } => format!("ToClient c{client} conn{conn} {:?}", RelayFrame::decode(frame).map(|f| match f { RelayFrame::Event{seq,..} => format!("Event {seq}"), RelayFrame::Ack{seq,counter,duplicate,..} => format!("Ack seq{seq} ctr{counter} dup{duplicate}"), other => format!("{other:?}").chars().take(60).collect() })),
-                Msg::ToRelay { conn, frame } => format!("ToRelay conn{conn} {}", ClientFrame::decode(frame).map(|f| format!("{f:?}").chars().take(50).collect::<String>()).unwrap_or_default()),
+                Msg::ToClient {
+                    client,
+                    conn,
+                    frame,
+                } => format!(
+                    "ToClient c{client} conn{conn} {:?}",
+                    RelayFrame::decode(frame).map(|f| match f {
+                        RelayFrame::Event { seq, .. } => format!("Event {seq}"),
+                        RelayFrame::Ack {
+                            seq,
+                            counter,
+                            duplicate,
+                            ..
+                        } => format!("Ack seq{seq} ctr{counter} dup{duplicate}"),
+                        other => format!("{other:?}").chars().take(60).collect(),
+                    })
+                ),
+                Msg::ToRelay { conn, frame } => format!(
+                    "ToRelay conn{conn} {}",
+                    ClientFrame::decode(frame)
+                        .map(|f| format!("{f:?}").chars().take(50).collect::<String>())
+                        .unwrap_or_default()
+                ),
                 other => format!("{other:?}").chars().take(80).collect(),
             };
-            let st: Vec<String> = self.clients.iter().map(|c| format!("{:?}/{}/{}", c.client.status(), c.client.last_seq(), c.client.outbox_len())).collect();
+            let st: Vec<String> = self
+                .clients
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{:?}/{}/{}",
+                        c.client.status(),
+                        c.client.last_seq(),
+                        c.client.outbox_len()
+                    )
+                })
+                .collect();
             println!("{t:>7} {short}   {st:?}");
         }
         match msg {
@@ -501,7 +616,7 @@ impl Sim {
             Msg::ToRelay { conn, frame } => {
                 let t = EPOCH_MS + self.now;
                 for (to, frame) in self.relay.handle(conn, t, &frame) {
-                    self.to_client(to, frame);
+                    self.send_to_client(to, frame);
                 }
             }
             Msg::PingToRelay { conn } => {
@@ -510,7 +625,11 @@ impl Sim {
                     self.at(self.now + d, Msg::PongToClient { client, conn });
                 }
             }
-            Msg::ToClient { client, conn, frame } => {
+            Msg::ToClient {
+                client,
+                conn,
+                frame,
+            } => {
                 if self.clients[client].conn == Some(conn) {
                     let wall = self.wall(client);
                     self.clients[client].client.handle_frame(now, wall, &frame);
@@ -542,10 +661,28 @@ impl Sim {
                     .handle_local_op(now, wall, op)
                     .unwrap();
                 if std::env::var("SIM_TRACE").is_ok() {
-                    println!("        op by c{client}: {}", String::from_utf8_lossy(&Opener::new(&self.keys_for_check).open(&self.clients[client].client.outbox_envelopes().pop().unwrap()).unwrap().body));
+                    println!(
+                        "        op by c{client}: {}",
+                        String::from_utf8_lossy(
+                            &Opener::new(&self.keys_for_check)
+                                .open(
+                                    &self.clients[client]
+                                        .client
+                                        .outbox_envelopes()
+                                        .pop()
+                                        .unwrap()
+                                )
+                                .unwrap()
+                                .body
+                        )
+                    );
                 }
                 // Record what was sealed, exactly as the other replicas will see it.
-                let envelope = self.clients[client].client.outbox_envelopes().pop().unwrap();
+                let envelope = self.clients[client]
+                    .client
+                    .outbox_envelopes()
+                    .pop()
+                    .unwrap();
                 let opened = Opener::new(&self.keys_for_check).open(&envelope).unwrap();
                 self.clients[client].made.push(StampedOp {
                     hlc: opened.hlc,
@@ -555,19 +692,37 @@ impl Sim {
             }
             Msg::RelayRestart => {
                 self.relay.stats.relay_restarts += 1;
-                let conns: Vec<(ConnId, usize)> =
-                    self.relay.conns.iter().map(|(&k, &(c, _))| (k, c)).collect();
+                let conns: Vec<(ConnId, usize)> = self
+                    .relay
+                    .conns
+                    .iter()
+                    .map(|(&k, &(c, _))| (k, c))
+                    .collect();
                 self.relay.conns.clear();
                 for (conn, client) in conns {
                     let d = self.latency();
-                    self.at(self.now + d, Msg::Closed { client, conn, code: 1006 });
+                    self.at(
+                        self.now + d,
+                        Msg::Closed {
+                            client,
+                            conn,
+                            code: 1006,
+                        },
+                    );
                 }
             }
             Msg::NetDown { client } => {
                 self.clients[client].net_up = false;
                 if let Some(conn) = self.clients[client].conn {
                     self.relay.conns.remove(&conn);
-                    self.at(self.now + 1, Msg::Closed { client, conn, code: 1006 });
+                    self.at(
+                        self.now + 1,
+                        Msg::Closed {
+                            client,
+                            conn,
+                            code: 1006,
+                        },
+                    );
                 }
                 self.clients[client].client.handle_offline(now);
                 self.drain(client);
@@ -607,8 +762,16 @@ fn run_seed(seed: u64) -> Stats {
     }
     let expected = visible(&expected);
     for (i, c) in sim.clients.iter().enumerate() {
-        assert_eq!(c.client.status(), &Status::Live, "seed {seed}: client {i} not live");
-        assert_eq!(c.client.outbox_len(), 0, "seed {seed}: client {i} has unsent changes");
+        assert_eq!(
+            c.client.status(),
+            &Status::Live,
+            "seed {seed}: client {i} not live"
+        );
+        assert_eq!(
+            c.client.outbox_len(),
+            0,
+            "seed {seed}: client {i} has unsent changes"
+        );
         assert_eq!(
             visible(c.client.replica()),
             expected,
