@@ -106,6 +106,17 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// Too many local changes await the relay's acknowledgement; the change was refused and
+    /// nothing was lost. At fault: a long offline period; reconnect to drain the outbox.
+    #[error("too many unsent changes are waiting for the relay; reconnect before making more")]
+    OutboxFull,
+    /// A snapshot of the replicated state is not well formed or has another version.
+    /// At fault: a peer holding the room key that runs incompatible or hostile code.
+    #[error("invalid snapshot: {reason}")]
+    InvalidSnapshot {
+        /// What was wrong.
+        reason: String,
+    },
     /// The key derivation function failed (its parameters were refused).
     /// At fault: a caller bug; please report it.
     #[error("key derivation failed: {reason}")]
@@ -132,7 +143,9 @@ impl Error {
         "MALFORMED_FRAME",
         "WRONG_KIND",
         "INVALID_OPERATION",
+        "INVALID_SNAPSHOT",
         "KDF_FAILED",
+        "OUTBOX_FULL",
     ];
 
     /// A stable, machine-readable code (`SCREAMING_SNAKE_CASE`) for this error.
@@ -153,7 +166,9 @@ impl Error {
             Self::MalformedFrame { .. } => "MALFORMED_FRAME",
             Self::WrongKind { .. } => "WRONG_KIND",
             Self::InvalidOperation { .. } => "INVALID_OPERATION",
+            Self::InvalidSnapshot { .. } => "INVALID_SNAPSHOT",
             Self::Kdf { .. } => "KDF_FAILED",
+            Self::OutboxFull => "OUTBOX_FULL",
         }
     }
 }
@@ -188,7 +203,11 @@ mod tests {
             Error::InvalidOperation {
                 reason: String::from("x"),
             },
+            Error::InvalidSnapshot {
+                reason: String::from("x"),
+            },
             Error::Kdf { reason: "x" },
+            Error::OutboxFull,
         ];
         let codes: alloc::vec::Vec<&str> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);

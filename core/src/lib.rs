@@ -11,10 +11,23 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod backoff;
+pub mod client;
+pub mod envelope;
 pub mod error;
 pub mod hlc;
 pub mod ids;
+pub mod kdf;
+pub mod merge;
+pub mod outbox;
+pub mod replay;
+pub mod seal;
+pub mod wire;
 
+pub use envelope::{EnvelopeHeader, EnvelopeKind};
 pub use error::{Error, Result};
-pub use hlc::Hlc;
+pub use hlc::{effective, Clock, Hlc, MAX_FORWARD_SKEW_MS};
 pub use ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
+pub use kdf::{RoomKey, RoomKeys};
+pub use merge::{key_between, Change, ChangeKind, Op, Replica, StampedOp};
+pub use seal::{padded_len, Opened, Opener, SessionSealer, MAX_BODY_LEN};

@@ -1,0 +1,582 @@
+//! The replicated state of a room: collections of entities whose fields are
+//! last-writer-wins registers, with remove-wins tombstones, fractional sort keys and claims.
+//!
+//! Everything here is deterministic and pure. [`Replica::apply`] and
+//! [`Replica::merge_snapshot`] are idempotent, commutative and associative: replicas that
+//! saw the same stamped operations, in any order and with any duplicates, hold equal
+//! state (equal [`Replica::to_snapshot`] bytes).
+//!
+//! # Merge rules
+//! 1. **Fields are LWW registers.** Each field of each entity holds `(Hlc, value)`; a write
+//!    replaces it only when its stamp is higher. [`Hlc`]'s order (wall, counter, device)
+//!    breaks every tie, and one event's stamp is unique, so there are no ties between
+//!    different writes. A `null` value is a value (that is how a field is cleared).
+//! 2. **`created`** writes each of its fields as rule 1 (so an `updated` with a higher stamp
+//!    that arrived first keeps its fields) and marks the entity created. An entity is
+//!    visible iff it has been created and not deleted; `updated`, `reordered` and `claimed`
+//!    for an entity not yet created are kept (invisible) and show once it is created.
+//!    A second `created` for a visible id is reported as `updated` with the fields it won.
+//! 3. **`deleted`** leaves a permanent tombstone for that id (remove wins): every register
+//!    of the entity is dropped and any `created`/`updated`/`reordered`/`claimed` for it,
+//!    earlier or later, is ignored. To bring something back, create it with a new id (ids
+//!    are random).
+//! 4. **`reordered`** writes each item's `sortOrder` register (LWW as rule 1). Keys are
+//!    compared as bytes; [`key_between`] makes new ones.
+//! 5. **`claimed`** writes one claim register holding `claimedBy`, `claimedByName` and
+//!    `claimedByAvatar` together (LWW as rule 1); `claimedBy: null` releases. LWW keeps the
+//!    merge commutative, and a release followed by a new claim simply wins by being later;
+//!    two concurrent claims resolve to the later stamp, the same on every replica.
+//! 6. **Reported changes.** Only visible value changes are reported: a write that loses,
+//!    or wins with an equal value (it moves only the stamp), reports nothing.
+//! 7. **Idempotence.** Re-applying a stamped operation writes stamps that are not higher
+//!    than the stored ones, so nothing changes and [`Replica::apply`] reports nothing.
+//! 8. **Reads** list visible entities by `sortOrder` (bytes), then id; entities without a
+//!    key come last, by id.
+
+mod op;
+mod order;
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::hlc::Hlc;
+
+pub use op::{
+    check_collection, check_field_name, check_id, check_sort_key, Op, ReorderItem, StampedOp,
+    CLAIM_FIELDS, MAX_COLLECTION_LEN, MAX_FIELDS, MAX_FIELD_NAME_LEN, MAX_ID_LEN,
+    MAX_REORDER_ITEMS, MAX_SORT_KEY_LEN, SORT_ORDER,
+};
+pub use order::key_between;
+
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// What kind of change a [`Change`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeKind {
+    /// The entity became visible; `fields` is its whole read object.
+    Created,
+    /// Some fields changed; `fields` holds only those.
+    Updated,
+    /// The entity is gone; `fields` is empty.
+    Deleted,
+    /// Its `sortOrder` changed; `fields` holds `sortOrder`.
+    Reordered,
+    /// Its claim changed; `fields` holds the three claim fields.
+    Claimed,
+}
+
+/// A visible change to the state, for the application (serialises as camelCase JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// Collection name.
+    pub collection: String,
+    /// Entity id.
+    pub id: String,
+    /// The fields concerned (see [`ChangeKind`]).
+    pub fields: Map<String, Value>,
+    /// The change came from this replica's own operation.
+    pub from_self: bool,
+}
+
+/// A last-writer-wins register.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Reg<T> {
+    hlc: Hlc,
+    value: T,
+}
+
+/// Writes `value` into `slot` if `hlc` is higher than the stored stamp; returns whether the
+/// visible value changed (a higher stamp with an equal value moves only the stamp).
+fn write<T: PartialEq>(slot: &mut Option<Reg<T>>, hlc: Hlc, value: impl FnOnce() -> T) -> bool {
+    match slot {
+        Some(r) if r.hlc >= hlc => false,
+        Some(r) => {
+            r.hlc = hlc;
+            let v = value();
+            let changed = r.value != v;
+            r.value = v;
+            changed
+        }
+        None => {
+            *slot = Some(Reg {
+                hlc,
+                value: value(),
+            });
+            true
+        }
+    }
+}
+
+/// The claim register's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Claim {
+    claimed_by: Value,
+    claimed_by_name: Value,
+    claimed_by_avatar: Value,
+}
+
+impl Claim {
+    fn to_fields(&self, out: &mut Map<String, Value>) {
+        out.insert(CLAIM_FIELDS[0].into(), self.claimed_by.clone());
+        out.insert(CLAIM_FIELDS[1].into(), self.claimed_by_name.clone());
+        out.insert(CLAIM_FIELDS[2].into(), self.claimed_by_avatar.clone());
+    }
+}
+
+/// One entity's registers. A tombstoned entity holds only `deleted`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Entity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created: Option<Hlc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleted: Option<Hlc>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    fields: BTreeMap<String, Reg<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sort_order: Option<Reg<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim: Option<Reg<Claim>>,
+}
+
+impl Entity {
+    const fn visible(&self) -> bool {
+        self.created.is_some() && self.deleted.is_none()
+    }
+
+    /// Writes a field register (rule 1); `sortOrder` goes to its own register.
+    fn write_field(&mut self, name: &str, value: &Value, hlc: Hlc) -> bool {
+        if name == SORT_ORDER {
+            return match value.as_str() {
+                Some(key) => write(&mut self.sort_order, hlc, || key.into()),
+                None => false,
+            };
+        }
+        if let Some(reg) = self.fields.get_mut(name) {
+            if reg.hlc >= hlc {
+                return false;
+            }
+            reg.hlc = hlc;
+            if reg.value == *value {
+                return false;
+            }
+            reg.value.clone_from(value);
+            return true;
+        }
+        self.fields.insert(
+            name.into(),
+            Reg {
+                hlc,
+                value: value.clone(),
+            },
+        );
+        true
+    }
+
+    /// Turns the entity into a tombstone stamped `hlc` (or the higher stamp it has).
+    fn tombstone(&mut self, hlc: Hlc) {
+        let deleted = self.deleted.map_or(hlc, |d| d.max(hlc));
+        *self = Self {
+            deleted: Some(deleted),
+            ..Self::default()
+        };
+    }
+
+    /// The read object: `id`, fields, `sortOrder` and claim fields when set.
+    fn object(&self, id: &str) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (name, reg) in &self.fields {
+            out.insert(name.clone(), reg.value.clone());
+        }
+        if let Some(reg) = &self.sort_order {
+            out.insert(SORT_ORDER.into(), Value::String(reg.value.clone()));
+        }
+        if let Some(reg) = &self.claim {
+            reg.value.to_fields(&mut out);
+        }
+        out.insert("id".into(), Value::String(id.into()));
+        out
+    }
+
+    /// The join of two entity states (commutative, associative, idempotent).
+    fn join(&mut self, other: Self) {
+        if self.deleted.is_some() || other.deleted.is_some() {
+            let d = self.deleted.max(other.deleted).unwrap_or_default();
+            self.tombstone(d);
+            return;
+        }
+        self.created = self.created.max(other.created);
+        for (name, reg) in other.fields {
+            match self.fields.get_mut(&name) {
+                Some(mine) if mine.hlc >= reg.hlc => {}
+                Some(mine) => *mine = reg,
+                None => {
+                    self.fields.insert(name, reg);
+                }
+            }
+        }
+        if let Some(reg) = other.sort_order {
+            write(&mut self.sort_order, reg.hlc, || reg.value);
+        }
+        if let Some(reg) = other.claim {
+            write(&mut self.claim, reg.hlc, || reg.value);
+        }
+    }
+}
+
+/// The on-disk (and on-wire, sealed) form of a [`Replica`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Snapshot {
+    v: u32,
+    collections: BTreeMap<String, BTreeMap<String, Entity>>,
+}
+
+/// The replicated state of one room (see the module docs for the merge rules).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Replica {
+    collections: BTreeMap<String, BTreeMap<String, Entity>>,
+}
+
+fn change(
+    kind: ChangeKind,
+    collection: &str,
+    id: &str,
+    fields: Map<String, Value>,
+    from_self: bool,
+) -> Change {
+    Change {
+        kind,
+        collection: collection.into(),
+        id: id.into(),
+        fields,
+        from_self,
+    }
+}
+
+impl Replica {
+    /// An empty state.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The entity `collection`/`id`, inserted empty if absent (no allocation when present).
+    fn slot(&mut self, collection: &str, id: &str) -> Option<&mut Entity> {
+        match self.collections.get_mut(collection) {
+            Some(entities) => {
+                if !entities.contains_key(id) {
+                    entities.insert(id.into(), Entity::default());
+                }
+            }
+            None => {
+                let mut entities = BTreeMap::new();
+                entities.insert(String::from(id), Entity::default());
+                self.collections.insert(collection.into(), entities);
+            }
+        }
+        self.collections.get_mut(collection)?.get_mut(id)
+    }
+
+    /// Applies one stamped operation (already [`Op::validate`]d) and returns the visible
+    /// changes, each marked `from_self`. A losing, ignored or duplicate write returns
+    /// nothing.
+    pub fn apply(&mut self, stamped: &StampedOp, from_self: bool) -> Vec<Change> {
+        let hlc = stamped.hlc;
+        match &stamped.op {
+            Op::Created {
+                collection,
+                id,
+                fields,
+            } => {
+                let Some(e) = self.slot(collection, id) else {
+                    return Vec::new();
+                };
+                if e.deleted.is_some() {
+                    return Vec::new();
+                }
+                let was_visible = e.visible();
+                let mut won = Map::new();
+                for (name, value) in fields {
+                    if name != "id" && e.write_field(name, value, hlc) && was_visible {
+                        won.insert(name.clone(), value.clone());
+                    }
+                }
+                e.created = e.created.max(Some(hlc));
+                if !was_visible {
+                    let obj = e.object(id);
+                    vec![change(ChangeKind::Created, collection, id, obj, from_self)]
+                } else if won.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![change(ChangeKind::Updated, collection, id, won, from_self)]
+                }
+            }
+            Op::Updated {
+                collection,
+                id,
+                fields,
+            } => {
+                let Some(e) = self.slot(collection, id) else {
+                    return Vec::new();
+                };
+                if e.deleted.is_some() {
+                    return Vec::new();
+                }
+                let visible = e.visible();
+                let mut won = Map::new();
+                for (name, value) in fields {
+                    if name != "id" && e.write_field(name, value, hlc) && visible {
+                        won.insert(name.clone(), value.clone());
+                    }
+                }
+                if won.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![change(ChangeKind::Updated, collection, id, won, from_self)]
+                }
+            }
+            Op::Deleted { collection, id } => {
+                let Some(e) = self.slot(collection, id) else {
+                    return Vec::new();
+                };
+                let was_visible = e.visible();
+                e.tombstone(hlc);
+                if was_visible {
+                    vec![change(
+                        ChangeKind::Deleted,
+                        collection,
+                        id,
+                        Map::new(),
+                        from_self,
+                    )]
+                } else {
+                    Vec::new()
+                }
+            }
+            Op::Reordered { collection, items } => {
+                let mut out = Vec::new();
+                for item in items {
+                    let Some(e) = self.slot(collection, &item.id) else {
+                        continue;
+                    };
+                    if e.deleted.is_some() {
+                        continue;
+                    }
+                    if write(&mut e.sort_order, hlc, || item.sort_order.clone()) && e.visible() {
+                        let mut f = Map::new();
+                        f.insert(SORT_ORDER.into(), Value::String(item.sort_order.clone()));
+                        out.push(change(
+                            ChangeKind::Reordered,
+                            collection,
+                            &item.id,
+                            f,
+                            from_self,
+                        ));
+                    }
+                }
+                out
+            }
+            Op::Claimed {
+                collection,
+                id,
+                claimed_by,
+                claimed_by_name,
+                claimed_by_avatar,
+            } => {
+                let Some(e) = self.slot(collection, id) else {
+                    return Vec::new();
+                };
+                if e.deleted.is_some() {
+                    return Vec::new();
+                }
+                let claim = || Claim {
+                    claimed_by: claimed_by.clone(),
+                    claimed_by_name: claimed_by_name.clone(),
+                    claimed_by_avatar: claimed_by_avatar.clone(),
+                };
+                if write(&mut e.claim, hlc, claim) && e.visible() {
+                    let mut f = Map::new();
+                    if let Some(reg) = &e.claim {
+                        reg.value.to_fields(&mut f);
+                    }
+                    vec![change(ChangeKind::Claimed, collection, id, f, from_self)]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Visible entities of `collection` as read objects (`id`, fields, `sortOrder` and
+    /// claim fields when set), by `sortOrder` bytes then id; entities without a key last.
+    #[must_use]
+    pub fn get(&self, collection: &str) -> Vec<(String, Value)> {
+        let Some(entities) = self.collections.get(collection) else {
+            return Vec::new();
+        };
+        let mut visible: Vec<(&String, &Entity)> =
+            entities.iter().filter(|(_, e)| e.visible()).collect();
+        visible.sort_by(|(ia, a), (ib, b)| {
+            let ka = a.sort_order.as_ref().map(|r| r.value.as_str());
+            let kb = b.sort_order.as_ref().map(|r| r.value.as_str());
+            (ka.is_none(), ka, ia).cmp(&(kb.is_none(), kb, ib))
+        });
+        visible
+            .into_iter()
+            .map(|(id, e)| (id.clone(), Value::Object(e.object(id))))
+            .collect()
+    }
+
+    /// One visible entity's read object, or `None` if it does not exist, was never created,
+    /// or was deleted.
+    #[must_use]
+    pub fn entity(&self, collection: &str, id: &str) -> Option<Value> {
+        let e = self.collections.get(collection)?.get(id)?;
+        e.visible().then(|| Value::Object(e.object(id)))
+    }
+
+    /// Whether `id` carries a tombstone (it can never become visible again).
+    #[must_use]
+    pub fn is_deleted(&self, collection: &str, id: &str) -> bool {
+        self.collections
+            .get(collection)
+            .and_then(|c| c.get(id))
+            .is_some_and(|e| e.deleted.is_some())
+    }
+
+    /// The whole state, tombstones and every register with its stamp, as JSON. Equal states
+    /// give equal bytes.
+    #[must_use]
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct SnapshotRef<'a> {
+            v: u32,
+            collections: &'a BTreeMap<String, BTreeMap<String, Entity>>,
+        }
+        // Serialising string-keyed maps of JSON values cannot fail.
+        serde_json::to_vec(&SnapshotRef {
+            v: SNAPSHOT_VERSION,
+            collections: &self.collections,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Reads a state written by [`Replica::to_snapshot`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidSnapshot`] when the bytes are not a snapshot of version
+    /// [`SNAPSHOT_VERSION`], or hold an invalid collection name, id or field name.
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Self> {
+        let snap: Snapshot = serde_json::from_slice(bytes).map_err(|e| Error::InvalidSnapshot {
+            reason: format!("not a snapshot's JSON: {e}"),
+        })?;
+        if snap.v != SNAPSHOT_VERSION {
+            return Err(Error::InvalidSnapshot {
+                reason: format!(
+                    "snapshot version {} (this build reads version {SNAPSHOT_VERSION})",
+                    snap.v
+                ),
+            });
+        }
+        let bad = |e: Error| Error::InvalidSnapshot {
+            reason: format!("{e}"),
+        };
+        let mut collections = snap.collections;
+        collections.retain(|_, entities| !entities.is_empty());
+        for (name, entities) in &mut collections {
+            check_collection(name).map_err(bad)?;
+            for (id, e) in entities.iter_mut() {
+                check_id(id).map_err(bad)?;
+                if let Some(d) = e.deleted {
+                    // Canonical form: a tombstone holds nothing else.
+                    e.tombstone(d);
+                }
+                for field in e.fields.keys() {
+                    check_field_name(field).map_err(bad)?;
+                    if field == SORT_ORDER
+                        || field == "id"
+                        || CLAIM_FIELDS.contains(&field.as_str())
+                    {
+                        return Err(Error::InvalidSnapshot {
+                            reason: format!("entity {id:?} stores reserved field {field:?}"),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Self { collections })
+    }
+
+    /// Joins `other` into this state (the least upper bound of the two: commutative,
+    /// associative, idempotent) and returns the visible changes, none `from_self`.
+    pub fn merge_snapshot(&mut self, other: Self) -> Vec<Change> {
+        let mut out = Vec::new();
+        for (collection, entities) in other.collections {
+            let mine = self.collections.entry(collection.clone()).or_default();
+            for (id, theirs) in entities {
+                let e = mine.entry(id.clone()).or_default();
+                let before = e.visible().then(|| e.object(&id));
+                e.join(theirs);
+                let after = e.visible().then(|| e.object(&id));
+                if let Some(c) = diff(&collection, &id, before, after) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The change between two read objects of one entity, if any.
+fn diff(
+    collection: &str,
+    id: &str,
+    before: Option<Map<String, Value>>,
+    after: Option<Map<String, Value>>,
+) -> Option<Change> {
+    match (before, after) {
+        (None, None) => None,
+        (None, Some(obj)) => Some(change(ChangeKind::Created, collection, id, obj, false)),
+        (Some(_), None) => Some(change(
+            ChangeKind::Deleted,
+            collection,
+            id,
+            Map::new(),
+            false,
+        )),
+        (Some(old), Some(new)) => {
+            let changed: Map<String, Value> = new
+                .into_iter()
+                .filter(|(k, v)| old.get(k) != Some(v))
+                .collect();
+            if changed.is_empty() {
+                return None;
+            }
+            let kind = if changed.keys().all(|k| k == SORT_ORDER) {
+                ChangeKind::Reordered
+            } else if changed.keys().all(|k| CLAIM_FIELDS.contains(&k.as_str())) {
+                ChangeKind::Claimed
+            } else {
+                ChangeKind::Updated
+            };
+            Some(change(kind, collection, id, changed, false))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
