@@ -39,7 +39,7 @@ pub enum Rejection {
     NotFound,
     /// 405: the path exists with another method.
     MethodNotAllowed,
-    /// 400: the room segment is not a valid room id.
+    /// 400: the room segment is not a valid room id (the message says why).
     BadRoom(String),
     /// 426: the socket path without `Upgrade: websocket`.
     UpgradeRequired,
@@ -66,7 +66,7 @@ impl Rejection {
         match self {
             Self::NotFound => "not found".into(),
             Self::MethodNotAllowed => "method not allowed".into(),
-            Self::BadRoom(why) => format!("invalid room id: {why}"),
+            Self::BadRoom(why) => why.clone(),
             Self::UpgradeRequired => "this endpoint needs a WebSocket upgrade".into(),
             Self::OriginForbidden => "this origin may not connect to the relay".into(),
         }
@@ -80,7 +80,7 @@ impl Rejection {
 pub fn room_from_segment(segment: &str) -> Result<RoomId, Rejection> {
     let decoded = percent_decode_str(segment)
         .decode_utf8()
-        .map_err(|_| Rejection::BadRoom("it is not UTF-8".into()))?;
+        .map_err(|_| Rejection::BadRoom("invalid room id: it is not UTF-8 after percent-decoding".into()))?;
     RoomId::new(&decoded).map_err(|e| Rejection::BadRoom(e.to_string()))
 }
 
