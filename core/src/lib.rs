@@ -17,6 +17,7 @@ pub mod hlc;
 pub mod ids;
 pub mod kdf;
 pub mod seal;
+pub mod wire;
 
 pub use envelope::{EnvelopeHeader, EnvelopeKind};
 pub use error::{Error, Result};

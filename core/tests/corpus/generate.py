@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Writes the bad-input corpus: bad-*.bin plus expected.tsv (file, the error code
+ClientFrame::decode must give, the code RelayFrame::decode must give).
+
+Run once; the files are committed and checked by core/tests/corpus.rs. Fuzz crashers are
+added by hand (copy the file here as bad-fuzz-<what>.bin and add a line to expected.tsv).
+"""
+import struct
+from pathlib import Path
+
+M, V, U, K, T = "MALFORMED_FRAME", "WIRE_VERSION", "UNKNOWN_FRAME", "WRONG_KIND", "FRAME_TOO_LARGE"
+
+
+def u16(v): return struct.pack(">H", v)
+def u32(v): return struct.pack(">I", v)
+def u64(v): return struct.pack(">Q", v)
+def f(t, body=b""): return bytes([0x01, t]) + body
+
+
+def env(kind=1, length=106, version=1):
+    return bytes([version, kind]) + bytes(range(length - 2))
+
+
+tag = bytes([0x11] * 16)
+hello_head = u64(0) + bytes(32)
+welcome = u64(1) + u64(2) + u64(0) + u32(1)
+ack = bytes(16) + u64(1) + u64(2) + u64(3)
+
+cases = [
+    # frame header
+    ("empty", b"", M, M),
+    ("only-version", b"\x01", M, M),
+    ("version-0", b"\x00\x03" + u64(1), V, V),
+    ("version-2", b"\x02\x81" + welcome + b"\x00", V, V),
+    ("unknown-type", f(0x7F, u64(0)), U, U),
+    ("type-zero", f(0x00), U, U),
+    ("type-after-relay-range", f(0x8B, u64(0)), U, U),
+    # client -> relay (unknown to the relay decoder)
+    ("hello-truncated-verifier", f(0x01, u64(0) + bytes(20)), M, U),
+    ("hello-no-channel-count", f(0x01, hello_head), M, U),
+    ("hello-channel-count-0", f(0x01, hello_head + b"\x00"), M, U),
+    ("hello-channel-count-17", f(0x01, hello_head + b"\x11" + tag * 17), M, U),
+    ("hello-channel-count-255", f(0x01, hello_head + b"\xff" + tag * 2), M, U),
+    ("hello-truncated-tag", f(0x01, hello_head + b"\x02" + tag + tag[:8]), M, U),
+    ("hello-trailing", f(0x01, hello_head + b"\x01" + tag + b"\x00"), M, U),
+    ("publish-no-envelope", f(0x02), M, U),
+    ("publish-short-envelope", f(0x02, env(1, 105)), M, U),
+    ("publish-wrong-kind", f(0x02, env(2)), K, U),
+    ("publish-envelope-version-2", f(0x02, env(1, version=2)), V, U),
+    ("sync-truncated", f(0x03, u64(7)[:7]), M, U),
+    ("sync-trailing", f(0x03, u64(7) + b"\x00"), M, U),
+    ("snapshot-put-truncated-seq", f(0x04, b"\x00\x01"), M, U),
+    ("snapshot-put-wrong-kind", f(0x04, u64(9) + env(1)), K, U),
+    ("ephemeral-key-wrap-kind", f(0x05, env(4)), K, U),
+    # relay -> client (unknown to the client decoder)
+    ("welcome-truncated", f(0x81, welcome[:20]), U, M),
+    ("welcome-verifier-state-2", f(0x81, welcome + b"\x02"), U, M),
+    ("welcome-trailing", f(0x81, welcome + b"\x01\x00"), U, M),
+    ("ack-truncated-session", f(0x82, bytes(15)), U, M),
+    ("ack-duplicate-2", f(0x82, ack + b"\x02"), U, M),
+    ("ack-trailing", f(0x82, ack + b"\x00\x00"), U, M),
+    ("event-no-envelope", f(0x83, u64(1) + u64(2)), U, M),
+    ("event-truncated-relay-time", f(0x83, u64(1) + b"\x00\x00"), U, M),
+    ("event-wrong-kind", f(0x83, u64(1) + u64(2) + env(3)), U, K),
+    ("event-envelope-version-0", f(0x83, u64(1) + u64(2) + env(1, version=0)), U, V),
+    ("snapshot-short-envelope", f(0x84, u64(1) + env(2, 90)), U, M),
+    ("snapshot-wrong-kind", f(0x84, u64(1) + env(1)), U, K),
+    ("caught-up-truncated", f(0x85, b"\x00" * 4), U, M),
+    ("relay-ephemeral-wrong-kind", f(0x86, env(1)), U, K),
+    ("presence-trailing", f(0x87, u32(2) + b"\x00"), U, M),
+    ("error-truncated-code", f(0x88, b"\x00"), U, M),
+    ("error-fatal-2", f(0x88, u16(1) + b"\x02" + u16(0)), U, M),
+    ("error-message-len-1025", f(0x88, u16(1) + b"\x00" + u16(1025) + b"x" * 1025), U, M),
+    ("error-message-len-past-end", f(0x88, u16(1) + b"\x00" + u16(1000) + b"short"), U, M),
+    ("error-invalid-utf8", f(0x88, u16(1) + b"\x00" + u16(3) + b"a\xffb"), U, M),
+    ("error-trailing", f(0x88, u16(1) + b"\x00" + u16(1) + b"ab"), U, M),
+    ("notify-json-len-4g", f(0x89, u32(0xFFFFFFFF) + b"{}"), U, M),
+    ("notify-invalid-utf8", f(0x89, u32(2) + b"\xc3\x28"), U, M),
+    ("notify-trailing", f(0x89, u32(2) + b"{}}"), U, M),
+    ("snapshot-stored-trailing", f(0x8A, u64(3) + b"\x00"), U, M),
+]
+
+here = Path(__file__).parent
+table = here / "expected.tsv"
+# Fuzz crashers (bad-fuzz-*) were added by hand: keep their files and lines.
+kept = [l for l in table.read_text().splitlines() if l.startswith("bad-fuzz-")] if table.exists() else []
+lines = ["# file\tClientFrame::decode\tRelayFrame::decode  (written by generate.py)"]
+for name, data, client, relay in cases:
+    (here / f"bad-{name}.bin").write_bytes(data)
+    lines.append(f"bad-{name}.bin\t{client}\t{relay}")
+lines += kept
+table.write_text("\n".join(lines) + "\n")
+print(f"wrote {len(cases)} files")

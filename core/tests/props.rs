@@ -1,0 +1,210 @@
+//! Property tests of the frame codec: every frame round-trips, and no input makes a
+//! decoder panic (random bytes, and valid frames flipped, truncated and extended).
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failed unwrap is a failed test"
+)]
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use sealsync_core::wire::{
+    ClientFrame, RelayErrorCode, RelayFrame, VerifierState, MAX_CHANNELS, MIN_ENVELOPE_LEN,
+};
+use sealsync_core::{ChannelTag, SessionId};
+
+/// A valid envelope for the codec: 106..=4096 bytes, version 1, the given kind.
+fn envelope(kind: u8) -> impl Strategy<Value = Vec<u8>> {
+    vec(any::<u8>(), (MIN_ENVELOPE_LEN - 2)..=(4096 - 2)).prop_map(move |tail| {
+        let mut e = vec![1, kind];
+        e.extend(tail);
+        e
+    })
+}
+
+fn client_frame() -> impl Strategy<Value = ClientFrame> {
+    prop_oneof![
+        (
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            vec(any::<[u8; 16]>().prop_map(ChannelTag), 1..=MAX_CHANNELS)
+        )
+            .prop_map(|(after_seq, verifier, channels)| ClientFrame::Hello {
+                after_seq,
+                verifier,
+                channels
+            }),
+        envelope(1).prop_map(|envelope| ClientFrame::Publish { envelope }),
+        any::<u64>().prop_map(|after_seq| ClientFrame::Sync { after_seq }),
+        (any::<u64>(), envelope(2))
+            .prop_map(|(upto_seq, envelope)| ClientFrame::SnapshotPut { upto_seq, envelope }),
+        envelope(3).prop_map(|envelope| ClientFrame::Ephemeral { envelope }),
+    ]
+}
+
+fn relay_frame() -> impl Strategy<Value = RelayFrame> {
+    prop_oneof![
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            prop_oneof![Just(VerifierState::Created), Just(VerifierState::Matched)]
+        )
+            .prop_map(
+                |(relay_time, head_seq, snapshot_seq, presence, verifier_state)| {
+                    RelayFrame::Welcome {
+                        relay_time,
+                        head_seq,
+                        snapshot_seq,
+                        presence,
+                        verifier_state,
+                    }
+                }
+            ),
+        (
+            any::<[u8; 16]>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(session, counter, seq, relay_time, duplicate)| RelayFrame::Ack {
+                    session: SessionId(session),
+                    counter,
+                    seq,
+                    relay_time,
+                    duplicate,
+                }
+            ),
+        (any::<u64>(), any::<u64>(), envelope(1)).prop_map(|(seq, relay_time, envelope)| {
+            RelayFrame::Event {
+                seq,
+                relay_time,
+                envelope,
+            }
+        }),
+        (any::<u64>(), envelope(2))
+            .prop_map(|(seq, envelope)| RelayFrame::Snapshot { seq, envelope }),
+        any::<u64>().prop_map(|head_seq| RelayFrame::CaughtUp { head_seq }),
+        envelope(3).prop_map(|envelope| RelayFrame::Ephemeral { envelope }),
+        any::<u32>().prop_map(|count| RelayFrame::Presence { count }),
+        // At most 256 chars of at most 4 bytes: within the 1024-byte limit.
+        (any::<u16>(), any::<bool>(), "\\PC{0,256}").prop_map(|(code, fatal, message)| {
+            RelayFrame::Error {
+                code: RelayErrorCode::from(code),
+                fatal,
+                message,
+            }
+        }),
+        "\\PC{0,512}".prop_map(|json| RelayFrame::Notify { json }),
+        any::<u64>().prop_map(|seq| RelayFrame::SnapshotStored { seq }),
+    ]
+}
+
+/// Either a valid client frame's bytes or a valid relay frame's bytes.
+fn valid_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        client_frame().prop_map(|f| f.encode().unwrap()),
+        relay_frame().prop_map(|f| f.encode().unwrap()),
+    ]
+}
+
+/// Decodes with both decoders (which must not panic); whatever decodes must re-encode to
+/// exactly `bytes`. Returns whether either decoder accepted the bytes.
+fn decode_both(bytes: &[u8]) -> bool {
+    let client = ClientFrame::decode(bytes).map(|f| f.encode().unwrap());
+    let relay = RelayFrame::decode(bytes).map(|f| f.encode().unwrap());
+    if let Ok(again) = &client {
+        assert_eq!(again, bytes);
+    }
+    if let Ok(again) = &relay {
+        assert_eq!(again, bytes);
+    }
+    assert!(
+        client.is_err() || relay.is_err(),
+        "both decoders accepted {bytes:02x?}"
+    );
+    client.is_ok() || relay.is_ok()
+}
+
+/// The envelope length of a frame that ends in one, from its bytes' type byte.
+fn trailing_envelope_len(bytes: &[u8]) -> Option<usize> {
+    let fixed = match bytes[1] {
+        0x02 | 0x05 | 0x86 => 2,
+        0x04 | 0x84 => 2 + 8,
+        0x83 => 2 + 16,
+        _ => return None,
+    };
+    Some(bytes.len() - fixed)
+}
+
+proptest! {
+    #[test]
+    fn client_frames_round_trip(frame in client_frame()) {
+        let bytes = frame.encode().unwrap();
+        prop_assert_eq!(ClientFrame::decode(&bytes).unwrap(), frame);
+        // A client frame is unknown to the relay-frame decoder.
+        prop_assert_eq!(RelayFrame::decode(&bytes).unwrap_err().code(), "UNKNOWN_FRAME");
+    }
+
+    #[test]
+    fn relay_frames_round_trip(frame in relay_frame()) {
+        let bytes = frame.encode().unwrap();
+        prop_assert_eq!(RelayFrame::decode(&bytes).unwrap(), frame);
+        prop_assert_eq!(ClientFrame::decode(&bytes).unwrap_err().code(), "UNKNOWN_FRAME");
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in vec(any::<u8>(), 0..=4096)) {
+        decode_both(&bytes);
+    }
+
+    #[test]
+    fn random_bytes_after_a_valid_header_never_panic(
+        frame_type in prop_oneof![0x00..=0x06u8, 0x80..=0x8Bu8],
+        body in vec(any::<u8>(), 0..=256),
+    ) {
+        let mut bytes = vec![1, frame_type];
+        bytes.extend(body);
+        decode_both(&bytes);
+    }
+
+    #[test]
+    fn flipped_frames_never_panic(
+        bytes in valid_bytes(),
+        flips in vec((any::<prop::sample::Index>(), 1..=255u8), 1..=8),
+    ) {
+        let mut bytes = bytes;
+        for (at, mask) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= mask;
+        }
+        decode_both(&bytes);
+    }
+
+    #[test]
+    fn truncated_frames_never_panic(bytes in valid_bytes()) {
+        // Below this length a prefix cannot hold a whole frame.
+        let shortest = match trailing_envelope_len(&bytes) {
+            Some(env_len) => bytes.len() - env_len + MIN_ENVELOPE_LEN,
+            None => bytes.len(),
+        };
+        for len in 0..bytes.len() {
+            let accepted = decode_both(&bytes[..len]);
+            prop_assert!(!accepted || len >= shortest, "prefix of {} bytes accepted", len);
+        }
+    }
+
+    #[test]
+    fn extended_frames_never_panic(bytes in valid_bytes(), extra in vec(any::<u8>(), 1..=64)) {
+        let ends_in_envelope = trailing_envelope_len(&bytes).is_some();
+        let mut long = bytes;
+        long.extend(extra);
+        let accepted = decode_both(&long);
+        // Only an envelope (the rest of the frame) can absorb extra bytes.
+        prop_assert_eq!(accepted, ends_in_envelope);
+    }
+}
