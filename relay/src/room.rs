@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use sealsync_core::wire::{RelayErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG};
 use worker::{
-    console_error, console_log, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Request,
-    Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage,
+    console_error, console_log, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env,
+    Request, Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage,
     WebSocketPair, WebSocketRequestResponsePair,
 };
 
@@ -85,7 +85,10 @@ impl Room {
 
     /// The peer id of a socket, from its attachment.
     fn peer_id(ws: &WebSocket) -> Option<PeerId> {
-        ws.deserialize_attachment::<Peer>().ok().flatten().map(|p| p.id)
+        ws.deserialize_attachment::<Peer>()
+            .ok()
+            .flatten()
+            .map(|p| p.id)
     }
 
     /// Runs `f` with the hub for this room, then performs the outputs.
@@ -276,7 +279,9 @@ impl DurableObject for Room {
             WebSocketIncomingMessage::Binary(bytes) => {
                 self.drive(&limits, |hub| hub.handle_frame(id, &bytes, now))
             }
-            WebSocketIncomingMessage::String(_) => self.drive(&limits, |hub| Ok(hub.handle_text(id))),
+            WebSocketIncomingMessage::String(_) => {
+                self.drive(&limits, |hub| Ok(hub.handle_text(id)))
+            }
         };
         if let Err(e) = result {
             console_error!("room storage failed: {e}");

@@ -223,9 +223,7 @@ impl Peer {
         })
         .await;
         match self.recv_data().await {
-            RelayFrame::Ack {
-                seq, duplicate, ..
-            } => {
+            RelayFrame::Ack { seq, duplicate, .. } => {
                 assert!(!duplicate);
                 (envelope, seq)
             }
@@ -266,7 +264,10 @@ fn event_seq(frame: &RelayFrame) -> u64 {
 async fn http_routes_answer_without_a_socket() {
     let Some(base) = relay() else { return };
     let room = unique_room("http");
-    assert_eq!(http_get(&base, &format!("/room/{room}/ws"), &[]).await.0, 426);
+    assert_eq!(
+        http_get(&base, &format!("/room/{room}/ws"), &[]).await.0,
+        426
+    );
     let (status, body) = http_get(&base, "/room/a%2Fb/ws", &[("Upgrade", "websocket")]).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("invalid room id"), "{body}");
@@ -306,8 +307,7 @@ async fn origin_outside_the_allowlist_is_refused_before_upgrade() {
         other => panic!("expected 403, got {:?}", other.map(|_| ())),
     }
     let mut req = ws_url(&base, &room).into_client_request().unwrap();
-    req.headers_mut()
-        .insert("Origin", allowed.parse().unwrap());
+    req.headers_mut().insert("Origin", allowed.parse().unwrap());
     assert!(connect_async(req).await.is_ok());
 }
 
@@ -747,16 +747,17 @@ async fn no_plaintext_reaches_the_relays_disk() {
         files += 1;
         // … and the plaintext is not.
         assert!(
-            !bytes
-                .windows(marker.len())
-                .any(|w| w == marker.as_bytes()),
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
             "plaintext marker found in {}",
             entry.path().display()
         );
         cipher_seen |= bytes.windows(16).any(|w| w == needle_cipher);
     }
     assert!(files > 0, "no files under {dir}");
-    assert!(cipher_seen, "the stored ciphertext was not found under {dir}");
+    assert!(
+        cipher_seen,
+        "the stored ciphertext was not found under {dir}"
+    );
 }
 
 #[tokio::test]
@@ -773,11 +774,10 @@ async fn relay_restart_keeps_the_log_and_the_session_resumes() {
     for _ in 0..3 {
         a.publish(b"before the restart").await;
     }
-    let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(restart).status().unwrap()
-    })
-    .await
-    .unwrap();
+    let status =
+        tokio::task::spawn_blocking(move || std::process::Command::new(restart).status().unwrap())
+            .await
+            .unwrap();
     assert!(status.success(), "restart script failed");
     // The old socket is gone.
     let (_, code) = a.recv_close().await;
