@@ -816,7 +816,7 @@ async fn idle_room_is_deleted_by_its_alarm() {
     assert_eq!(w.head_seq, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn many_sockets_in_one_room_all_receive_a_broadcast() {
     let Some(base) = relay() else { return };
     let Some(n) = env_u64("SEALSYNC_RELAY_MAX_SOCKETS") else {
@@ -826,34 +826,58 @@ async fn many_sockets_in_one_room_all_receive_a_broadcast() {
     let room = unique_room("many");
     let keys = room_keys(&room);
     let started = Instant::now();
-    // n - 1 receivers, each on its own task, joined one after another.
-    let mut receivers = Vec::new();
-    for _ in 1..n {
+    // n - 1 receivers, each on its own task: join, read presence until all n have
+    // joined (so no backlog is left in the socket), then wait for the broadcast.
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (event_tx, mut event_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 1..n {
         let mut p = Peer::connect(&base, &room, &keys).await;
-        p.hello(0).await;
-        receivers.push(p);
-    }
-    let mut sender = Peer::connect(&base, &room, &keys).await;
-    sender.hello(0).await;
-    let joined = started.elapsed();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for mut p in receivers {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let seq = event_seq(&p.recv_data().await);
-            tx.send((seq, Instant::now())).unwrap();
+        let (ready_tx, event_tx) = (ready_tx.clone(), event_tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let w = p.hello(0).await;
+            let mut seen = u64::from(w.presence);
+            if seen == n {
+                ready_tx.send(i).unwrap();
+            }
+            loop {
+                match p.recv().await {
+                    RelayFrame::Presence { count } => {
+                        if u64::from(count) == n && seen != n {
+                            ready_tx.send(i).unwrap();
+                        }
+                        seen = u64::from(count);
+                    }
+                    RelayFrame::Event { seq, .. } => {
+                        event_tx.send((seq, Instant::now())).unwrap();
+                        break;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
             // Keep the socket open until the test ends.
             let _ = p.ws.next().await;
-        });
+        }));
     }
-    drop(tx);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop((ready_tx, event_tx));
+    let mut sender = Peer::connect(&base, &room, &keys).await;
+    let w = sender.hello(0).await;
+    let mut ready = 0;
+    while ready < n - 1 {
+        tokio::time::timeout(Duration::from_secs(120), ready_rx.recv())
+            .await
+            .expect("not every socket saw the full room in time")
+            .expect("a receiver task failed");
+        ready += 1;
+    }
+    let joined = started.elapsed();
     let sent = Instant::now();
     let (_, seq) = sender.publish(b"to everyone").await;
+    let acked = sent.elapsed();
     let mut got = 0u64;
     let mut last = Duration::ZERO;
     while got < n - 1 {
-        let (s, at) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        let (s, at) = tokio::time::timeout(Duration::from_secs(60), event_rx.recv())
             .await
             .expect("not every socket received the broadcast in time")
             .expect("a receiver task failed");
@@ -862,7 +886,9 @@ async fn many_sockets_in_one_room_all_receive_a_broadcast() {
         got += 1;
     }
     eprintln!(
-        "{n} sockets: joined in {joined:?}; one broadcast reached {got} receivers, the last after {last:?}"
+        "{n} sockets (presence {}): all joined in {joined:?}; ACK after {acked:?}; \
+         the broadcast reached all {got} receivers, the last after {last:?}",
+        w.presence
     );
     // One more socket than the limit is refused with 4029.
     let mut extra = open_socket(&base, &room).await;
@@ -874,4 +900,7 @@ async fn many_sockets_in_one_room_all_receive_a_broadcast() {
         }
     };
     assert_eq!(code, 4029);
+    for t in tasks {
+        t.abort();
+    }
 }
