@@ -30,12 +30,13 @@ echo "== building the relay (worker-build --release)"
 (cd "$RELAY_DIR" && env -u CARGO_TARGET_DIR worker-build --release >/dev/null)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sealsync-relay-test.XXXXXX")
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+INSPECTOR_PORT=$(free_port)
 FANOUT=${SEALSYNC_FANOUT:-1000}
 
-# The deploy config without its [build] step (the worker is built above), pointing at the
-# built worker.
-sed -e '/^\[build\]/,/^$/d' -e "s#^main = .*#main = \"$RELAY_DIR/build/worker/shim.mjs\"#" \
+# The deploy config, pointing at the worker built above by absolute path.
+sed -e "s#^main = .*#main = \"$RELAY_DIR/build/worker/shim.mjs\"#" \
   "$RELAY_DIR/wrangler.toml" > "$TMP/wrangler.toml"
 
 cat > "$TMP/start.sh" <<START
@@ -43,7 +44,7 @@ cat > "$TMP/start.sh" <<START
 set -euo pipefail
 cd "$TMP"
 setsid "$WRANGLER" dev -c "$TMP/wrangler.toml" --ip 127.0.0.1 --port $PORT \\
-  --persist-to "$TMP/state" --show-interactive-dev-session=false \\
+  --persist-to "$TMP/state" --inspector-port $INSPECTOR_PORT --show-interactive-dev-session=false \\
   --var MAX_FRAME_BYTES:65536 --var RATE_BURST:200 --var RATE_PER_SECOND:100 \\
   --var MAX_SOCKETS_PER_ROOM:$FANOUT --var MAX_HISTORY_EVENTS:60 \\
   --var IDLE_ROOM_TTL_SECONDS:12 --var ALLOWED_ORIGINS:http://allowed.test \\
