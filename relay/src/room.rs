@@ -1,0 +1,344 @@
+//! The room Durable Object: accepts hibernating WebSockets, keeps each socket's [`Peer`] in
+//! its attachment, feeds frames to the [`Hub`] and performs its outputs. No rule lives
+//! here; see `hub.rs`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sealsync_core::wire::{RelayErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG};
+use worker::{
+    console_error, console_log, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env,
+    Request, Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage,
+    WebSocketPair, WebSocketRequestResponsePair,
+};
+
+use crate::hub::{self, Hub, Out, Peer, PeerId, CLOSE_INTERNAL_ERROR};
+use crate::limits::Limits;
+use crate::route::{self, RequestView, Route};
+use crate::sql::SqlStore;
+use crate::store::StoreError;
+
+/// What the object holds in memory while it is awake. Rebuilt from the sockets'
+/// attachments after hibernation.
+#[derive(Debug)]
+struct Live {
+    sockets: BTreeMap<PeerId, WebSocket>,
+    peers: BTreeMap<PeerId, Peer>,
+    next_id: PeerId,
+    store: Option<SqlStore>,
+}
+
+/// One room: its sockets, its SQLite log, its idle alarm.
+#[durable_object]
+pub struct Room {
+    state: State,
+    env: Env,
+    live: RefCell<Option<Live>>,
+}
+
+impl core::fmt::Debug for Room {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Room").finish_non_exhaustive()
+    }
+}
+
+/// `WebSocket.readyState` of an open socket.
+const OPEN: u16 = 1;
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+/// The limits from `[vars]`.
+pub(crate) fn limits(env: &Env) -> std::result::Result<Limits, crate::limits::ConfigError> {
+    Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))
+}
+
+fn store_failure(e: &StoreError) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
+impl Room {
+    /// Loads the in-memory view from the hibernated sockets when needed.
+    fn with_live<T>(&self, f: impl FnOnce(&mut Live) -> T) -> T {
+        let mut slot = self.live.borrow_mut();
+        let live = slot.get_or_insert_with(|| {
+            let mut sockets = BTreeMap::new();
+            let mut peers = BTreeMap::new();
+            for ws in self.state.get_websockets() {
+                if let Ok(Some(peer)) = ws.deserialize_attachment::<Peer>() {
+                    sockets.insert(peer.id, ws);
+                    peers.insert(peer.id, peer);
+                }
+            }
+            let next_id = peers.keys().next_back().map_or(1, |id| id + 1);
+            Live {
+                sockets,
+                peers,
+                next_id,
+                store: None,
+            }
+        });
+        f(live)
+    }
+
+    /// The peer id of a socket, from its attachment.
+    fn peer_id(ws: &WebSocket) -> Option<PeerId> {
+        ws.deserialize_attachment::<Peer>()
+            .ok()
+            .flatten()
+            .map(|p| p.id)
+    }
+
+    /// Runs `f` with the hub for this room, then performs the outputs.
+    fn drive(
+        &self,
+        limits: &Limits,
+        f: impl FnOnce(Hub<'_, SqlStore>) -> std::result::Result<Vec<Out>, StoreError>,
+    ) -> std::result::Result<(), StoreError> {
+        self.with_live(|live| {
+            if live.store.is_none() {
+                live.store = Some(SqlStore::open(self.state.storage().sql())?);
+            }
+            let Some(store) = live.store.as_mut() else {
+                return Err(StoreError("the store did not open".into()));
+            };
+            let outs = f(Hub::new(store, limits, &mut live.peers))?;
+            perform(live, outs);
+            Ok(())
+        })
+    }
+
+    async fn accept(&self, req: &Request) -> Result<Response> {
+        let limits = match limits(&self.env) {
+            Ok(l) => l,
+            Err(e) => return Response::error(e.to_string(), 500),
+        };
+        let pair = WebSocketPair::new()?;
+        let full = self.with_live(|live| hub::room_full(live.sockets.len(), &limits));
+        if full {
+            // Not hibernated: it is closed right away.
+            pair.server.accept()?;
+            let frame = hub::refusal(
+                RelayErrorCode::RoomFull,
+                "this room has its maximum number of sockets; retry later",
+            );
+            pair.server.send_with_bytes(&frame)?;
+            pair.server
+                .close(RelayErrorCode::RoomFull.close_code(), Some("room full"))?;
+        } else {
+            let now = now_ms();
+            let (id, peer) = self.with_live(|live| {
+                let id = live.next_id;
+                live.next_id += 1;
+                (id, Peer::new(id, &limits, now))
+            });
+            self.state.accept_web_socket(&pair.server);
+            pair.server.serialize_attachment(&peer)?;
+            self.with_live(|live| {
+                live.sockets.insert(id, pair.server.clone());
+                live.peers.insert(id, peer);
+            });
+            self.touch_alarm(&limits).await?;
+        }
+        let mut builder = ResponseBuilder::new().with_status(101);
+        if let Some(protocol) = crate::offered_protocol(req) {
+            builder = builder.with_header("Sec-WebSocket-Protocol", protocol)?;
+        }
+        Ok(builder.with_websocket(pair.client).empty())
+    }
+
+    /// Keeps an alarm set: one TTL from now when none is, so an idle room is reaped.
+    async fn touch_alarm(&self, limits: &Limits) -> Result<()> {
+        if self.state.storage().get_alarm().await?.is_none() {
+            self.arm_alarm(limits).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the idle alarm one TTL from now (worker's `i64` is an offset, so a `Duration`).
+    async fn arm_alarm(&self, limits: &Limits) -> Result<()> {
+        self.state
+            .storage()
+            .set_alarm(Duration::from_millis(limits.idle_room_ttl_ms))
+            .await
+    }
+
+    fn leave(&self, ws: &WebSocket) {
+        let Some(id) = Self::peer_id(ws) else {
+            return;
+        };
+        self.with_live(|live| {
+            live.sockets.remove(&id);
+            let outs = hub::leave(&mut live.peers, id);
+            perform(live, outs);
+        });
+    }
+}
+
+/// Sends, broadcasts, closes and saves, in order. A send to a socket that is already gone
+/// fails; that is not an error of the room.
+fn perform(live: &mut Live, outs: Vec<Out>) {
+    for out in outs {
+        match out {
+            Out::Send { to, frame } => {
+                if let Some(ws) = live.sockets.get(&to) {
+                    let _ = ws.send_with_bytes(&frame);
+                }
+            }
+            Out::Broadcast { to, frame } => {
+                // One JS buffer for every socket: workerd keeps a reference, so the bytes
+                // must live on the JS heap, not in wasm memory.
+                let buffer = js_sys::Uint8Array::from(frame.as_slice()).buffer();
+                for id in to {
+                    if let Some(ws) = live.sockets.get(&id) {
+                        let _ = ws.as_ref().send_with_array_buffer(&buffer);
+                    }
+                }
+            }
+            Out::Close { to, code, reason } => {
+                if let Some(ws) = live.sockets.remove(&to) {
+                    let _ = ws.close(Some(code), Some(reason));
+                }
+            }
+            Out::Save(id) => {
+                if let (Some(ws), Some(peer)) = (live.sockets.get(&id), live.peers.get(&id)) {
+                    if let Err(e) = ws.serialize_attachment(peer) {
+                        console_error!("attachment of socket {id} not saved: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl DurableObject for Room {
+    fn new(state: State, env: Env) -> Self {
+        // Heartbeats are answered by the runtime without waking the object.
+        match WebSocketRequestResponsePair::new(HEARTBEAT_PING, HEARTBEAT_PONG) {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(e) => console_error!("heartbeat auto-response not set: {e:?}"),
+        }
+        Self {
+            state,
+            env,
+            live: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let limits = match limits(&self.env) {
+            Ok(l) => l,
+            Err(e) => return Response::error(e.to_string(), 500),
+        };
+        let path = req.path();
+        let upgrade = req.headers().get("Upgrade")?;
+        let origin = req.headers().get("Origin")?;
+        let method = req.method().to_string();
+        let view = RequestView {
+            method: &method,
+            path: &path,
+            upgrade: upgrade.as_deref(),
+            origin: origin.as_deref(),
+        };
+        match route::route(&view, &limits) {
+            Ok(Route::Socket(_)) => self.accept(&req).await,
+            Ok(Route::Presence(_)) => {
+                let count = self.with_live(|live| live.peers.values().filter(|p| p.joined).count());
+                Response::from_json(&serde_json::json!({ "count": count }))
+            }
+            Ok(Route::Notify) => Response::error("not found", 404),
+            Err(rejection) => Response::error(rejection.message(), rejection.status()),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let Some(id) = Self::peer_id(&ws) else {
+            let _ = ws.close(Some(CLOSE_INTERNAL_ERROR), Some("unknown socket"));
+            return Ok(());
+        };
+        let limits = match limits(&self.env) {
+            Ok(l) => l,
+            Err(e) => {
+                console_error!("{e}");
+                let _ = ws.close(Some(CLOSE_INTERNAL_ERROR), Some("relay misconfigured"));
+                return Ok(());
+            }
+        };
+        self.with_live(|live| {
+            // A socket accepted by an earlier incarnation that the rebuild missed.
+            live.sockets.entry(id).or_insert_with(|| ws.clone());
+        });
+        let now = now_ms();
+        let result = match message {
+            WebSocketIncomingMessage::Binary(bytes) => {
+                self.drive(&limits, |hub| hub.handle_frame(id, &bytes, now))
+            }
+            WebSocketIncomingMessage::String(_) => {
+                self.drive(&limits, |hub| Ok(hub.handle_text(id)))
+            }
+        };
+        if let Err(e) = result {
+            console_error!("room storage failed: {e}");
+            self.with_live(|live| {
+                live.sockets.remove(&id);
+                live.peers.remove(&id);
+            });
+            let _ = ws.close(Some(CLOSE_INTERNAL_ERROR), Some("storage failed"));
+            return Err(store_failure(&e));
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        self.leave(&ws);
+        // Complete the closing handshake (1005/1006 may not be sent back, so 1000).
+        let _ = ws.close(Some(1000), Some("bye"));
+        let empty = self.with_live(|live| live.sockets.is_empty());
+        if empty {
+            if let Ok(limits) = limits(&self.env) {
+                self.arm_alarm(&limits).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
+        console_error!("socket error: {error}");
+        self.leave(&ws);
+        Ok(())
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let limits = match limits(&self.env) {
+            Ok(l) => l,
+            Err(e) => return Response::error(e.to_string(), 500),
+        };
+        let open = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter(|ws| ws.as_ref().ready_state() == OPEN)
+            .count();
+        console_log!("idle alarm: {open} open sockets");
+        if open == 0 {
+            // Idle past the TTL: the room and its log go.
+            self.state.storage().delete_all().await?;
+            *self.live.borrow_mut() = None;
+        } else {
+            self.arm_alarm(&limits).await?;
+        }
+        Response::ok("")
+    }
+}

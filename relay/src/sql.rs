@@ -1,0 +1,267 @@
+//! [`RoomStore`] over the Durable Object's SQLite database (`state.storage().sql()`).
+//!
+//! Schema (created on first use, so asking a fresh room for its presence writes nothing):
+//!
+//! ```sql
+//! meta(key TEXT PRIMARY KEY, value BLOB)            -- 'verifier' → 32 bytes
+//! events(seq INTEGER PRIMARY KEY, relay_time INTEGER, session BLOB, counter BLOB,
+//!        channel BLOB, envelope BLOB NULL)           -- envelope NULL once compacted
+//! UNIQUE INDEX events_sender ON events(session, counter)
+//! snapshot(id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, envelope BLOB)
+//! ```
+//!
+//! `counter` is stored as 8 big-endian bytes: it is a `u64` from the peer, and SQLite
+//! integers cross into JavaScript as doubles, exact only below 2^53. Sequences and times
+//! stay far below that.
+
+use std::cell::Cell;
+
+use sealsync_core::{ChannelTag, SessionId};
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::store::{NewEvent, RoomStore, StoreError, StoredEvent, StoredSnapshot, Usage};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY,
+  relay_time INTEGER NOT NULL,
+  session BLOB NOT NULL,
+  counter BLOB NOT NULL,
+  channel BLOB NOT NULL,
+  envelope BLOB
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_sender ON events(session, counter);
+CREATE TABLE IF NOT EXISTS snapshot (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  seq INTEGER NOT NULL,
+  envelope BLOB NOT NULL
+);";
+
+fn err(e: impl core::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn int(v: u64) -> Result<SqlStorageValue, StoreError> {
+    i64::try_from(v)
+        .map_err(err)
+        .and_then(|i| SqlStorageValue::try_from_i64(i).map_err(err))
+}
+
+fn as_u64(v: &SqlStorageValue) -> Result<u64, StoreError> {
+    match v {
+        SqlStorageValue::Integer(i) => u64::try_from(*i).map_err(err),
+        SqlStorageValue::Null => Ok(0),
+        other => Err(StoreError(format!("expected an integer, found {other:?}"))),
+    }
+}
+
+fn as_blob(v: SqlStorageValue) -> Result<Vec<u8>, StoreError> {
+    match v {
+        SqlStorageValue::Blob(b) => Ok(b),
+        other => Err(StoreError(format!("expected a blob, found {other:?}"))),
+    }
+}
+
+/// The room's SQLite store. Usage is counted once per object lifetime, then kept up to
+/// date in memory (the object is the database's only writer).
+#[derive(Debug)]
+pub struct SqlStore {
+    sql: SqlStorage,
+    usage: Cell<Option<Usage>>,
+}
+
+impl SqlStore {
+    /// Opens the store, creating the schema when missing.
+    ///
+    /// # Errors
+    /// [`StoreError`] when SQLite refuses the schema.
+    pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
+        sql.exec(SCHEMA, None).map_err(err)?;
+        Ok(Self {
+            sql,
+            usage: Cell::new(None),
+        })
+    }
+
+    fn rows(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Vec<Vec<SqlStorageValue>>, StoreError> {
+        self.sql
+            .exec(query, bindings)
+            .map_err(err)?
+            .raw()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)
+    }
+
+    fn scalar(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<u64, StoreError> {
+        match self.rows(query, bindings)?.into_iter().next() {
+            Some(row) => row.first().map_or(Ok(0), as_u64),
+            None => Ok(0),
+        }
+    }
+}
+
+impl RoomStore for SqlStore {
+    fn verifier(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        let rows = self.rows("SELECT value FROM meta WHERE key = 'verifier'", Vec::new())?;
+        match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+            None => Ok(None),
+            Some(v) => {
+                let bytes = as_blob(v)?;
+                <[u8; 32]>::try_from(bytes.as_slice())
+                    .map(Some)
+                    .map_err(|_| StoreError("the stored verifier is not 32 bytes".into()))
+            }
+        }
+    }
+
+    fn set_verifier(&mut self, verifier: &[u8; 32]) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('verifier', ?)",
+                vec![SqlStorageValue::Blob(verifier.to_vec())],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn head_seq(&self) -> Result<u64, StoreError> {
+        self.scalar("SELECT MAX(seq) FROM events", Vec::new())
+    }
+
+    fn snapshot_seq(&self) -> Result<u64, StoreError> {
+        self.scalar("SELECT seq FROM snapshot WHERE id = 1", Vec::new())
+    }
+
+    fn snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        let rows = self.rows(
+            "SELECT seq, envelope FROM snapshot WHERE id = 1",
+            Vec::new(),
+        )?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut it = row.into_iter();
+        match (it.next(), it.next()) {
+            (Some(seq), Some(envelope)) => Ok(Some(StoredSnapshot {
+                seq: as_u64(&seq)?,
+                envelope: as_blob(envelope)?,
+            })),
+            _ => Err(StoreError("snapshot row has the wrong shape".into())),
+        }
+    }
+
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError> {
+        let rows = self.rows(
+            "SELECT seq, relay_time FROM events WHERE session = ? AND counter = ?",
+            vec![
+                SqlStorageValue::Blob(session.0.to_vec()),
+                SqlStorageValue::Blob(counter.to_be_bytes().to_vec()),
+            ],
+        )?;
+        match rows.first().map(Vec::as_slice) {
+            Some([seq, time]) => Ok(Some((as_u64(seq)?, as_u64(time)?))),
+            Some(_) => Err(StoreError("event row has the wrong shape".into())),
+            None => Ok(None),
+        }
+    }
+
+    fn append(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "INSERT INTO events (seq, relay_time, session, counter, channel, envelope) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                vec![
+                    int(e.seq)?,
+                    int(e.relay_time)?,
+                    SqlStorageValue::Blob(e.session.0.to_vec()),
+                    SqlStorageValue::Blob(e.counter.to_be_bytes().to_vec()),
+                    SqlStorageValue::Blob(e.channel.0.to_vec()),
+                    SqlStorageValue::Blob(e.envelope.to_vec()),
+                ],
+            )
+            .map_err(err)?;
+        if let Some(mut usage) = self.usage.get() {
+            usage.events += 1;
+            usage.bytes += e.envelope.len() as u64;
+            self.usage.set(Some(usage));
+        }
+        Ok(())
+    }
+
+    fn events_after(
+        &self,
+        after: u64,
+        channels: &[ChannelTag],
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = vec!["?"; channels.len()].join(", ");
+        let query = format!(
+            "SELECT seq, relay_time, envelope FROM events \
+             WHERE seq > ? AND envelope IS NOT NULL AND channel IN ({placeholders}) \
+             ORDER BY seq LIMIT ?"
+        );
+        let mut bindings = vec![int(after)?];
+        bindings.extend(channels.iter().map(|c| SqlStorageValue::Blob(c.0.to_vec())));
+        bindings.push(int(limit as u64)?);
+        self.rows(&query, bindings)?
+            .into_iter()
+            .map(|row| {
+                let mut it = row.into_iter();
+                match (it.next(), it.next(), it.next()) {
+                    (Some(seq), Some(time), Some(envelope)) => Ok(StoredEvent {
+                        seq: as_u64(&seq)?,
+                        relay_time: as_u64(&time)?,
+                        envelope: as_blob(envelope)?,
+                    }),
+                    _ => Err(StoreError("event row has the wrong shape".into())),
+                }
+            })
+            .collect()
+    }
+
+    fn put_snapshot(&mut self, seq: u64, envelope: &[u8]) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "INSERT OR REPLACE INTO snapshot (id, seq, envelope) VALUES (1, ?, ?)",
+                vec![int(seq)?, SqlStorageValue::Blob(envelope.to_vec())],
+            )
+            .map_err(err)?;
+        self.sql
+            .exec(
+                "UPDATE events SET envelope = NULL WHERE seq <= ? AND envelope IS NOT NULL",
+                vec![int(seq)?],
+            )
+            .map_err(err)?;
+        self.usage.set(None);
+        Ok(())
+    }
+
+    fn usage(&self) -> Result<Usage, StoreError> {
+        if let Some(usage) = self.usage.get() {
+            return Ok(usage);
+        }
+        let rows = self.rows(
+            "SELECT COUNT(envelope), COALESCE(SUM(LENGTH(envelope)), 0) FROM events",
+            Vec::new(),
+        )?;
+        let (events, mut bytes) = match rows.first().map(Vec::as_slice) {
+            Some([count, sum]) => (as_u64(count)?, as_u64(sum)?),
+            _ => (0, 0),
+        };
+        bytes += self.scalar(
+            "SELECT COALESCE(SUM(LENGTH(envelope)), 0) FROM snapshot",
+            Vec::new(),
+        )?;
+        let usage = Usage { events, bytes };
+        self.usage.set(Some(usage));
+        Ok(usage)
+    }
+}

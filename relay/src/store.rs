@@ -1,0 +1,253 @@
+//! What a room keeps: the verifier, the ciphertext log and one snapshot, behind the small
+//! [`RoomStore`] trait, so the room's rules ([`crate::hub`]) run on the host against
+//! [`MemoryStore`] and in the Durable Object against SQLite (`sql.rs`).
+//!
+//! Rows hold only what the relay may see: envelope headers' session id, counter and
+//! channel tag, and the sealed envelope bytes.
+
+use std::collections::BTreeMap;
+
+use sealsync_core::{ChannelTag, SessionId};
+
+/// A storage failure (SQLite refused a statement, a row had an unexpected shape).
+/// At fault: the platform or a relay bug; the socket is closed with 1011 and the client
+/// reconnects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "room storage failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// One stored event as it is sent back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its sequence number (1, 2, 3, … per room, never reused).
+    pub seq: u64,
+    /// The relay's wall clock when it was stored, ms since the Unix epoch.
+    pub relay_time: u64,
+    /// The sealed envelope.
+    pub envelope: Vec<u8>,
+}
+
+/// The stored snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// The last sequence it covers.
+    pub seq: u64,
+    /// The sealed envelope (kind snapshot).
+    pub envelope: Vec<u8>,
+}
+
+/// A new event to append.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    /// The sequence it gets: always `head_seq() + 1`.
+    pub seq: u64,
+    /// The relay's wall clock, ms since the Unix epoch.
+    pub relay_time: u64,
+    /// The sender's session id (from the envelope header).
+    pub session: SessionId,
+    /// The sender's counter (from the envelope header).
+    pub counter: u64,
+    /// The channel tag (from the envelope header).
+    pub channel: ChannelTag,
+    /// The sealed envelope.
+    pub envelope: &'a [u8],
+}
+
+/// How much of the history caps a room uses: events with their envelope still stored
+/// (compacted ones do not count) and their envelope bytes plus the snapshot's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Stored events.
+    pub events: u64,
+    /// Stored envelope bytes.
+    pub bytes: u64,
+}
+
+/// A room's persistent state. Every method is synchronous (SQLite in a Durable Object is).
+///
+/// Invariants an implementation keeps: sequences are unique and increasing;
+/// `(session, counter)` is unique over every event ever appended, compacted or not, so a
+/// republished envelope is recognised after a snapshot too.
+pub trait RoomStore {
+    /// The room's verifier, once a first `HELLO` set it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn verifier(&self) -> Result<Option<[u8; 32]>, StoreError>;
+
+    /// Sets the verifier (first `HELLO` of an empty room).
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn set_verifier(&mut self, verifier: &[u8; 32]) -> Result<(), StoreError>;
+
+    /// The highest sequence ever assigned (0 for an empty room).
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn head_seq(&self) -> Result<u64, StoreError>;
+
+    /// The sequence the snapshot covers, 0 without one.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn snapshot_seq(&self) -> Result<u64, StoreError>;
+
+    /// The stored snapshot.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError>;
+
+    /// The sequence and relay time an envelope with this `(session, counter)` was stored
+    /// under, if it was.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError>;
+
+    /// Appends an event.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails or `(session, counter)` is already stored.
+    fn append(&mut self, event: NewEvent<'_>) -> Result<(), StoreError>;
+
+    /// Up to `limit` events with `seq > after` whose envelope is still stored and whose
+    /// channel is in `channels`, in sequence order.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn events_after(
+        &self,
+        after: u64,
+        channels: &[ChannelTag],
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Replaces the snapshot and drops the envelopes of events up to `seq` (their
+    /// `(session, counter)` stays for deduplication).
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn put_snapshot(&mut self, seq: u64, envelope: &[u8]) -> Result<(), StoreError>;
+
+    /// Current use of the history caps.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn usage(&self) -> Result<Usage, StoreError>;
+}
+
+#[derive(Debug, Clone)]
+struct MemRow {
+    relay_time: u64,
+    channel: ChannelTag,
+    envelope: Option<Vec<u8>>,
+}
+
+/// A [`RoomStore`] in memory, for host tests of the room's rules.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    verifier: Option<[u8; 32]>,
+    events: BTreeMap<u64, MemRow>,
+    senders: BTreeMap<(SessionId, u64), u64>,
+    snapshot: Option<StoredSnapshot>,
+}
+
+impl RoomStore for MemoryStore {
+    fn verifier(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self.verifier)
+    }
+
+    fn set_verifier(&mut self, verifier: &[u8; 32]) -> Result<(), StoreError> {
+        self.verifier = Some(*verifier);
+        Ok(())
+    }
+
+    fn head_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.events.keys().next_back().copied().unwrap_or(0))
+    }
+
+    fn snapshot_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.snapshot.as_ref().map_or(0, |s| s.seq))
+    }
+
+    fn snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        Ok(self.snapshot.clone())
+    }
+
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError> {
+        Ok(self
+            .senders
+            .get(&(*session, counter))
+            .and_then(|seq| self.events.get(seq).map(|row| (*seq, row.relay_time))))
+    }
+
+    fn append(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
+        if self.senders.contains_key(&(e.session, e.counter)) || self.events.contains_key(&e.seq) {
+            return Err(StoreError("UNIQUE constraint failed".into()));
+        }
+        self.senders.insert((e.session, e.counter), e.seq);
+        self.events.insert(
+            e.seq,
+            MemRow {
+                relay_time: e.relay_time,
+                channel: e.channel,
+                envelope: Some(e.envelope.to_vec()),
+            },
+        );
+        Ok(())
+    }
+
+    fn events_after(
+        &self,
+        after: u64,
+        channels: &[ChannelTag],
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self
+            .events
+            .range(after.saturating_add(1)..)
+            .filter(|(_, row)| channels.contains(&row.channel))
+            .filter_map(|(seq, row)| {
+                row.envelope.as_ref().map(|envelope| StoredEvent {
+                    seq: *seq,
+                    relay_time: row.relay_time,
+                    envelope: envelope.clone(),
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+
+    fn put_snapshot(&mut self, seq: u64, envelope: &[u8]) -> Result<(), StoreError> {
+        // `senders` keeps every (session, counter) for deduplication.
+        for (_, row) in self.events.range_mut(..=seq) {
+            row.envelope = None;
+        }
+        self.snapshot = Some(StoredSnapshot {
+            seq,
+            envelope: envelope.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn usage(&self) -> Result<Usage, StoreError> {
+        let mut usage = Usage::default();
+        for env in self.events.values().filter_map(|r| r.envelope.as_ref()) {
+            usage.events += 1;
+            usage.bytes += env.len() as u64;
+        }
+        if let Some(s) = &self.snapshot {
+            usage.bytes += s.envelope.len() as u64;
+        }
+        Ok(usage)
+    }
+}
