@@ -288,6 +288,7 @@ setup_npm_tools() {
 # same tool would only race it for the same files).
 wait_for_other_install() {
   local name=$1 waited=0 pids
+  command -v pgrep >/dev/null 2>&1 || return 0 # no procps: nothing to look at
   while pids=$(pgrep -f "cargo install .*$name( |$)" 2>/dev/null) && [ -n "$pids" ]; do
     [ $((waited % 60)) = 0 ] && say "$name: another 'cargo install $name' is running (pid $(echo "$pids" | tr '\n' ' ')), waiting for it ..."
     sleep 10

@@ -102,7 +102,10 @@ mod tests {
         for attempt in 0..40 {
             let nominal = Backoff::nominal_ms(attempt);
             let delay = backoff.next_delay_ms(&mut entropy);
-            assert!(delay >= nominal / 2 && delay <= nominal, "attempt {attempt}: {delay}");
+            assert!(
+                delay >= nominal / 2 && delay <= nominal,
+                "attempt {attempt}: {delay}"
+            );
             assert!(delay <= MAX_DELAY_MS);
         }
     }

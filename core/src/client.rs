@@ -50,7 +50,7 @@
 //! ```
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -115,7 +115,11 @@ impl ClientConfig {
 
 /// What the application sees of the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "state",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Status {
     /// Not started.
     Idle,
@@ -243,6 +247,8 @@ pub struct Client {
     status: Status,
     /// Every sequence number up to here has been seen (applied, acked or skipped).
     last_seq: u64,
+    /// Sequences above `last_seq` already seen (arrived ahead of a hole).
+    seen_above: BTreeSet<u64>,
     /// Sequence of the last snapshot known to be stored on the relay.
     snapshot_seq: u64,
     /// Which `(session, counter)` pairs have been applied: a second one is a replay.
@@ -285,6 +291,7 @@ impl Client {
             conn: Conn::Idle,
             status: Status::Idle,
             last_seq: 0,
+            seen_above: BTreeSet::new(),
             snapshot_seq: 0,
             replay: ReplayGuard::new(),
             sync_requested: false,
@@ -437,7 +444,7 @@ impl Client {
                 relay_time,
                 envelope,
             } => self.on_event(now, wall, seq, relay_time, &envelope),
-            RelayFrame::CaughtUp { .. } => self.on_caught_up(now),
+            RelayFrame::CaughtUp { head_seq } => self.on_caught_up(now, head_seq),
             RelayFrame::Ack {
                 session,
                 counter,
@@ -519,7 +526,12 @@ impl Client {
     /// - [`Error::BodyTooLarge`] when it is too big to seal (nothing changes),
     /// - [`Error::OutboxFull`] when too many changes await the relay (nothing changes),
     /// - [`Error::SessionExhausted`] after 2^32 − 1 seals in this session.
-    pub fn handle_local_op(&mut self, now: Millis, wall: WallMillis, op: Op) -> Result<Vec<Change>> {
+    pub fn handle_local_op(
+        &mut self,
+        now: Millis,
+        wall: WallMillis,
+        op: Op,
+    ) -> Result<Vec<Change>> {
         if !self.outbox.has_room() {
             return Err(Error::OutboxFull);
         }
@@ -635,8 +647,16 @@ impl Client {
         }
     }
 
-    fn on_caught_up(&mut self, now: Millis) {
+    fn on_caught_up(&mut self, now: Millis, head_seq: u64) {
         self.sync_requested = false;
+        if self.last_seq < head_seq {
+            // Something in the catch-up was skipped (it arrived out of order): ask again.
+            self.sync_requested = true;
+            let sync = ClientFrame::Sync {
+                after_seq: self.last_seq,
+            };
+            self.send(&sync);
+        }
         if let Conn::Open {
             live_since: None,
             last_rx,
@@ -653,13 +673,22 @@ impl Client {
         self.flush_outbox();
     }
 
-    /// Accepts `seq` if it is the next one; asks for a resync on a gap.
-    /// Returns whether the caller should process the item.
+    /// Records `seq` as seen. Returns `false` for a sequence already seen (a duplicate).
+    ///
+    /// Events are merged as they come (merging is order-independent); `last_seq` is the end
+    /// of the contiguous prefix, so a reconnect or `SYNC` asks for exactly what is missing.
+    /// A hole behind an accepted sequence triggers one `SYNC`.
     fn accept_seq(&mut self, seq: u64) -> bool {
-        if seq <= self.last_seq {
+        if seq <= self.last_seq || self.seen_above.contains(&seq) {
             return false;
         }
-        if seq > self.last_seq + 1 {
+        if seq == self.last_seq + 1 {
+            self.last_seq = seq;
+            while self.seen_above.remove(&(self.last_seq + 1)) {
+                self.last_seq += 1;
+            }
+        } else {
+            self.seen_above.insert(seq);
             if !self.sync_requested {
                 self.sync_requested = true;
                 let sync = ClientFrame::Sync {
@@ -667,13 +696,29 @@ impl Client {
                 };
                 self.send(&sync);
             }
-            return false;
         }
-        self.last_seq = seq;
         true
     }
 
-    fn on_event(&mut self, now: Millis, wall: WallMillis, seq: u64, relay_time: u64, envelope: &[u8]) {
+    /// Moves the contiguous prefix to `seq` (a snapshot covers everything up to it).
+    fn skip_to(&mut self, seq: u64) {
+        if seq > self.last_seq {
+            self.last_seq = seq;
+            self.seen_above = self.seen_above.split_off(&(seq + 1));
+            while self.seen_above.remove(&(self.last_seq + 1)) {
+                self.last_seq += 1;
+            }
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        now: Millis,
+        wall: WallMillis,
+        seq: u64,
+        relay_time: u64,
+        envelope: &[u8],
+    ) {
         if !self.accept_seq(seq) {
             return;
         }
@@ -735,6 +780,7 @@ impl Client {
     fn resync_from_scratch(&mut self) {
         self.replica = Replica::default();
         self.last_seq = 0;
+        self.seen_above.clear();
         self.replay.clear();
         let pending: Vec<Vec<u8>> = self.outbox.envelopes();
         for envelope in pending {
@@ -759,7 +805,7 @@ impl Client {
         match Replica::from_snapshot(&opened.body) {
             Ok(snapshot) => {
                 let changes = self.replica.merge_snapshot(snapshot);
-                self.last_seq = seq;
+                self.skip_to(seq);
                 self.snapshot_seq = self.snapshot_seq.max(seq);
                 if !changes.is_empty() {
                     self.event(ClientEvent::Changes(changes));

@@ -144,8 +144,15 @@ mod tests {
         outbox.push(session(1), 1, Hlc::default(), vec![1]);
         outbox.push(session(1), 2, Hlc::default(), vec![2]);
         outbox.push(session(2), 1, Hlc::default(), vec![3]);
-        assert_eq!(outbox.acknowledge(session(1), 2).map(|e| e.envelope), Some(vec![2]));
-        assert_eq!(outbox.acknowledge(session(1), 2), None, "second ack is a no-op");
+        assert_eq!(
+            outbox.acknowledge(session(1), 2).map(|e| e.envelope),
+            Some(vec![2])
+        );
+        assert_eq!(
+            outbox.acknowledge(session(1), 2),
+            None,
+            "second ack is a no-op"
+        );
         assert_eq!(outbox.envelopes(), vec![vec![1], vec![3]]);
         assert!(outbox.contains(session(2), 1));
         assert!(!outbox.contains(session(2), 2));

@@ -1,11 +1,19 @@
 //! Deterministic simulation: several clients and a simulated relay over a simulated network
-//! that drops, duplicates, delays and reorders frames, cuts connections (loudly and
+//! that drops (breaking the connection, as on TCP), duplicates, delays and reorders frames, cuts connections (loudly and
 //! silently), takes clients offline and restarts the relay (keeping its stored log), all on
 //! a virtual clock driven by a seed. After the network heals, every replica must converge
 //! and hold every local change any replica made.
 //!
 //! `SIM_SEEDS=N` runs N seeds (default 1,000); `SIM_SEED=S` replays one seed. A failure
 //! prints its seed.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -54,30 +62,62 @@ type ConnId = u64;
 #[derive(Debug, Clone)]
 enum Msg {
     /// Client `c`'s socket `conn` opened.
-    Opened { client: usize, conn: ConnId },
+    Opened {
+        client: usize,
+        conn: ConnId,
+    },
     /// Client `c`'s socket `conn` closed with `code`.
-    Closed { client: usize, conn: ConnId, code: u16 },
+    Closed {
+        client: usize,
+        conn: ConnId,
+        code: u16,
+    },
     /// A frame for the relay on `conn`.
-    ToRelay { conn: ConnId, frame: Vec<u8> },
+    ToRelay {
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
     /// A text frame for the relay on `conn` (heartbeat).
-    PingToRelay { conn: ConnId },
+    PingToRelay {
+        conn: ConnId,
+    },
     /// A frame for client `c` on `conn`.
-    ToClient { client: usize, conn: ConnId, frame: Vec<u8> },
+    ToClient {
+        client: usize,
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
     /// The heartbeat answer.
-    PongToClient { client: usize, conn: ConnId },
+    PongToClient {
+        client: usize,
+        conn: ConnId,
+    },
     /// The client closed `conn`; the relay forgets it.
-    RelaySeesClose { conn: ConnId },
+    RelaySeesClose {
+        conn: ConnId,
+    },
     /// Client `c`'s timer.
-    Timer { client: usize, at: Millis },
+    Timer {
+        client: usize,
+        at: Millis,
+    },
     /// The application on client `c` makes a change.
-    LocalOp { client: usize },
+    LocalOp {
+        client: usize,
+    },
     /// The relay process restarts: every socket drops, the log stays.
     RelayRestart,
     /// Client `c`'s network goes down / comes back.
-    NetDown { client: usize },
-    NetUp { client: usize },
+    NetDown {
+        client: usize,
+    },
+    NetUp {
+        client: usize,
+    },
     /// A connection dies without either side being told (heartbeat must notice).
-    SilentCut { client: usize },
+    SilentCut {
+        client: usize,
+    },
 }
 
 struct StoredEvent {
@@ -90,8 +130,22 @@ struct StoredEvent {
 
 /// The relay's rules, in memory: assigns sequences, dedupes, stores, acks, broadcasts,
 /// catches up, keeps snapshots.
+/// How often each fault and recovery path ran, summed over seeds: the test asserts that
+/// every one of them was exercised, so a simulation that stopped injecting faults fails.
+#[derive(Default, Debug, Clone, Copy)]
+struct Stats {
+    snapshots_stored: u64,
+    snapshots_sent: u64,
+    syncs: u64,
+    duplicate_acks: u64,
+    heartbeat_timeouts: u64,
+    relay_restarts: u64,
+    dropped_frames: u64,
+}
+
 #[derive(Default)]
 struct SimRelay {
+    stats: Stats,
     verifier: Option<[u8; 32]>,
     events: Vec<StoredEvent>,
     snapshot: Option<(u64, Vec<u8>)>,
@@ -105,10 +159,11 @@ impl SimRelay {
         self.next_seq
     }
 
-    fn catch_up(&self, after_seq: u64, out: &mut Vec<(ConnId, Vec<u8>)>, conn: ConnId) {
+    fn catch_up(&mut self, after_seq: u64, out: &mut Vec<(ConnId, Vec<u8>)>, conn: ConnId) {
         let mut from = after_seq;
         if let Some((snap_seq, env)) = &self.snapshot {
             if after_seq < *snap_seq {
+                self.stats.snapshots_sent += 1;
                 out.push((
                     conn,
                     RelayFrame::Snapshot {
@@ -181,6 +236,7 @@ impl SimRelay {
                     .iter()
                     .find(|e| e.session == header.session && e.counter == header.counter)
                 {
+                    self.stats.duplicate_acks += 1;
                     let ack = RelayFrame::Ack {
                         session: header.session,
                         counter: header.counter,
@@ -215,12 +271,22 @@ impl SimRelay {
                     envelope,
                 });
             }
-            ClientFrame::Sync { after_seq } => self.catch_up(after_seq, &mut out, conn),
+            ClientFrame::Sync { after_seq } => {
+                self.stats.syncs += 1;
+                self.catch_up(after_seq, &mut out, conn);
+            }
             ClientFrame::SnapshotPut { upto_seq, envelope } => {
-                if upto_seq <= self.head() && self.snapshot.as_ref().is_none_or(|s| s.0 < upto_seq) {
+                if upto_seq <= self.head() && self.snapshot.as_ref().is_none_or(|s| s.0 < upto_seq)
+                {
+                    self.stats.snapshots_stored += 1;
                     self.snapshot = Some((upto_seq, envelope));
                     self.events.retain(|e| e.seq > upto_seq);
-                    out.push((conn, RelayFrame::SnapshotStored { seq: upto_seq }.encode().unwrap()));
+                    out.push((
+                        conn,
+                        RelayFrame::SnapshotStored { seq: upto_seq }
+                            .encode()
+                            .unwrap(),
+                    ));
                 }
             }
             ClientFrame::Ephemeral { envelope } => {
@@ -257,11 +323,16 @@ struct Sim {
 }
 
 const ROOM: &str = "sim-room";
+/// The virtual clock's origin as wall-clock time (the relay's clock is exact).
+const EPOCH_MS: u64 = 1_700_000_000_000;
 const FAULT_PHASE_MS: u64 = 60_000;
 const END_MS: u64 = 240_000;
 
 fn keys(secret: &str) -> RoomKeys {
-    RoomKeys::derive(&RoomKey::from_secret(secret).unwrap(), RoomId::new(ROOM).unwrap())
+    RoomKeys::derive(
+        &RoomKey::from_secret(secret).unwrap(),
+        RoomId::new(ROOM).unwrap(),
+    )
 }
 
 impl Sim {
@@ -302,7 +373,13 @@ impl Sim {
         };
         for c in 0..n_clients {
             let start = sim.rng.below(5_000);
-            sim.at(start, Msg::Timer { client: c, at: Millis(u64::MAX) });
+            sim.at(
+                start,
+                Msg::Timer {
+                    client: c,
+                    at: Millis(u64::MAX),
+                },
+            );
             for _ in 0..(5 + sim.rng.below(15)) {
                 let t = sim.rng.below(FAULT_PHASE_MS + 20_000);
                 sim.at(t, Msg::LocalOp { client: c });
@@ -337,28 +414,59 @@ impl Sim {
 
     fn wall(&self, client: usize) -> WallMillis {
         // Clocks within a few seconds of each other (skew is tested in hlc's unit tests).
-        WallMillis(1_700_000_000_000 + self.now + (client as u64) * 1_500)
+        WallMillis(EPOCH_MS + self.now + (client as u64) * 1_500)
     }
 
     /// Schedules a relay → client frame, with faults during the fault phase.
-    fn to_client(&mut self, conn: ConnId, frame: Vec<u8>) {
+    fn send_to_client(&mut self, conn: ConnId, frame: Vec<u8>) {
         let Some(client) = self.clients.iter().position(|c| c.conn == Some(conn)) else {
             return;
         };
         let mut delay = self.latency();
         if self.faults && self.now < FAULT_PHASE_MS {
-            if self.rng.chance(3) {
-                return; // dropped
+            if self.rng.chance(2) {
+                // A WebSocket runs over TCP: a frame is never lost on its own, so a lost
+                // frame means the connection broke. Either side may or may not be told.
+                self.relay.conns.remove(&conn);
+                self.relay.stats.dropped_frames += 1;
+                if self.rng.chance(50) {
+                    let d = self.latency();
+                    self.at(
+                        self.now + d,
+                        Msg::Closed {
+                            client,
+                            conn,
+                            code: 1006,
+                        },
+                    );
+                } else {
+                    self.clients[client].conn = Some(self.next_conn + 1_000_000);
+                }
+                return;
             }
             if self.rng.chance(3) {
                 let d = self.latency();
-                self.at(self.now + d, Msg::ToClient { client, conn, frame: frame.clone() });
+                self.at(
+                    self.now + d,
+                    Msg::ToClient {
+                        client,
+                        conn,
+                        frame: frame.clone(),
+                    },
+                );
             }
             if self.rng.chance(3) {
                 delay += 200; // reordered behind later frames
             }
         }
-        self.at(self.now + delay, Msg::ToClient { client, conn, frame });
+        self.at(
+            self.now + delay,
+            Msg::ToClient {
+                client,
+                conn,
+                frame,
+            },
+        );
     }
 
     fn drain(&mut self, c: usize) {
@@ -373,7 +481,14 @@ impl Sim {
                         self.relay.conns.insert(conn, (c, false));
                         self.at(self.now + d, Msg::Opened { client: c, conn });
                     } else {
-                        self.at(self.now + d, Msg::Closed { client: c, conn, code: 1006 });
+                        self.at(
+                            self.now + d,
+                            Msg::Closed {
+                                client: c,
+                                conn,
+                                code: 1006,
+                            },
+                        );
                     }
                 }
                 Output::Send(frame) => {
@@ -388,7 +503,10 @@ impl Sim {
                         self.at(self.now + d, Msg::PingToRelay { conn });
                     }
                 }
-                Output::Close { .. } => {
+                Output::Close { code } => {
+                    if code == wire::CLOSE_HEARTBEAT_TIMEOUT {
+                        self.relay.stats.heartbeat_timeouts += 1;
+                    }
                     if let Some(conn) = self.clients[c].conn.take() {
                         let d = self.latency();
                         self.at(self.now + d, Msg::RelaySeesClose { conn });
@@ -440,6 +558,47 @@ impl Sim {
             return true;
         };
         let now = Millis(self.now);
+        if std::env::var("SIM_TRACE").is_ok() {
+            let short = match &msg {
+                Msg::ToClient {
+                    client,
+                    conn,
+                    frame,
+                } => format!(
+                    "ToClient c{client} conn{conn} {:?}",
+                    RelayFrame::decode(frame).map(|f| match f {
+                        RelayFrame::Event { seq, .. } => format!("Event {seq}"),
+                        RelayFrame::Ack {
+                            seq,
+                            counter,
+                            duplicate,
+                            ..
+                        } => format!("Ack seq{seq} ctr{counter} dup{duplicate}"),
+                        other => format!("{other:?}").chars().take(60).collect(),
+                    })
+                ),
+                Msg::ToRelay { conn, frame } => format!(
+                    "ToRelay conn{conn} {}",
+                    ClientFrame::decode(frame)
+                        .map(|f| format!("{f:?}").chars().take(50).collect::<String>())
+                        .unwrap_or_default()
+                ),
+                other => format!("{other:?}").chars().take(80).collect(),
+            };
+            let st: Vec<String> = self
+                .clients
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{:?}/{}/{}",
+                        c.client.status(),
+                        c.client.last_seq(),
+                        c.client.outbox_len()
+                    )
+                })
+                .collect();
+            println!("{t:>7} {short}   {st:?}");
+        }
         match msg {
             Msg::Opened { client, conn } => {
                 if self.clients[client].conn == Some(conn) {
@@ -455,9 +614,9 @@ impl Sim {
                 }
             }
             Msg::ToRelay { conn, frame } => {
-                let t = self.now;
+                let t = EPOCH_MS + self.now;
                 for (to, frame) in self.relay.handle(conn, t, &frame) {
-                    self.to_client(to, frame);
+                    self.send_to_client(to, frame);
                 }
             }
             Msg::PingToRelay { conn } => {
@@ -466,7 +625,11 @@ impl Sim {
                     self.at(self.now + d, Msg::PongToClient { client, conn });
                 }
             }
-            Msg::ToClient { client, conn, frame } => {
+            Msg::ToClient {
+                client,
+                conn,
+                frame,
+            } => {
                 if self.clients[client].conn == Some(conn) {
                     let wall = self.wall(client);
                     self.clients[client].client.handle_frame(now, wall, &frame);
@@ -497,8 +660,29 @@ impl Sim {
                     .client
                     .handle_local_op(now, wall, op)
                     .unwrap();
+                if std::env::var("SIM_TRACE").is_ok() {
+                    println!(
+                        "        op by c{client}: {}",
+                        String::from_utf8_lossy(
+                            &Opener::new(&self.keys_for_check)
+                                .open(
+                                    &self.clients[client]
+                                        .client
+                                        .outbox_envelopes()
+                                        .pop()
+                                        .unwrap()
+                                )
+                                .unwrap()
+                                .body
+                        )
+                    );
+                }
                 // Record what was sealed, exactly as the other replicas will see it.
-                let envelope = self.clients[client].client.outbox_envelopes().pop().unwrap();
+                let envelope = self.clients[client]
+                    .client
+                    .outbox_envelopes()
+                    .pop()
+                    .unwrap();
                 let opened = Opener::new(&self.keys_for_check).open(&envelope).unwrap();
                 self.clients[client].made.push(StampedOp {
                     hlc: opened.hlc,
@@ -507,19 +691,38 @@ impl Sim {
                 self.drain(client);
             }
             Msg::RelayRestart => {
-                let conns: Vec<(ConnId, usize)> =
-                    self.relay.conns.iter().map(|(&k, &(c, _))| (k, c)).collect();
+                self.relay.stats.relay_restarts += 1;
+                let conns: Vec<(ConnId, usize)> = self
+                    .relay
+                    .conns
+                    .iter()
+                    .map(|(&k, &(c, _))| (k, c))
+                    .collect();
                 self.relay.conns.clear();
                 for (conn, client) in conns {
                     let d = self.latency();
-                    self.at(self.now + d, Msg::Closed { client, conn, code: 1006 });
+                    self.at(
+                        self.now + d,
+                        Msg::Closed {
+                            client,
+                            conn,
+                            code: 1006,
+                        },
+                    );
                 }
             }
             Msg::NetDown { client } => {
                 self.clients[client].net_up = false;
                 if let Some(conn) = self.clients[client].conn {
                     self.relay.conns.remove(&conn);
-                    self.at(self.now + 1, Msg::Closed { client, conn, code: 1006 });
+                    self.at(
+                        self.now + 1,
+                        Msg::Closed {
+                            client,
+                            conn,
+                            code: 1006,
+                        },
+                    );
                 }
                 self.clients[client].client.handle_offline(now);
                 self.drain(client);
@@ -546,7 +749,7 @@ fn visible(replica: &Replica) -> serde_json::Value {
     serde_json::to_value(replica.get("tasks")).unwrap()
 }
 
-fn run_seed(seed: u64) {
+fn run_seed(seed: u64) -> Stats {
     let n_clients = 2 + usize::try_from(seed % 3).unwrap();
     let mut sim = Sim::new(seed, n_clients);
     while sim.step() {}
@@ -559,31 +762,72 @@ fn run_seed(seed: u64) {
     }
     let expected = visible(&expected);
     for (i, c) in sim.clients.iter().enumerate() {
-        assert_eq!(c.client.status(), &Status::Live, "seed {seed}: client {i} not live");
-        assert_eq!(c.client.outbox_len(), 0, "seed {seed}: client {i} has unsent changes");
+        assert_eq!(
+            c.client.status(),
+            &Status::Live,
+            "seed {seed}: client {i} not live"
+        );
+        assert_eq!(
+            c.client.outbox_len(),
+            0,
+            "seed {seed}: client {i} has unsent changes"
+        );
         assert_eq!(
             visible(c.client.replica()),
             expected,
             "seed {seed}: client {i} diverged (replay with SIM_SEED={seed})"
         );
     }
+    sim.relay.stats
 }
 
 #[test]
 fn replicas_converge_and_lose_nothing_under_faults() {
     if let Ok(seed) = std::env::var("SIM_SEED") {
-        run_seed(seed.parse().expect("SIM_SEED is a number"));
+        let stats = run_seed(seed.parse().expect("SIM_SEED is a number"));
+        println!("{stats:?}");
         return;
     }
     let seeds: u64 = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000);
+    let mut total = Stats::default();
     for seed in 0..seeds {
-        let result = std::panic::catch_unwind(|| run_seed(seed));
-        if result.is_err() {
-            panic!("simulation failed for seed {seed}; replay with SIM_SEED={seed}");
+        match std::panic::catch_unwind(|| run_seed(seed)) {
+            Ok(stats) => {
+                total.snapshots_stored += stats.snapshots_stored;
+                total.snapshots_sent += stats.snapshots_sent;
+                total.syncs += stats.syncs;
+                total.duplicate_acks += stats.duplicate_acks;
+                total.heartbeat_timeouts += stats.heartbeat_timeouts;
+                total.relay_restarts += stats.relay_restarts;
+                total.dropped_frames += stats.dropped_frames;
+            }
+            Err(_) => panic!("simulation failed for seed {seed}; replay with SIM_SEED={seed}"),
         }
     }
-    println!("{seeds} seeds converged");
+    println!("{seeds} seeds converged: {total:?}");
+    if seeds >= 100 {
+        let Stats {
+            snapshots_stored,
+            snapshots_sent,
+            syncs,
+            duplicate_acks,
+            heartbeat_timeouts,
+            relay_restarts,
+            dropped_frames,
+        } = total;
+        for (what, n) in [
+            ("snapshots stored", snapshots_stored),
+            ("snapshots sent to joiners", snapshots_sent),
+            ("SYNC requests", syncs),
+            ("duplicate publishes", duplicate_acks),
+            ("heartbeat timeouts", heartbeat_timeouts),
+            ("relay restarts", relay_restarts),
+            ("dropped frames", dropped_frames),
+        ] {
+            assert!(n > 0, "the simulation never exercised {what}");
+        }
+    }
 }

@@ -550,7 +550,10 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         if self.refuse_pending(from) {
             return Ok(());
         }
-        if self.header(from, envelope, EnvelopeKind::Snapshot).is_none() {
+        if self
+            .header(from, envelope, EnvelopeKind::Snapshot)
+            .is_none()
+        {
             return Ok(());
         }
         let head = self.store.head_seq()?;
@@ -601,3 +604,6 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

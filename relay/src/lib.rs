@@ -17,6 +17,10 @@ pub mod route;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]
+#[allow(
+    missing_docs,
+    reason = "#[durable_object] generates undocumented wasm-bindgen glue methods"
+)]
 pub mod room;
 #[cfg(target_arch = "wasm32")]
 pub mod sql;

@@ -227,7 +227,10 @@ mod tests {
         .unwrap();
         assert_eq!(l.max_frame_bytes, 4096);
         assert_eq!(l.idle_room_ttl_ms, 20_000);
-        assert_eq!(l.allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(
+            l.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
     }
 
     #[test]

@@ -4,11 +4,12 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use sealsync_core::wire::{RelayErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG};
 use worker::{
-    console_error, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Request,
-    Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage,
+    console_error, console_log, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env,
+    Request, Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage,
     WebSocketPair, WebSocketRequestResponsePair,
 };
 
@@ -35,6 +36,15 @@ pub struct Room {
     env: Env,
     live: RefCell<Option<Live>>,
 }
+
+impl core::fmt::Debug for Room {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Room").finish_non_exhaustive()
+    }
+}
+
+/// `WebSocket.readyState` of an open socket.
+const OPEN: u16 = 1;
 
 fn now_ms() -> u64 {
     Date::now().as_millis()
@@ -75,7 +85,10 @@ impl Room {
 
     /// The peer id of a socket, from its attachment.
     fn peer_id(ws: &WebSocket) -> Option<PeerId> {
-        ws.deserialize_attachment::<Peer>().ok().flatten().map(|p| p.id)
+        ws.deserialize_attachment::<Peer>()
+            .ok()
+            .flatten()
+            .map(|p| p.id)
     }
 
     /// Runs `f` with the hub for this room, then performs the outputs.
@@ -127,7 +140,7 @@ impl Room {
                 live.sockets.insert(id, pair.server.clone());
                 live.peers.insert(id, peer);
             });
-            self.touch_alarm(&limits, now).await?;
+            self.touch_alarm(&limits).await?;
         }
         let mut builder = ResponseBuilder::new().with_status(101);
         if let Some(protocol) = crate::offered_protocol(req) {
@@ -136,13 +149,20 @@ impl Room {
         Ok(builder.with_websocket(pair.client).empty())
     }
 
-    /// Keeps an alarm set: at `now + ttl` when none is, so an idle room is reaped.
-    async fn touch_alarm(&self, limits: &Limits, now: u64) -> Result<()> {
+    /// Keeps an alarm set: one TTL from now when none is, so an idle room is reaped.
+    async fn touch_alarm(&self, limits: &Limits) -> Result<()> {
         if self.state.storage().get_alarm().await?.is_none() {
-            let at = i64::try_from(now.saturating_add(limits.idle_room_ttl_ms)).unwrap_or(i64::MAX);
-            self.state.storage().set_alarm(at).await?;
+            self.arm_alarm(limits).await?;
         }
         Ok(())
+    }
+
+    /// Sets the idle alarm one TTL from now (worker's `i64` is an offset, so a `Duration`).
+    async fn arm_alarm(&self, limits: &Limits) -> Result<()> {
+        self.state
+            .storage()
+            .set_alarm(Duration::from_millis(limits.idle_room_ttl_ms))
+            .await
     }
 
     fn leave(&self, ws: &WebSocket) {
@@ -259,7 +279,9 @@ impl DurableObject for Room {
             WebSocketIncomingMessage::Binary(bytes) => {
                 self.drive(&limits, |hub| hub.handle_frame(id, &bytes, now))
             }
-            WebSocketIncomingMessage::String(_) => self.drive(&limits, |hub| Ok(hub.handle_text(id))),
+            WebSocketIncomingMessage::String(_) => {
+                self.drive(&limits, |hub| Ok(hub.handle_text(id)))
+            }
         };
         if let Err(e) = result {
             console_error!("room storage failed: {e}");
@@ -286,9 +308,7 @@ impl DurableObject for Room {
         let empty = self.with_live(|live| live.sockets.is_empty());
         if empty {
             if let Ok(limits) = limits(&self.env) {
-                let at = i64::try_from(now_ms().saturating_add(limits.idle_room_ttl_ms))
-                    .unwrap_or(i64::MAX);
-                self.state.storage().set_alarm(at).await?;
+                self.arm_alarm(&limits).await?;
             }
         }
         Ok(())
@@ -305,14 +325,19 @@ impl DurableObject for Room {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
         };
-        if self.state.get_websockets().is_empty() {
+        let open = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter(|ws| ws.as_ref().ready_state() == OPEN)
+            .count();
+        console_log!("idle alarm: {open} open sockets");
+        if open == 0 {
             // Idle past the TTL: the room and its log go.
             self.state.storage().delete_all().await?;
             *self.live.borrow_mut() = None;
         } else {
-            let at = i64::try_from(now_ms().saturating_add(limits.idle_room_ttl_ms))
-                .unwrap_or(i64::MAX);
-            self.state.storage().set_alarm(at).await?;
+            self.arm_alarm(&limits).await?;
         }
         Response::ok("")
     }

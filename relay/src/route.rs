@@ -39,7 +39,7 @@ pub enum Rejection {
     NotFound,
     /// 405: the path exists with another method.
     MethodNotAllowed,
-    /// 400: the room segment is not a valid room id.
+    /// 400: the room segment is not a valid room id (the message says why).
     BadRoom(String),
     /// 426: the socket path without `Upgrade: websocket`.
     UpgradeRequired,
@@ -66,7 +66,7 @@ impl Rejection {
         match self {
             Self::NotFound => "not found".into(),
             Self::MethodNotAllowed => "method not allowed".into(),
-            Self::BadRoom(why) => format!("invalid room id: {why}"),
+            Self::BadRoom(why) => why.clone(),
             Self::UpgradeRequired => "this endpoint needs a WebSocket upgrade".into(),
             Self::OriginForbidden => "this origin may not connect to the relay".into(),
         }
@@ -78,9 +78,9 @@ impl Rejection {
 /// # Errors
 /// [`Rejection::BadRoom`] when it is not UTF-8 after decoding or [`RoomId::new`] refuses it.
 pub fn room_from_segment(segment: &str) -> Result<RoomId, Rejection> {
-    let decoded = percent_decode_str(segment)
-        .decode_utf8()
-        .map_err(|_| Rejection::BadRoom("it is not UTF-8".into()))?;
+    let decoded = percent_decode_str(segment).decode_utf8().map_err(|_| {
+        Rejection::BadRoom("invalid room id: it is not UTF-8 after percent-decoding".into())
+    })?;
     RoomId::new(&decoded).map_err(|e| Rejection::BadRoom(e.to_string()))
 }
 
@@ -150,28 +150,47 @@ mod tests {
             Ok(Route::Socket(room.clone()))
         );
         assert_eq!(
-            get("/room/cafe%CC%81/ws", Some("WebSocket"), Some("https://app.example")),
+            get(
+                "/room/cafe%CC%81/ws",
+                Some("WebSocket"),
+                Some("https://app.example")
+            ),
             Ok(Route::Socket(room))
         );
-        assert_eq!(get("/room/a/ws", None, None), Err(Rejection::UpgradeRequired));
+        assert_eq!(
+            get("/room/a/ws", None, None),
+            Err(Rejection::UpgradeRequired)
+        );
         assert_eq!(
             get("/room/a/ws", Some("h2c"), None),
             Err(Rejection::UpgradeRequired)
         );
         assert_eq!(
-            get("/room/a/ws", Some("websocket"), Some("https://evil.example")),
+            get(
+                "/room/a/ws",
+                Some("websocket"),
+                Some("https://evil.example")
+            ),
             Err(Rejection::OriginForbidden)
         );
     }
 
     #[test]
     fn bad_rooms_are_400() {
-        for bad in ["/room/a%2Fb/ws", "/room//ws", "/room/%FF/ws", "/room/tab%09/ws"] {
+        for bad in [
+            "/room/a%2Fb/ws",
+            "/room//ws",
+            "/room/%FF/ws",
+            "/room/tab%09/ws",
+        ] {
             let rej = get(bad, Some("websocket"), None).unwrap_err();
             assert_eq!(rej.status(), 400, "{bad}");
         }
         let long = format!("/room/{}/ws", "x".repeat(129));
-        assert_eq!(get(&long, Some("websocket"), None).unwrap_err().status(), 400);
+        assert_eq!(
+            get(&long, Some("websocket"), None).unwrap_err().status(),
+            400
+        );
     }
 
     #[test]
@@ -180,8 +199,18 @@ mod tests {
             get("/room/r1/presence", None, None),
             Ok(Route::Presence(RoomId::new("r1").unwrap()))
         );
-        for path in ["/", "/room/r1", "/room/r1/ws/extra", "/rooms/r1/ws", "/internal"] {
-            assert_eq!(get(path, Some("websocket"), None), Err(Rejection::NotFound), "{path}");
+        for path in [
+            "/",
+            "/room/r1",
+            "/room/r1/ws/extra",
+            "/rooms/r1/ws",
+            "/internal",
+        ] {
+            assert_eq!(
+                get(path, Some("websocket"), None),
+                Err(Rejection::NotFound),
+                "{path}"
+            );
         }
         assert_eq!(
             get("/internal/notify", None, None),

@@ -107,10 +107,7 @@ impl SqlStore {
 
 impl RoomStore for SqlStore {
     fn verifier(&self) -> Result<Option<[u8; 32]>, StoreError> {
-        let rows = self.rows(
-            "SELECT value FROM meta WHERE key = 'verifier'",
-            Vec::new(),
-        )?;
+        let rows = self.rows("SELECT value FROM meta WHERE key = 'verifier'", Vec::new())?;
         match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
             None => Ok(None),
             Some(v) => {
@@ -141,7 +138,10 @@ impl RoomStore for SqlStore {
     }
 
     fn snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
-        let rows = self.rows("SELECT seq, envelope FROM snapshot WHERE id = 1", Vec::new())?;
+        let rows = self.rows(
+            "SELECT seq, envelope FROM snapshot WHERE id = 1",
+            Vec::new(),
+        )?;
         let Some(row) = rows.into_iter().next() else {
             return Ok(None);
         };
@@ -155,11 +155,7 @@ impl RoomStore for SqlStore {
         }
     }
 
-    fn find(
-        &self,
-        session: &SessionId,
-        counter: u64,
-    ) -> Result<Option<(u64, u64)>, StoreError> {
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError> {
         let rows = self.rows(
             "SELECT seq, relay_time FROM events WHERE session = ? AND counter = ?",
             vec![

@@ -111,8 +111,7 @@ pub trait RoomStore {
     ///
     /// # Errors
     /// [`StoreError`] when storage fails.
-    fn find(&self, session: &SessionId, counter: u64)
-        -> Result<Option<(u64, u64)>, StoreError>;
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError>;
 
     /// Appends an event.
     ///
@@ -184,11 +183,7 @@ impl RoomStore for MemoryStore {
         Ok(self.snapshot.clone())
     }
 
-    fn find(
-        &self,
-        session: &SessionId,
-        counter: u64,
-    ) -> Result<Option<(u64, u64)>, StoreError> {
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError> {
         Ok(self
             .senders
             .get(&(*session, counter))
@@ -196,8 +191,7 @@ impl RoomStore for MemoryStore {
     }
 
     fn append(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
-        if self.senders.contains_key(&(e.session, e.counter)) || self.events.contains_key(&e.seq)
-        {
+        if self.senders.contains_key(&(e.session, e.counter)) || self.events.contains_key(&e.seq) {
             return Err(StoreError("UNIQUE constraint failed".into()));
         }
         self.senders.insert((e.session, e.counter), e.seq);

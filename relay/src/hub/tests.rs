@@ -1,0 +1,504 @@
+//! The room's rules on the host, against [`MemoryStore`].
+
+use super::*;
+use crate::store::MemoryStore;
+use sealsync_core::wire::ClientFrame;
+use sealsync_core::SessionId;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn tag(n: u8) -> ChannelTag {
+    ChannelTag([n; 16])
+}
+
+/// A well-formed envelope (header + 80 opaque bytes): the relay never decrypts.
+fn envelope(kind: EnvelopeKind, channel: ChannelTag, session: u8, counter: u64) -> Vec<u8> {
+    let header = EnvelopeHeader {
+        kind,
+        key_epoch: 0,
+        channel,
+        session: SessionId([session; 16]),
+        counter,
+        nonce: [0; 12],
+        commitment: [0; 32],
+    };
+    let mut out = Vec::new();
+    header.write_to(&mut out);
+    out.extend_from_slice(&[0xAB; 80]);
+    out
+}
+
+struct Room {
+    store: MemoryStore,
+    limits: Limits,
+    peers: BTreeMap<PeerId, Peer>,
+}
+
+impl Room {
+    fn new() -> Self {
+        Self {
+            store: MemoryStore::default(),
+            limits: Limits::default(),
+            peers: BTreeMap::new(),
+        }
+    }
+
+    fn open(&mut self, id: PeerId) {
+        self.peers.insert(id, Peer::new(id, &self.limits, T0));
+    }
+
+    fn raw(&mut self, from: PeerId, bytes: &[u8]) -> Vec<Out> {
+        Hub::new(&mut self.store, &self.limits, &mut self.peers)
+            .handle_frame(from, bytes, T0)
+            .unwrap()
+    }
+
+    fn frame(&mut self, from: PeerId, frame: &ClientFrame) -> Vec<Out> {
+        self.raw(from, &frame.encode().unwrap())
+    }
+
+    fn hello(&mut self, from: PeerId, after_seq: u64, verifier: u8, channels: &[u8]) -> Vec<Out> {
+        self.frame(
+            from,
+            &ClientFrame::Hello {
+                after_seq,
+                verifier: [verifier; 32],
+                channels: channels.iter().map(|c| tag(*c)).collect(),
+            },
+        )
+    }
+
+    fn join(&mut self, id: PeerId, channels: &[u8]) {
+        self.open(id);
+        self.hello(id, 0, 7, channels);
+    }
+
+    fn publish(&mut self, from: PeerId, channel: u8, session: u8, counter: u64) -> Vec<Out> {
+        let envelope = envelope(EnvelopeKind::Event, tag(channel), session, counter);
+        self.frame(from, &ClientFrame::Publish { envelope })
+    }
+}
+
+/// Frames sent to `to` (directly or by broadcast), decoded, in order.
+fn to(outs: &[Out], to: PeerId) -> Vec<RelayFrame> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Send { to: t, frame } if *t == to => Some(frame),
+            Out::Broadcast { to: ts, frame } if ts.contains(&to) => Some(frame),
+            _ => None,
+        })
+        .map(|f| RelayFrame::decode(f).unwrap())
+        .collect()
+}
+
+fn closes(outs: &[Out]) -> Vec<(PeerId, u16)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Close { to, code, .. } => Some((*to, *code)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn error_code(frame: &RelayFrame) -> Option<(RelayErrorCode, bool)> {
+    match frame {
+        RelayFrame::Error { code, fatal, .. } => Some((*code, *fatal)),
+        _ => None,
+    }
+}
+
+#[test]
+fn first_hello_creates_the_verifier_later_ones_must_match() {
+    let mut room = Room::new();
+    room.open(1);
+    let outs = room.hello(1, 0, 7, &[1]);
+    assert_eq!(
+        to(&outs, 1),
+        [
+            RelayFrame::Welcome {
+                relay_time: T0,
+                head_seq: 0,
+                snapshot_seq: 0,
+                presence: 1,
+                verifier_state: VerifierState::Created,
+            },
+            RelayFrame::CaughtUp { head_seq: 0 },
+        ]
+    );
+    room.open(2);
+    let outs = room.hello(2, 0, 7, &[1]);
+    assert!(matches!(
+        to(&outs, 2)[0],
+        RelayFrame::Welcome {
+            presence: 2,
+            verifier_state: VerifierState::Matched,
+            ..
+        }
+    ));
+    assert_eq!(to(&outs, 1), [RelayFrame::Presence { count: 2 }]);
+
+    room.open(3);
+    let outs = room.hello(3, 0, 8, &[1]);
+    assert_eq!(
+        to(&outs, 3).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::WrongVerifier, true))]
+    );
+    assert_eq!(closes(&outs), [(3, 4001)]);
+    assert!(!room.peers.contains_key(&3));
+    // The refused socket never joined: nobody hears a presence change.
+    assert!(to(&outs, 1).is_empty());
+}
+
+#[test]
+fn frames_before_hello_get_not_joined_and_a_second_hello_is_refused() {
+    let mut room = Room::new();
+    room.open(1);
+    let outs = room.publish(1, 1, 9, 1);
+    assert_eq!(
+        error_code(&to(&outs, 1)[0]),
+        Some((RelayErrorCode::NotJoined, false))
+    );
+    assert_eq!(room.store.head_seq().unwrap(), 0);
+    room.hello(1, 0, 7, &[1]);
+    let outs = room.hello(1, 0, 7, &[1]);
+    assert_eq!(
+        error_code(&to(&outs, 1)[0]),
+        Some((RelayErrorCode::BadFrame, false))
+    );
+}
+
+#[test]
+fn publish_is_acked_stored_and_sent_to_joined_subscribers_only() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1, 2]);
+    room.join(3, &[2]);
+    room.open(4); // not joined
+    let outs = room.publish(1, 1, 9, 1);
+    let RelayFrame::Ack {
+        seq,
+        duplicate,
+        counter,
+        session,
+        relay_time,
+    } = to(&outs, 1)[0].clone()
+    else {
+        panic!("expected ACK");
+    };
+    assert_eq!(
+        (seq, duplicate, counter, session, relay_time),
+        (1, false, 1, SessionId([9; 16]), T0)
+    );
+    assert_eq!(
+        to(&outs, 1).len(),
+        1,
+        "the sender does not get its own event"
+    );
+    assert!(matches!(
+        to(&outs, 2)[..],
+        [RelayFrame::Event { seq: 1, .. }]
+    ));
+    assert!(to(&outs, 3).is_empty(), "not subscribed to channel 1");
+    assert!(to(&outs, 4).is_empty(), "not joined");
+    let outs = room.publish(3, 2, 8, 1);
+    assert!(matches!(
+        to(&outs, 2)[..],
+        [RelayFrame::Event { seq: 2, .. }]
+    ));
+    assert!(to(&outs, 1).is_empty());
+}
+
+#[test]
+fn republished_envelope_is_reacked_with_its_stored_seq() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    room.publish(1, 1, 9, 1);
+    room.publish(1, 1, 9, 2);
+    let outs = room.publish(1, 1, 9, 1);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            seq: 1,
+            duplicate: true,
+            relay_time: T0,
+            ..
+        }]
+    ));
+    assert!(
+        to(&outs, 2).is_empty(),
+        "a duplicate is not broadcast again"
+    );
+    assert_eq!(room.store.head_seq().unwrap(), 2);
+}
+
+#[test]
+fn catch_up_sends_snapshot_then_later_events_then_caught_up() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    for counter in 1..=5 {
+        room.publish(1, if counter == 4 { 2 } else { 1 }, 9, counter);
+    }
+    let snapshot = envelope(EnvelopeKind::Snapshot, tag(1), 9, 6);
+    let outs = room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 3,
+            envelope: snapshot.clone(),
+        },
+    );
+    assert_eq!(to(&outs, 1), [RelayFrame::SnapshotStored { seq: 3 }]);
+
+    room.open(2);
+    let frames = to(&room.hello(2, 1, 7, &[1]), 2);
+    assert!(matches!(
+        frames[0],
+        RelayFrame::Welcome {
+            head_seq: 5,
+            snapshot_seq: 3,
+            ..
+        }
+    ));
+    assert_eq!(
+        frames[1],
+        RelayFrame::Snapshot {
+            seq: 3,
+            envelope: snapshot
+        }
+    );
+    // Event 4 is on channel 2, which peer 2 does not receive.
+    assert!(matches!(frames[2], RelayFrame::Event { seq: 5, .. }));
+    assert_eq!(frames[3], RelayFrame::CaughtUp { head_seq: 5 });
+    assert_eq!(frames.len(), 4);
+
+    // Past the snapshot: no snapshot, only what is after after_seq.
+    room.open(3);
+    let frames = to(&room.hello(3, 4, 7, &[1, 2]), 3);
+    assert_eq!(frames.len(), 3);
+    assert!(matches!(frames[1], RelayFrame::Event { seq: 5, .. }));
+
+    // SYNC repeats the same routine.
+    let frames = to(&room.frame(3, &ClientFrame::Sync { after_seq: 3 }), 3);
+    let seqs: Vec<_> = frames
+        .iter()
+        .filter_map(|f| match f {
+            RelayFrame::Event { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [4, 5]);
+    assert_eq!(frames.last(), Some(&RelayFrame::CaughtUp { head_seq: 5 }));
+}
+
+#[test]
+fn snapshot_put_is_checked_against_the_head_and_the_stored_snapshot() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.publish(1, 1, 9, 1);
+    room.publish(1, 1, 9, 2);
+    let snap = |c| envelope(EnvelopeKind::Snapshot, tag(1), 9, c);
+    for bad in [0, 3] {
+        let outs = room.frame(
+            1,
+            &ClientFrame::SnapshotPut {
+                upto_seq: bad,
+                envelope: snap(10),
+            },
+        );
+        assert_eq!(
+            error_code(&to(&outs, 1)[0]),
+            Some((RelayErrorCode::BadFrame, false)),
+            "upto_seq {bad}"
+        );
+    }
+    room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 2,
+            envelope: snap(11),
+        },
+    );
+    let outs = room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 1,
+            envelope: snap(12),
+        },
+    );
+    assert_eq!(to(&outs, 1), [RelayFrame::SnapshotStored { seq: 2 }]);
+    assert_eq!(room.store.snapshot().unwrap().unwrap().envelope, snap(11));
+}
+
+#[test]
+fn history_cap_refuses_without_storing_until_a_snapshot_compacts() {
+    let mut room = Room::new();
+    room.limits.max_history_events = 2;
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    room.publish(1, 1, 9, 1);
+    room.publish(1, 1, 9, 2);
+    let outs = room.publish(1, 1, 9, 3);
+    assert_eq!(
+        error_code(&to(&outs, 1)[0]),
+        Some((RelayErrorCode::HistoryFull, false))
+    );
+    assert!(to(&outs, 2).is_empty());
+    assert_eq!(room.store.head_seq().unwrap(), 2);
+    let snap = envelope(EnvelopeKind::Snapshot, tag(1), 9, 4);
+    room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 2,
+            envelope: snap,
+        },
+    );
+    let outs = room.publish(1, 1, 9, 3);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            seq: 3,
+            duplicate: false,
+            ..
+        }]
+    ));
+    // Compacted events still deduplicate.
+    let outs = room.publish(1, 1, 9, 1);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            seq: 1,
+            duplicate: true,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn oversize_frame_closes_1009_and_the_others_hear_presence() {
+    let mut room = Room::new();
+    room.limits.max_frame_bytes = 200;
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    let big = envelope(EnvelopeKind::Event, tag(1), 9, 1)
+        .into_iter()
+        .chain([0u8; 100])
+        .collect();
+    let outs = room.frame(1, &ClientFrame::Publish { envelope: big });
+    assert_eq!(
+        error_code(&to(&outs, 1)[0]),
+        Some((RelayErrorCode::TooLarge, true))
+    );
+    assert_eq!(closes(&outs), [(1, 1009)]);
+    assert_eq!(to(&outs, 2), [RelayFrame::Presence { count: 1 }]);
+    assert_eq!(room.store.head_seq().unwrap(), 0);
+    // A frame right at the limit is fine.
+    let outs = room.publish(2, 1, 8, 1);
+    assert!(matches!(to(&outs, 2)[..], [RelayFrame::Ack { seq: 1, .. }]));
+}
+
+#[test]
+fn token_bucket_closes_a_flood_with_1008() {
+    let mut room = Room::new();
+    room.limits.rate_burst = 3;
+    room.limits.rate_per_second = 1;
+    room.open(1);
+    room.hello(1, 0, 7, &[1]);
+    room.frame(1, &ClientFrame::Sync { after_seq: 0 });
+    room.frame(1, &ClientFrame::Sync { after_seq: 0 });
+    let outs = room.frame(1, &ClientFrame::Sync { after_seq: 0 });
+    assert_eq!(
+        error_code(&to(&outs, 1)[0]),
+        Some((RelayErrorCode::RateLimited, true))
+    );
+    assert_eq!(closes(&outs), [(1, 1008)]);
+}
+
+#[test]
+fn undecodable_frames_are_bad_frame_but_another_version_is_fatal() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    for garbage in [&[][..], &[1], &[1, 0x7f], &[1, 3, 0]] {
+        let outs = room.raw(1, garbage);
+        assert_eq!(
+            to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+            [Some((RelayErrorCode::BadFrame, false))],
+            "{garbage:?}"
+        );
+        assert!(closes(&outs).is_empty());
+    }
+    let outs = room.raw(1, &[2, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(closes(&outs), [(1, 4400)]);
+    let outs = Hub::new(&mut room.store, &room.limits, &mut room.peers).handle_text(1);
+    assert!(outs.is_empty(), "peer 1 is gone after the fatal error");
+}
+
+#[test]
+fn wrong_kind_is_refused_and_ephemerals_are_never_stored() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    let snap = envelope(EnvelopeKind::Snapshot, tag(1), 9, 1);
+    let mut frame = vec![1, 0x02];
+    frame.extend_from_slice(&snap);
+    let outs = room.raw(1, &frame);
+    assert_eq!(
+        error_code(&to(&outs, 1)[0]),
+        Some((RelayErrorCode::WrongKind, false))
+    );
+    let eph = envelope(EnvelopeKind::Ephemeral, tag(1), 9, 2);
+    let outs = room.frame(
+        1,
+        &ClientFrame::Ephemeral {
+            envelope: eph.clone(),
+        },
+    );
+    assert_eq!(to(&outs, 2), [RelayFrame::Ephemeral { envelope: eph }]);
+    assert!(to(&outs, 1).is_empty());
+    assert_eq!(room.store.head_seq().unwrap(), 0);
+}
+
+#[test]
+fn pending_guests_may_not_publish() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.peers.get_mut(&1).unwrap().pending = true;
+    let outs = room.publish(1, 1, 9, 1);
+    assert_eq!(
+        error_code(&to(&outs, 1)[0]),
+        Some((RelayErrorCode::GuestPending, false))
+    );
+    assert_eq!(room.store.head_seq().unwrap(), 0);
+}
+
+#[test]
+fn leaving_tells_the_others_only_when_the_socket_had_joined() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    room.open(3);
+    assert!(leave(&mut room.peers, 3).is_empty());
+    let outs = leave(&mut room.peers, 2);
+    assert_eq!(to(&outs, 1), [RelayFrame::Presence { count: 1 }]);
+    assert!(leave(&mut room.peers, 2).is_empty(), "idempotent");
+    assert_eq!(presence(&room.peers), 1);
+}
+
+#[test]
+fn room_full_and_refusal_frame() {
+    let limits = Limits {
+        max_sockets_per_room: 2,
+        ..Limits::default()
+    };
+    assert!(!room_full(1, &limits));
+    assert!(room_full(2, &limits));
+    let frame = RelayFrame::decode(&refusal(RelayErrorCode::RoomFull, "full")).unwrap();
+    assert_eq!(error_code(&frame), Some((RelayErrorCode::RoomFull, true)));
+}
+
+#[test]
+fn error_messages_are_bounded_on_a_char_boundary() {
+    let long = "é".repeat(1000);
+    let b = bounded(long);
+    assert!(b.len() <= MAX_ERROR_MESSAGE);
+    assert!(b.len() >= MAX_ERROR_MESSAGE - 1);
+}

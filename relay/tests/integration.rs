@@ -1,0 +1,906 @@
+//! Integration tests against the relay running in workerd (`wrangler dev`), through real
+//! WebSockets, with envelopes sealed by `sealsync-core` (the relay never decrypts them; the
+//! receiving test clients do).
+//!
+//! Run them with `relay/tests/run.sh`, which builds the worker, starts `wrangler dev` with
+//! test limits and sets the `SEALSYNC_RELAY_*` variables read here. Without
+//! `SEALSYNC_RELAY_URL` every test prints why it skipped and passes, so a plain
+//! `cargo test` on the host stays fast.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    missing_docs,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use sealsync_core::wire::{ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
+use sealsync_core::{
+    ChannelTag, EnvelopeKind, Hlc, Opener, RoomId, RoomKey, RoomKeys, SessionId, SessionSealer,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    env(name).and_then(|v| v.parse().ok())
+}
+
+/// The relay's base URL (`http://127.0.0.1:PORT`), or `None` after printing why the test
+/// is skipped.
+fn relay() -> Option<String> {
+    let url = env("SEALSYNC_RELAY_URL");
+    if url.is_none() {
+        eprintln!("skipped: SEALSYNC_RELAY_URL is not set; run relay/tests/run.sh");
+    }
+    url
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).unwrap();
+    b
+}
+
+fn unique_room(prefix: &str) -> String {
+    let r: [u8; 6] = random();
+    let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{hex}")
+}
+
+/// A room's keys from a fresh random secret (no Argon2id: fast).
+fn room_keys(room: &str) -> RoomKeys {
+    let mut secret_bytes: [u8; 32] = random();
+    struct Fixed<'a>(&'a mut [u8; 32]);
+    impl sealsync_core::Entropy for Fixed<'_> {
+        fn fill(&mut self, dest: &mut [u8]) {
+            dest.copy_from_slice(&self.0[..dest.len()]);
+        }
+    }
+    let secret = RoomKey::generate_secret(&mut Fixed(&mut secret_bytes));
+    let key = RoomKey::from_secret(&secret).unwrap();
+    RoomKeys::derive(&key, RoomId::new(room).unwrap())
+}
+
+/// One test participant: a session sealer and a socket.
+struct Peer {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    sealer: SessionSealer,
+    channel: ChannelTag,
+    verifier: [u8; 32],
+}
+
+struct Welcome {
+    head_seq: u64,
+    snapshot_seq: u64,
+    presence: u32,
+    verifier_state: VerifierState,
+    /// Frames between WELCOME and CAUGHT_UP.
+    catch_up: Vec<RelayFrame>,
+    caught_up_head: u64,
+}
+
+fn ws_url(base: &str, room: &str) -> String {
+    let base = base.replacen("http://", "ws://", 1);
+    format!("{base}/room/{room}/ws")
+}
+
+async fn open_socket(base: &str, room: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    let (ws, _) = tokio::time::timeout(WAIT, connect_async(ws_url(base, room)))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed");
+    ws
+}
+
+impl Peer {
+    async fn connect(base: &str, room: &str, keys: &RoomKeys) -> Self {
+        Self {
+            ws: open_socket(base, room).await,
+            sealer: SessionSealer::new(keys, SessionId(random())),
+            channel: keys.channel_tag("main"),
+            verifier: keys.verifier(),
+        }
+    }
+
+    async fn send(&mut self, frame: &ClientFrame) {
+        self.send_raw(frame.encode().unwrap()).await;
+    }
+
+    async fn send_raw(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::binary(bytes)).await.unwrap();
+    }
+
+    /// The next binary frame, decoded (skips heartbeat text).
+    async fn recv(&mut self) -> RelayFrame {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("no frame from the relay in time")
+                .expect("socket ended")
+                .expect("socket failed");
+            match msg {
+                Message::Binary(b) => return RelayFrame::decode(&b).unwrap(),
+                Message::Close(c) => panic!("socket closed unexpectedly: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame that is not PRESENCE.
+    async fn recv_data(&mut self) -> RelayFrame {
+        loop {
+            match self.recv().await {
+                RelayFrame::Presence { .. } => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits for the close frame; returns its code (frames before it are returned too).
+    async fn recv_close(&mut self) -> (Vec<RelayFrame>, u16) {
+        let mut frames = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("no close from the relay in time");
+            match msg {
+                Some(Ok(Message::Binary(b))) => frames.push(RelayFrame::decode(&b).unwrap()),
+                Some(Ok(Message::Close(Some(c)))) => return (frames, u16::from(c.code)),
+                Some(Ok(Message::Close(None))) => return (frames, 1005),
+                Some(Ok(_)) => {}
+                // A reset without a closing handshake (the relay process died) is 1006.
+                Some(Err(_)) | None => return (frames, 1006),
+            }
+        }
+    }
+
+    async fn hello(&mut self, after_seq: u64) -> Welcome {
+        let frame = ClientFrame::Hello {
+            after_seq,
+            verifier: self.verifier,
+            channels: vec![self.channel],
+        };
+        self.send(&frame).await;
+        let frame = self.recv().await;
+        let RelayFrame::Welcome {
+            head_seq,
+            snapshot_seq,
+            presence,
+            verifier_state,
+            ..
+        } = frame
+        else {
+            panic!("expected WELCOME, got {frame:?}");
+        };
+        let mut catch_up = Vec::new();
+        let caught_up_head = loop {
+            match self.recv().await {
+                RelayFrame::CaughtUp { head_seq } => break head_seq,
+                RelayFrame::Presence { .. } => {}
+                other => catch_up.push(other),
+            }
+        };
+        Welcome {
+            head_seq,
+            snapshot_seq,
+            presence,
+            verifier_state,
+            catch_up,
+            caught_up_head,
+        }
+    }
+
+    fn seal(&mut self, kind: EnvelopeKind, body: &[u8]) -> Vec<u8> {
+        let hlc = Hlc {
+            wall: 1,
+            counter: 0,
+            device: sealsync_core::DeviceId(random()),
+        };
+        self.sealer
+            .seal(kind, self.channel, hlc, body, random())
+            .unwrap()
+    }
+
+    /// Publishes `body` and returns (envelope, ACK seq).
+    async fn publish(&mut self, body: &[u8]) -> (Vec<u8>, u64) {
+        let envelope = self.seal(EnvelopeKind::Event, body);
+        self.send(&ClientFrame::Publish {
+            envelope: envelope.clone(),
+        })
+        .await;
+        match self.recv_data().await {
+            RelayFrame::Ack { seq, duplicate, .. } => {
+                assert!(!duplicate);
+                (envelope, seq)
+            }
+            other => panic!("expected ACK, got {other:?}"),
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET: (status, body).
+async fn http_get(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let host = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+fn event_seq(frame: &RelayFrame) -> u64 {
+    match frame {
+        RelayFrame::Event { seq, .. } => *seq,
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn http_routes_answer_without_a_socket() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("http");
+    assert_eq!(
+        http_get(&base, &format!("/room/{room}/ws"), &[]).await.0,
+        426
+    );
+    let (status, body) = http_get(&base, "/room/a%2Fb/ws", &[("Upgrade", "websocket")]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid room id"), "{body}");
+    assert_eq!(http_get(&base, "/nope", &[]).await.0, 404);
+    assert_eq!(http_get(&base, "/room/x/ws/extra", &[]).await.0, 404);
+    let (status, body) = http_get(&base, &format!("/room/{room}/presence?client=t1"), &[]).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"count":0}"#));
+
+    // Presence counts joined sockets.
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    let (_, body) = http_get(&base, &format!("/room/{room}/presence"), &[]).await;
+    assert_eq!(body, r#"{"count":2}"#);
+    drop(a);
+    // b hears that a left.
+    assert_eq!(b.recv().await, RelayFrame::Presence { count: 1 });
+}
+
+#[tokio::test]
+async fn origin_outside_the_allowlist_is_refused_before_upgrade() {
+    let Some(base) = relay() else { return };
+    let Some(allowed) = env("SEALSYNC_RELAY_ALLOWED_ORIGIN") else {
+        eprintln!("skipped: SEALSYNC_RELAY_ALLOWED_ORIGIN is not set");
+        return;
+    };
+    let room = unique_room("origin");
+    let mut req = ws_url(&base, &room).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Origin", "https://evil.example".parse().unwrap());
+    match connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 403);
+        }
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    let mut req = ws_url(&base, &room).into_client_request().unwrap();
+    req.headers_mut().insert("Origin", allowed.parse().unwrap());
+    assert!(connect_async(req).await.is_ok());
+}
+
+#[tokio::test]
+async fn publish_is_acked_in_sequence_and_broadcast_to_others() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("bcast");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    let wa = a.hello(0).await;
+    assert_eq!(wa.verifier_state, VerifierState::Created);
+    assert_eq!((wa.head_seq, wa.snapshot_seq, wa.presence), (0, 0, 1));
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    let wb = b.hello(0).await;
+    assert_eq!(wb.verifier_state, VerifierState::Matched);
+    assert_eq!(wb.presence, 2);
+    assert_eq!(a.recv().await, RelayFrame::Presence { count: 2 });
+
+    let mut opener = Opener::new(&keys);
+    for (i, body) in [&b"first"[..], b"second", b"third"].iter().enumerate() {
+        let (envelope, seq) = a.publish(body).await;
+        assert_eq!(seq, i as u64 + 1);
+        match b.recv_data().await {
+            RelayFrame::Event {
+                seq: got,
+                envelope: got_env,
+                relay_time,
+            } => {
+                assert_eq!(got, seq);
+                assert_eq!(got_env, envelope);
+                assert!(relay_time > 1_600_000_000_000, "relay_time {relay_time}");
+                assert_eq!(opener.open(&got_env).unwrap().body, *body);
+            }
+            other => panic!("expected EVENT, got {other:?}"),
+        }
+    }
+    // b publishes too: a hears it, and sequences continue.
+    let (_, seq) = b.publish(b"from b").await;
+    assert_eq!(seq, 4);
+    assert_eq!(event_seq(&a.recv_data().await), 4);
+}
+
+#[tokio::test]
+async fn catch_up_after_disconnect_has_no_gap_and_no_duplicate() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("catchup");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    for _ in 0..3 {
+        a.publish(b"x").await;
+    }
+    let mut last = 0;
+    for _ in 0..3 {
+        last = event_seq(&b.recv_data().await);
+    }
+    assert_eq!(last, 3);
+    b.ws.close(None).await.unwrap();
+    for _ in 0..4 {
+        a.publish(b"while b was away").await;
+    }
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    let w = b.hello(last).await;
+    assert_eq!(w.head_seq, 7);
+    let seqs: Vec<u64> = w.catch_up.iter().map(event_seq).collect();
+    assert_eq!(seqs, [4, 5, 6, 7]);
+    assert_eq!(w.caught_up_head, 7);
+    // Live events follow the seam without a gap.
+    a.publish(b"live").await;
+    assert_eq!(event_seq(&b.recv_data().await), 8);
+    // SYNC sends again after a sequence, then CAUGHT_UP.
+    b.send(&ClientFrame::Sync { after_seq: 6 }).await;
+    assert_eq!(event_seq(&b.recv_data().await), 7);
+    assert_eq!(event_seq(&b.recv_data().await), 8);
+    assert_eq!(b.recv_data().await, RelayFrame::CaughtUp { head_seq: 8 });
+}
+
+#[tokio::test]
+async fn wrong_verifier_is_refused_with_4001() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("verifier");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let other = room_keys(&room);
+    let mut intruder = Peer::connect(&base, &room, &other).await;
+    intruder
+        .send(&ClientFrame::Hello {
+            after_seq: 0,
+            verifier: other.verifier(),
+            channels: vec![other.channel_tag("main")],
+        })
+        .await;
+    let (frames, code) = intruder.recv_close().await;
+    assert_eq!(code, 4001);
+    assert!(matches!(
+        frames.as_slice(),
+        [RelayFrame::Error {
+            code: RelayErrorCode::WrongVerifier,
+            fatal: true,
+            ..
+        }]
+    ));
+    // The room is unharmed.
+    a.publish(b"still here").await;
+}
+
+#[tokio::test]
+async fn oversize_frame_closes_1009_and_the_room_keeps_serving() {
+    let Some(base) = relay() else { return };
+    let Some(max) = env_u64("SEALSYNC_RELAY_MAX_FRAME") else {
+        eprintln!("skipped: SEALSYNC_RELAY_MAX_FRAME is not set");
+        return;
+    };
+    let room = unique_room("oversize");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    let mut c = Peer::connect(&base, &room, &keys).await;
+    c.hello(0).await;
+    // A well-formed PUBLISH one byte over the relay's limit.
+    let body = vec![7u8; max as usize];
+    let envelope = a.seal(EnvelopeKind::Event, &body);
+    let frame = ClientFrame::Publish { envelope }.encode().unwrap();
+    assert!(frame.len() as u64 > max);
+    a.send_raw(frame).await;
+    let (frames, code) = a.recv_close().await;
+    assert_eq!(code, 1009);
+    assert!(frames.iter().any(|f| matches!(
+        f,
+        RelayFrame::Error {
+            code: RelayErrorCode::TooLarge,
+            fatal: true,
+            ..
+        }
+    )));
+    let (_, seq) = b.publish(b"after the oversize frame").await;
+    assert_eq!(seq, 1, "the oversize frame must not have been stored");
+    assert_eq!(event_seq(&c.recv_data().await), 1);
+}
+
+#[tokio::test]
+async fn malformed_frames_get_bad_frame_and_the_socket_stays() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("malformed");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    // Before HELLO: NOT_JOINED.
+    a.send(&ClientFrame::Sync { after_seq: 0 }).await;
+    assert!(matches!(
+        a.recv().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::NotJoined,
+            fatal: false,
+            ..
+        }
+    ));
+    a.hello(0).await;
+    for garbage in [
+        vec![1u8, 0x7f],
+        vec![1, 0x03, 0, 0],
+        vec![1, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+        vec![1],
+        Vec::new(),
+    ] {
+        a.send_raw(garbage.clone()).await;
+        match a.recv().await {
+            RelayFrame::Error {
+                code: RelayErrorCode::BadFrame,
+                fatal: false,
+                ..
+            } => {}
+            other => panic!("{garbage:?}: expected BAD_FRAME, got {other:?}"),
+        }
+    }
+    // A text message that is not the heartbeat.
+    a.ws.send(Message::text("hello?")).await.unwrap();
+    assert!(matches!(
+        a.recv().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::BadFrame,
+            ..
+        }
+    ));
+    // A snapshot envelope in PUBLISH: WRONG_KIND, not stored.
+    let snapshot = a.seal(EnvelopeKind::Snapshot, b"s");
+    let mut frame = vec![1u8, 0x02];
+    frame.extend_from_slice(&snapshot);
+    a.send_raw(frame).await;
+    assert!(matches!(
+        a.recv().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::WrongKind,
+            fatal: false,
+            ..
+        }
+    ));
+    // Still serving.
+    let (_, seq) = a.publish(b"ok").await;
+    assert_eq!(seq, 1);
+    // The heartbeat is answered by the runtime.
+    a.ws.send(Message::text("ping")).await.unwrap();
+    let pong = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Ok(Message::Text(t))) = a.ws.next().await {
+                return t.to_string();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(pong, "pong");
+    // Another protocol version is fatal: 4400.
+    a.send_raw(vec![2u8, 0x03, 0, 0, 0, 0, 0, 0, 0, 0]).await;
+    let (_, code) = a.recv_close().await;
+    assert_eq!(code, 4400);
+}
+
+#[tokio::test]
+async fn republished_envelope_is_acked_as_duplicate_and_not_rebroadcast() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("dedupe");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    let (envelope, seq) = a.publish(b"once").await;
+    assert_eq!(event_seq(&b.recv_data().await), seq);
+    // The outbox resends after a reconnect: same envelope, same (session, counter).
+    let mut a2 = Peer::connect(&base, &room, &keys).await;
+    a2.hello(seq).await;
+    a2.send(&ClientFrame::Publish {
+        envelope: envelope.clone(),
+    })
+    .await;
+    match a2.recv_data().await {
+        RelayFrame::Ack {
+            seq: again,
+            duplicate,
+            counter,
+            ..
+        } => {
+            assert_eq!((again, duplicate, counter), (seq, true, 1));
+        }
+        other => panic!("expected a duplicate ACK, got {other:?}"),
+    }
+    // b gets the next event, not the duplicate.
+    let (_, next) = a.publish(b"twice?").await;
+    assert_eq!(next, seq + 1);
+    assert_eq!(event_seq(&b.recv_data().await), next);
+}
+
+#[tokio::test]
+async fn snapshot_compacts_and_catch_up_starts_from_it() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("snapshot");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    for _ in 0..3 {
+        a.publish(b"e").await;
+    }
+    let snap = a.seal(EnvelopeKind::Snapshot, b"state at 3");
+    a.send(&ClientFrame::SnapshotPut {
+        upto_seq: 3,
+        envelope: snap.clone(),
+    })
+    .await;
+    assert_eq!(a.recv_data().await, RelayFrame::SnapshotStored { seq: 3 });
+    a.publish(b"after").await;
+    // A snapshot past the head is refused.
+    let bad = a.seal(EnvelopeKind::Snapshot, b"future");
+    a.send(&ClientFrame::SnapshotPut {
+        upto_seq: 99,
+        envelope: bad,
+    })
+    .await;
+    assert!(matches!(
+        a.recv_data().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::BadFrame,
+            ..
+        }
+    ));
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    let w = b.hello(0).await;
+    assert_eq!((w.head_seq, w.snapshot_seq), (4, 3));
+    assert_eq!(
+        w.catch_up[0],
+        RelayFrame::Snapshot {
+            seq: 3,
+            envelope: snap
+        }
+    );
+    let seqs: Vec<u64> = w.catch_up[1..].iter().map(event_seq).collect();
+    assert_eq!(seqs, [4]);
+    // A client already past the snapshot gets no snapshot.
+    let mut c = Peer::connect(&base, &room, &keys).await;
+    let w = c.hello(3).await;
+    assert_eq!(w.catch_up.iter().map(event_seq).collect::<Vec<_>>(), [4]);
+}
+
+#[tokio::test]
+async fn ephemeral_is_broadcast_and_never_stored() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("ephemeral");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    let envelope = a.seal(EnvelopeKind::Ephemeral, b"cursor 10,20");
+    a.send(&ClientFrame::Ephemeral {
+        envelope: envelope.clone(),
+    })
+    .await;
+    assert_eq!(b.recv_data().await, RelayFrame::Ephemeral { envelope });
+    let mut c = Peer::connect(&base, &room, &keys).await;
+    let w = c.hello(0).await;
+    assert_eq!((w.head_seq, w.catch_up.len()), (0, 0));
+}
+
+#[tokio::test]
+async fn history_cap_refuses_publishes_until_a_snapshot() {
+    let Some(base) = relay() else { return };
+    let Some(cap) = env_u64("SEALSYNC_RELAY_MAX_HISTORY") else {
+        eprintln!("skipped: SEALSYNC_RELAY_MAX_HISTORY is not set");
+        return;
+    };
+    let room = unique_room("history");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    for i in 0..cap {
+        let (_, seq) = a.publish(b"h").await;
+        assert_eq!(seq, i + 1);
+        // Stay under the rate limit.
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+    }
+    let envelope = a.seal(EnvelopeKind::Event, b"one too many");
+    a.send(&ClientFrame::Publish { envelope }).await;
+    assert!(matches!(
+        a.recv_data().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::HistoryFull,
+            fatal: false,
+            ..
+        }
+    ));
+    let snap = a.seal(EnvelopeKind::Snapshot, b"all of it");
+    a.send(&ClientFrame::SnapshotPut {
+        upto_seq: cap,
+        envelope: snap,
+    })
+    .await;
+    assert_eq!(a.recv_data().await, RelayFrame::SnapshotStored { seq: cap });
+    let (_, seq) = a.publish(b"room again").await;
+    assert_eq!(seq, cap + 1);
+}
+
+#[tokio::test]
+async fn flood_is_rate_limited_with_1008() {
+    let Some(base) = relay() else { return };
+    let Some(burst) = env_u64("SEALSYNC_RELAY_RATE_BURST") else {
+        eprintln!("skipped: SEALSYNC_RELAY_RATE_BURST is not set");
+        return;
+    };
+    let room = unique_room("flood");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let sync = ClientFrame::Sync { after_seq: 0 }.encode().unwrap();
+    for _ in 0..burst * 3 {
+        if a.ws.send(Message::binary(sync.clone())).await.is_err() {
+            break;
+        }
+    }
+    let (frames, code) = a.recv_close().await;
+    assert_eq!(code, 1008);
+    assert!(frames.iter().any(|f| matches!(
+        f,
+        RelayFrame::Error {
+            code: RelayErrorCode::RateLimited,
+            ..
+        }
+    )));
+}
+
+#[tokio::test]
+async fn no_plaintext_reaches_the_relays_disk() {
+    let Some(base) = relay() else { return };
+    let Some(dir) = env("SEALSYNC_RELAY_PERSIST") else {
+        eprintln!("skipped: SEALSYNC_RELAY_PERSIST is not set");
+        return;
+    };
+    let room = unique_room("plaintext");
+    let keys = room_keys(&room);
+    let marker = format!("PLAINTEXT-MARKER-{}", unique_room("m"));
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    let (envelope, _) = a.publish(marker.as_bytes()).await;
+    let snap = a.seal(EnvelopeKind::Snapshot, marker.as_bytes());
+    a.send(&ClientFrame::SnapshotPut {
+        upto_seq: 1,
+        envelope: snap,
+    })
+    .await;
+    assert_eq!(a.recv_data().await, RelayFrame::SnapshotStored { seq: 1 });
+    // b (with the key) can read it.
+    let RelayFrame::Event { envelope: got, .. } = b.recv_data().await else {
+        panic!("expected EVENT");
+    };
+    assert_eq!(
+        Opener::new(&keys).open(&got).unwrap().body,
+        marker.as_bytes()
+    );
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The ciphertext is on disk (so the search below looks at the right files) …
+    let needle_cipher = &envelope[envelope.len() - 16..];
+    let mut cipher_seen = false;
+    let mut files = 0;
+    for entry in walkdir::WalkDir::new(&dir).into_iter().flatten() {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        files += 1;
+        // … and the plaintext is not.
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "plaintext marker found in {}",
+            entry.path().display()
+        );
+        cipher_seen |= bytes.windows(16).any(|w| w == needle_cipher);
+    }
+    assert!(files > 0, "no files under {dir}");
+    assert!(
+        cipher_seen,
+        "the stored ciphertext was not found under {dir}"
+    );
+}
+
+#[tokio::test]
+async fn relay_restart_keeps_the_log_and_the_session_resumes() {
+    let Some(base) = relay() else { return };
+    let Some(restart) = env("SEALSYNC_RELAY_RESTART") else {
+        eprintln!("skipped: SEALSYNC_RELAY_RESTART is not set");
+        return;
+    };
+    let room = unique_room("restart");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    for _ in 0..3 {
+        a.publish(b"before the restart").await;
+    }
+    let status =
+        tokio::task::spawn_blocking(move || std::process::Command::new(restart).status().unwrap())
+            .await
+            .unwrap();
+    assert!(status.success(), "restart script failed");
+    // The old socket is gone.
+    let (_, code) = a.recv_close().await;
+    assert!(code == 1006 || code == 1001 || code == 1011, "close {code}");
+    // Reconnect the same session: the log is intact, sequences continue.
+    let mut a2 = Peer::connect(&base, &room, &keys).await;
+    a2.sealer = a.sealer;
+    let w = a2.hello(1).await;
+    assert_eq!(w.verifier_state, VerifierState::Matched);
+    assert_eq!(w.head_seq, 3);
+    assert_eq!(w.catch_up.iter().map(event_seq).collect::<Vec<_>>(), [2, 3]);
+    let (_, seq) = a2.publish(b"after the restart").await;
+    assert_eq!(seq, 4);
+}
+
+#[tokio::test]
+async fn idle_room_is_deleted_by_its_alarm() {
+    let Some(base) = relay() else { return };
+    let Some(ttl) = env_u64("SEALSYNC_RELAY_IDLE_TTL") else {
+        eprintln!("skipped: SEALSYNC_RELAY_IDLE_TTL is not set");
+        return;
+    };
+    let room = unique_room("idle");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    a.publish(b"soon gone").await;
+    a.ws.close(None).await.unwrap();
+    drop(a);
+    tokio::time::sleep(Duration::from_secs(ttl + 4)).await;
+    // Another password can now create the room afresh.
+    let other = room_keys(&room);
+    let mut b = Peer::connect(&base, &room, &other).await;
+    let w = b.hello(0).await;
+    assert_eq!(w.verifier_state, VerifierState::Created);
+    assert_eq!(w.head_seq, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_sockets_in_one_room_all_receive_a_broadcast() {
+    let Some(base) = relay() else { return };
+    let Some(n) = env_u64("SEALSYNC_RELAY_MAX_SOCKETS") else {
+        eprintln!("skipped: SEALSYNC_RELAY_MAX_SOCKETS is not set");
+        return;
+    };
+    let room = unique_room("many");
+    let keys = room_keys(&room);
+    let started = Instant::now();
+    // n - 1 receivers, each on its own task: join, read presence until all n have
+    // joined (so no backlog is left in the socket), then wait for the broadcast.
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (event_tx, mut event_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 1..n {
+        let mut p = Peer::connect(&base, &room, &keys).await;
+        let (ready_tx, event_tx) = (ready_tx.clone(), event_tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let w = p.hello(0).await;
+            let mut seen = u64::from(w.presence);
+            if seen == n {
+                ready_tx.send(i).unwrap();
+            }
+            loop {
+                match p.recv().await {
+                    RelayFrame::Presence { count } => {
+                        if u64::from(count) == n && seen != n {
+                            ready_tx.send(i).unwrap();
+                        }
+                        seen = u64::from(count);
+                    }
+                    RelayFrame::Event { seq, .. } => {
+                        event_tx.send((seq, Instant::now())).unwrap();
+                        break;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            // Keep the socket open until the test ends.
+            let _ = p.ws.next().await;
+        }));
+    }
+    drop((ready_tx, event_tx));
+    let mut sender = Peer::connect(&base, &room, &keys).await;
+    let w = sender.hello(0).await;
+    let mut ready = 0;
+    while ready < n - 1 {
+        tokio::time::timeout(Duration::from_secs(120), ready_rx.recv())
+            .await
+            .expect("not every socket saw the full room in time")
+            .expect("a receiver task failed");
+        ready += 1;
+    }
+    let joined = started.elapsed();
+    let sent = Instant::now();
+    let (_, seq) = sender.publish(b"to everyone").await;
+    let acked = sent.elapsed();
+    let mut got = 0u64;
+    let mut last = Duration::ZERO;
+    while got < n - 1 {
+        let (s, at) = tokio::time::timeout(Duration::from_secs(60), event_rx.recv())
+            .await
+            .expect("not every socket received the broadcast in time")
+            .expect("a receiver task failed");
+        assert_eq!(s, seq);
+        last = last.max(at.duration_since(sent));
+        got += 1;
+    }
+    eprintln!(
+        "{n} sockets (presence {}): all joined in {joined:?}; ACK after {acked:?}; \
+         the broadcast reached all {got} receivers, the last after {last:?}",
+        w.presence
+    );
+    // One more socket than the limit is refused with 4029.
+    let mut extra = open_socket(&base, &room).await;
+    let code = loop {
+        match tokio::time::timeout(WAIT, extra.next()).await.unwrap() {
+            Some(Ok(Message::Close(Some(c)))) => break u16::from(c.code),
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 4029);
+    for t in tasks {
+        t.abort();
+    }
+}

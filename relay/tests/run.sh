@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds the relay, runs it in workerd (`wrangler dev`) with test limits on a free local
+# port, runs the integration tests against it, and stops it.
+#
+#   relay/tests/run.sh            # all integration tests
+#   relay/tests/run.sh many       # only tests whose name contains "many"
+#
+# Tools: worker-build and wasm-bindgen (cargo install), wrangler + esbuild (npm). Looked up
+# in tools/node_modules (the project's setup), then $NPM_TOOLS/node_modules, then PATH.
+# SEALSYNC_FANOUT sets how many sockets the many-sockets test opens (default 1000).
+set -euo pipefail
+
+RELAY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$RELAY_DIR/.." && pwd)
+FILTER=${1:-}
+
+find_bin() {
+  local name=$1
+  for dir in "$ROOT/tools/node_modules/.bin" "${NPM_TOOLS:-/work/npm-tools}/node_modules/.bin"; do
+    if [ -x "$dir/$name" ]; then echo "$dir/$name"; return; fi
+  done
+  command -v "$name" || { echo "run.sh: $name not found (install it: see relay/README.md)" >&2; exit 1; }
+}
+WRANGLER=$(find_bin wrangler)
+export ESBUILD_BIN=${ESBUILD_BIN:-$(find_bin esbuild)}
+export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}
+export WRANGLER_SEND_METRICS=false
+
+echo "== building the relay (worker-build --release)"
+(cd "$RELAY_DIR" && env -u CARGO_TARGET_DIR worker-build --release >/dev/null)
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/sealsync-relay-test.XXXXXX")
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+INSPECTOR_PORT=$(free_port)
+FANOUT=${SEALSYNC_FANOUT:-1000}
+
+# The deploy config, pointing at the worker built above by absolute path.
+sed -e "s#^main = .*#main = \"$RELAY_DIR/build/worker/shim.mjs\"#" \
+  "$RELAY_DIR/wrangler.toml" > "$TMP/wrangler.toml"
+
+cat > "$TMP/start.sh" <<START
+#!/usr/bin/env bash
+set -euo pipefail
+cd "$TMP"
+setsid "$WRANGLER" dev -c "$TMP/wrangler.toml" --ip 127.0.0.1 --port $PORT \\
+  --persist-to "$TMP/state" --inspector-port $INSPECTOR_PORT --show-interactive-dev-session=false \\
+  --var MAX_FRAME_BYTES:65536 --var RATE_BURST:200 --var RATE_PER_SECOND:100 \\
+  --var MAX_SOCKETS_PER_ROOM:$FANOUT --var MAX_HISTORY_EVENTS:60 \\
+  --var IDLE_ROOM_TTL_SECONDS:12 --var ALLOWED_ORIGINS:http://allowed.test \\
+  >> "$TMP/wrangler.log" 2>&1 < /dev/null &
+echo \$! > "$TMP/pid"
+for _ in \$(seq 1 120); do
+  if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then exit 0; fi
+  sleep 0.5
+done
+echo "wrangler did not answer on port $PORT; see $TMP/wrangler.log" >&2
+exit 1
+START
+cat > "$TMP/stop.sh" <<STOP
+#!/usr/bin/env bash
+[ -f "$TMP/pid" ] || exit 0
+pid=\$(cat "$TMP/pid")
+kill -TERM -- -\$pid 2>/dev/null || true
+for _ in \$(seq 1 40); do kill -0 -- -\$pid 2>/dev/null || break; sleep 0.25; done
+kill -KILL -- -\$pid 2>/dev/null || true
+rm -f "$TMP/pid"
+STOP
+printf '#!/usr/bin/env bash\nset -e\n"%s/stop.sh"\n"%s/start.sh"\n' "$TMP" "$TMP" > "$TMP/restart.sh"
+chmod +x "$TMP"/*.sh
+
+cleanup() {
+  "$TMP/stop.sh"
+  if [ "${KEEP_TMP:-}" = "" ]; then rm -rf "$TMP"; else echo "kept $TMP"; fi
+}
+trap cleanup EXIT
+
+echo "== starting wrangler dev on 127.0.0.1:$PORT (state in $TMP/state)"
+"$TMP/start.sh"
+
+export SEALSYNC_RELAY_URL="http://127.0.0.1:$PORT"
+export SEALSYNC_RELAY_PERSIST="$TMP/state"
+export SEALSYNC_RELAY_RESTART="$TMP/restart.sh"
+export SEALSYNC_RELAY_MAX_FRAME=65536
+export SEALSYNC_RELAY_RATE_BURST=200
+export SEALSYNC_RELAY_MAX_SOCKETS=$FANOUT
+export SEALSYNC_RELAY_MAX_HISTORY=60
+export SEALSYNC_RELAY_IDLE_TTL=12
+export SEALSYNC_RELAY_ALLOWED_ORIGIN=http://allowed.test
+
+echo "== integration tests"
+status=0
+(cd "$ROOT" && cargo test -p sealsync-relay --test integration -- --test-threads=1 --nocapture $FILTER) || status=$?
+if [ $status -ne 0 ]; then
+  echo "== last wrangler log lines ($TMP/wrangler.log)"
+  tail -40 "$TMP/wrangler.log" || true
+fi
+exit $status
