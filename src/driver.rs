@@ -98,9 +98,7 @@ impl Inner {
             early_warnings: Vec::new(),
         }
     }
-}
 
-impl Inner {
     /// Queues a warning for when the application has had the chance to subscribe.
     pub(crate) fn warn_later(&mut self, code: &str, message: &str) {
         self.early_warnings
@@ -228,10 +226,10 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool) {
         }
         Err(e) => {
             let message = error::describe(&e);
-            inner.early_warnings.push((
-                String::from(error::STORAGE_FAILED),
-                format!("unsent changes will not survive a reload: {message}"),
-            ));
+            inner.warn_later(
+                error::STORAGE_FAILED,
+                &format!("unsent changes will not survive a reload: {message}"),
+            );
         }
     }
 }
@@ -270,10 +268,9 @@ pub(crate) fn start(shared: &Rc<Shared>) {
     let mut timer = timer;
     let at = now();
     if let Err(e) = timer.arm(at, at) {
-        inner.early_warnings.push((
-            String::from(error::BROWSER_API),
-            format!("setTimeout failed: {}", error::describe(&e)),
-        ));
+        // No setTimeout: the room cannot start; say so on the console (no listener yet).
+        let message = format!("sealsync: setTimeout failed: {}", error::describe(&e));
+        web_sys::console::error_1(&JsValue::from_str(&message));
     }
     inner.timer = Some(timer);
 }

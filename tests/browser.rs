@@ -176,7 +176,11 @@ async fn password_join_reports_key_derivation_progress() {
         .filter(|w| get(w, "code").as_string().as_deref() == Some("KDF_WORKER_FAILED"))
         .count();
     let in_worker = get(&ready, "inWorker").as_bool().unwrap();
-    assert_eq!(kdf_warnings, usize::from(!in_worker), "inWorker = {in_worker}");
+    assert_eq!(
+        kdf_warnings,
+        usize::from(!in_worker),
+        "inWorker = {in_worker}"
+    );
     // The same password in the same room gives the same key, so the same fingerprint.
     let again = Room::join(options(
         room.room_id().as_str(),
