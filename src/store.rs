@@ -100,6 +100,11 @@ impl Store {
             .map_err(|e| error::from_js(error::STORAGE_FAILED, "could not open IndexedDB", &e))?
             .dyn_into()
             .map_err(|_| error::coded(error::STORAGE_FAILED, "IndexedDB returned no database"))?;
+        // A later SDK version that upgrades the schema must not be blocked by this tab:
+        // close on request (later saves then fail with STORAGE_FAILED warnings).
+        let closing = db.clone();
+        let on_version_change = Closure::once_into_js(move |_: web_sys::Event| closing.close());
+        db.set_onversionchange(Some(on_version_change.unchecked_ref()));
         Ok(Self {
             db,
             room: room.to_owned(),

@@ -226,6 +226,35 @@ test("a reload with unsent edits keeps them", async () => {
   await shot(bob.page, "3-delivered-bob");
 });
 
+test("two tabs of one browser: both live, and a closed tab's unsent edits are adopted", async () => {
+  // A second tab in Alice's browser: same IndexedDB, its own session and outbox.
+  const tab = await alice.context.newPage();
+  tab.on("pageerror", (e) => console.error("[alice tab 2] page error:", e.message));
+  await joinAndWaitLive(tab, "Alice");
+  await hasTitle(tab, "Made before the reload", 5000);
+  await addTask(tab, "From the second tab");
+  await hasTitle(alice.page, "From the second tab", 5000);
+  await hasTitle(bob.page, "From the second tab", 5000);
+
+  // Relay down; the second tab edits and is closed before it could send.
+  await relay.stop();
+  await tab.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
+  await addTask(tab, "Unsent from a closed tab");
+  await tab.waitForTimeout(300);
+  await tab.close();
+
+  // The first tab reloads: its new session adopts the closed tab's outbox.
+  await alice.page.reload();
+  await join(alice.page, PASSWORD, "Alice");
+  await alice.page.waitForSelector("#board-view:not([hidden])", { timeout: 20_000 });
+  await hasTitle(alice.page, "Unsent from a closed tab", 2000);
+  await relay.start();
+  await hasTitle(bob.page, "Unsent from a closed tab");
+  await allSynced(alice.page);
+  assert.deepEqual(await titles(alice.page), await titles(bob.page));
+  await shot(bob.page, "4-adopted-from-closed-tab");
+});
+
 test("a wrong password says so plainly", async () => {
   const eve = await open("eve");
   await join(eve.page, "not the password", "Eve");
@@ -233,8 +262,8 @@ test("a wrong password says so plainly", async () => {
   const message = await eve.page.textContent("#join-error");
   assert.match(message, /wrong password/i);
   assert.equal(await eve.page.isVisible("#board-view"), false);
-  await shot(eve.page, "4-wrong-password");
+  await shot(eve.page, "5-wrong-password");
   // The others never saw anything from it.
-  assert.equal((await titles(alice.page)).length, 4);
+  assert.equal((await titles(alice.page)).length, 6);
   await eve.context.close();
 });
