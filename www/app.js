@@ -167,6 +167,7 @@ const STATUS_TEXT = {
 };
 
 function showStatus(s) {
+  (window.statusLog ||= []).push(s.state === "reconnecting" ? `reconnecting(${s.inMs}ms,#${s.attempt})` : s.state);
   const pill = $("status");
   pill.dataset.state = s.state;
   // The count is only known while connected.

@@ -50,8 +50,17 @@ async function joinAndWaitLive(page, name) {
   await waitState(page, "live", 20_000);
 }
 
-function waitState(page, state, timeout = CONVERGE_MS) {
-  return page.waitForFunction((s) => document.querySelector("#status")?.dataset.state === s, state, { timeout });
+async function waitState(page, state, timeout = CONVERGE_MS) {
+  try {
+    await page.waitForFunction((s) => document.querySelector("#status")?.dataset.state === s, state, { timeout });
+  } catch (err) {
+    const seen = await page.evaluate(() => ({
+      status: document.querySelector("#status")?.dataset.state,
+      text: document.querySelector("#status-text")?.textContent,
+      statuses: window.statusLog,
+    }));
+    throw new Error(`never "${state}": ${JSON.stringify(seen)}: ${err.message}`);
+  }
 }
 
 async function addTask(page, title) {
