@@ -107,7 +107,12 @@ impl RoomKey {
         if password.is_empty() {
             return Err(Error::EmptyPassword);
         }
-        let password: Zeroizing<String> = Zeroizing::new(password.nfc().collect());
+        // Room for NFC's worst-case growth up front, so that no reallocation leaves a
+        // partial copy of the password in freed memory.
+        let mut normalized =
+            Zeroizing::new(String::with_capacity(password.len().saturating_mul(3)));
+        normalized.extend(password.nfc());
+        let password = normalized;
         let salt = room_salt(room);
         let params = Params::new(
             ARGON2_MEMORY_KIB,

@@ -23,6 +23,12 @@ use crate::kdf::{self, RoomKeys, KEY_LEN};
 /// [`Error::BodyTooLarge`] above it.
 pub const MAX_BODY_LEN: usize = 1 << 20;
 
+/// The longest envelope [`SessionSealer::seal`] produces (1,081,450 bytes): header, the
+/// Padmé length of a [`MAX_BODY_LEN`] body's inner plaintext, and the tag. A relay's frame
+/// limit must leave room for it plus the frame header (10 bytes for `SNAPSHOT_PUT`).
+pub const MAX_ENVELOPE_LEN: usize =
+    ENVELOPE_HEADER_LEN + padded_len(INNER_HEADER_LEN + MAX_BODY_LEN) + TAG_LEN;
+
 /// The last counter a session may seal under: a session seals at most 2^32 − 1 messages
 /// (random 96-bit nonces stay collision-safe up to 2^32 messages per key).
 pub const MAX_COUNTER: u64 = (1 << 32) - 1;
@@ -167,16 +173,16 @@ impl fmt::Debug for SessionSealer {
     }
 }
 
-impl Zeroize for SessionSealer {
-    fn zeroize(&mut self) {
-        self.secrets.event_root.zeroize();
-        self.secrets.commit_root.zeroize();
-        self.keys.commit.zeroize();
-    }
-}
-
-/// Every key field is a `Zeroizing` or an `Aes256Gcm` (zeroized on drop).
+/// Every key field is a `Zeroizing` or an `Aes256Gcm`, which wipe themselves on drop.
 impl ZeroizeOnDrop for SessionSealer {}
+
+/// Same as for [`SessionSealer`]: the cache's subkeys wipe themselves on drop.
+impl ZeroizeOnDrop for Opener {}
+
+/// Fails to compile if `aes-gcm` loses its `zeroize` feature (the key schedule would then
+/// outlive the sealer in freed memory).
+const _: fn() = assert_zeroize_on_drop::<Aes256Gcm>;
+const fn assert_zeroize_on_drop<T: ZeroizeOnDrop>() {}
 
 impl SessionSealer {
     /// A sealer for a new session; its first seal uses counter 1.
@@ -455,6 +461,7 @@ mod tests {
             assert_eq!(padded_len(inner), padded, "inner {inner}");
         }
         assert_eq!(padded_len(usize::MAX), usize::MAX);
+        assert_eq!(MAX_ENVELOPE_LEN, 1_081_450);
     }
 
     #[test]
