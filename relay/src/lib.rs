@@ -7,8 +7,9 @@
 //!
 //! Everything with a rule in it is plain Rust tested on the host: [`route`] (HTTP routing),
 //! [`limits`] (configuration and the token bucket), [`hub`] (the room's protocol rules,
-//! sans-IO) and [`store`] (the storage trait, with an in-memory implementation). The
-//! wasm-only modules `room` (the Durable Object) and `sql` (SQLite) only translate.
+//! sans-IO), [`store`] (the storage trait, with an in-memory implementation), [`auth`]
+//! (the `jwt` auth mode) and [`notify`] (backend pushes). The wasm-only modules `room`
+//! (the Durable Object) and `sql` (SQLite) only translate.
 #![deny(unsafe_code)]
 
 pub mod auth;
