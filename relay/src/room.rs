@@ -13,11 +13,13 @@ use worker::{
     WebSocketPair, WebSocketRequestResponsePair,
 };
 
+use crate::forwarded;
 use crate::hub::{self, Hub, Out, Peer, PeerId, CLOSE_INTERNAL_ERROR};
 use crate::limits::Limits;
+use crate::notify::{self, NotifyRequest};
 use crate::route::{self, RequestView, Route};
 use crate::sql::SqlStore;
-use crate::store::StoreError;
+use crate::store::{RoomStore, StoreError};
 
 /// What the object holds in memory while it is awake. Rebuilt from the sockets'
 /// attachments after hibernation.
@@ -91,6 +93,46 @@ impl Room {
             .map(|p| p.id)
     }
 
+    /// Runs `f` with the room's store, opening it (and creating the schema) on first use.
+    fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut SqlStore) -> std::result::Result<T, StoreError>,
+    ) -> std::result::Result<T, StoreError> {
+        self.with_live(|live| {
+            if live.store.is_none() {
+                live.store = Some(SqlStore::open(self.state.storage().sql())?);
+            }
+            match live.store.as_mut() {
+                Some(store) => f(store),
+                None => Err(StoreError("the store did not open".into())),
+            }
+        })
+    }
+
+    /// A backend push (`/internal/notify`), already authenticated by the worker.
+    async fn notify(&self, mut req: Request) -> Result<Response> {
+        let body = req.bytes().await?;
+        let parsed = match NotifyRequest::parse(&body) {
+            Ok(p) => p,
+            Err(message) => return Response::error(message, 400),
+        };
+        let result = self.with_live(|live| {
+            if live.store.is_none() {
+                live.store = Some(SqlStore::open(self.state.storage().sql())?);
+            }
+            let Some(store) = live.store.as_mut() else {
+                return Err(StoreError("the store did not open".into()));
+            };
+            let (outs, reached) = notify::apply(&parsed, &mut live.peers, store)?;
+            perform(live, outs);
+            Ok(reached)
+        });
+        match result {
+            Ok(reached) => Response::from_json(&serde_json::json!({ "delivered": reached })),
+            Err(e) => Response::error(e.to_string(), 500),
+        }
+    }
+
     /// Runs `f` with the hub for this room, then performs the outputs.
     fn drive(
         &self,
@@ -116,24 +158,43 @@ impl Room {
             Err(e) => return Response::error(e.to_string(), 500),
         };
         let pair = WebSocketPair::new()?;
+        let header = |name: &str| req.headers().get(name).ok().flatten();
+        let user = header(forwarded::USER);
+        let banned = match &user {
+            Some(user) => self
+                .with_store(|store| store.is_banned(user))
+                .map_err(|e| store_failure(&e))?,
+            None => false,
+        };
         let full = self.with_live(|live| hub::room_full(live.sockets.len(), &limits));
-        if full {
-            // Not hibernated: it is closed right away.
-            pair.server.accept()?;
-            let frame = hub::refusal(
+        let refusal = if banned {
+            Some((
+                RelayErrorCode::Banned,
+                "the application banned you from this room",
+            ))
+        } else if full {
+            Some((
                 RelayErrorCode::RoomFull,
                 "this room has its maximum number of sockets; retry later",
-            );
-            pair.server.send_with_bytes(&frame)?;
-            pair.server
-                .close(RelayErrorCode::RoomFull.close_code(), Some("room full"))?;
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            // Not hibernated: it is closed right away.
+            pair.server.accept()?;
+            pair.server.send_with_bytes(hub::refusal(code, message))?;
+            pair.server.close(code.close_code(), Some(message))?;
         } else {
             let now = now_ms();
-            let (id, peer) = self.with_live(|live| {
+            let (id, mut peer) = self.with_live(|live| {
                 let id = live.next_id;
                 live.next_id += 1;
                 (id, Peer::new(id, &limits, now))
             });
+            peer.user = user;
+            peer.role = header(forwarded::ROLE);
+            peer.pending = header(forwarded::GUEST).is_some_and(|g| g == "1");
             self.state.accept_web_socket(&pair.server);
             pair.server.serialize_attachment(&peer)?;
             self.with_live(|live| {
@@ -248,7 +309,7 @@ impl DurableObject for Room {
                 let count = self.with_live(|live| live.peers.values().filter(|p| p.joined).count());
                 Response::from_json(&serde_json::json!({ "count": count }))
             }
-            Ok(Route::Notify) => Response::error("not found", 404),
+            Ok(Route::Notify) => self.notify(req).await,
             Err(rejection) => Response::error(rejection.message(), rejection.status()),
         }
     }

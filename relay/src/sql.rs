@@ -3,7 +3,7 @@
 //! Schema (created on first use, so asking a fresh room for its presence writes nothing):
 //!
 //! ```sql
-//! meta(key TEXT PRIMARY KEY, value BLOB)            -- 'verifier' → 32 bytes
+//! meta(key TEXT PRIMARY KEY, value BLOB)            -- 'verifier' → 32 bytes, 'ban:<user>'
 //! events(seq INTEGER PRIMARY KEY, relay_time INTEGER, session BLOB, counter BLOB,
 //!        channel BLOB, envelope BLOB NULL)           -- envelope NULL once compacted
 //! UNIQUE INDEX events_sender ON events(session, counter)
@@ -263,5 +263,23 @@ impl RoomStore for SqlStore {
         let usage = Usage { events, bytes };
         self.usage.set(Some(usage));
         Ok(usage)
+    }
+
+    fn ban(&mut self, user: &str) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, X'01')",
+                vec![SqlStorageValue::String(format!("ban:{user}"))],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn is_banned(&self, user: &str) -> Result<bool, StoreError> {
+        let rows = self.rows(
+            "SELECT 1 FROM meta WHERE key = ?",
+            vec![SqlStorageValue::String(format!("ban:{user}"))],
+        )?;
+        Ok(!rows.is_empty())
     }
 }

@@ -143,6 +143,18 @@ pub trait RoomStore {
     /// # Errors
     /// [`StoreError`] when storage fails.
     fn usage(&self) -> Result<Usage, StoreError>;
+
+    /// Remembers that the backend banned `user` from this room.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn ban(&mut self, user: &str) -> Result<(), StoreError>;
+
+    /// Whether `user` was banned from this room.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn is_banned(&self, user: &str) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +171,7 @@ pub struct MemoryStore {
     events: BTreeMap<u64, MemRow>,
     senders: BTreeMap<(SessionId, u64), u64>,
     snapshot: Option<StoredSnapshot>,
+    banned: std::collections::BTreeSet<String>,
 }
 
 impl RoomStore for MemoryStore {
@@ -249,5 +262,14 @@ impl RoomStore for MemoryStore {
             usage.bytes += s.envelope.len() as u64;
         }
         Ok(usage)
+    }
+
+    fn ban(&mut self, user: &str) -> Result<(), StoreError> {
+        self.banned.insert(user.to_owned());
+        Ok(())
+    }
+
+    fn is_banned(&self, user: &str) -> Result<bool, StoreError> {
+        Ok(self.banned.contains(user))
     }
 }
