@@ -25,6 +25,9 @@ const CATCH_UP_PAGE: usize = 256;
 /// The longest `ERROR` message the protocol allows, in bytes.
 const MAX_ERROR_MESSAGE: usize = 1024;
 
+/// Above this many joined sockets, presence changes are coalesced ([`Out::PresenceChanged`]).
+pub const PRESENCE_COALESCE_ABOVE: u32 = 64;
+
 /// Close code for a storage failure: the client reconnects with backoff.
 pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
@@ -92,6 +95,10 @@ pub enum Out {
     },
     /// The peer's state changed: serialize it into the socket's attachment.
     Save(PeerId),
+    /// Presence changed in a room above [`PRESENCE_COALESCE_ABOVE`] joined sockets: the
+    /// glue sends [`presence_now`] within about a second instead of one `PRESENCE` per
+    /// join or leave (which would be O(n²) frames while a big room fills up).
+    PresenceChanged,
 }
 
 /// Truncates `message` to the protocol's limit on a character boundary.
@@ -159,13 +166,30 @@ pub fn presence(peers: &BTreeMap<PeerId, Peer>) -> u32 {
     u32::try_from(peers.values().filter(|p| p.joined).count()).unwrap_or(u32::MAX)
 }
 
-/// `PRESENCE` to every joined peer but `except`, if there is one.
+/// `PRESENCE` to every joined peer but `except`, if there is one; in a big room, the
+/// [`Out::PresenceChanged`] marker instead.
 fn presence_out(peers: &BTreeMap<PeerId, Peer>, except: Option<PeerId>) -> Option<Out> {
+    if presence(peers) > PRESENCE_COALESCE_ABOVE {
+        return Some(Out::PresenceChanged);
+    }
     let to: Vec<PeerId> = peers
         .values()
         .filter(|p| p.joined && Some(p.id) != except)
         .map(|p| p.id)
         .collect();
+    if to.is_empty() {
+        return None;
+    }
+    let frame = encode(&RelayFrame::Presence {
+        count: presence(peers),
+    })?;
+    Some(Out::Broadcast { to, frame })
+}
+
+/// `PRESENCE` with the current count to every joined peer (the coalesced update).
+#[must_use]
+pub fn presence_now(peers: &BTreeMap<PeerId, Peer>) -> Option<Out> {
+    let to: Vec<PeerId> = peers.values().filter(|p| p.joined).map(|p| p.id).collect();
     if to.is_empty() {
         return None;
     }

@@ -502,3 +502,38 @@ fn error_messages_are_bounded_on_a_char_boundary() {
     assert!(b.len() <= MAX_ERROR_MESSAGE);
     assert!(b.len() >= MAX_ERROR_MESSAGE - 1);
 }
+
+#[test]
+fn presence_in_a_big_room_is_coalesced() {
+    let mut room = Room::new();
+    let big = u64::from(PRESENCE_COALESCE_ABOVE) + 1;
+    for id in 1..=big {
+        room.join(id, &[1]);
+    }
+    room.open(big + 1);
+    let outs = room.hello(big + 1, 0, 7, &[1]);
+    assert!(outs.contains(&Out::PresenceChanged));
+    assert!(
+        to(&outs, 1).is_empty(),
+        "no PRESENCE per join in a big room"
+    );
+    assert!(matches!(
+        to(&outs, big + 1)[0],
+        RelayFrame::Welcome { presence, .. } if u64::from(presence) == big + 1
+    ));
+    assert_eq!(leave(&mut room.peers, 2), [Out::PresenceChanged]);
+    // The coalesced update goes to every joined socket with the current count.
+    let Some(Out::Broadcast { to: ids, frame }) = presence_now(&room.peers) else {
+        panic!("expected a broadcast");
+    };
+    assert_eq!(ids.len() as u64, big);
+    assert_eq!(
+        RelayFrame::decode(&frame).unwrap(),
+        RelayFrame::Presence {
+            count: PRESENCE_COALESCE_ABOVE + 1
+        }
+    );
+    // Back at the threshold, presence is immediate again.
+    let outs = leave(&mut room.peers, 3);
+    assert!(matches!(outs[..], [Out::Broadcast { .. }]));
+}
