@@ -281,7 +281,16 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         self.out.extend(presence_out(self.peers, except));
     }
 
-    /// Joined peers other than `from` that receive `channel`.
+    /// Joined peers other than `from`: every stored event goes to all of them.
+    fn everyone_else(&self, from: PeerId) -> Vec<PeerId> {
+        self.peers
+            .values()
+            .filter(|p| p.joined && p.id != from)
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// Joined peers other than `from` that follow `channel` (ephemeral frames only).
     fn audience(&self, from: PeerId, channel: &ChannelTag) -> Vec<PeerId> {
         self.peers
             .values()
@@ -422,11 +431,14 @@ impl<'a, S: RoomStore> Hub<'a, S> {
 
     /// Snapshot when `after_seq` is behind it, then the stored events in order, then
     /// `CAUGHT_UP` (PROTOCOL.md, "Ordering").
+    ///
+    /// Every stored event goes to every joined socket, whatever its channel: sequence numbers
+    /// stay contiguous for each client, so a hole always means a loss. Clients skip events of
+    /// channels they do not follow after opening the header.
     fn catch_up(&mut self, from: PeerId, after_seq: u64) -> Result<(), StoreError> {
-        let channels = match self.peers.get(&from) {
-            Some(p) => p.channels.clone(),
-            None => return Ok(()),
-        };
+        if !self.peers.contains_key(&from) {
+            return Ok(());
+        }
         let mut cursor = after_seq;
         if after_seq < self.store.snapshot_seq()? {
             if let Some(snapshot) = self.store.snapshot()? {
@@ -441,7 +453,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             }
         }
         loop {
-            let page = self.store.events_after(cursor, &channels, CATCH_UP_PAGE)?;
+            let page = self.store.events_after(cursor, CATCH_UP_PAGE)?;
             let full = page.len() == CATCH_UP_PAGE;
             for event in page {
                 cursor = event.seq;
@@ -555,7 +567,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 duplicate: false,
             },
         );
-        let to = self.audience(from, &header.channel);
+        let to = self.everyone_else(from);
         if !to.is_empty() {
             self.out.push(Out::Broadcast {
                 to,

@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 
-use sealsync_core::{ChannelTag, SessionId};
+use sealsync_core::SessionId;
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::store::{NewEvent, RoomStore, StoreError, StoredEvent, StoredSnapshot, Usage};
@@ -193,25 +193,11 @@ impl RoomStore for SqlStore {
         Ok(())
     }
 
-    fn events_after(
-        &self,
-        after: u64,
-        channels: &[ChannelTag],
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        if channels.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders = vec!["?"; channels.len()].join(", ");
-        let query = format!(
-            "SELECT seq, relay_time, envelope FROM events \
-             WHERE seq > ? AND envelope IS NOT NULL AND channel IN ({placeholders}) \
-             ORDER BY seq LIMIT ?"
-        );
-        let mut bindings = vec![int(after)?];
-        bindings.extend(channels.iter().map(|c| SqlStorageValue::Blob(c.0.to_vec())));
-        bindings.push(int(limit as u64)?);
-        self.rows(&query, bindings)?
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let query = "SELECT seq, relay_time, envelope FROM events \
+             WHERE seq > ? AND envelope IS NOT NULL ORDER BY seq LIMIT ?";
+        let bindings = vec![int(after)?, int(limit as u64)?];
+        self.rows(query, bindings)?
             .into_iter()
             .map(|row| {
                 let mut it = row.into_iter();
