@@ -1,1 +1,454 @@
-//! placeholder
+//! # sealsync (browser SDK)
+//!
+//! End-to-end-encrypted real-time sync for web apps. This crate is the thin wasm-bindgen
+//! shell around [`sealsync_core`]: it owns the WebSocket, the one timer, IndexedDB and the
+//! JS listeners, feeds every browser event to the core's sans-IO `Client` and carries out
+//! what the client asks for. No protocol rule lives here.
+//!
+//! ```js
+//! import init, { Room } from "sealsync";
+//! await init();
+//! const room = await Room.join({ url: "ws://127.0.0.1:8787", room: "team-42", password: "…" });
+//! room.on("change", (e) => render(room.get(e.collection)));
+//! const id = room.create("tasks", { title: "Ship" });
+//! ```
+//!
+//! The TypeScript definitions are written once, in `ts.rs`.
+#![deny(unsafe_code)]
+
+#[cfg(feature = "bench")]
+pub mod bench;
+mod browser;
+mod driver;
+mod env;
+mod error;
+mod events;
+mod kdf;
+mod ops;
+mod share;
+mod socket;
+mod store;
+mod timer;
+mod ts;
+
+use std::rc::Rc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use js_sys::{Function, Reflect};
+use sealsync_core::client::{Client, ClientConfig};
+use sealsync_core::kdf::{RoomKey, RoomKeys};
+use sealsync_core::merge::Op;
+use sealsync_core::{DeviceId, RoomId, SessionId};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::driver::{Inner, Shared};
+use crate::env::BrowserEntropy;
+
+/// A joined room: the replicated state, the connection to the relay and the listeners.
+///
+/// Create one with `Room.join`; call `leave()` when done. Every method after `leave()`
+/// throws an `Error` with code `ROOM_CLOSED`.
+#[wasm_bindgen(skip_typescript)]
+#[derive(Debug)]
+pub struct Room {
+    shared: Rc<Shared>,
+}
+
+/// What `Room.join` was given, checked.
+struct JoinOptions {
+    url: String,
+    room: String,
+    password: Option<String>,
+    secret: Option<String>,
+    channel: Option<String>,
+    persist: bool,
+    on_progress: Option<Function>,
+}
+
+impl JoinOptions {
+    fn parse(value: &JsValue) -> Result<Self, JsValue> {
+        if !value.is_object() {
+            return Err(invalid("Room.join takes an options object: { url, room, password } or { url, room, secret }"));
+        }
+        let get =
+            |key: &str| Reflect::get(value, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED);
+        let string = |key: &str, required: bool| -> Result<Option<String>, JsValue> {
+            let v = get(key);
+            if v.is_undefined() || v.is_null() {
+                return if required {
+                    Err(invalid(&format!("options.{key} is required")))
+                } else {
+                    Ok(None)
+                };
+            }
+            v.as_string()
+                .map(Some)
+                .ok_or_else(|| invalid(&format!("options.{key} must be a string")))
+        };
+        let url = string("url", true)?.unwrap_or_default();
+        let room = string("room", true)?.unwrap_or_default();
+        let password = string("password", false)?;
+        let secret = string("secret", false)?;
+        let channel = string("channel", false)?;
+        if password.is_none() && secret.is_none() {
+            return Err(invalid("options.password or options.secret is required"));
+        }
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(invalid("options.url must start with ws:// or wss://"));
+        }
+        let persist = get("persist").as_bool().unwrap_or(true);
+        let progress = get("onProgress");
+        let on_progress = if progress.is_undefined() || progress.is_null() {
+            None
+        } else {
+            Some(
+                progress
+                    .dyn_into::<Function>()
+                    .map_err(|_| invalid("options.onProgress must be a function"))?,
+            )
+        };
+        Ok(Self {
+            url,
+            room,
+            password,
+            secret,
+            channel,
+            persist,
+            on_progress,
+        })
+    }
+}
+
+fn invalid(message: &str) -> JsValue {
+    error::coded(error::INVALID_OPTIONS, message)
+}
+
+fn progress(on_progress: Option<&Function>, value: &JsValue) {
+    if let Some(f) = on_progress {
+        events::call_all("progress", std::slice::from_ref(f), value);
+    }
+}
+
+#[wasm_bindgen]
+impl Room {
+    /// Joins a room: derives the key (in a worker, for a password), restores unsent changes
+    /// from IndexedDB, and starts connecting. Resolves once the room is usable offline;
+    /// `status` events report the connection from then on.
+    ///
+    /// # Errors
+    /// Rejects with a coded `Error`: `INVALID_OPTIONS`, `INVALID_ROOM_ID`, `EMPTY_PASSWORD`,
+    /// `INVALID_SECRET`, `KDF_FAILED`, `NO_RANDOMNESS`. Storage problems do not reject: the
+    /// room works without persistence and reports a `warning` with code `STORAGE_FAILED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub async fn join(options: JsValue) -> Result<Self, JsValue> {
+        let opts = JoinOptions::parse(&options)?;
+        let room_id = RoomId::new(&opts.room).map_err(|e| error::from_core(&e))?;
+        BrowserEntropy::check()?;
+
+        let mut worker_failure = None;
+        let secret = if let Some(secret) = opts.secret {
+            secret
+        } else {
+            let password = opts.password.unwrap_or_default();
+            progress(
+                opts.on_progress.as_ref(),
+                &events::progress_to_js("deriving-key", None, None),
+            );
+            let started = js_sys::Date::now();
+            let (key, route) = kdf::derive(&room_id, &password).await?;
+            let ms = js_sys::Date::now() - started;
+            progress(
+                opts.on_progress.as_ref(),
+                &events::progress_to_js("key-ready", Some(ms), Some(route == kdf::Route::Worker)),
+            );
+            if let kdf::Route::MainThread { reason } = route {
+                worker_failure = Some(reason);
+            }
+            URL_SAFE_NO_PAD.encode(key)
+        };
+        let key = RoomKey::from_secret(&secret).map_err(|e| error::from_core(&e))?;
+        let keys = RoomKeys::derive(&key, room_id.clone());
+        drop(key);
+
+        let session = SessionId(BrowserEntropy::array()?);
+        let device = DeviceId(BrowserEntropy::array()?);
+        let mut config = ClientConfig::new(room_id.clone(), device, session);
+        if let Some(channel) = opts.channel {
+            config.channel = channel;
+        }
+        let client = Client::new(config, keys, Box::new(BrowserEntropy));
+        let mut inner = Inner::new(client, &opts.url, &room_id, session, secret);
+        if let Some(reason) = worker_failure {
+            inner.warn_later(
+                error::KDF_WORKER_FAILED,
+                &format!("the room key was derived on the main thread: {reason}"),
+            );
+        }
+        let shared = Shared::new(inner);
+        driver::open_storage(&shared, opts.persist).await;
+        driver::start(&shared);
+        Ok(Self { shared })
+    }
+
+    /// Registers `listener` for `type` (`change`, `status`, `presence`, `pending`,
+    /// `notify`, `ephemeral`, `warning`); returns a function that unregisters it.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for an unknown type.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, event_type: &str, listener: Function) -> Result<Function, JsValue> {
+        let (kind, id) = self
+            .shared
+            .listeners
+            .borrow_mut()
+            .add(event_type, listener)?;
+        let weak = Rc::downgrade(&self.shared);
+        let unsubscribe = Closure::once_into_js(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.listeners.borrow_mut().remove(kind, id);
+            }
+        });
+        Ok(unsubscribe.unchecked_into())
+    }
+
+    /// Creates an entity in `collection` with `fields`; returns its id (`fields.id` when it
+    /// is a string, else 16 random bytes in base64url). Applies at once (a `change` event
+    /// with `fromSelf: true` fires before this returns) and is sent when live.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn create(&self, collection: String, fields: JsValue) -> Result<String, JsValue> {
+        let fields = ops::fields(&fields, "fields")?;
+        let id = match fields.get("id").and_then(serde_json::Value::as_str) {
+            Some(id) => id.to_owned(),
+            None => URL_SAFE_NO_PAD.encode(BrowserEntropy::array::<16>()?),
+        };
+        driver::local_op(
+            &self.shared,
+            Op::Created {
+                collection,
+                id: id.clone(),
+                fields,
+            },
+        )?;
+        Ok(id)
+    }
+
+    /// Sets some fields of an entity (others are untouched).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn update(&self, collection: String, id: String, fields: JsValue) -> Result<(), JsValue> {
+        let fields = ops::fields(&fields, "fields")?;
+        driver::local_op(
+            &self.shared,
+            Op::Updated {
+                collection,
+                id,
+                fields,
+            },
+        )
+    }
+
+    /// Deletes an entity for good.
+    ///
+    /// # Errors
+    /// `INVALID_OPERATION`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn delete(&self, collection: String, id: String) -> Result<(), JsValue> {
+        driver::local_op(&self.shared, Op::Deleted { collection, id })
+    }
+
+    /// Gives entities new sort keys (`[{ id, sortOrder }]`, keys from `Room.keyBetween`).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn reorder(&self, collection: String, items: JsValue) -> Result<(), JsValue> {
+        let items = ops::reorder_items(&items)?;
+        driver::local_op(&self.shared, Op::Reordered { collection, items })
+    }
+
+    /// Claims an entity (`{ claimedBy, claimedByName, claimedByAvatar }`), or releases it
+    /// with `null`. Concurrent claims resolve to one winner everywhere.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn claim(&self, collection: String, id: String, claim: JsValue) -> Result<(), JsValue> {
+        let claim = ops::claim(&claim)?;
+        driver::local_op(
+            &self.shared,
+            Op::Claimed {
+                collection,
+                id,
+                claimed_by: claim.claimed_by,
+                claimed_by_name: claim.claimed_by_name,
+                claimed_by_avatar: claim.claimed_by_avatar,
+            },
+        )
+    }
+
+    /// Sends a JSON-serialisable value to everyone else in the room, sealed and never
+    /// stored (cursors, typing). Dropped when not live.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when the value cannot be serialised, `BODY_TOO_LARGE`, `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn broadcast(&self, value: JsValue) -> Result<(), JsValue> {
+        let text = js_sys::JSON::stringify(&value)
+            .ok()
+            .and_then(|s| s.as_string())
+            .ok_or_else(|| {
+                error::coded(
+                    error::INVALID_ARGUMENT,
+                    "broadcast takes a JSON-serialisable value",
+                )
+            })?;
+        driver::ephemeral(&self.shared, text.as_bytes())
+    }
+
+    /// The visible entities of `collection` (`{ id, ...fields, sortOrder?, claimedBy? }`),
+    /// by sort key then id.
+    ///
+    /// # Errors
+    /// `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn get(&self, collection: &str) -> Result<JsValue, JsValue> {
+        let inner = self.shared.inner()?;
+        Ok(driver::collection_to_js(&inner, collection))
+    }
+
+    /// Every collection this replica has seen, as `{ [collection]: Entity[] }`.
+    ///
+    /// # Errors
+    /// `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn snapshot(&self) -> Result<JsValue, JsValue> {
+        let inner = self.shared.inner()?;
+        let out = js_sys::Object::new();
+        for name in &inner.collections {
+            let _ = Reflect::set(
+                &out,
+                &JsValue::from_str(name),
+                &driver::collection_to_js(&inner, name),
+            );
+        }
+        Ok(out.into())
+    }
+
+    /// The room's fingerprint (20 digits in groups): equal for everyone holding the same
+    /// key; compare it out of band to rule out a wrong password or a tampered link.
+    ///
+    /// # Errors
+    /// `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn fingerprint(&self) -> Result<String, JsValue> {
+        Ok(self.shared.inner()?.client.fingerprint())
+    }
+
+    /// A link that lets someone join without the password: `base#relay=…&room=…&secret=…`
+    /// (`base` defaults to the page's URL). The secret lives in the fragment, which browsers
+    /// never send to a server. Anyone holding the link can read and write the room.
+    ///
+    /// # Errors
+    /// `ROOM_CLOSED`.
+    #[wasm_bindgen(js_name = shareLink, skip_typescript)]
+    pub fn share_link(&self, base_url: Option<String>) -> Result<String, JsValue> {
+        let inner = self.shared.inner()?;
+        let base = base_url.or_else(browser::page_base).unwrap_or_default();
+        Ok(share::link(
+            &base,
+            &inner.relay_url,
+            &inner.room,
+            &inner.secret,
+        ))
+    }
+
+    /// The current connection status.
+    ///
+    /// # Errors
+    /// None: after `leave()` it is `{ state: "closed", code: "LEFT" }`.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn status(&self) -> JsValue {
+        self.shared
+            .inner
+            .try_borrow()
+            .map_or(JsValue::UNDEFINED, |inner| {
+                events::status_to_js(inner.client.status())
+            })
+    }
+
+    /// The room id (NFC-normalised).
+    #[wasm_bindgen(getter, js_name = roomId, skip_typescript)]
+    pub fn room_id(&self) -> String {
+        self.shared
+            .inner
+            .try_borrow()
+            .map(|inner| inner.room.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many local changes the relay has not acknowledged yet.
+    #[wasm_bindgen(getter, js_name = pendingChanges, skip_typescript)]
+    pub fn pending_changes(&self) -> u32 {
+        self.shared.inner.try_borrow().map_or(0, |inner| {
+            u32::try_from(inner.client.outbox_len()).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Leaves the room: closes the socket and stops retrying. Unsent changes stay in
+    /// IndexedDB and go out the next time this room is joined in this browser. Resolves once
+    /// they are saved. Calling it twice is harmless.
+    #[wasm_bindgen(skip_typescript)]
+    pub async fn leave(&self) {
+        driver::leave(&self.shared).await;
+    }
+
+    /// A sort key strictly between `before` and `after` (`null` for an open end).
+    ///
+    /// # Errors
+    /// `INVALID_OPERATION` when a key is malformed, `before >= after`, or no key fits.
+    #[wasm_bindgen(js_name = keyBetween, skip_typescript)]
+    pub fn key_between(before: JsValue, after: JsValue) -> Result<String, JsValue> {
+        let before = ops::opt_string(&before, "before")?;
+        let after = ops::opt_string(&after, "after")?;
+        sealsync_core::merge::key_between(before.as_deref(), after.as_deref())
+            .map_err(|e| error::from_core(&e))
+    }
+
+    /// A new random room secret (43 characters of base64url), for creating a room that is
+    /// joined by link instead of password.
+    ///
+    /// # Errors
+    /// `NO_RANDOMNESS`.
+    #[wasm_bindgen(js_name = generateSecret, skip_typescript)]
+    pub fn generate_secret() -> Result<String, JsValue> {
+        let mut entropy = BrowserEntropy::check()?;
+        Ok(RoomKey::generate_secret(&mut entropy))
+    }
+
+    /// Reads a share link (or just its fragment): `{ url?, room, secret }`, or `null` when
+    /// it holds no room and secret.
+    #[wasm_bindgen(js_name = parseShareLink, skip_typescript)]
+    pub fn parse_share_link(link: &str) -> JsValue {
+        share::parse(link).map_or(JsValue::NULL, |parsed| events::to_js(&parsed))
+    }
+}
+
+/// Derives the 32-byte room key from a password with Argon2id (19 MiB, t = 2). This is what
+/// the key-derivation worker runs; it blocks for tens of milliseconds, so call it from a
+/// worker, not the main thread.
+///
+/// # Errors
+/// `INVALID_ROOM_ID`, `EMPTY_PASSWORD`, `KDF_FAILED`.
+#[wasm_bindgen(js_name = deriveRoomKey, skip_typescript)]
+pub fn derive_room_key(room: &str, password: &str) -> Result<Vec<u8>, JsValue> {
+    let room = RoomId::new(room).map_err(|e| error::from_core(&e))?;
+    let key = RoomKey::from_password(&room, password).map_err(|e| error::from_core(&e))?;
+    Ok(kdf::secret_bytes(&key)?.to_vec())
+}

@@ -196,6 +196,16 @@ impl RoomKey {
         entropy.fill(bytes.as_mut_slice());
         URL_SAFE_NO_PAD.encode(bytes.as_slice())
     }
+
+    /// This key as a room secret (base64url, 43 characters) that [`RoomKey::from_secret`]
+    /// reads back to the same key. A password-derived key exported this way lets a member
+    /// share a link instead of the password (the browser SDK's `shareLink`), and lets the
+    /// SDK's key-derivation worker hand its result to the page. It grants full access to
+    /// the room: treat it like the password.
+    #[must_use]
+    pub fn to_secret(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
 }
 
 /// SHA-256(`"sealsync/v1/room-salt"` ‖ NFC room id): the Argon2id salt of a room.
@@ -386,6 +396,16 @@ mod tests {
         let key = RoomKey::from_secret(&secret).unwrap();
         let bytes: [u8; 32] = core::array::from_fn(|i| u8::try_from(i).unwrap());
         assert_eq!(key.0, bytes);
+    }
+
+    #[test]
+    fn to_secret_reads_back_to_the_same_key() {
+        let key = RoomKey::from_secret(SECRET).unwrap();
+        assert_eq!(key.to_secret(), SECRET);
+        let room = RoomId::new("r").unwrap();
+        let derived = RoomKey::from_password(&room, "pw").unwrap();
+        let again = RoomKey::from_secret(&derived.to_secret()).unwrap();
+        assert_eq!(again.0, derived.0);
     }
 
     #[test]

@@ -1,0 +1,621 @@
+//! The run loop: feed one browser event to the core's `Client`, then carry out every
+//! `Output` it asks for (see the calling order in `sealsync_core::client`).
+//!
+//! Re-entrancy: application listeners may call back into the room (`room.update` inside a
+//! `change` listener). So the client is borrowed only to feed one input or to take one
+//! output, never while a listener runs, and resources whose callback may be on the stack
+//! (the socket, the timer) are dropped in a later microtask.
+
+use std::cell::{Ref, RefCell, RefMut};
+use std::collections::BTreeSet;
+use std::rc::{Rc, Weak};
+
+use sealsync_core::client::{Client, ClientEvent, Output, Status};
+use sealsync_core::merge::{Change, Op};
+use sealsync_core::{RoomId, SessionId};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::spawn_local;
+
+use crate::browser::{self, Hook};
+use crate::env::{now, wall};
+use crate::error;
+use crate::events::{self, Listeners};
+use crate::socket::{Socket, SocketEvent};
+use crate::store::{SessionLock, Store};
+use crate::timer::Timer;
+
+/// Everything a room owns. Lives in [`Shared::inner`].
+pub(crate) struct Inner {
+    pub(crate) client: Client,
+    pub(crate) room: String,
+    pub(crate) relay_url: String,
+    /// The room key as a share-link secret (base64url).
+    pub(crate) secret: String,
+    /// Collections seen in changes, for `snapshot()`.
+    pub(crate) collections: BTreeSet<String>,
+    socket_url: String,
+    session: String,
+    socket: Option<Socket>,
+    timer: Option<Timer>,
+    store: Option<Store>,
+    lock: Option<SessionLock>,
+    hooks: Vec<Hook>,
+    started: bool,
+    left: bool,
+    save_scheduled: bool,
+    /// The outbox length last announced with a `pending` event.
+    announced_pending: usize,
+    /// Sessions whose outboxes this one adopted; their records are deleted once the room
+    /// is live (the relay accepted our key, so the adopted envelopes opened under the right
+    /// one). Until then they stay, so a wrong password never destroys unsent changes.
+    adopted: Vec<String>,
+    /// Warnings from before the application could subscribe, sent once started.
+    early_warnings: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("client", &self.client)
+            .field("socket", &self.socket)
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// A room that has not started connecting yet.
+    pub(crate) fn new(
+        client: Client,
+        relay_url: &str,
+        room: &RoomId,
+        session: SessionId,
+        secret: String,
+    ) -> Self {
+        let base = relay_url.trim_end_matches('/');
+        let socket_url = format!(
+            "{base}/room/{}/ws",
+            js_sys::encode_uri_component(room.as_str())
+        );
+        Self {
+            client,
+            room: room.as_str().to_owned(),
+            relay_url: relay_url.to_owned(),
+            secret,
+            collections: BTreeSet::new(),
+            socket_url,
+            session: session.to_string(),
+            socket: None,
+            timer: None,
+            store: None,
+            lock: None,
+            hooks: Vec::new(),
+            started: false,
+            left: false,
+            save_scheduled: false,
+            announced_pending: 0,
+            adopted: Vec::new(),
+            early_warnings: Vec::new(),
+        }
+    }
+
+    /// Queues a warning for when the application has had the chance to subscribe.
+    pub(crate) fn warn_later(&mut self, code: &str, message: &str) {
+        self.early_warnings
+            .push((String::from(code), String::from(message)));
+    }
+}
+
+/// The room's state and its listeners, shared with the browser callbacks (which hold
+/// [`Weak`] references, so dropping the `Room` frees everything).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) inner: RefCell<Inner>,
+    pub(crate) listeners: RefCell<Listeners>,
+}
+
+impl Shared {
+    pub(crate) fn new(inner: Inner) -> Rc<Self> {
+        Rc::new(Self {
+            inner: RefCell::new(inner),
+            listeners: RefCell::new(Listeners::default()),
+        })
+    }
+
+    /// The state, for reading.
+    ///
+    /// # Errors
+    /// `ROOM_CLOSED` after `leave()`.
+    pub(crate) fn inner(&self) -> Result<Ref<'_, Inner>, JsValue> {
+        let inner = self.inner.try_borrow().map_err(|_| busy())?;
+        if inner.left {
+            return Err(closed());
+        }
+        Ok(inner)
+    }
+
+    /// The state, for feeding an input.
+    ///
+    /// # Errors
+    /// `ROOM_CLOSED` after `leave()`.
+    fn inner_mut(&self) -> Result<RefMut<'_, Inner>, JsValue> {
+        let inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        if inner.left {
+            return Err(closed());
+        }
+        Ok(inner)
+    }
+
+    fn emit(&self, kind: &str, value: &JsValue) {
+        let listeners = self.listeners.borrow().of(kind);
+        events::call_all(kind, &listeners, value);
+    }
+
+    fn warn(&self, code: &str, message: &str) {
+        if self.listeners.borrow().of("warning").is_empty() {
+            web_sys::console::warn_1(&JsValue::from_str(&format!("sealsync: {code}: {message}")));
+        } else {
+            self.emit("warning", &events::warning_to_js(code, message));
+        }
+    }
+}
+
+fn closed() -> JsValue {
+    error::coded(error::ROOM_CLOSED, "this room was left; join it again")
+}
+
+fn busy() -> JsValue {
+    error::coded(
+        error::BROWSER_API,
+        "the room is busy (called re-entrantly from inside the SDK)",
+    )
+}
+
+/// Drops `value` in a later microtask, after the callback on the stack has returned (a
+/// wasm-bindgen closure must not be freed while it runs).
+fn drop_later<T: 'static>(value: T) {
+    spawn_local(async move { drop(value) });
+}
+
+/// Opens IndexedDB, takes this session's lock, adopts the outboxes that closed tabs left
+/// behind, and saves them under this session. Failures leave the room without persistence
+/// and queue a `STORAGE_FAILED` warning.
+pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool) {
+    if !persist {
+        return;
+    }
+    let (room, session) = {
+        let inner = shared.inner.borrow();
+        (inner.room.clone(), inner.session.clone())
+    };
+    let lock = SessionLock::acquire(&room, &session).await;
+    let outcome = async {
+        let store = Store::open(&room).await?;
+        let records = store.load().await?;
+        let live = store.live_sessions().await?;
+        let abandoned: Vec<_> = records
+            .into_iter()
+            .filter(|r| {
+                r.session != session && live.as_ref().is_none_or(|l| !l.contains(&r.session))
+            })
+            .collect();
+        let adopted: Vec<String> = abandoned.iter().map(|r| r.session.clone()).collect();
+        let envelopes: Vec<Vec<u8>> = abandoned.into_iter().flat_map(|r| r.envelopes).collect();
+        let (changes, mine) = {
+            let mut inner = shared.inner.borrow_mut();
+            let changes = if envelopes.is_empty() {
+                Vec::new()
+            } else {
+                inner.client.restore_outbox(wall(), envelopes)
+            };
+            (changes, inner.client.outbox_envelopes())
+        };
+        store.save(&session, &mine, &[]).await?;
+        Ok::<_, JsValue>((store, changes, adopted))
+    }
+    .await;
+    let mut inner = shared.inner.borrow_mut();
+    match outcome {
+        Ok((store, changes, adopted)) => {
+            inner
+                .collections
+                .extend(changes.into_iter().map(|c| c.collection));
+            inner.adopted = adopted;
+            inner.store = Some(store);
+            inner.lock = Some(lock);
+        }
+        Err(e) => {
+            let message = error::describe(&e);
+            inner.warn_later(
+                error::STORAGE_FAILED,
+                &format!("unsent changes will not survive a reload: {message}"),
+            );
+        }
+    }
+}
+
+/// Installs the timer and the page hooks, and starts connecting in a later task (after the
+/// application has had the chance to subscribe to `status`).
+pub(crate) fn start(shared: &Rc<Shared>) {
+    let weak = Rc::downgrade(shared);
+    let timer = Timer::new(move || on_timer(&weak));
+    let mut hooks = Vec::new();
+    if let Some((window, document)) = browser::targets() {
+        let weak = Rc::downgrade(shared);
+        hooks.extend(Hook::listen(&window, "online", move |_| {
+            feed(&weak, |c| c.handle_online(now()))
+        }));
+        let weak = Rc::downgrade(shared);
+        hooks.extend(Hook::listen(&window, "offline", move |_| {
+            feed(&weak, |c| c.handle_offline(now()))
+        }));
+        let weak = Rc::downgrade(shared);
+        hooks.extend(Hook::listen(&document, "visibilitychange", move |_| {
+            // Back in front: timers may have been throttled while hidden, and the network
+            // may be back. Both calls are harmless when nothing is due.
+            if browser::is_visible() {
+                feed(&weak, |c| {
+                    c.handle_timer(now());
+                    if browser::is_online() {
+                        c.handle_online(now());
+                    }
+                });
+            }
+        }));
+    }
+    let mut inner = shared.inner.borrow_mut();
+    inner.hooks = hooks;
+    let mut timer = timer;
+    let at = now();
+    if let Err(e) = timer.arm(at, at) {
+        // No setTimeout: the room cannot start; say so on the console (no listener yet).
+        let message = format!("sealsync: setTimeout failed: {}", error::describe(&e));
+        web_sys::console::error_1(&JsValue::from_str(&message));
+    }
+    inner.timer = Some(timer);
+}
+
+fn on_timer(weak: &Weak<Shared>) {
+    let Some(shared) = weak.upgrade() else { return };
+    let warnings = {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        if inner.left {
+            return;
+        }
+        if let Some(timer) = inner.timer.as_mut() {
+            timer.fired();
+        }
+        let t = now();
+        if inner.started {
+            inner.client.handle_timer(t);
+            Vec::new()
+        } else {
+            inner.started = true;
+            inner.client.handle_start(t);
+            if !browser::is_online() {
+                inner.client.handle_offline(t);
+            }
+            std::mem::take(&mut inner.early_warnings)
+        }
+    };
+    for (code, message) in warnings {
+        shared.warn(&code, &message);
+    }
+    pump(&shared);
+}
+
+/// Feeds one input to the client (unless the room is gone or left), then drains outputs.
+fn feed(weak: &Weak<Shared>, input: impl FnOnce(&mut Client)) {
+    let Some(shared) = weak.upgrade() else { return };
+    {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        if inner.left || !inner.started {
+            return;
+        }
+        input(&mut inner.client);
+    }
+    pump(&shared);
+}
+
+fn on_socket(weak: &Weak<Shared>, event: SocketEvent) {
+    match event {
+        SocketEvent::Opened => feed(weak, |c| c.handle_socket_opened(now())),
+        SocketEvent::Frame(frame) => feed(weak, |c| c.handle_frame(now(), wall(), &frame)),
+        SocketEvent::Text(text) => feed(weak, |c| c.handle_text(now(), &text)),
+        SocketEvent::Closed(code) => {
+            let Some(shared) = weak.upgrade() else { return };
+            if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                if let Some(old) = inner.socket.take() {
+                    old.detach();
+                    drop_later(old);
+                }
+            }
+            feed(weak, |c| c.handle_socket_closed(now(), code));
+        }
+    }
+}
+
+/// Carries out every pending output, one at a time, with no borrow held while listeners
+/// run.
+pub(crate) fn pump(shared: &Rc<Shared>) {
+    loop {
+        let output = match shared.inner.try_borrow_mut() {
+            Ok(mut inner) => inner.client.poll(),
+            // Only when called from inside a borrow, which the callers above never do; the
+            // outer pump then drains the queue.
+            Err(_) => return,
+        };
+        let Some(output) = output else { return };
+        match output {
+            Output::Connect => connect(shared),
+            Output::Send(frame) => {
+                if let Some(socket) = shared.inner.borrow().socket.as_ref() {
+                    // A failed send means the socket is closing; its close event follows
+                    // and the client reconnects and resends from the outbox.
+                    let _ = socket.send(&frame);
+                }
+            }
+            Output::SendPing => {
+                if let Some(socket) = shared.inner.borrow().socket.as_ref() {
+                    let _ = socket.send_text("ping");
+                }
+            }
+            Output::Close { code } => {
+                let old = shared.inner.borrow_mut().socket.take();
+                if let Some(old) = old {
+                    old.detach();
+                    old.close(code);
+                    drop_later(old);
+                }
+            }
+            Output::WakeAt(at) => {
+                let mut inner = shared.inner.borrow_mut();
+                if let Some(timer) = inner.timer.as_mut() {
+                    if let Err(e) = timer.arm(now(), at) {
+                        drop(inner);
+                        shared.warn(
+                            error::BROWSER_API,
+                            &format!("setTimeout failed: {}", error::describe(&e)),
+                        );
+                    }
+                }
+            }
+            Output::Event(event) => dispatch(shared, event),
+            Output::OutboxChanged => {
+                schedule_save(shared);
+                announce_pending(shared);
+            }
+        }
+    }
+}
+
+fn connect(shared: &Rc<Shared>) {
+    let url = shared.inner.borrow().socket_url.clone();
+    let weak = Rc::downgrade(shared);
+    match Socket::open(&url, move |event| on_socket(&weak, event)) {
+        Ok(socket) => {
+            let old = shared.inner.borrow_mut().socket.replace(socket);
+            if let Some(old) = old {
+                old.detach();
+                drop_later(old);
+            }
+        }
+        Err(e) => {
+            shared.warn(
+                error::BROWSER_API,
+                &format!(
+                    "could not open a WebSocket to {url}: {}",
+                    error::describe(&e)
+                ),
+            );
+            // 1006: closed abnormally, as if the connection had failed; the client backs off.
+            if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                inner.client.handle_socket_closed(now(), 1006);
+            }
+        }
+    }
+}
+
+fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
+    match event {
+        ClientEvent::Changes(changes) => emit_changes(shared, &changes),
+        ClientEvent::Status(status) => {
+            if status == Status::Live {
+                forget_adopted(shared);
+            }
+            shared.emit("status", &events::status_to_js(&status));
+        }
+        ClientEvent::Presence(count) => shared.emit("presence", &JsValue::from(count)),
+        ClientEvent::Notify(json) => shared.emit("notify", &events::notify_to_js(&json)),
+        ClientEvent::Ephemeral { body } => {
+            shared.emit("ephemeral", &events::ephemeral_to_js(&body))
+        }
+        ClientEvent::Warning { code, message } => shared.warn(&code, &message),
+    }
+}
+
+fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
+    if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+        inner
+            .collections
+            .extend(changes.iter().map(|c| c.collection.clone()));
+    }
+    for change in changes {
+        shared.emit("change", &events::change_to_js(change));
+    }
+}
+
+/// Emits `pending` with the number of unacknowledged changes when it changed.
+fn announce_pending(shared: &Rc<Shared>) {
+    let changed = {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        let len = inner.client.outbox_len();
+        (len != inner.announced_pending).then(|| {
+            inner.announced_pending = len;
+            len
+        })
+    };
+    if let Some(len) = changed {
+        let count = u32::try_from(len).unwrap_or(u32::MAX);
+        shared.emit("pending", &JsValue::from(count));
+    }
+}
+
+/// Deletes the records of adopted sessions (their envelopes are in this session's outbox,
+/// which is saved in the same transaction).
+fn forget_adopted(shared: &Rc<Shared>) {
+    let job = {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        if inner.adopted.is_empty() {
+            return;
+        }
+        let adopted = std::mem::take(&mut inner.adopted);
+        inner.store.clone().map(|store| {
+            (
+                store,
+                inner.session.clone(),
+                inner.client.outbox_envelopes(),
+                adopted,
+            )
+        })
+    };
+    let Some((store, session, envelopes, adopted)) = job else {
+        return;
+    };
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        if let Err(e) = store.save(&session, &envelopes, &adopted).await {
+            if let Some(shared) = weak.upgrade() {
+                shared.warn(error::STORAGE_FAILED, &error::describe(&e));
+            }
+        }
+    });
+}
+
+/// Persists the outbox once per burst of changes: the save reads the outbox when it runs,
+/// so it always writes the newest state, and saves run in the order they were scheduled.
+fn schedule_save(shared: &Rc<Shared>) {
+    {
+        let mut inner = shared.inner.borrow_mut();
+        if inner.store.is_none() || inner.save_scheduled {
+            return;
+        }
+        inner.save_scheduled = true;
+    }
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        let Some(shared) = weak.upgrade() else { return };
+        let job = {
+            let mut inner = shared.inner.borrow_mut();
+            inner.save_scheduled = false;
+            inner.store.clone().map(|store| {
+                (
+                    store,
+                    inner.session.clone(),
+                    inner.client.outbox_envelopes(),
+                )
+            })
+        };
+        if let Some((store, session, envelopes)) = job {
+            if let Err(e) = store.save(&session, &envelopes, &[]).await {
+                shared.warn(error::STORAGE_FAILED, &error::describe(&e));
+            }
+        }
+    });
+}
+
+/// Applies a local operation, announces its changes (`fromSelf: true`) and sends it.
+///
+/// # Errors
+/// The core's error (`INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, …) or
+/// `ROOM_CLOSED`.
+pub(crate) fn local_op(shared: &Rc<Shared>, op: Op) -> Result<(), JsValue> {
+    let changes = {
+        let mut inner = shared.inner_mut()?;
+        inner
+            .client
+            .handle_local_op(now(), wall(), op)
+            .map_err(|e| error::from_core(&e))?
+    };
+    pump(shared);
+    emit_changes(shared, &changes);
+    Ok(())
+}
+
+/// Sends an ephemeral payload.
+///
+/// # Errors
+/// `BODY_TOO_LARGE`, `SESSION_EXHAUSTED`, `ROOM_CLOSED`.
+pub(crate) fn ephemeral(shared: &Rc<Shared>, body: &[u8]) -> Result<(), JsValue> {
+    shared
+        .inner_mut()?
+        .client
+        .handle_ephemeral(wall(), body)
+        .map_err(|e| error::from_core(&e))?;
+    pump(shared);
+    Ok(())
+}
+
+/// `collection`'s visible entities as a JS array of plain objects.
+pub(crate) fn collection_to_js(inner: &Inner, collection: &str) -> JsValue {
+    let entities: Vec<serde_json::Value> = inner
+        .client
+        .replica()
+        .get(collection)
+        .into_iter()
+        .map(|(_, object)| object)
+        .collect();
+    events::to_js(&entities)
+}
+
+/// Leaves: the client closes the socket and reports `closed`; then the timer, hooks and
+/// socket are released, the outbox saved a last time and the session lock released (so a
+/// later tab may adopt what is still unsent).
+pub(crate) async fn leave(shared: &Rc<Shared>) {
+    {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        if inner.left {
+            return;
+        }
+        inner.client.handle_leave(now());
+    }
+    pump(shared);
+    let (store, lock, session, envelopes, leftovers) = {
+        let mut inner = shared.inner.borrow_mut();
+        inner.left = true;
+        let leftovers = (
+            inner.socket.take(),
+            inner.timer.take(),
+            std::mem::take(&mut inner.hooks),
+        );
+        if let Some(socket) = leftovers.0.as_ref() {
+            socket.detach();
+            socket.close(1000);
+        }
+        (
+            inner.store.take(),
+            inner.lock.take(),
+            inner.session.clone(),
+            inner.client.outbox_envelopes(),
+            leftovers,
+        )
+    };
+    drop_later(leftovers);
+    if let Some(store) = store {
+        if let Err(e) = store.save(&session, &envelopes, &[]).await {
+            shared.warn(error::STORAGE_FAILED, &error::describe(&e));
+        }
+        store.close();
+    }
+    drop(lock);
+}

@@ -1,0 +1,63 @@
+//! JavaScript errors with a stable `code` property.
+//!
+//! Every error the SDK hands to JavaScript is a real `Error` (so it has a stack and works with
+//! `instanceof Error`) whose `code` is a stable `SCREAMING_SNAKE_CASE` string: the core's
+//! [`sealsync_core::Error::code`], or one of the shell's own codes below. Applications branch
+//! on `err.code`, never on the message.
+
+use js_sys::Reflect;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The options passed to `Room.join` are missing a field or have one of the wrong type.
+pub(crate) const INVALID_OPTIONS: &str = "INVALID_OPTIONS";
+/// A method argument has the wrong type or shape (fields not an object, unknown event).
+pub(crate) const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+/// A method was called after `room.leave()`.
+pub(crate) const ROOM_CLOSED: &str = "ROOM_CLOSED";
+/// IndexedDB refused to open or to write (private mode, quota, blocked upgrade).
+pub(crate) const STORAGE_FAILED: &str = "STORAGE_FAILED";
+/// The key-derivation worker could not be started or failed.
+pub(crate) const KDF_WORKER_FAILED: &str = "KDF_WORKER_FAILED";
+/// The browser offers no cryptographically secure random numbers.
+pub(crate) const NO_RANDOMNESS: &str = "NO_RANDOMNESS";
+/// A browser API the SDK needs is missing or threw (no `window`, WebSocket constructor threw).
+pub(crate) const BROWSER_API: &str = "BROWSER_API";
+
+/// Builds a JS `Error` with `message` and a `code` property.
+pub(crate) fn coded(code: &str, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("SealsyncError");
+    // Setting a property on a fresh ordinary object cannot fail; if it somehow did, the
+    // error still carries its message.
+    let _ = Reflect::set(&err, &JsValue::from_str("code"), &JsValue::from_str(code));
+    err.into()
+}
+
+/// Converts a core error into a JS `Error` carrying its stable code.
+pub(crate) fn from_core(err: &sealsync_core::Error) -> JsValue {
+    coded(err.code(), &err.to_string())
+}
+
+/// Wraps a JS exception thrown by a browser API into a coded `Error`, keeping its message.
+pub(crate) fn from_js(code: &str, context: &str, thrown: &JsValue) -> JsValue {
+    let detail = describe(thrown);
+    coded(code, &format!("{context}: {detail}"))
+}
+
+/// A human-readable description of any thrown JS value.
+pub(crate) fn describe(thrown: &JsValue) -> String {
+    if let Some(e) = thrown.dyn_ref::<js_sys::Error>() {
+        return String::from(e.message());
+    }
+    if let Some(s) = thrown.as_string() {
+        return s;
+    }
+    String::from("unknown error")
+}
+
+/// The `code` of a JS error value, if it has one (used by tests and by the worker bridge).
+pub(crate) fn code_of(value: &JsValue) -> Option<String> {
+    Reflect::get(value, &JsValue::from_str("code"))
+        .ok()
+        .and_then(|c| c.as_string())
+}

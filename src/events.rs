@@ -1,0 +1,162 @@
+//! Application listeners (`room.on(type, fn)`) and the JS shape of every event.
+
+use std::collections::BTreeMap;
+
+use js_sys::Function;
+use sealsync_core::client::Status;
+use sealsync_core::merge::{Change, ChangeKind};
+use serde::Serialize;
+use wasm_bindgen::JsValue;
+
+use crate::error;
+
+/// The event types `room.on` accepts.
+pub(crate) const EVENT_TYPES: [&str; 7] = [
+    "change",
+    "status",
+    "presence",
+    "pending",
+    "notify",
+    "ephemeral",
+    "warning",
+];
+
+/// The registered listeners, by event type.
+#[derive(Debug, Default)]
+pub(crate) struct Listeners {
+    by_type: BTreeMap<&'static str, Vec<(u32, Function)>>,
+    next_id: u32,
+}
+
+impl Listeners {
+    /// Registers `listener` for `event_type`; returns its id for [`Listeners::remove`].
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when `event_type` is not one of [`EVENT_TYPES`].
+    pub(crate) fn add(
+        &mut self,
+        event_type: &str,
+        listener: Function,
+    ) -> Result<(&'static str, u32), JsValue> {
+        let Some(kind) = EVENT_TYPES.iter().copied().find(|t| *t == event_type) else {
+            return Err(error::coded(
+                error::INVALID_ARGUMENT,
+                &format!(
+                    "unknown event type {event_type:?}; expected one of {}",
+                    EVENT_TYPES.join(", ")
+                ),
+            ));
+        };
+        self.next_id = self.next_id.wrapping_add(1);
+        self.by_type
+            .entry(kind)
+            .or_default()
+            .push((self.next_id, listener));
+        Ok((kind, self.next_id))
+    }
+
+    /// Removes the listener registered under `id` (no-op when already removed).
+    pub(crate) fn remove(&mut self, kind: &str, id: u32) {
+        if let Some(list) = self.by_type.get_mut(kind) {
+            list.retain(|(i, _)| *i != id);
+        }
+    }
+
+    /// The listeners of `kind`, copied so that they can be called with no borrow held
+    /// (a listener may subscribe, unsubscribe or call into the room).
+    pub(crate) fn of(&self, kind: &str) -> Vec<Function> {
+        self.by_type
+            .get(kind)
+            .map(|list| list.iter().map(|(_, f)| f.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Calls every listener in `listeners` with `value`. A listener that throws is reported on
+/// the console and does not stop the others.
+pub(crate) fn call_all(kind: &str, listeners: &[Function], value: &JsValue) {
+    for listener in listeners {
+        if let Err(thrown) = listener.call1(&JsValue::UNDEFINED, value) {
+            web_sys::console::error_2(
+                &JsValue::from_str(&format!("sealsync: a \"{kind}\" listener threw")),
+                &thrown,
+            );
+        }
+    }
+}
+
+/// Converts any serialisable value to a plain JS value (objects, not `Map`s; numbers, not
+/// `BigInt`s).
+pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    // Serialising plain data (strings, numbers, maps) into JS cannot fail.
+    value.serialize(&serializer).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `{ type, collection, id, fields, fromSelf }`.
+pub(crate) fn change_to_js(change: &Change) -> JsValue {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct JsChange<'a> {
+        #[serde(rename = "type")]
+        kind: ChangeKind,
+        collection: &'a str,
+        id: &'a str,
+        fields: &'a serde_json::Map<String, serde_json::Value>,
+        from_self: bool,
+    }
+    to_js(&JsChange {
+        kind: change.kind,
+        collection: &change.collection,
+        id: &change.id,
+        fields: &change.fields,
+        from_self: change.from_self,
+    })
+}
+
+/// `{ state: "live" }`, `{ state: "reconnecting", inMs, attempt }`, …
+pub(crate) fn status_to_js(status: &Status) -> JsValue {
+    to_js(status)
+}
+
+/// `{ state: "deriving-key" }` (before the room exists; passed to `onProgress`).
+pub(crate) fn progress_to_js(state: &str, ms: Option<f64>, in_worker: Option<bool>) -> JsValue {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Progress<'a> {
+        state: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_worker: Option<bool>,
+    }
+    to_js(&Progress {
+        state,
+        ms,
+        in_worker,
+    })
+}
+
+/// `{ code, message }`.
+pub(crate) fn warning_to_js(code: &str, message: &str) -> JsValue {
+    #[derive(Serialize)]
+    struct Warning<'a> {
+        code: &'a str,
+        message: &'a str,
+    }
+    to_js(&Warning { code, message })
+}
+
+/// A notify payload: parsed JSON, or the raw string when it is not JSON.
+pub(crate) fn notify_to_js(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap_or_else(|_| JsValue::from_str(json))
+}
+
+/// An ephemeral payload: the JSON value it was sent as, or its bytes when it is not JSON
+/// (another SDK may send raw bytes).
+pub(crate) fn ephemeral_to_js(body: &[u8]) -> JsValue {
+    std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| js_sys::JSON::parse(text).ok())
+        .unwrap_or_else(|| js_sys::Uint8Array::from(body).into())
+}

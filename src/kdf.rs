@@ -1,0 +1,91 @@
+//! The room password's Argon2id, run off the main thread.
+//!
+//! Argon2id with 19 MiB and two passes takes tens of milliseconds in wasm, long enough to drop
+//! frames, so `Room.join` runs it in a module worker that loads this same wasm module (see
+//! `js/kdf-worker.js`) and posts back the 32-byte room key. Where no worker can run (an old
+//! browser, a bundler that rewrote the worker URL, a strict CSP), it falls back to deriving
+//! on the main thread, and the room reports a `warning` with code `KDF_WORKER_FAILED`.
+
+use js_sys::{Promise, Uint8Array};
+use sealsync_core::kdf::RoomKey;
+use sealsync_core::RoomId;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::error;
+
+/// The length of a room key.
+pub(crate) const KEY_LEN: usize = 32;
+
+#[wasm_bindgen(module = "/js/kdf-worker.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = deriveInWorker, catch)]
+    fn derive_in_worker(module: &JsValue, room: &str, password: &str) -> Result<Promise, JsValue>;
+}
+
+/// How the key was derived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// In a module worker: the page stayed responsive.
+    Worker,
+    /// On the main thread, after the worker failed for `reason`.
+    MainThread {
+        /// Why the worker could not be used.
+        reason: String,
+    },
+}
+
+/// Derives the 32-byte room key for `room` from `password`, preferring a worker.
+///
+/// # Errors
+/// The core's error (`EMPTY_PASSWORD`, `INVALID_ROOM_ID`, `KDF_FAILED`) as a coded JS `Error`.
+pub(crate) async fn derive(
+    room: &RoomId,
+    password: &str,
+) -> Result<([u8; KEY_LEN], Route), JsValue> {
+    match derive_off_thread(room.as_str(), password).await {
+        Ok(key) => Ok((key, Route::Worker)),
+        Err(e) if error::code_of(&e).as_deref() == Some(error::KDF_WORKER_FAILED) => {
+            let reason = error::describe(&e);
+            let key = RoomKey::from_password(room, password).map_err(|e| error::from_core(&e))?;
+            Ok((secret_bytes(&key)?, Route::MainThread { reason }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The 32 bytes of `key` (through its secret form, the core's one way out for a key).
+///
+/// # Errors
+/// `KDF_FAILED` if the secret is not 32 bytes of base64url, which the core never writes.
+pub(crate) fn secret_bytes(key: &RoomKey) -> Result<[u8; KEY_LEN], JsValue> {
+    use base64::Engine as _;
+    // One spare byte: the decoder sizes its output check by a conservative estimate.
+    let mut buf = [0_u8; KEY_LEN + 1];
+    let decoded =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(key.to_secret(), &mut buf);
+    match (decoded, buf.first_chunk::<KEY_LEN>()) {
+        (Ok(KEY_LEN), Some(bytes)) => Ok(*bytes),
+        _ => Err(error::coded(
+            "KDF_FAILED",
+            "the derived key has an unexpected form",
+        )),
+    }
+}
+
+async fn derive_off_thread(room: &str, password: &str) -> Result<[u8; KEY_LEN], JsValue> {
+    let promise = derive_in_worker(&wasm_bindgen::module(), room, password)
+        .map_err(|e| error::from_js(error::KDF_WORKER_FAILED, "could not start the worker", &e))?;
+    let value = JsFuture::from(promise).await?;
+    let bytes = value
+        .dyn_into::<Uint8Array>()
+        .map_err(|_| error::coded(error::KDF_WORKER_FAILED, "the worker returned no key"))?
+        .to_vec();
+    <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
+        error::coded(
+            error::KDF_WORKER_FAILED,
+            "the worker returned a key of the wrong length",
+        )
+    })
+}

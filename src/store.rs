@@ -1,0 +1,348 @@
+//! Outbox persistence in IndexedDB, safe with several tabs of the same room.
+//!
+//! Database `sealsync` (version 1), object store `outbox`, one record per **session**:
+//! `{ room, session, savedAt, envelopes: Uint8Array[] }` under the key `[room, session]`.
+//! Only sealed envelopes (ciphertext) are stored, never plaintext or keys.
+//!
+//! Why per session and not one record per room: two tabs of the same room are two sessions
+//! with two outboxes; one shared record would let each tab overwrite the other's unsent
+//! changes. Why one store and not a store per room: creating a store needs a schema upgrade,
+//! which is blocked while any other tab holds the database open.
+//!
+//! Ownership: a live session holds the Web Lock `sealsync:outbox:<room>:<session>` for as
+//! long as its room is joined (the browser releases it when the tab closes or reloads). On
+//! join, every record of the room whose lock nobody holds belongs to a closed tab: the new
+//! session adopts its envelopes (the core re-applies and re-sends them; the relay
+//! de-duplicates by session and counter) and deletes the record in the same transaction
+//! that saves its own. Without Web Locks every other record counts as abandoned, which is
+//! still safe (re-sending is idempotent) but may re-send a live tab's changes.
+
+use js_sys::{Array, Promise, Reflect, Uint8Array};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStoreParameters, IdbOpenDbRequest, IdbRequest,
+    IdbTransaction, IdbTransactionMode,
+};
+
+use crate::error;
+
+/// The database's name.
+pub(crate) const DB_NAME: &str = "sealsync";
+/// The object store holding outboxes.
+pub(crate) const OUTBOX_STORE: &str = "outbox";
+const DB_VERSION: u32 = 1;
+
+/// One session's persisted outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Record {
+    /// The session id, lowercase hex.
+    pub(crate) session: String,
+    /// Sealed envelopes, oldest first.
+    pub(crate) envelopes: Vec<Vec<u8>>,
+}
+
+/// The open database, scoped to one room.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    db: IdbDatabase,
+    room: String,
+}
+
+/// The Web Lock a live session holds.
+pub(crate) fn lock_name(room: &str, session: &str) -> String {
+    format!("{}{session}", lock_prefix(room))
+}
+
+fn lock_prefix(room: &str) -> String {
+    format!("sealsync:outbox:{room}:")
+}
+
+impl Store {
+    /// Opens (creating on first use) the `sealsync` database for `room`.
+    ///
+    /// # Errors
+    /// `STORAGE_FAILED` when there is no IndexedDB or it refused to open.
+    pub(crate) async fn open(room: &str) -> Result<Self, JsValue> {
+        let factory = Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
+            .ok()
+            .and_then(|f| f.dyn_into::<IdbFactory>().ok())
+            .ok_or_else(|| error::coded(error::STORAGE_FAILED, "this browser has no IndexedDB"))?;
+        let request: IdbOpenDbRequest = factory
+            .open_with_u32(DB_NAME, DB_VERSION)
+            .map_err(|e| error::from_js(error::STORAGE_FAILED, "could not open IndexedDB", &e))?;
+        let upgrade = Closure::<dyn FnMut(web_sys::IdbVersionChangeEvent)>::new(
+            move |e: web_sys::IdbVersionChangeEvent| {
+                let db = e
+                    .target()
+                    .and_then(|t| t.dyn_into::<IdbOpenDbRequest>().ok())
+                    .and_then(|r| r.result().ok())
+                    .and_then(|r| r.dyn_into::<IdbDatabase>().ok());
+                if let Some(db) = db {
+                    if !db.object_store_names().contains(OUTBOX_STORE) {
+                        let params = IdbObjectStoreParameters::new();
+                        let key_path = Array::of2(&"room".into(), &"session".into());
+                        params.set_key_path(&key_path);
+                        // A failure aborts the upgrade; `open` then rejects and reports it.
+                        let _ =
+                            db.create_object_store_with_optional_parameters(OUTBOX_STORE, &params);
+                    }
+                }
+            },
+        );
+        request.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
+        let result = request_done(&request).await;
+        request.set_onupgradeneeded(None);
+        drop(upgrade);
+        let db: IdbDatabase = result
+            .map_err(|e| error::from_js(error::STORAGE_FAILED, "could not open IndexedDB", &e))?
+            .dyn_into()
+            .map_err(|_| error::coded(error::STORAGE_FAILED, "IndexedDB returned no database"))?;
+        // A later SDK version that upgrades the schema must not be blocked by this tab:
+        // close on request (later saves then fail with STORAGE_FAILED warnings).
+        let closing = db.clone();
+        let on_version_change = Closure::once_into_js(move |_: web_sys::Event| closing.close());
+        db.set_onversionchange(Some(on_version_change.unchecked_ref()));
+        Ok(Self {
+            db,
+            room: room.to_owned(),
+        })
+    }
+
+    /// Every persisted outbox of this room.
+    ///
+    /// # Errors
+    /// `STORAGE_FAILED` when the read fails.
+    pub(crate) async fn load(&self) -> Result<Vec<Record>, JsValue> {
+        let tx = self.transaction(IdbTransactionMode::Readonly)?;
+        let store = tx
+            .object_store(OUTBOX_STORE)
+            .map_err(storage("open the outbox store"))?;
+        let request = store
+            .get_all_with_key(&self.room_range()?.into())
+            .map_err(storage("read the outbox"))?;
+        let rows = request_done(&request)
+            .await
+            .map_err(storage("read the outbox"))?;
+        let rows: Array = rows.dyn_into().unwrap_or_default();
+        Ok(rows.iter().filter_map(|row| parse_record(&row)).collect())
+    }
+
+    /// Saves `session`'s outbox (deleting its record when `envelopes` is empty), and deletes
+    /// the records of `adopted` sessions, in one transaction; resolves once committed.
+    ///
+    /// # Errors
+    /// `STORAGE_FAILED` when the write fails (quota, or the database was closed).
+    pub(crate) async fn save(
+        &self,
+        session: &str,
+        envelopes: &[Vec<u8>],
+        adopted: &[String],
+    ) -> Result<(), JsValue> {
+        let tx = self.transaction(IdbTransactionMode::Readwrite)?;
+        let store = tx
+            .object_store(OUTBOX_STORE)
+            .map_err(storage("open the outbox store"))?;
+        if envelopes.is_empty() {
+            store
+                .delete(&self.key(session))
+                .map_err(storage("delete the outbox"))?;
+        } else {
+            let record = js_sys::Object::new();
+            let list: Array = envelopes
+                .iter()
+                .map(|e| Uint8Array::from(e.as_slice()))
+                .collect();
+            set(&record, "room", &JsValue::from_str(&self.room));
+            set(&record, "session", &JsValue::from_str(session));
+            set(&record, "savedAt", &JsValue::from_f64(js_sys::Date::now()));
+            set(&record, "envelopes", &list);
+            store.put(&record).map_err(storage("write the outbox"))?;
+        }
+        for stale in adopted {
+            store
+                .delete(&self.key(stale))
+                .map_err(storage("delete an adopted outbox"))?;
+        }
+        transaction_done(&tx)
+            .await
+            .map_err(storage("commit the outbox"))
+    }
+
+    /// Sessions of this room whose outbox is owned by a live tab, or `None` when the
+    /// browser has no Web Locks.
+    ///
+    /// # Errors
+    /// `STORAGE_FAILED` when querying the locks failed.
+    pub(crate) async fn live_sessions(&self) -> Result<Option<Vec<String>>, JsValue> {
+        let prefix = lock_prefix(&self.room);
+        let names = JsFuture::from(lock_names(&prefix))
+            .await
+            .map_err(storage("query Web Locks"))?;
+        if names.is_undefined() {
+            return Ok(None);
+        }
+        let names: Array = names.dyn_into().unwrap_or_default();
+        Ok(Some(
+            names
+                .iter()
+                .filter_map(|n| n.as_string())
+                .filter_map(|n| n.strip_prefix(&prefix).map(str::to_owned))
+                .collect(),
+        ))
+    }
+
+    /// Closes the database connection.
+    pub(crate) fn close(&self) {
+        self.db.close();
+    }
+
+    fn transaction(&self, mode: IdbTransactionMode) -> Result<IdbTransaction, JsValue> {
+        self.db
+            .transaction_with_str_and_mode(OUTBOX_STORE, mode)
+            .map_err(storage("start a transaction"))
+    }
+
+    fn key(&self, session: &str) -> JsValue {
+        Array::of2(&JsValue::from_str(&self.room), &JsValue::from_str(session)).into()
+    }
+
+    /// `[room] ..= [room, []]`: every `[room, session]` key (arrays sort after strings).
+    fn room_range(&self) -> Result<IdbKeyRange, JsValue> {
+        let lower = Array::of1(&JsValue::from_str(&self.room));
+        let upper = Array::of2(&JsValue::from_str(&self.room), &Array::new());
+        IdbKeyRange::bound(&lower, &upper).map_err(storage("build a key range"))
+    }
+}
+
+/// Holds the session's Web Lock until dropped.
+#[derive(Debug)]
+pub(crate) struct SessionLock {
+    release: Option<js_sys::Function>,
+}
+
+impl SessionLock {
+    /// Requests the lock for `session` and waits until it is granted (at once: the name is
+    /// new). Without Web Locks this holds nothing.
+    pub(crate) async fn acquire(room: &str, session: &str) -> Self {
+        let handle = hold_lock(&lock_name(room, session));
+        if handle.is_undefined() {
+            return Self { release: None };
+        }
+        if let Ok(granted) = Reflect::get(&handle, &JsValue::from_str("granted")) {
+            if let Ok(p) = granted.dyn_into::<Promise>() {
+                let _ = JsFuture::from(p).await;
+            }
+        }
+        let release = Reflect::get(&handle, &JsValue::from_str("release"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        Self { release }
+    }
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.call0(&JsValue::UNDEFINED);
+        }
+    }
+}
+
+#[wasm_bindgen(module = "/js/session-lock.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = holdLock)]
+    fn hold_lock(name: &str) -> JsValue;
+    #[wasm_bindgen(js_name = lockNames)]
+    fn lock_names(prefix: &str) -> Promise;
+}
+
+fn storage(what: &'static str) -> impl Fn(JsValue) -> JsValue {
+    move |e| {
+        error::from_js(
+            error::STORAGE_FAILED,
+            &format!("IndexedDB: could not {what}"),
+            &e,
+        )
+    }
+}
+
+fn set(target: &js_sys::Object, key: &str, value: &JsValue) {
+    // Defining a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+}
+
+fn parse_record(row: &JsValue) -> Option<Record> {
+    let session = Reflect::get(row, &JsValue::from_str("session"))
+        .ok()?
+        .as_string()?;
+    let list: Array = Reflect::get(row, &JsValue::from_str("envelopes"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let envelopes = list
+        .iter()
+        .filter_map(|e| e.dyn_into::<Uint8Array>().ok())
+        .map(|e| e.to_vec())
+        .collect();
+    Some(Record { session, envelopes })
+}
+
+/// A promise with its resolve and reject functions taken out.
+fn deferred() -> Result<(Promise, js_sys::Function, js_sys::Function), JsValue> {
+    let mut parts = None;
+    let promise = Promise::new(&mut |resolve, reject| parts = Some((resolve, reject)));
+    let (resolve, reject) =
+        parts.ok_or_else(|| error::coded(error::BROWSER_API, "Promise executor did not run"))?;
+    Ok((promise, resolve, reject))
+}
+
+/// Resolves with `request.result` on `success`, rejects with `request.error` on `error`.
+/// The handlers live only as long as this future (nothing leaks).
+async fn request_done(request: &IdbRequest) -> Result<JsValue, JsValue> {
+    let (promise, resolve, reject) = deferred()?;
+    let on_success = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+        let _ = resolve.call0(&JsValue::UNDEFINED);
+    });
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+        let _ = reject.call0(&JsValue::UNDEFINED);
+    });
+    request.set_onsuccess(Some(on_success.as_ref().unchecked_ref()));
+    request.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    let outcome = JsFuture::from(promise).await;
+    request.set_onsuccess(None);
+    request.set_onerror(None);
+    match outcome {
+        Ok(_) => request.result(),
+        Err(_) => Err(request
+            .error()
+            .ok()
+            .flatten()
+            .map_or_else(|| JsValue::from_str("request failed"), JsValue::from)),
+    }
+}
+
+/// Resolves when `tx` commits; rejects when it errors or aborts. Call it in the same task
+/// that queued the transaction's requests (before any `await`), so no event is missed.
+async fn transaction_done(tx: &IdbTransaction) -> Result<(), JsValue> {
+    let (promise, resolve, reject) = deferred()?;
+    let on_complete = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+        let _ = resolve.call0(&JsValue::UNDEFINED);
+    });
+    let on_fail = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+        let _ = reject.call0(&JsValue::UNDEFINED);
+    });
+    tx.set_oncomplete(Some(on_complete.as_ref().unchecked_ref()));
+    tx.set_onerror(Some(on_fail.as_ref().unchecked_ref()));
+    tx.set_onabort(Some(on_fail.as_ref().unchecked_ref()));
+    let outcome = JsFuture::from(promise).await;
+    tx.set_oncomplete(None);
+    tx.set_onerror(None);
+    tx.set_onabort(None);
+    outcome.map(|_| ()).map_err(|_| {
+        tx.error()
+            .map_or_else(|| JsValue::from_str("transaction aborted"), JsValue::from)
+    })
+}

@@ -1,0 +1,182 @@
+//! The TypeScript definitions of the package, written once.
+//!
+//! Every exported item is marked `skip_typescript` where it is defined, and declared here
+//! with its real types instead of the generic `any` wasm-bindgen would infer.
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_DEFINITIONS: &'static str = r#"
+/** A stable, machine-readable error code: branch on `err.code`, never on the message. */
+export type ErrorCode =
+  // from the core
+  | "DECRYPT_FAILED" | "MALFORMED_PLAINTEXT" | "SESSION_EXHAUSTED" | "BODY_TOO_LARGE"
+  | "INVALID_ROOM_ID" | "INVALID_SECRET" | "EMPTY_PASSWORD" | "UNKNOWN_KEY_EPOCH"
+  | "WIRE_VERSION" | "UNKNOWN_FRAME" | "FRAME_TOO_LARGE" | "MALFORMED_FRAME" | "WRONG_KIND"
+  | "INVALID_OPERATION" | "KDF_FAILED" | "OUTBOX_FULL"
+  // from the browser SDK
+  | "INVALID_OPTIONS" | "INVALID_ARGUMENT" | "ROOM_CLOSED" | "STORAGE_FAILED"
+  | "KDF_WORKER_FAILED" | "NO_RANDOMNESS" | "BROWSER_API"
+  | (string & {});
+
+/** Every error the SDK throws or rejects with. */
+export interface SealsyncError extends Error {
+  name: "SealsyncError";
+  code: ErrorCode;
+}
+
+/** A JSON value, as stored in entity fields. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** An entity as read: its id, its fields, and `sortOrder`/claim fields when set. */
+export interface Entity {
+  id: string;
+  sortOrder?: string;
+  claimedBy?: string | null;
+  claimedByName?: string | null;
+  claimedByAvatar?: string | null;
+  [field: string]: Json | undefined;
+}
+
+/** Fields for `create` and `update` (a string `sortOrder` sets the sort key). */
+export type Fields = { [field: string]: Json };
+
+/** Options of `Room.join`: a password (Argon2id in a worker) or a share-link secret. */
+export type JoinOptions = {
+  /** The relay, `ws://` or `wss://` (e.g. `ws://127.0.0.1:8787`). */
+  url: string;
+  /** The room id: 1–128 bytes of UTF-8 after NFC, no control characters, no `/`. */
+  room: string;
+  /** Sub-stream of the room (default `"main"`). */
+  channel?: string;
+  /** Keep unsent changes in IndexedDB across reloads (default `true`). */
+  persist?: boolean;
+  /** Progress before the room exists: key derivation. */
+  onProgress?: (progress: JoinProgress) => void;
+} & ({ password: string; secret?: undefined } | { secret: string; password?: undefined });
+
+/** What `onProgress` receives while `Room.join` runs. */
+export type JoinProgress =
+  | { state: "deriving-key" }
+  | { state: "key-ready"; /** milliseconds the derivation took */ ms: number; /** false when it had to run on the main thread */ inWorker: boolean };
+
+/** The connection status (`room.status`, `status` events). */
+export type Status =
+  | { state: "idle" }
+  | { state: "connecting"; attempt: number }
+  | { state: "syncing" }
+  | { state: "live" }
+  | { state: "reconnecting"; /** milliseconds until the next attempt */ inMs: number; attempt: number }
+  | { state: "offline" }
+  | { state: "wrong-password" }
+  | { state: "forbidden" }
+  | { state: "closed"; /** "LEFT", "WIRE_VERSION", … */ code: string };
+
+/** One visible change to the state. */
+export interface Change {
+  type: "created" | "updated" | "deleted" | "reordered" | "claimed";
+  collection: string;
+  id: string;
+  /** created: the whole entity; updated: the changed fields; reordered: `sortOrder`;
+   *  claimed: the three claim fields; deleted: `{}`. */
+  fields: Fields;
+  /** The change came from this tab's own call. */
+  fromSelf: boolean;
+}
+
+/** `{ code, message }`: something was dropped or refused; nothing the user did is lost. */
+export interface Warning {
+  code: ErrorCode;
+  message: string;
+}
+
+/** The events of `room.on` and what their listeners receive. */
+export interface RoomEvents {
+  change: Change;
+  status: Status;
+  /** sockets in the room, this one included */
+  presence: number;
+  /** local changes the relay has not acknowledged yet (0: everything is saved) */
+  pending: number;
+  /** a message pushed by the application's backend (parsed JSON). Not encrypted. */
+  notify: Json;
+  /** a value another member sent with `broadcast` */
+  ephemeral: Json;
+  warning: Warning;
+}
+
+/** `{ id, sortOrder }` for `reorder`. */
+export interface ReorderItem {
+  id: string;
+  sortOrder: string;
+}
+
+/** The claim fields for `claim`. */
+export interface Claim {
+  claimedBy: string;
+  claimedByName?: string | null;
+  claimedByAvatar?: string | null;
+}
+
+/** What `Room.parseShareLink` reads. */
+export interface ShareLink {
+  url?: string;
+  room: string;
+  secret: string;
+}
+
+/** A joined room. */
+export class Room {
+  private constructor();
+  /** Frees the wasm memory of a left room. Optional; `leave()` first. */
+  free(): void;
+  /**
+   * Derives the key (in a worker, for a password), restores unsent changes from IndexedDB
+   * and starts connecting. Rejects with a `SealsyncError`.
+   */
+  static join(options: JoinOptions): Promise<Room>;
+  /** A sort key strictly between two others (`null` for an open end). */
+  static keyBetween(before: string | null | undefined, after: string | null | undefined): string;
+  /** A new random room secret for link-only rooms (43 characters of base64url). */
+  static generateSecret(): string;
+  /** Reads a share link or its fragment; `null` when it names no room and secret. */
+  static parseShareLink(link: string): ShareLink | null;
+
+  /** Subscribes; returns the function that unsubscribes. */
+  on<K extends keyof RoomEvents>(type: K, listener: (event: RoomEvents[K]) => void): () => void;
+  /** Creates an entity; returns its id (`fields.id` when given, else random). Applies at once. */
+  create(collection: string, fields: Fields): string;
+  /** Sets some fields of an entity. */
+  update(collection: string, id: string, fields: Fields): void;
+  /** Deletes an entity for good. */
+  delete(collection: string, id: string): void;
+  /** New sort keys for some entities. */
+  reorder(collection: string, items: ReorderItem[]): void;
+  /** Claims an entity, or releases it with `null`. */
+  claim(collection: string, id: string, claim: Claim | null): void;
+  /** Sends a value to the others in the room, sealed, never stored. */
+  broadcast(value: Json): void;
+  /** The visible entities of a collection, by sort key then id. */
+  get(collection: string): Entity[];
+  /** Every collection seen so far. */
+  snapshot(): { [collection: string]: Entity[] };
+  /** The room fingerprint, to compare out of band. */
+  fingerprint(): string;
+  /** A link to join without the password (the secret is in the URL fragment). */
+  shareLink(baseUrl?: string): string;
+  /** Closes the connection; unsent changes stay in IndexedDB. Resolves once saved. */
+  leave(): Promise<void>;
+  /** The current connection status. */
+  readonly status: Status;
+  /** The room id, NFC-normalised. */
+  readonly roomId: string;
+  /** Local changes not yet acknowledged by the relay. */
+  readonly pendingChanges: number;
+}
+
+/**
+ * Argon2id (19 MiB, t = 2) of a room password: the 32-byte room key. Blocks for tens of
+ * milliseconds: `Room.join` runs it in a worker for you.
+ */
+export function deriveRoomKey(room: string, password: string): Uint8Array;
+"#;

@@ -1,0 +1,269 @@
+// The demo board in headless Chromium against a real relay (`wrangler dev`):
+// live sync between two browsers, editing through a relay outage, a reload with unsent
+// edits, and a wrong password. Run with tests/e2e/run.sh (node --test).
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join as pathJoin } from "node:path";
+import { after, before, test } from "node:test";
+
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+
+const ROOM = `e2e-board-${Date.now().toString(36)}`;
+const PASSWORD = "correct horse battery staple";
+// Generous: after an outage the reconnect backoff can be several seconds.
+const CONVERGE_MS = 45_000;
+
+let relay;
+let site;
+let browser;
+let alice; // { context, page }
+let bob;
+
+async function shot(page, name) {
+  await page.screenshot({ path: pathJoin(ARTIFACTS, `e2e-${name}.png`), fullPage: true });
+}
+
+async function open(name) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
+  const logs = [];
+  page.on("console", (m) => {
+    logs.push(m.text());
+    if (m.type() === "error" && !m.text().startsWith("WebSocket connection to")) console.error(`[${name}] console:`, m.text());
+  });
+  return { context, page, name, logs };
+}
+
+async function join(page, password = PASSWORD, name = "Tester") {
+  await page.goto(site.url + "/");
+  await page.fill("#relay", relay.url);
+  await page.fill("#room", ROOM);
+  await page.fill("#password", password);
+  await page.fill("#name", name);
+  await page.click("#join-button");
+}
+
+async function joinAndWaitLive(page, name) {
+  await join(page, PASSWORD, name);
+  await page.waitForSelector("#board-view:not([hidden])", { timeout: 20_000 });
+  await waitState(page, "live", 20_000);
+}
+
+function waitState(page, state, timeout = CONVERGE_MS) {
+  return page.waitForFunction((s) => document.querySelector("#status")?.dataset.state === s, state, { timeout });
+}
+
+async function addTask(page, title) {
+  await page.fill("#new-title", title);
+  await page.press("#new-title", "Enter");
+}
+
+function titles(page) {
+  return page.$$eval("#tasks .task .title", (inputs) => inputs.map((i) => i.value));
+}
+
+function hasTitle(page, title, timeout = CONVERGE_MS) {
+  return page.waitForFunction(
+    (t) => [...document.querySelectorAll("#tasks .task .title")].some((i) => i.value === t),
+    title,
+    { timeout, polling: 16 },
+  );
+}
+
+async function taskId(page, title) {
+  return page.$$eval("#tasks .task", (items, t) => items.find((li) => li.querySelector(".title").value === t)?.dataset.id, title);
+}
+
+/** Waits until every local change is acknowledged; on timeout says where each page stands. */
+async function allSynced(page) {
+  try {
+    await page.waitForFunction(() => document.querySelector("#pending").dataset.count === "0", null, { timeout: CONVERGE_MS });
+  } catch (err) {
+    const state = await page.evaluate(() => ({
+      status: document.querySelector("#status").dataset.state,
+      pending: document.querySelector("#pending").textContent,
+      titles: [...document.querySelectorAll("#tasks .task .title")].map((i) => i.value),
+    }));
+    await page.screenshot({ path: pathJoin(ARTIFACTS, `e2e-failed-${Date.now()}.png`), fullPage: true });
+    throw new Error(`not synced: ${JSON.stringify(state)}: ${err.message}`);
+  }
+}
+
+function pending(page) {
+  return page.$eval("#pending", (el) => Number(el.dataset.count || "0"));
+}
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  relay = new Relay(await freePort());
+  await relay.start();
+  site = await serveStatic(await freePort());
+  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  alice = await open("alice");
+  bob = await open("bob");
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await relay?.dispose();
+});
+
+test("two browsers see each other's edits in under a second", async () => {
+  await joinAndWaitLive(alice.page, "Alice");
+  await joinAndWaitLive(bob.page, "Bob");
+  // The published package's key-derivation worker ran (the demo logs the route).
+  const kdf = alice.logs.find((l) => l.startsWith("sealsync: key derived in"));
+  assert.match(kdf ?? "", /\(worker\)$/, "Argon2id ran in the worker");
+  console.log(`# ${kdf}`);
+  assert.equal(
+    await alice.page.textContent("#fingerprint"),
+    await bob.page.textContent("#fingerprint"),
+    "same password, same room: same fingerprint",
+  );
+  await alice.page.waitForFunction(() => document.querySelector("#presence-count").textContent === "2", null, { timeout: 5000 });
+
+  const t0 = Date.now();
+  await addTask(alice.page, "Write the spec");
+  await hasTitle(bob.page, "Write the spec", 5000);
+  const created = Date.now() - t0;
+
+  const id = await taskId(bob.page, "Write the spec");
+  const t1 = Date.now();
+  await bob.page.check(`#tasks .task[data-id="${id}"] .done`);
+  await alice.page.waitForFunction((i) => document.querySelector(`#tasks .task[data-id="${i}"] .done`)?.checked, id, { timeout: 5000, polling: 16 });
+  const updated = Date.now() - t1;
+
+  console.log(`# live edit latency: create ${created} ms, update ${updated} ms (action to the other browser's DOM)`);
+  assert.ok(created < 1000, `create took ${created} ms`);
+  assert.ok(updated < 1000, `update took ${updated} ms`);
+  await shot(alice.page, "1-live-alice");
+  await shot(bob.page, "1-live-bob");
+});
+
+test("drag, keyboard reorder and delete reach the other browser", async () => {
+  await addTask(alice.page, "Second");
+  await addTask(alice.page, "Third");
+  await hasTitle(bob.page, "Third", 5000);
+  assert.deepEqual(await titles(bob.page), ["Write the spec", "Second", "Third"]);
+
+  // Drag "Third" onto the upper half of the first task: it lands above it.
+  const third = await taskId(alice.page, "Third");
+  const first = await taskId(alice.page, "Write the spec");
+  await alice.page.dragAndDrop(`#tasks .task[data-id="${third}"] .handle`, `#tasks .task[data-id="${first}"]`, {
+    targetPosition: { x: 60, y: 4 },
+  });
+  const dragged = ["Third", "Write the spec", "Second"];
+  await bob.page.waitForFunction((want) => JSON.stringify([...document.querySelectorAll("#tasks .task .title")].map((i) => i.value)) === want, JSON.stringify(dragged), { timeout: 5000 });
+
+  // Keyboard: focus the handle of "Second" and move it up once.
+  const second = await taskId(bob.page, "Second");
+  await bob.page.focus(`#tasks .task[data-id="${second}"] .handle`);
+  await bob.page.keyboard.press("ArrowUp");
+  const moved = ["Third", "Second", "Write the spec"];
+  await alice.page.waitForFunction((want) => JSON.stringify([...document.querySelectorAll("#tasks .task .title")].map((i) => i.value)) === want, JSON.stringify(moved), { timeout: 5000 });
+  await shot(alice.page, "1-reordered-alice");
+
+  // Delete the two helpers from Bob's side.
+  await bob.page.click(`#tasks .task[data-id="${second}"] .remove`);
+  await bob.page.click(`#tasks .task[data-id="${third}"] .remove`);
+  await alice.page.waitForFunction(() => document.querySelectorAll("#tasks .task").length === 1, null, { timeout: 5000 });
+  assert.deepEqual(await titles(alice.page), ["Write the spec"]);
+});
+
+test("relay down: both edit, relay back, both converge with every edit", async () => {
+  await relay.stop();
+  await alice.page.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
+  await bob.page.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
+
+  await addTask(alice.page, "Offline from Alice");
+  await addTask(bob.page, "Offline from Bob");
+  const spec = await taskId(alice.page, "Write the spec");
+  const title = alice.page.locator(`#tasks .task[data-id="${spec}"] .title`);
+  await title.fill("Write the spec (v2)");
+  await title.press("Enter");
+  await bob.page.click(`#tasks .task[data-id="${spec}"] .claim`);
+  assert.ok((await pending(alice.page)) >= 2, "Alice's edits wait in her outbox");
+  assert.ok((await pending(bob.page)) >= 2, "Bob's edits wait in his outbox");
+  await shot(alice.page, "2-outage-alice");
+
+  await relay.start();
+  const expected = ["Write the spec (v2)", "Offline from Alice", "Offline from Bob"];
+  for (const p of [alice.page, bob.page]) {
+    for (const t of expected) await hasTitle(p, t);
+    await allSynced(p);
+  }
+  const a = await titles(alice.page);
+  const b = await titles(bob.page);
+  assert.deepEqual(a, b, "same tasks in the same order");
+  assert.deepEqual([...a].sort(), [...expected].sort());
+  const claimTag = (p) => p.textContent(`#tasks .task[data-id="${spec}"] .claim-tag`);
+  assert.equal(await claimTag(alice.page), "Bob");
+  assert.equal(await claimTag(bob.page), "You");
+  await shot(alice.page, "2-converged-alice");
+  await shot(bob.page, "2-converged-bob");
+});
+
+test("a reload with unsent edits keeps them", async () => {
+  await relay.stop();
+  await alice.page.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
+  await addTask(alice.page, "Made before the reload");
+  assert.ok((await pending(alice.page)) >= 1);
+  // Let the IndexedDB write commit (it is queued at once; this is only its commit).
+  await alice.page.waitForTimeout(300);
+  await alice.page.reload();
+  await join(alice.page, PASSWORD, "Alice");
+  await alice.page.waitForSelector("#board-view:not([hidden])", { timeout: 20_000 });
+  await hasTitle(alice.page, "Made before the reload", 2000);
+  assert.ok((await pending(alice.page)) >= 1, "still unsent: the relay is down");
+  await shot(alice.page, "3-reloaded-offline");
+
+  await relay.start();
+  await hasTitle(bob.page, "Made before the reload");
+  await allSynced(alice.page);
+  assert.deepEqual(await titles(alice.page), await titles(bob.page));
+  await shot(bob.page, "3-delivered-bob");
+});
+
+test("two tabs of one browser: both live, and a closed tab's unsent edits are adopted", async () => {
+  // A second tab in Alice's browser: same IndexedDB, its own session and outbox.
+  const tab = await alice.context.newPage();
+  tab.on("pageerror", (e) => console.error("[alice tab 2] page error:", e.message));
+  await joinAndWaitLive(tab, "Alice");
+  await hasTitle(tab, "Made before the reload", 5000);
+  await addTask(tab, "From the second tab");
+  await hasTitle(alice.page, "From the second tab", 5000);
+  await hasTitle(bob.page, "From the second tab", 5000);
+
+  // Relay down; the second tab edits and is closed before it could send.
+  await relay.stop();
+  await tab.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
+  await addTask(tab, "Unsent from a closed tab");
+  await tab.waitForTimeout(300);
+  await tab.close();
+
+  // The first tab reloads: its new session adopts the closed tab's outbox.
+  await alice.page.reload();
+  await join(alice.page, PASSWORD, "Alice");
+  await alice.page.waitForSelector("#board-view:not([hidden])", { timeout: 20_000 });
+  await hasTitle(alice.page, "Unsent from a closed tab", 2000);
+  await relay.start();
+  await hasTitle(bob.page, "Unsent from a closed tab");
+  await allSynced(alice.page);
+  assert.deepEqual(await titles(alice.page), await titles(bob.page));
+  await shot(bob.page, "4-adopted-from-closed-tab");
+});
+
+test("a wrong password says so plainly", async () => {
+  const eve = await open("eve");
+  await join(eve.page, "not the password", "Eve");
+  await eve.page.waitForSelector("#join-error:not([hidden])", { timeout: 20_000 });
+  const message = await eve.page.textContent("#join-error");
+  assert.match(message, /wrong password/i);
+  assert.equal(await eve.page.isVisible("#board-view"), false);
+  await shot(eve.page, "5-wrong-password");
+  // The others never saw anything from it.
+  assert.equal((await titles(alice.page)).length, 6);
+  await eve.context.close();
+});

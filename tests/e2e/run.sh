@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# End-to-end tests: the demo board (www/ + pkg/) in headless Chromium, against the real
+# relay under `wrangler dev`, with node's built-in test runner (prints `# pass N`).
+# Screenshots of each scene land in artifacts/.
+#
+# Needs (./run setup installs them): pkg/ (wasm-pack build), relay/build (worker-build),
+# tools/node_modules (playwright-core, wrangler), /usr/bin/chromium. Builds pkg/ and the
+# relay first when they are missing.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+export WRANGLER_SEND_METRICS=false
+
+if [[ ! -f relay/wrangler.toml ]]; then
+  echo "e2e: relay/wrangler.toml is missing: the relay is not in this tree yet" >&2
+  exit 1
+fi
+if [[ ! -f pkg/sealsync.js ]]; then
+  echo "e2e: building the SDK into pkg/"
+  wasm-pack build --mode no-install --target web --release "$ROOT"
+fi
+if [[ ! -f relay/build/worker/shim.mjs ]]; then
+  echo "e2e: building the relay"
+  (cd relay && worker-build --release)
+fi
+exec node --test --test-concurrency=1 tests/e2e/board.test.mjs

@@ -1,0 +1,25 @@
+// Type-level test of pkg/sealsync.d.ts: compiles under --strict, and the @ts-expect-error
+// lines prove misuse is rejected. Run (with typescript installed anywhere):
+//   tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler \
+//       --lib es2022,dom tests/types/usage.ts
+import init, { Room, type Status, type Change, type SealsyncError } from "../../pkg/sealsync.js";
+await init();
+const room = await Room.join({ url: "ws://x", room: "r", password: "p", onProgress: (p) => { if (p.state === "key-ready") console.log(p.ms, p.inWorker); } });
+const off: () => void = room.on("status", (s: Status) => { if (s.state === "reconnecting") console.log(s.inMs + s.attempt); });
+room.on("change", (c: Change) => console.log(c.type, c.fields, c.fromSelf));
+room.on("presence", (n) => n.toFixed());
+room.on("pending", (n) => n.toFixed());
+const id: string = room.create("tasks", { title: "x", done: false });
+room.update("tasks", id, { done: true });
+room.reorder("tasks", [{ id, sortOrder: Room.keyBetween(null, null) }]);
+room.claim("tasks", id, { claimedBy: "u" });
+room.claim("tasks", id, null);
+const t = room.get("tasks")[0]; console.log(t.id, t.sortOrder, t.title);
+const link = Room.parseShareLink(room.shareLink()); if (link) console.log(link.secret);
+try { room.delete("tasks", id); } catch (e) { console.log((e as SealsyncError).code === "ROOM_CLOSED"); }
+await room.leave();
+// @ts-expect-error unknown event
+room.on("nope", () => {});
+// @ts-expect-error password and secret are exclusive
+await Room.join({ url: "ws://x", room: "r", password: "p", secret: "s" });
+off();

@@ -1,0 +1,351 @@
+// The sealsync demo board: a task list shared, end-to-end encrypted, by everyone in a room.
+// Plain ES module; the SDK is the wasm-pack package served at /pkg/.
+import init, { Room } from "/pkg/sealsync.js";
+
+const COLLECTION = "tasks";
+const $ = (id) => document.getElementById(id);
+
+const joinView = $("join-view");
+const boardView = $("board-view");
+const joinForm = $("join-form");
+const joinError = $("join-error");
+const joinButton = $("join-button");
+const list = $("tasks");
+const template = $("task-template");
+
+let room = null;
+let shared = null; // { url?, room, secret } from a share link in the fragment
+let statusTimer = null;
+let lastPresence = null;
+let me = { id: "", name: "" };
+
+await init();
+
+// ---------- join ----------
+
+function readShareLink() {
+  shared = location.hash.length > 1 ? Room.parseShareLink(location.hash) : null;
+  $("password-row").hidden = !!shared;
+  $("password").required = !shared;
+  $("link-hint").hidden = !shared;
+  if (shared) {
+    $("room").value = shared.room;
+    if (shared.url) $("relay").value = shared.url;
+  }
+}
+
+$("forget-link").addEventListener("click", (e) => {
+  e.preventDefault();
+  history.replaceState(null, "", location.pathname + location.search);
+  readShareLink();
+});
+
+function showJoinError(message) {
+  joinError.textContent = message;
+  joinError.hidden = !message;
+}
+
+function personId() {
+  let id = localStorage.getItem("sealsync-demo-person");
+  if (!id) {
+    id = crypto.randomUUID();
+    localStorage.setItem("sealsync-demo-person", id);
+  }
+  return id;
+}
+
+joinForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  showJoinError("");
+  const url = $("relay").value.trim();
+  const roomName = $("room").value.trim();
+  me = { id: personId(), name: $("name").value.trim() || "Someone" };
+  localStorage.setItem("sealsync-demo-name", $("name").value.trim());
+  localStorage.setItem("sealsync-demo-relay", url);
+  joinButton.disabled = true;
+  joinButton.textContent = "Joining…";
+  const options = { url, room: roomName };
+  if (shared) options.secret = shared.secret;
+  else options.password = $("password").value;
+  options.onProgress = (p) => {
+    if (p.state === "deriving-key") joinButton.textContent = "Deriving key…";
+    if (p.state === "key-ready") console.info(`sealsync: key derived in ${Math.round(p.ms)} ms (${p.inWorker ? "worker" : "main thread"})`);
+  };
+  try {
+    room = await Room.join(options);
+    window.sealsyncRoom = room; // for the console and the end-to-end tests
+    enterBoard();
+  } catch (err) {
+    showJoinError(explain(err));
+  } finally {
+    joinButton.disabled = false;
+    joinButton.textContent = "Join room";
+  }
+});
+
+function explain(err) {
+  switch (err && err.code) {
+    case "EMPTY_PASSWORD": return "Enter the room password.";
+    case "INVALID_ROOM_ID": return "That room name can't be used: " + err.message;
+    case "INVALID_SECRET": return "This share link is damaged or incomplete. Ask for a new one.";
+    case "INVALID_OPTIONS": return err.message;
+    default: return (err && err.message) || String(err);
+  }
+}
+
+// ---------- board ----------
+
+function enterBoard() {
+  joinView.hidden = true;
+  boardView.hidden = false;
+  $("conn").hidden = false;
+  $("room-title").textContent = room.roomId;
+  $("fingerprint").textContent = room.fingerprint();
+  $("share-link").value = room.shareLink(location.origin + location.pathname);
+  room.on("change", scheduleRender);
+  room.on("status", showStatus);
+  room.on("presence", (n) => {
+    lastPresence = n;
+    $("presence-count").textContent = String(n);
+  });
+  lastPresence = null;
+  $("presence-count").textContent = "–";
+  room.on("pending", showPending);
+  room.on("warning", (w) => console.warn("sealsync warning", w.code, w.message));
+  showStatus(room.status);
+  render();
+  $("new-title").focus();
+}
+
+async function leaveBoard(message) {
+  const r = room;
+  room = null;
+  clearInterval(statusTimer);
+  if (r) await r.leave();
+  boardView.hidden = true;
+  joinView.hidden = false;
+  $("conn").hidden = true;
+  list.replaceChildren();
+  showJoinError(message || "");
+}
+
+$("leave").addEventListener("click", () => leaveBoard());
+
+$("add-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const input = $("new-title");
+  const title = input.value.trim();
+  if (!title || !room) return;
+  const tasks = room.get(COLLECTION);
+  const last = tasks.length ? tasks[tasks.length - 1].sortOrder ?? null : null;
+  room.create(COLLECTION, { title, done: false, sortOrder: Room.keyBetween(last, null) });
+  input.value = "";
+});
+
+$("copy-link").addEventListener("click", async () => {
+  const field = $("share-link");
+  try {
+    await navigator.clipboard.writeText(field.value);
+    $("copy-link").textContent = "Copied";
+  } catch {
+    field.select();
+    $("copy-link").textContent = "Press Ctrl+C";
+  }
+  setTimeout(() => { $("copy-link").textContent = "Copy"; }, 1500);
+});
+
+// ---------- status ----------
+
+const STATUS_TEXT = {
+  idle: "Starting…",
+  connecting: "Connecting…",
+  syncing: "Syncing…",
+  live: "Live",
+  offline: "Offline — edits are kept",
+  forbidden: "Access refused",
+  closed: "Closed",
+};
+
+function showStatus(s) {
+  const pill = $("status");
+  pill.dataset.state = s.state;
+  // The count is only known while connected.
+  $("presence").dataset.stale = String(s.state !== "live");
+  $("presence-count").textContent = s.state === "live" && lastPresence !== null ? String(lastPresence) : "–";
+  clearInterval(statusTimer);
+  if (s.state === "reconnecting") {
+    const at = Date.now() + s.inMs;
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+      $("status-text").textContent = left > 0 ? `Reconnecting in ${left}s` : "Reconnecting…";
+    };
+    tick();
+    statusTimer = setInterval(tick, 250);
+  } else {
+    $("status-text").textContent = STATUS_TEXT[s.state] || s.state;
+  }
+  if (s.state === "wrong-password") {
+    leaveBoard(shared
+      ? "This share link's key doesn't match the room. Ask for a new link."
+      : "Wrong password: this room exists with a different password.");
+  } else if (s.state === "forbidden") {
+    leaveBoard("The relay refused access to this room.");
+  }
+  showPending();
+}
+
+function showPending() {
+  if (!room) return;
+  const n = room.pendingChanges;
+  $("pending").textContent = n ? `${n} change${n === 1 ? "" : "s"} waiting to sync` : "All changes synced";
+  $("pending").dataset.count = String(n);
+}
+
+// ---------- rendering (keyed, keeps focus and the caret while typing) ----------
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; render(); });
+}
+
+function render() {
+  if (!room) return;
+  const tasks = room.get(COLLECTION);
+  const existing = new Map([...list.children].map((li) => [li.dataset.id, li]));
+  let cursor = list.firstElementChild;
+  for (const task of tasks) {
+    let li = existing.get(task.id);
+    existing.delete(task.id);
+    if (!li) li = makeItem(task.id);
+    fillItem(li, task);
+    if (li !== cursor) list.insertBefore(li, cursor);
+    else cursor = cursor.nextElementSibling;
+  }
+  for (const li of existing.values()) li.remove();
+  $("empty").hidden = tasks.length > 0;
+  showPending();
+}
+
+function fillItem(li, task) {
+  const title = li.querySelector(".title");
+  if (document.activeElement !== title && title.value !== (task.title ?? "")) title.value = task.title ?? "";
+  li.querySelector(".done").checked = !!task.done;
+  li.classList.toggle("is-done", !!task.done);
+  const claimed = typeof task.claimedBy === "string" && task.claimedBy;
+  const mine = claimed && task.claimedBy === me.id;
+  const tag = li.querySelector(".claim-tag");
+  tag.hidden = !claimed;
+  tag.textContent = claimed ? (mine ? "You" : task.claimedByName || "Someone") : "";
+  tag.classList.toggle("mine", !!mine);
+  const btn = li.querySelector(".claim");
+  btn.textContent = mine ? "Release" : claimed ? "Take over" : "Take it";
+  li.dataset.sortOrder = task.sortOrder ?? "";
+}
+
+function makeItem(id) {
+  const li = template.content.firstElementChild.cloneNode(true);
+  li.dataset.id = id;
+  li.dataset.testid = "task";
+  const title = li.querySelector(".title");
+  const commit = () => {
+    const value = title.value.trim();
+    const task = room && room.get(COLLECTION).find((t) => t.id === id);
+    if (task && value && value !== task.title) room.update(COLLECTION, id, { title: value });
+  };
+  title.addEventListener("change", commit);
+  title.addEventListener("keydown", (e) => { if (e.key === "Enter") title.blur(); });
+  li.querySelector(".done").addEventListener("change", (e) => {
+    room.update(COLLECTION, id, { done: e.target.checked });
+  });
+  li.querySelector(".remove").addEventListener("click", () => room.delete(COLLECTION, id));
+  li.querySelector(".claim").addEventListener("click", () => {
+    const task = room.get(COLLECTION).find((t) => t.id === id);
+    if (task && task.claimedBy === me.id) room.claim(COLLECTION, id, null);
+    else room.claim(COLLECTION, id, { claimedBy: me.id, claimedByName: me.name, claimedByAvatar: null });
+  });
+  const handle = li.querySelector(".handle");
+  handle.addEventListener("keydown", (e) => {
+    if (e.key === "ArrowUp" || e.key === "ArrowDown") {
+      e.preventDefault();
+      moveBy(id, e.key === "ArrowUp" ? -1 : 1);
+      requestAnimationFrame(() => list.querySelector(`[data-id="${CSS.escape(id)}"] .handle`)?.focus());
+    }
+  });
+  li.addEventListener("dragstart", (e) => {
+    e.dataTransfer.setData("text/plain", id);
+    e.dataTransfer.effectAllowed = "move";
+    li.classList.add("dragging");
+  });
+  li.addEventListener("dragend", () => li.classList.remove("dragging"));
+  return li;
+}
+
+// Drop target: the list decides whether the dragged task lands above or below the hovered one.
+list.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  const over = e.target.closest(".task");
+  for (const li of list.children) li.classList.remove("drop-above", "drop-below");
+  if (over && !over.classList.contains("dragging")) {
+    const rect = over.getBoundingClientRect();
+    over.classList.add(e.clientY < rect.top + rect.height / 2 ? "drop-above" : "drop-below");
+  }
+});
+list.addEventListener("dragleave", (e) => {
+  if (!list.contains(e.relatedTarget)) for (const li of list.children) li.classList.remove("drop-above", "drop-below");
+});
+list.addEventListener("drop", (e) => {
+  e.preventDefault();
+  const id = e.dataTransfer.getData("text/plain");
+  const over = e.target.closest(".task");
+  for (const li of list.children) li.classList.remove("drop-above", "drop-below");
+  if (!id || !over || over.dataset.id === id) return;
+  const rect = over.getBoundingClientRect();
+  placeRelative(id, over.dataset.id, e.clientY < rect.top + rect.height / 2);
+});
+
+/** Moves `id` just above (or below) `targetId`, with a key between its new neighbours. */
+function placeRelative(id, targetId, above) {
+  const others = room.get(COLLECTION).filter((t) => t.id !== id);
+  const at = others.findIndex((t) => t.id === targetId);
+  if (at < 0) return;
+  const index = above ? at : at + 1;
+  setPosition(id, others, index);
+}
+
+function moveBy(id, delta) {
+  const tasks = room.get(COLLECTION);
+  const from = tasks.findIndex((t) => t.id === id);
+  const to = from + delta;
+  if (from < 0 || to < 0 || to >= tasks.length) return;
+  const others = tasks.filter((t) => t.id !== id);
+  setPosition(id, others, to);
+}
+
+function setPosition(id, others, index) {
+  const before = index > 0 ? others[index - 1].sortOrder ?? null : null;
+  const after = index < others.length ? others[index].sortOrder ?? null : null;
+  try {
+    room.reorder(COLLECTION, [{ id, sortOrder: Room.keyBetween(before, after) }]);
+  } catch (err) {
+    // Neighbours without keys (or equal keys from another tool): give everyone fresh keys.
+    const order = [...others.slice(0, index), { id }, ...others.slice(index)];
+    let prev = null;
+    const items = order.map((t) => ({ id: t.id, sortOrder: (prev = Room.keyBetween(prev, null)) }));
+    room.reorder(COLLECTION, items);
+  }
+}
+
+// ---------- start ----------
+
+$("name").value = localStorage.getItem("sealsync-demo-name") || "";
+const savedRelay = localStorage.getItem("sealsync-demo-relay");
+if (savedRelay) $("relay").value = savedRelay;
+readShareLink();
+window.addEventListener("hashchange", readShareLink);
+const params = new URLSearchParams(location.search);
+if (params.get("relay")) $("relay").value = params.get("relay");
+if (params.get("room")) $("room").value = params.get("room");
+// With a share link and a remembered name, join at once.
+if (shared && localStorage.getItem("sealsync-demo-name")) joinForm.requestSubmit();
