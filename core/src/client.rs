@@ -58,7 +58,7 @@ use core::fmt;
 use serde::Serialize;
 
 use crate::backoff::Backoff;
-use crate::envelope::EnvelopeKind;
+use crate::envelope::{EnvelopeHeader, EnvelopeKind};
 use crate::error::{Error, Result};
 use crate::hlc::{effective, Clock, Hlc};
 use crate::ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
@@ -720,6 +720,10 @@ impl Client {
         envelope: &[u8],
     ) {
         if !self.accept_seq(seq) {
+            return;
+        }
+        if EnvelopeHeader::parse(envelope).is_ok_and(|(h, _)| h.channel != self.channel) {
+            // Another channel's event: it only keeps the sequence contiguous.
             return;
         }
         match self.open_event(envelope) {

@@ -499,3 +499,34 @@ fn leaving_closes_and_stops() {
         }
     );
 }
+
+#[test]
+fn another_channels_event_keeps_the_sequence_but_is_not_applied() {
+    let mut c = live();
+    let mut sealer = sealsync_core::SessionSealer::new(&keys(), SessionId([7; 16]));
+    let body = br#"{"type":"created","collection":"tasks","id":"x","fields":{}}"#;
+    let other = sealer
+        .seal(
+            sealsync_core::EnvelopeKind::Event,
+            keys().channel_tag("cursors"),
+            sealsync_core::Hlc::default(),
+            body,
+            [3; 12],
+        )
+        .unwrap();
+    c.handle_frame(
+        Millis(300),
+        WALL,
+        &frame(RelayFrame::Event {
+            seq: 1,
+            relay_time: WALL.0,
+            envelope: other,
+        }),
+    );
+    assert_eq!(c.last_seq(), 1);
+    assert!(c.replica().get("tasks").is_empty());
+    assert!(
+        sent(&drain(&mut c)).is_empty(),
+        "no SYNC: nothing is missing"
+    );
+}

@@ -25,6 +25,9 @@ const CATCH_UP_PAGE: usize = 256;
 /// The longest `ERROR` message the protocol allows, in bytes.
 const MAX_ERROR_MESSAGE: usize = 1024;
 
+/// Above this many joined sockets, presence changes are coalesced ([`Out::PresenceChanged`]).
+pub const PRESENCE_COALESCE_ABOVE: u32 = 64;
+
 /// Close code for a storage failure: the client reconnects with backoff.
 pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
@@ -92,6 +95,10 @@ pub enum Out {
     },
     /// The peer's state changed: serialize it into the socket's attachment.
     Save(PeerId),
+    /// Presence changed in a room above [`PRESENCE_COALESCE_ABOVE`] joined sockets: the
+    /// glue sends [`presence_now`] within about a second instead of one `PRESENCE` per
+    /// join or leave (which would be O(n²) frames while a big room fills up).
+    PresenceChanged,
 }
 
 /// Truncates `message` to the protocol's limit on a character boundary.
@@ -159,13 +166,30 @@ pub fn presence(peers: &BTreeMap<PeerId, Peer>) -> u32 {
     u32::try_from(peers.values().filter(|p| p.joined).count()).unwrap_or(u32::MAX)
 }
 
-/// `PRESENCE` to every joined peer but `except`, if there is one.
+/// `PRESENCE` to every joined peer but `except`, if there is one; in a big room, the
+/// [`Out::PresenceChanged`] marker instead.
 fn presence_out(peers: &BTreeMap<PeerId, Peer>, except: Option<PeerId>) -> Option<Out> {
+    if presence(peers) > PRESENCE_COALESCE_ABOVE {
+        return Some(Out::PresenceChanged);
+    }
     let to: Vec<PeerId> = peers
         .values()
         .filter(|p| p.joined && Some(p.id) != except)
         .map(|p| p.id)
         .collect();
+    if to.is_empty() {
+        return None;
+    }
+    let frame = encode(&RelayFrame::Presence {
+        count: presence(peers),
+    })?;
+    Some(Out::Broadcast { to, frame })
+}
+
+/// `PRESENCE` with the current count to every joined peer (the coalesced update).
+#[must_use]
+pub fn presence_now(peers: &BTreeMap<PeerId, Peer>) -> Option<Out> {
+    let to: Vec<PeerId> = peers.values().filter(|p| p.joined).map(|p| p.id).collect();
     if to.is_empty() {
         return None;
     }
@@ -257,7 +281,16 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         self.out.extend(presence_out(self.peers, except));
     }
 
-    /// Joined peers other than `from` that receive `channel`.
+    /// Joined peers other than `from`: every stored event goes to all of them.
+    fn everyone_else(&self, from: PeerId) -> Vec<PeerId> {
+        self.peers
+            .values()
+            .filter(|p| p.joined && p.id != from)
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// Joined peers other than `from` that follow `channel` (ephemeral frames only).
     fn audience(&self, from: PeerId, channel: &ChannelTag) -> Vec<PeerId> {
         self.peers
             .values()
@@ -398,11 +431,14 @@ impl<'a, S: RoomStore> Hub<'a, S> {
 
     /// Snapshot when `after_seq` is behind it, then the stored events in order, then
     /// `CAUGHT_UP` (PROTOCOL.md, "Ordering").
+    ///
+    /// Every stored event goes to every joined socket, whatever its channel: sequence numbers
+    /// stay contiguous for each client, so a hole always means a loss. Clients skip events of
+    /// channels they do not follow after opening the header.
     fn catch_up(&mut self, from: PeerId, after_seq: u64) -> Result<(), StoreError> {
-        let channels = match self.peers.get(&from) {
-            Some(p) => p.channels.clone(),
-            None => return Ok(()),
-        };
+        if !self.peers.contains_key(&from) {
+            return Ok(());
+        }
         let mut cursor = after_seq;
         if after_seq < self.store.snapshot_seq()? {
             if let Some(snapshot) = self.store.snapshot()? {
@@ -417,7 +453,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             }
         }
         loop {
-            let page = self.store.events_after(cursor, &channels, CATCH_UP_PAGE)?;
+            let page = self.store.events_after(cursor, CATCH_UP_PAGE)?;
             let full = page.len() == CATCH_UP_PAGE;
             for event in page {
                 cursor = event.seq;
@@ -531,7 +567,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 duplicate: false,
             },
         );
-        let to = self.audience(from, &header.channel);
+        let to = self.everyone_else(from);
         if !to.is_empty() {
             self.out.push(Out::Broadcast {
                 to,

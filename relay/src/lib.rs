@@ -7,12 +7,15 @@
 //!
 //! Everything with a rule in it is plain Rust tested on the host: [`route`] (HTTP routing),
 //! [`limits`] (configuration and the token bucket), [`hub`] (the room's protocol rules,
-//! sans-IO) and [`store`] (the storage trait, with an in-memory implementation). The
-//! wasm-only modules `room` (the Durable Object) and `sql` (SQLite) only translate.
+//! sans-IO), [`store`] (the storage trait, with an in-memory implementation), [`auth`]
+//! (the `jwt` auth mode) and [`notify`] (backend pushes). The wasm-only modules `room`
+//! (the Durable Object) and `sql` (SQLite) only translate.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod hub;
 pub mod limits;
+pub mod notify;
 pub mod route;
 pub mod store;
 
@@ -44,17 +47,45 @@ pub(crate) fn offered_protocol(req: &worker::Request) -> Option<&'static str> {
         .map(|_| PROTOCOL_NAME)
 }
 
+/// Headers the worker sets on requests it forwards to a room, after removing any a client
+/// sent: the room trusts them because only the worker can reach it.
+pub mod forwarded {
+    /// The verified user id (JWT `sub`).
+    pub const USER: &str = "x-sealsync-user";
+    /// The verified role.
+    pub const ROLE: &str = "x-sealsync-role";
+    /// `1` for a pending guest.
+    pub const GUEST: &str = "x-sealsync-guest";
+    /// The prefix every forwarded header has (stripped from client requests).
+    pub const PREFIX: &str = "x-sealsync-";
+}
+
 #[cfg(target_arch = "wasm32")]
 mod entry {
-    use worker::{event, Context, Env, Request, Response, Result};
+    use sealsync_core::RoomId;
+    use worker::{
+        event, wasm_bindgen::JsValue, Context, Date, Env, Headers, Method, Request, RequestInit,
+        Response, Result,
+    };
 
+    use crate::auth::{self, AuthError, AuthMode};
+    use crate::forwarded;
+    use crate::notify::{self, NotifyRequest};
     use crate::route::{self, RequestView, Route};
 
-    /// The worker's entry point: route, then forward to the room's object.
+    fn var(env: &Env, name: &str) -> Option<String> {
+        env.var(name).ok().map(|v| v.to_string())
+    }
+
+    /// The worker's entry point: route, check auth, then forward to the room's object.
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         let limits = match crate::room::limits(&env) {
             Ok(l) => l,
+            Err(e) => return Response::error(e.to_string(), 500),
+        };
+        let auth = match AuthMode::from_vars(|name| var(&env, name)) {
+            Ok(a) => a,
             Err(e) => return Response::error(e.to_string(), 500),
         };
         let path = req.path();
@@ -68,16 +99,91 @@ mod entry {
             origin: origin.as_deref(),
         };
         match route::route(&view, &limits) {
-            Ok(Route::Socket(room) | Route::Presence(room)) => {
+            Ok(Route::Socket(room)) => socket(req, &env, &auth, &room).await,
+            Ok(Route::Presence(room)) => {
                 let stub = env
                     .durable_object("ROOM")?
                     .id_from_name(room.as_str())?
                     .get_stub()?;
                 stub.fetch_with_request(req).await
             }
-            Ok(Route::Notify) => Response::error("notify is not enabled on this relay", 404),
+            Ok(Route::Notify) => notify(req, &env).await,
             Err(rejection) => Response::error(rejection.message(), rejection.status()),
         }
+    }
+
+    async fn socket(req: Request, env: &Env, auth: &AuthMode, room: &RoomId) -> Result<Response> {
+        let headers = Headers::new();
+        for (name, value) in req.headers().entries() {
+            if !name.to_ascii_lowercase().starts_with(forwarded::PREFIX) {
+                headers.set(&name, &value)?;
+            }
+        }
+        if let AuthMode::Jwt(keys) = auth {
+            let offered = req.headers().get("Sec-WebSocket-Protocol")?;
+            let verified = offered
+                .as_deref()
+                .and_then(auth::token_from_protocols)
+                .ok_or(AuthError::Missing)
+                .and_then(|token| auth::verify(token, keys, room, Date::now().as_millis() / 1000));
+            match verified {
+                Ok(claims) => {
+                    headers.set(forwarded::USER, &claims.sub)?;
+                    if let Some(role) = &claims.role {
+                        headers.set(forwarded::ROLE, role)?;
+                    }
+                    if claims.guest {
+                        headers.set(forwarded::GUEST, "1")?;
+                    }
+                }
+                Err(e) => return Response::error(e.to_string(), 403),
+            }
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get).with_headers(headers);
+        let forwarded = Request::new_with_init(req.url()?.as_str(), &init)?;
+        let stub = env
+            .durable_object("ROOM")?
+            .id_from_name(room.as_str())?
+            .get_stub()?;
+        stub.fetch_with_request(forwarded).await
+    }
+
+    async fn notify(mut req: Request, env: &Env) -> Result<Response> {
+        let Ok(token) = env.secret("NOTIFY_SERVICE_TOKEN") else {
+            return Response::error(
+                "notify is not enabled: set the NOTIFY_SERVICE_TOKEN secret",
+                404,
+            );
+        };
+        let allowlist = var(env, "NOTIFY_ALLOWED_IPS").unwrap_or_default();
+        let ip = req.headers().get("CF-Connecting-IP")?;
+        if !notify::ip_allowed(&allowlist, ip.as_deref()) {
+            return Response::error("this address may not notify", 403);
+        }
+        let authorization = req.headers().get("Authorization")?;
+        if !notify::authorized(authorization.as_deref(), &token.to_string()) {
+            return Response::error("missing or wrong service token", 401);
+        }
+        let body = req.bytes().await?;
+        let parsed = match NotifyRequest::parse(&body) {
+            Ok(p) => p,
+            Err(message) => return Response::error(message, 400),
+        };
+        let room = match RoomId::new(&parsed.room) {
+            Ok(r) => r,
+            Err(e) => return Response::error(e.to_string(), 400),
+        };
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(JsValue::from(
+            String::from_utf8_lossy(&body).into_owned(),
+        )));
+        let forwarded = Request::new_with_init("https://room/internal/notify", &init)?;
+        let stub = env
+            .durable_object("ROOM")?
+            .id_from_name(room.as_str())?
+            .get_stub()?;
+        stub.fetch_with_request(forwarded).await
     }
 }
 

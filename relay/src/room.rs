@@ -8,16 +8,18 @@ use std::time::Duration;
 
 use sealsync_core::wire::{RelayErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG};
 use worker::{
-    console_error, console_log, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env,
-    Request, Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage,
-    WebSocketPair, WebSocketRequestResponsePair,
+    console_error, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Request,
+    Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    WebSocketRequestResponsePair,
 };
 
+use crate::forwarded;
 use crate::hub::{self, Hub, Out, Peer, PeerId, CLOSE_INTERNAL_ERROR};
 use crate::limits::Limits;
+use crate::notify::{self, NotifyRequest};
 use crate::route::{self, RequestView, Route};
 use crate::sql::SqlStore;
-use crate::store::StoreError;
+use crate::store::{RoomStore, StoreError};
 
 /// What the object holds in memory while it is awake. Rebuilt from the sockets'
 /// attachments after hibernation.
@@ -27,6 +29,10 @@ struct Live {
     peers: BTreeMap<PeerId, Peer>,
     next_id: PeerId,
     store: Option<SqlStore>,
+    /// A coalesced presence update is waiting for its alarm.
+    presence_pending: bool,
+    /// `perform` saw [`Out::PresenceChanged`] with nothing pending: arm the alarm.
+    presence_alarm_needed: bool,
 }
 
 /// One room: its sockets, its SQLite log, its idle alarm.
@@ -42,6 +48,13 @@ impl core::fmt::Debug for Room {
         f.debug_struct("Room").finish_non_exhaustive()
     }
 }
+
+/// The storage key (KV API) of the time, ms since the Unix epoch, from which an empty
+/// room may be deleted.
+const IDLE_AT: &str = "idle_at";
+
+/// How long a coalesced presence update waits.
+const PRESENCE_FLUSH_MS: u64 = 1000;
 
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
@@ -78,6 +91,8 @@ impl Room {
                 peers,
                 next_id,
                 store: None,
+                presence_pending: false,
+                presence_alarm_needed: false,
             }
         });
         f(live)
@@ -89,6 +104,47 @@ impl Room {
             .ok()
             .flatten()
             .map(|p| p.id)
+    }
+
+    /// Runs `f` with the room's store, opening it (and creating the schema) on first use.
+    fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut SqlStore) -> std::result::Result<T, StoreError>,
+    ) -> std::result::Result<T, StoreError> {
+        self.with_live(|live| {
+            if live.store.is_none() {
+                live.store = Some(SqlStore::open(self.state.storage().sql())?);
+            }
+            match live.store.as_mut() {
+                Some(store) => f(store),
+                None => Err(StoreError("the store did not open".into())),
+            }
+        })
+    }
+
+    /// A backend push (`/internal/notify`), already authenticated by the worker.
+    async fn notify(&self, mut req: Request) -> Result<Response> {
+        let body = req.bytes().await?;
+        let parsed = match NotifyRequest::parse(&body) {
+            Ok(p) => p,
+            Err(message) => return Response::error(message, 400),
+        };
+        let result = self.with_live(|live| {
+            if live.store.is_none() {
+                live.store = Some(SqlStore::open(self.state.storage().sql())?);
+            }
+            let Some(store) = live.store.as_mut() else {
+                return Err(StoreError("the store did not open".into()));
+            };
+            let (outs, reached) = notify::apply(&parsed, &mut live.peers, store)?;
+            perform(live, outs);
+            Ok(reached)
+        });
+        self.schedule_presence().await?;
+        match result {
+            Ok(reached) => Response::from_json(&serde_json::json!({ "delivered": reached })),
+            Err(e) => Response::error(e.to_string(), 500),
+        }
     }
 
     /// Runs `f` with the hub for this room, then performs the outputs.
@@ -116,24 +172,43 @@ impl Room {
             Err(e) => return Response::error(e.to_string(), 500),
         };
         let pair = WebSocketPair::new()?;
+        let header = |name: &str| req.headers().get(name).ok().flatten();
+        let user = header(forwarded::USER);
+        let banned = match &user {
+            Some(user) => self
+                .with_store(|store| store.is_banned(user))
+                .map_err(|e| store_failure(&e))?,
+            None => false,
+        };
         let full = self.with_live(|live| hub::room_full(live.sockets.len(), &limits));
-        if full {
-            // Not hibernated: it is closed right away.
-            pair.server.accept()?;
-            let frame = hub::refusal(
+        let refusal = if banned {
+            Some((
+                RelayErrorCode::Banned,
+                "the application banned you from this room",
+            ))
+        } else if full {
+            Some((
                 RelayErrorCode::RoomFull,
                 "this room has its maximum number of sockets; retry later",
-            );
-            pair.server.send_with_bytes(&frame)?;
-            pair.server
-                .close(RelayErrorCode::RoomFull.close_code(), Some("room full"))?;
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            // Not hibernated: it is closed right away.
+            pair.server.accept()?;
+            pair.server.send_with_bytes(hub::refusal(code, message))?;
+            pair.server.close(code.close_code(), Some(message))?;
         } else {
             let now = now_ms();
-            let (id, peer) = self.with_live(|live| {
+            let (id, mut peer) = self.with_live(|live| {
                 let id = live.next_id;
                 live.next_id += 1;
                 (id, Peer::new(id, &limits, now))
             });
+            peer.user = user;
+            peer.role = header(forwarded::ROLE);
+            peer.pending = header(forwarded::GUEST).is_some_and(|g| g == "1");
             self.state.accept_web_socket(&pair.server);
             pair.server.serialize_attachment(&peer)?;
             self.with_live(|live| {
@@ -147,6 +222,35 @@ impl Room {
             builder = builder.with_header("Sec-WebSocket-Protocol", protocol)?;
         }
         Ok(builder.with_websocket(pair.client).empty())
+    }
+
+    /// Arms the alarm a second from now when a coalesced presence update is waiting
+    /// (the alarm handler sends it, then re-arms the idle alarm).
+    async fn schedule_presence(&self) -> Result<()> {
+        let needed = self.with_live(|live| core::mem::take(&mut live.presence_alarm_needed));
+        if needed {
+            self.state
+                .storage()
+                .set_alarm(Duration::from_millis(PRESENCE_FLUSH_MS))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// After a socket left: when none is left, the room is idle from now; its alarm
+    /// deletes it one TTL later unless a socket comes back.
+    async fn after_leave(&self) -> Result<()> {
+        let empty = self.with_live(|live| live.sockets.is_empty());
+        if empty {
+            if let Ok(limits) = limits(&self.env) {
+                let idle_at = now_ms().saturating_add(limits.idle_room_ttl_ms);
+                self.state.storage().put(IDLE_AT, idle_at).await?;
+                self.arm_alarm(&limits).await?;
+            }
+        } else {
+            self.schedule_presence().await?;
+        }
+        Ok(())
     }
 
     /// Keeps an alarm set: one TTL from now when none is, so an idle room is reaped.
@@ -202,6 +306,12 @@ fn perform(live: &mut Live, outs: Vec<Out>) {
                     let _ = ws.close(Some(code), Some(reason));
                 }
             }
+            Out::PresenceChanged => {
+                if !live.presence_pending {
+                    live.presence_pending = true;
+                    live.presence_alarm_needed = true;
+                }
+            }
             Out::Save(id) => {
                 if let (Some(ws), Some(peer)) = (live.sockets.get(&id), live.peers.get(&id)) {
                     if let Err(e) = ws.serialize_attachment(peer) {
@@ -248,7 +358,7 @@ impl DurableObject for Room {
                 let count = self.with_live(|live| live.peers.values().filter(|p| p.joined).count());
                 Response::from_json(&serde_json::json!({ "count": count }))
             }
-            Ok(Route::Notify) => Response::error("not found", 404),
+            Ok(Route::Notify) => self.notify(req).await,
             Err(rejection) => Response::error(rejection.message(), rejection.status()),
         }
     }
@@ -292,7 +402,7 @@ impl DurableObject for Room {
             let _ = ws.close(Some(CLOSE_INTERNAL_ERROR), Some("storage failed"));
             return Err(store_failure(&e));
         }
-        Ok(())
+        self.schedule_presence().await
     }
 
     async fn websocket_close(
@@ -305,19 +415,13 @@ impl DurableObject for Room {
         self.leave(&ws);
         // Complete the closing handshake (1005/1006 may not be sent back, so 1000).
         let _ = ws.close(Some(1000), Some("bye"));
-        let empty = self.with_live(|live| live.sockets.is_empty());
-        if empty {
-            if let Ok(limits) = limits(&self.env) {
-                self.arm_alarm(&limits).await?;
-            }
-        }
-        Ok(())
+        self.after_leave().await
     }
 
     async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
         console_error!("socket error: {error}");
         self.leave(&ws);
-        Ok(())
+        self.after_leave().await
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -325,19 +429,48 @@ impl DurableObject for Room {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
         };
+        // A coalesced presence update (sent unconditionally in a big room: the pending
+        // flag does not survive hibernation, and one extra PRESENCE is harmless).
+        self.with_live(|live| {
+            let big = hub::presence(&live.peers) > hub::PRESENCE_COALESCE_ABOVE;
+            if live.presence_pending || big {
+                live.presence_pending = false;
+                let outs: Vec<Out> = hub::presence_now(&live.peers).into_iter().collect();
+                perform(live, outs);
+            }
+        });
         let open = self
             .state
             .get_websockets()
             .iter()
             .filter(|ws| ws.as_ref().ready_state() == OPEN)
             .count();
-        console_log!("idle alarm: {open} open sockets");
-        if open == 0 {
-            // Idle past the TTL: the room and its log go.
-            self.state.storage().delete_all().await?;
-            *self.live.borrow_mut() = None;
-        } else {
+        if open > 0 {
             self.arm_alarm(&limits).await?;
+            return Response::ok("");
+        }
+        let now = now_ms();
+        match self.state.storage().get::<u64>(IDLE_AT).await? {
+            Some(at) if now >= at => {
+                // Idle past the TTL: the room and its log go.
+                self.state.storage().delete_all().await?;
+                *self.live.borrow_mut() = None;
+            }
+            Some(at) => {
+                self.state
+                    .storage()
+                    .set_alarm(Duration::from_millis(at - now))
+                    .await?;
+            }
+            None => {
+                // Empty, with no record of since when (e.g. the process died with sockets
+                // open): idle from now.
+                self.state
+                    .storage()
+                    .put(IDLE_AT, now.saturating_add(limits.idle_room_ttl_ms))
+                    .await?;
+                self.arm_alarm(&limits).await?;
+            }
         }
         Response::ok("")
     }

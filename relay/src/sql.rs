@@ -3,7 +3,7 @@
 //! Schema (created on first use, so asking a fresh room for its presence writes nothing):
 //!
 //! ```sql
-//! meta(key TEXT PRIMARY KEY, value BLOB)            -- 'verifier' → 32 bytes
+//! meta(key TEXT PRIMARY KEY, value BLOB)            -- 'verifier' → 32 bytes, 'ban:<user>'
 //! events(seq INTEGER PRIMARY KEY, relay_time INTEGER, session BLOB, counter BLOB,
 //!        channel BLOB, envelope BLOB NULL)           -- envelope NULL once compacted
 //! UNIQUE INDEX events_sender ON events(session, counter)
@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 
-use sealsync_core::{ChannelTag, SessionId};
+use sealsync_core::SessionId;
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::store::{NewEvent, RoomStore, StoreError, StoredEvent, StoredSnapshot, Usage};
@@ -193,25 +193,11 @@ impl RoomStore for SqlStore {
         Ok(())
     }
 
-    fn events_after(
-        &self,
-        after: u64,
-        channels: &[ChannelTag],
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        if channels.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders = vec!["?"; channels.len()].join(", ");
-        let query = format!(
-            "SELECT seq, relay_time, envelope FROM events \
-             WHERE seq > ? AND envelope IS NOT NULL AND channel IN ({placeholders}) \
-             ORDER BY seq LIMIT ?"
-        );
-        let mut bindings = vec![int(after)?];
-        bindings.extend(channels.iter().map(|c| SqlStorageValue::Blob(c.0.to_vec())));
-        bindings.push(int(limit as u64)?);
-        self.rows(&query, bindings)?
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let query = "SELECT seq, relay_time, envelope FROM events \
+             WHERE seq > ? AND envelope IS NOT NULL ORDER BY seq LIMIT ?";
+        let bindings = vec![int(after)?, int(limit as u64)?];
+        self.rows(query, bindings)?
             .into_iter()
             .map(|row| {
                 let mut it = row.into_iter();
@@ -263,5 +249,23 @@ impl RoomStore for SqlStore {
         let usage = Usage { events, bytes };
         self.usage.set(Some(usage));
         Ok(usage)
+    }
+
+    fn ban(&mut self, user: &str) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, X'01')",
+                vec![SqlStorageValue::String(format!("ban:{user}"))],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn is_banned(&self, user: &str) -> Result<bool, StoreError> {
+        let rows = self.rows(
+            "SELECT 1 FROM meta WHERE key = ?",
+            vec![SqlStorageValue::String(format!("ban:{user}"))],
+        )?;
+        Ok(!rows.is_empty())
     }
 }

@@ -119,17 +119,12 @@ pub trait RoomStore {
     /// [`StoreError`] when storage fails or `(session, counter)` is already stored.
     fn append(&mut self, event: NewEvent<'_>) -> Result<(), StoreError>;
 
-    /// Up to `limit` events with `seq > after` whose envelope is still stored and whose
-    /// channel is in `channels`, in sequence order.
+    /// Up to `limit` events with `seq > after` whose envelope is still stored, in sequence
+    /// order, whatever their channel.
     ///
     /// # Errors
     /// [`StoreError`] when storage fails.
-    fn events_after(
-        &self,
-        after: u64,
-        channels: &[ChannelTag],
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError>;
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Replaces the snapshot and drops the envelopes of events up to `seq` (their
     /// `(session, counter)` stays for deduplication).
@@ -143,12 +138,23 @@ pub trait RoomStore {
     /// # Errors
     /// [`StoreError`] when storage fails.
     fn usage(&self) -> Result<Usage, StoreError>;
+
+    /// Remembers that the backend banned `user` from this room.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn ban(&mut self, user: &str) -> Result<(), StoreError>;
+
+    /// Whether `user` was banned from this room.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn is_banned(&self, user: &str) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone)]
 struct MemRow {
     relay_time: u64,
-    channel: ChannelTag,
     envelope: Option<Vec<u8>>,
 }
 
@@ -159,6 +165,7 @@ pub struct MemoryStore {
     events: BTreeMap<u64, MemRow>,
     senders: BTreeMap<(SessionId, u64), u64>,
     snapshot: Option<StoredSnapshot>,
+    banned: std::collections::BTreeSet<String>,
 }
 
 impl RoomStore for MemoryStore {
@@ -199,23 +206,16 @@ impl RoomStore for MemoryStore {
             e.seq,
             MemRow {
                 relay_time: e.relay_time,
-                channel: e.channel,
                 envelope: Some(e.envelope.to_vec()),
             },
         );
         Ok(())
     }
 
-    fn events_after(
-        &self,
-        after: u64,
-        channels: &[ChannelTag],
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         Ok(self
             .events
             .range(after.saturating_add(1)..)
-            .filter(|(_, row)| channels.contains(&row.channel))
             .filter_map(|(seq, row)| {
                 row.envelope.as_ref().map(|envelope| StoredEvent {
                     seq: *seq,
@@ -249,5 +249,14 @@ impl RoomStore for MemoryStore {
             usage.bytes += s.envelope.len() as u64;
         }
         Ok(usage)
+    }
+
+    fn ban(&mut self, user: &str) -> Result<(), StoreError> {
+        self.banned.insert(user.to_owned());
+        Ok(())
+    }
+
+    fn is_banned(&self, user: &str) -> Result<bool, StoreError> {
+        Ok(self.banned.contains(user))
     }
 }

@@ -108,8 +108,12 @@ async fn open_socket(base: &str, room: &str) -> WebSocketStream<MaybeTlsStream<T
 
 impl Peer {
     async fn connect(base: &str, room: &str, keys: &RoomKeys) -> Self {
+        Self::with_socket(open_socket(base, room).await, keys)
+    }
+
+    fn with_socket(ws: WebSocketStream<MaybeTlsStream<TcpStream>>, keys: &RoomKeys) -> Self {
         Self {
-            ws: open_socket(base, room).await,
+            ws,
             sealer: SessionSealer::new(keys, SessionId(random())),
             channel: keys.channel_tag("main"),
             verifier: keys.verifier(),
@@ -234,13 +238,28 @@ impl Peer {
 
 /// A minimal HTTP/1.1 GET: (status, body).
 async fn http_get(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    http(base, "GET", path, headers, "").await
+}
+
+/// A minimal HTTP/1.1 request: (status, body).
+async fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let host = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).await.unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
+    req.push_str(body);
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
@@ -903,4 +922,249 @@ async fn many_sockets_in_one_room_all_receive_a_broadcast() {
     for t in tasks {
         t.abort();
     }
+}
+
+/// Sends a notify request with the service token; (status, body).
+async fn notify(base: &str, token: &str, body: &serde_json::Value) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    http(
+        base,
+        "POST",
+        "/internal/notify",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        &body.to_string(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn notify_broadcast_reaches_joined_sockets_and_needs_the_service_token() {
+    let Some(base) = relay() else { return };
+    let Some(token) = env("SEALSYNC_RELAY_NOTIFY_TOKEN") else {
+        eprintln!("skipped: SEALSYNC_RELAY_NOTIFY_TOKEN is not set");
+        return;
+    };
+    let room = unique_room("notify");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    // A client cannot claim a user id by sending the relay's internal headers.
+    let mut req = ws_url(&base, &room).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-sealsync-user", "bob".parse().unwrap());
+    let (ws, _) = connect_async(req).await.unwrap();
+    let mut b = Peer::with_socket(ws, &keys);
+    b.hello(0).await;
+    a.recv().await; // presence 2
+
+    let push = serde_json::json!({"room": room, "kind": "broadcast", "data": {"hello": "all"}});
+    assert_eq!(notify(&base, "wrong", &push).await.0, 401);
+    let (status, body) = notify(&base, &token, &push).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"delivered":2}"#));
+    for p in [&mut a, &mut b] {
+        assert_eq!(
+            p.recv().await,
+            RelayFrame::Notify {
+                json: r#"{"hello":"all"}"#.into()
+            }
+        );
+    }
+    let direct = serde_json::json!({"room": room, "kind": "direct", "user": "bob", "data": 1});
+    let (status, body) = notify(&base, &token, &direct).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"delivered":0}"#));
+    let bad = serde_json::json!({"room": room, "kind": "direct"});
+    assert_eq!(notify(&base, &token, &bad).await.0, 400);
+}
+
+/// Signs a token like the application backend would.
+fn token(user: &str, room: &str, role: Option<&str>, guest: bool) -> Option<String> {
+    use base64::Engine;
+    let seed = env("SEALSYNC_RELAY_JWT_SEED")?;
+    let seed: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(seed)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = sealsync_relay::auth::Claims {
+        sub: user.into(),
+        room: room.into(),
+        exp: now + 600,
+        nbf: None,
+        role: role.map(Into::into),
+        guest,
+    };
+    Some(sealsync_relay::auth::mint(&claims, &key))
+}
+
+/// Opens a socket offering `sealsync.v1` and, when given, the token.
+async fn connect_with_token(
+    base: &str,
+    room: &str,
+    token: Option<&str>,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, u16> {
+    let mut req = ws_url(base, room).into_client_request().unwrap();
+    let protocols = match token {
+        Some(t) => format!("sealsync.v1, sealsync.auth.{t}"),
+        None => "sealsync.v1".into(),
+    };
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocols.parse().unwrap());
+    match connect_async(req).await {
+        Ok((ws, resp)) => {
+            assert_eq!(
+                resp.headers()
+                    .get("Sec-WebSocket-Protocol")
+                    .map(|v| v.to_str().unwrap()),
+                Some("sealsync.v1"),
+                "only the fixed protocol name is echoed"
+            );
+            Ok(ws)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("connect failed: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn auth_jwt_is_checked_before_the_upgrade() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("auth");
+    let Some(good) = token("alice", &room, Some("editor"), false) else {
+        eprintln!("skipped: SEALSYNC_RELAY_JWT_SEED is not set (AUTH_MODE=jwt phase of run.sh)");
+        return;
+    };
+    assert_eq!(
+        connect_with_token(&base, &room, None).await.err(),
+        Some(403)
+    );
+    let other_room = token("alice", "another-room", None, false).unwrap();
+    assert_eq!(
+        connect_with_token(&base, &room, Some(&other_room))
+            .await
+            .err(),
+        Some(403)
+    );
+    let mut tampered = good.clone();
+    tampered.pop();
+    tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(
+        connect_with_token(&base, &room, Some(&tampered))
+            .await
+            .err(),
+        Some(403)
+    );
+    let keys = room_keys(&room);
+    let ws = connect_with_token(&base, &room, Some(&good)).await.unwrap();
+    let mut a = Peer::with_socket(ws, &keys);
+    a.hello(0).await;
+    a.publish(b"signed in").await;
+}
+
+#[tokio::test]
+async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
+    let Some(base) = relay() else { return };
+    let Some(notify_token) = env("SEALSYNC_RELAY_NOTIFY_TOKEN") else {
+        eprintln!("skipped: SEALSYNC_RELAY_NOTIFY_TOKEN is not set");
+        return;
+    };
+    let room = unique_room("guest");
+    let Some(guest_token) = token("gus", &room, None, true) else {
+        eprintln!("skipped: SEALSYNC_RELAY_JWT_SEED is not set (AUTH_MODE=jwt phase of run.sh)");
+        return;
+    };
+    let keys = room_keys(&room);
+    let owner_token = token("olga", &room, Some("owner"), false).unwrap();
+    let mut owner = Peer::with_socket(
+        connect_with_token(&base, &room, Some(&owner_token))
+            .await
+            .unwrap(),
+        &keys,
+    );
+    owner.hello(0).await;
+    let mut guest = Peer::with_socket(
+        connect_with_token(&base, &room, Some(&guest_token))
+            .await
+            .unwrap(),
+        &keys,
+    );
+    guest.hello(0).await;
+    // A pending guest reads but may not publish.
+    let envelope = guest.seal(EnvelopeKind::Event, b"let me in");
+    guest
+        .send(&ClientFrame::Publish {
+            envelope: envelope.clone(),
+        })
+        .await;
+    assert!(matches!(
+        guest.recv_data().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::GuestPending,
+            fatal: false,
+            ..
+        }
+    ));
+    let admit = serde_json::json!({"room": room, "kind": "admit", "user": "gus"});
+    let (status, body) = notify(&base, &notify_token, &admit).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"delivered":1}"#));
+    assert_eq!(
+        guest.recv_data().await,
+        RelayFrame::Notify {
+            json: r#"{"kind":"admit"}"#.into()
+        }
+    );
+    guest.send(&ClientFrame::Publish { envelope }).await;
+    assert!(matches!(
+        guest.recv_data().await,
+        RelayFrame::Ack { seq: 1, .. }
+    ));
+    // Direct push reaches only that user.
+    let direct =
+        serde_json::json!({"room": room, "kind": "direct", "user": "olga", "data": {"x": 1}});
+    assert_eq!(
+        notify(&base, &notify_token, &direct).await.1,
+        r#"{"delivered":1}"#
+    );
+    assert!(matches!(
+        owner.recv_data().await,
+        RelayFrame::Event { seq: 1, .. }
+    ));
+    assert_eq!(
+        owner.recv_data().await,
+        RelayFrame::Notify {
+            json: r#"{"x":1}"#.into()
+        }
+    );
+    // Ban: the socket closes with 4010, and the user cannot come back.
+    let ban = serde_json::json!({"room": room, "kind": "ban", "user": "gus"});
+    assert_eq!(notify(&base, &notify_token, &ban).await.0, 200);
+    let (frames, code) = guest.recv_close().await;
+    assert_eq!(code, 4010);
+    assert!(frames.iter().any(|f| matches!(
+        f,
+        RelayFrame::Error {
+            code: RelayErrorCode::Banned,
+            fatal: true,
+            ..
+        }
+    )));
+    assert_eq!(owner.recv().await, RelayFrame::Presence { count: 1 });
+    let mut again = connect_with_token(&base, &room, Some(&guest_token))
+        .await
+        .unwrap();
+    let code = loop {
+        match tokio::time::timeout(WAIT, again.next()).await.unwrap() {
+            Some(Ok(Message::Close(Some(c)))) => break u16::from(c.code),
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 4010);
 }

@@ -47,7 +47,7 @@ setsid "$WRANGLER" dev -c "$TMP/wrangler.toml" --ip 127.0.0.1 --port $PORT \\
   --persist-to "$TMP/state" --inspector-port $INSPECTOR_PORT --show-interactive-dev-session=false \\
   --var MAX_FRAME_BYTES:65536 --var RATE_BURST:200 --var RATE_PER_SECOND:100 \\
   --var MAX_SOCKETS_PER_ROOM:$FANOUT --var MAX_HISTORY_EVENTS:60 \\
-  --var IDLE_ROOM_TTL_SECONDS:12 --var ALLOWED_ORIGINS:http://allowed.test \\
+  --var IDLE_ROOM_TTL_SECONDS:12 --var ALLOWED_ORIGINS:http://allowed.test "\$@" \\
   >> "$TMP/wrangler.log" 2>&1 < /dev/null &
 echo \$! > "$TMP/pid"
 for _ in \$(seq 1 120); do
@@ -75,6 +75,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Secrets for `wrangler dev` come from .dev.vars beside the config.
+NOTIFY_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+printf 'NOTIFY_SERVICE_TOKEN=%s\n' "$NOTIFY_TOKEN" > "$TMP/.dev.vars"
+# A signing key for the jwt phase (the backend's side is the mint_token example).
+KEYS=$(cd "$ROOT" && cargo run -q -p sealsync-relay --example mint_token -- keygen)
+JWT_SEED=$(echo "$KEYS" | sed -n 's/^SEED=//p')
+JWT_PUBLIC_KEY=$(echo "$KEYS" | sed -n 's/^JWT_PUBLIC_KEYS=//p')
+
 echo "== starting wrangler dev on 127.0.0.1:$PORT (state in $TMP/state)"
 "$TMP/start.sh"
 
@@ -87,10 +95,19 @@ export SEALSYNC_RELAY_MAX_SOCKETS=$FANOUT
 export SEALSYNC_RELAY_MAX_HISTORY=60
 export SEALSYNC_RELAY_IDLE_TTL=12
 export SEALSYNC_RELAY_ALLOWED_ORIGIN=http://allowed.test
+export SEALSYNC_RELAY_NOTIFY_TOKEN=$NOTIFY_TOKEN
 
-echo "== integration tests"
 status=0
-(cd "$ROOT" && cargo test -p sealsync-relay --test integration -- --test-threads=1 --nocapture $FILTER) || status=$?
+echo "== integration tests, AUTH_MODE=none"
+(cd "$ROOT" && cargo test -p sealsync-relay --test integration -- --test-threads=1 --nocapture \
+  --skip auth_ $FILTER) || status=$?
+if [ $status -eq 0 ] && { [ -z "$FILTER" ] || [[ auth_ == *"$FILTER"* ]] || [[ "$FILTER" == auth_* ]]; }; then
+  echo "== integration tests, AUTH_MODE=jwt"
+  "$TMP/stop.sh"
+  "$TMP/start.sh" --var AUTH_MODE:jwt --var "JWT_PUBLIC_KEYS:$JWT_PUBLIC_KEY"
+  (cd "$ROOT" && SEALSYNC_RELAY_JWT_SEED=$JWT_SEED cargo test -p sealsync-relay --test integration \
+    -- --test-threads=1 --nocapture auth_ $FILTER) || status=$?
+fi
 if [ $status -ne 0 ]; then
   echo "== last wrangler log lines ($TMP/wrangler.log)"
   tail -40 "$TMP/wrangler.log" || true

@@ -168,7 +168,7 @@ fn frames_before_hello_get_not_joined_and_a_second_hello_is_refused() {
 }
 
 #[test]
-fn publish_is_acked_stored_and_sent_to_joined_subscribers_only() {
+fn publish_is_acked_stored_and_sent_to_every_joined_socket_but_the_sender() {
     let mut room = Room::new();
     room.join(1, &[1]);
     room.join(2, &[1, 2]);
@@ -198,14 +198,20 @@ fn publish_is_acked_stored_and_sent_to_joined_subscribers_only() {
         to(&outs, 2)[..],
         [RelayFrame::Event { seq: 1, .. }]
     ));
-    assert!(to(&outs, 3).is_empty(), "not subscribed to channel 1");
+    assert!(
+        matches!(to(&outs, 3)[..], [RelayFrame::Event { seq: 1, .. }]),
+        "stored events go to every channel, so sequences have no holes"
+    );
     assert!(to(&outs, 4).is_empty(), "not joined");
     let outs = room.publish(3, 2, 8, 1);
     assert!(matches!(
         to(&outs, 2)[..],
         [RelayFrame::Event { seq: 2, .. }]
     ));
-    assert!(to(&outs, 1).is_empty());
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Event { seq: 2, .. }]
+    ));
 }
 
 #[test]
@@ -266,10 +272,11 @@ fn catch_up_sends_snapshot_then_later_events_then_caught_up() {
             envelope: snapshot
         }
     );
-    // Event 4 is on channel 2, which peer 2 does not receive.
-    assert!(matches!(frames[2], RelayFrame::Event { seq: 5, .. }));
-    assert_eq!(frames[3], RelayFrame::CaughtUp { head_seq: 5 });
-    assert_eq!(frames.len(), 4);
+    // Event 4 is on channel 2, which peer 2 does not follow: it still gets it (no holes).
+    assert!(matches!(frames[2], RelayFrame::Event { seq: 4, .. }));
+    assert!(matches!(frames[3], RelayFrame::Event { seq: 5, .. }));
+    assert_eq!(frames[4], RelayFrame::CaughtUp { head_seq: 5 });
+    assert_eq!(frames.len(), 5);
 
     // Past the snapshot: no snapshot, only what is after after_seq.
     room.open(3);
@@ -501,4 +508,39 @@ fn error_messages_are_bounded_on_a_char_boundary() {
     let b = bounded(long);
     assert!(b.len() <= MAX_ERROR_MESSAGE);
     assert!(b.len() >= MAX_ERROR_MESSAGE - 1);
+}
+
+#[test]
+fn presence_in_a_big_room_is_coalesced() {
+    let mut room = Room::new();
+    let big = u64::from(PRESENCE_COALESCE_ABOVE) + 1;
+    for id in 1..=big {
+        room.join(id, &[1]);
+    }
+    room.open(big + 1);
+    let outs = room.hello(big + 1, 0, 7, &[1]);
+    assert!(outs.contains(&Out::PresenceChanged));
+    assert!(
+        to(&outs, 1).is_empty(),
+        "no PRESENCE per join in a big room"
+    );
+    assert!(matches!(
+        to(&outs, big + 1)[0],
+        RelayFrame::Welcome { presence, .. } if u64::from(presence) == big + 1
+    ));
+    assert_eq!(leave(&mut room.peers, 2), [Out::PresenceChanged]);
+    // The coalesced update goes to every joined socket with the current count.
+    let Some(Out::Broadcast { to: ids, frame }) = presence_now(&room.peers) else {
+        panic!("expected a broadcast");
+    };
+    assert_eq!(ids.len() as u64, big);
+    assert_eq!(
+        RelayFrame::decode(&frame).unwrap(),
+        RelayFrame::Presence {
+            count: PRESENCE_COALESCE_ABOVE + 1
+        }
+    );
+    // Back at the threshold, presence is immediate again.
+    let outs = leave(&mut room.peers, 3);
+    assert!(matches!(outs[..], [Out::Broadcast { .. }]));
 }

@@ -1,0 +1,328 @@
+//! `POST /internal/notify`: the application backend pushes to a room. The request is
+//! authenticated with `Authorization: Bearer <NOTIFY_SERVICE_TOKEN>` (a secret, compared
+//! in constant time) and, when `NOTIFY_ALLOWED_IPS` is set, must come from one of those
+//! addresses (`CF-Connecting-IP`).
+//!
+//! Body (JSON): `{"room": "…", "kind": "…", "user": "…", "role": "…", "data": …}`, where
+//! `kind` is one of:
+//!
+//! - `broadcast`: `NOTIFY` with `data` to every joined socket;
+//! - `direct`: `NOTIFY` with `data` to the sockets of `user`;
+//! - `ban`: `ERROR BANNED` and close 4010 for the sockets of `user`, and the user is refused
+//!   from then on (the ban is stored in the room);
+//! - `role`: sets `role` on the sockets of `user` and tells them with a `NOTIFY`
+//!   `{"kind":"role","role":…}`;
+//! - `admit`: a pending guest becomes a member (may publish) and is told with a `NOTIFY`
+//!   `{"kind":"admit"}`.
+//!
+//! `NOTIFY` is **not encrypted**: the backend must not push room content through it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::hub::{leave, Out, Peer, PeerId};
+use crate::store::{RoomStore, StoreError};
+use sealsync_core::wire::{RelayErrorCode, RelayFrame};
+
+/// The largest notify body, in bytes.
+pub const MAX_NOTIFY_BODY: usize = 64 * 1024;
+
+/// What the backend asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyKind {
+    /// `NOTIFY` to every joined socket.
+    Broadcast,
+    /// `NOTIFY` to one user's sockets.
+    Direct,
+    /// Close one user's sockets with 4010 and refuse the user from now on.
+    Ban,
+    /// Change one user's role.
+    Role,
+    /// Admit a pending guest.
+    Admit,
+}
+
+/// A parsed, checked notify request.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NotifyRequest {
+    /// The room (the worker routes on it).
+    pub room: String,
+    /// What to do.
+    pub kind: NotifyKind,
+    /// The user, for every kind but `broadcast`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The new role, for `role`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The payload of `broadcast` and `direct`.
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+}
+
+impl NotifyRequest {
+    /// Parses and checks a body.
+    ///
+    /// # Errors
+    /// A message for a 400 answer: not JSON of this shape, too large, or a field missing
+    /// for its kind.
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        if body.len() > MAX_NOTIFY_BODY {
+            return Err(format!("the body is over {MAX_NOTIFY_BODY} bytes"));
+        }
+        let req: Self =
+            serde_json::from_slice(body).map_err(|e| format!("bad notify body: {e}"))?;
+        let needs_user = req.kind != NotifyKind::Broadcast;
+        if needs_user && req.user.as_deref().is_none_or(str::is_empty) {
+            return Err(format!("kind {:?} needs a user", req.kind));
+        }
+        if req.kind == NotifyKind::Role && req.role.is_none() {
+            return Err("kind role needs a role".into());
+        }
+        if matches!(req.kind, NotifyKind::Broadcast | NotifyKind::Direct) && req.data.is_none() {
+            return Err("broadcast and direct need data".into());
+        }
+        Ok(req)
+    }
+}
+
+/// Whether `Authorization` carries the service token, in constant time over the token.
+#[must_use]
+pub fn authorized(authorization: Option<&str>, service_token: &str) -> bool {
+    let Some(given) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    !service_token.is_empty() && bool::from(given.as_bytes().ct_eq(service_token.as_bytes()))
+}
+
+/// Whether the caller's address may notify (`NOTIFY_ALLOWED_IPS`, comma-separated; empty
+/// allows any).
+#[must_use]
+pub fn ip_allowed(allowlist: &str, ip: Option<&str>) -> bool {
+    let mut list = allowlist
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .peekable();
+    if list.peek().is_none() {
+        return true;
+    }
+    ip.is_some_and(|ip| list.any(|a| a == ip.trim()))
+}
+
+fn notify_frame(json: &serde_json::Value) -> Option<Vec<u8>> {
+    RelayFrame::Notify {
+        json: json.to_string(),
+    }
+    .encode()
+    .ok()
+}
+
+/// Applies a request to the room; returns the outputs and how many sockets it reached.
+///
+/// # Errors
+/// [`StoreError`] when storing a ban fails.
+pub fn apply<S: RoomStore>(
+    req: &NotifyRequest,
+    peers: &mut BTreeMap<PeerId, Peer>,
+    store: &mut S,
+) -> Result<(Vec<Out>, usize), StoreError> {
+    let mut out = Vec::new();
+    let user = req.user.as_deref();
+    let targets: Vec<PeerId> = peers
+        .values()
+        .filter(|p| p.joined || req.kind == NotifyKind::Ban)
+        .filter(|p| req.kind == NotifyKind::Broadcast || p.user.as_deref() == user)
+        .map(|p| p.id)
+        .collect();
+    let reached = targets.len();
+    match req.kind {
+        NotifyKind::Broadcast | NotifyKind::Direct => {
+            let data = req.data.clone().unwrap_or(serde_json::Value::Null);
+            if let (false, Some(frame)) = (targets.is_empty(), notify_frame(&data)) {
+                out.push(Out::Broadcast { to: targets, frame });
+            }
+        }
+        NotifyKind::Ban => {
+            if let Some(user) = user {
+                store.ban(user)?;
+            }
+            let frame = RelayFrame::Error {
+                code: RelayErrorCode::Banned,
+                fatal: true,
+                message: "the application banned you from this room".into(),
+            }
+            .encode()
+            .ok();
+            for id in targets {
+                if let Some(frame) = frame.clone() {
+                    out.push(Out::Send { to: id, frame });
+                }
+                out.push(Out::Close {
+                    to: id,
+                    code: RelayErrorCode::Banned.close_code().unwrap_or(4010),
+                    reason: "banned",
+                });
+                out.extend(leave(peers, id));
+            }
+        }
+        NotifyKind::Role | NotifyKind::Admit => {
+            let json = if req.kind == NotifyKind::Role {
+                serde_json::json!({ "kind": "role", "role": req.role })
+            } else {
+                serde_json::json!({ "kind": "admit" })
+            };
+            for id in &targets {
+                if let Some(peer) = peers.get_mut(id) {
+                    if req.kind == NotifyKind::Role {
+                        peer.role.clone_from(&req.role);
+                    } else {
+                        peer.pending = false;
+                    }
+                    out.push(Out::Save(*id));
+                }
+            }
+            if let (false, Some(frame)) = (targets.is_empty(), notify_frame(&json)) {
+                out.push(Out::Broadcast { to: targets, frame });
+            }
+        }
+    }
+    Ok((out, reached))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Limits;
+    use crate::store::MemoryStore;
+
+    fn peer(id: PeerId, user: &str, joined: bool) -> Peer {
+        let mut p = Peer::new(id, &Limits::default(), 0);
+        p.user = Some(user.into());
+        p.joined = joined;
+        p
+    }
+
+    fn room() -> BTreeMap<PeerId, Peer> {
+        [
+            peer(1, "alice", true),
+            peer(2, "bob", true),
+            peer(3, "bob", true),
+            peer(4, "carol", false),
+        ]
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect()
+    }
+
+    fn decoded(out: &Out) -> (Vec<PeerId>, RelayFrame) {
+        match out {
+            Out::Broadcast { to, frame } => (to.clone(), RelayFrame::decode(frame).unwrap()),
+            Out::Send { to, frame } => (vec![*to], RelayFrame::decode(frame).unwrap()),
+            other => panic!("not a frame: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_checks_fields_per_kind() {
+        let ok =
+            NotifyRequest::parse(br#"{"room":"r","kind":"broadcast","data":{"a":1}}"#).unwrap();
+        assert_eq!(ok.kind, NotifyKind::Broadcast);
+        for bad in [
+            &br#"{"room":"r","kind":"direct","data":1}"#[..],
+            br#"{"room":"r","kind":"ban","user":""}"#,
+            br#"{"room":"r","kind":"role","user":"bob"}"#,
+            br#"{"room":"r","kind":"broadcast"}"#,
+            br#"{"room":"r","kind":"explode"}"#,
+            b"not json",
+        ] {
+            assert!(
+                NotifyRequest::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(NotifyRequest::parse(&vec![b' '; MAX_NOTIFY_BODY + 1]).is_err());
+    }
+
+    #[test]
+    fn service_token_and_ip_allowlist() {
+        assert!(authorized(Some("Bearer s3cret"), "s3cret"));
+        assert!(!authorized(Some("Bearer s3cre"), "s3cret"));
+        assert!(!authorized(Some("s3cret"), "s3cret"));
+        assert!(!authorized(None, "s3cret"));
+        assert!(!authorized(Some("Bearer "), ""));
+        assert!(ip_allowed("", None));
+        assert!(ip_allowed("10.0.0.1, 10.0.0.2", Some("10.0.0.2")));
+        assert!(!ip_allowed("10.0.0.1", Some("10.0.0.3")));
+        assert!(!ip_allowed("10.0.0.1", None));
+    }
+
+    #[test]
+    fn direct_reaches_only_the_users_joined_sockets() {
+        let mut peers = room();
+        let req =
+            NotifyRequest::parse(br#"{"room":"r","kind":"direct","user":"bob","data":{"hi":1}}"#)
+                .unwrap();
+        let (out, reached) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        assert_eq!(reached, 2);
+        let (to, frame) = decoded(&out[0]);
+        assert_eq!(to, [2, 3]);
+        assert_eq!(
+            frame,
+            RelayFrame::Notify {
+                json: r#"{"hi":1}"#.into()
+            }
+        );
+    }
+
+    #[test]
+    fn ban_closes_with_4010_and_is_remembered() {
+        let mut peers = room();
+        let mut store = MemoryStore::default();
+        let req = NotifyRequest::parse(br#"{"room":"r","kind":"ban","user":"bob"}"#).unwrap();
+        let (out, reached) = apply(&req, &mut peers, &mut store).unwrap();
+        assert_eq!(reached, 2);
+        let closes: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Out::Close { to, code, .. } => Some((*to, *code)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closes, [(2, 4010), (3, 4010)]);
+        assert!(matches!(
+            decoded(&out[0]).1,
+            RelayFrame::Error {
+                code: RelayErrorCode::Banned,
+                fatal: true,
+                ..
+            }
+        ));
+        assert!(store.is_banned("bob").unwrap());
+        assert!(!store.is_banned("alice").unwrap());
+        assert_eq!(peers.keys().copied().collect::<Vec<_>>(), [1, 4]);
+        // alice hears the presence drop to 1.
+        let last = decoded(out.last().unwrap());
+        assert_eq!(last, (vec![1], RelayFrame::Presence { count: 1 }));
+    }
+
+    #[test]
+    fn role_and_admit_update_the_sockets() {
+        let mut peers = room();
+        peers.get_mut(&1).unwrap().pending = true;
+        let req = NotifyRequest::parse(br#"{"room":"r","kind":"admit","user":"alice"}"#).unwrap();
+        let (out, _) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        assert!(!peers[&1].pending);
+        assert!(out.contains(&Out::Save(1)));
+        let req =
+            NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"viewer"}"#)
+                .unwrap();
+        apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        assert_eq!(peers[&2].role.as_deref(), Some("viewer"));
+        assert_eq!(peers[&1].role, None);
+    }
+}
