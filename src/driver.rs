@@ -13,8 +13,9 @@ use std::rc::{Rc, Weak};
 use sealsync_core::client::{Client, ClientEvent, Output, Status};
 use sealsync_core::merge::{Change, Op};
 use sealsync_core::{RoomId, SessionId};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::spawn_local;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use crate::browser::{self, Hook};
 use crate::env::{now, wall};
@@ -34,6 +35,12 @@ pub(crate) struct Inner {
     /// Collections seen in changes, for `snapshot()`.
     pub(crate) collections: BTreeSet<String>,
     socket_url: String,
+    /// `Room.join`'s `token`: a string, or a function returning one (or a promise of one),
+    /// called before every connection attempt.
+    pub(crate) token: Option<JsValue>,
+    /// Bumped on every `Connect`, `Close` and on leave: a token fetched for an older attempt
+    /// is thrown away.
+    attempt: u64,
     session: String,
     socket: Option<Socket>,
     timer: Option<Timer>,
@@ -84,6 +91,8 @@ impl Inner {
             secret,
             collections: BTreeSet::new(),
             socket_url,
+            token: None,
+            attempt: 0,
             session: session.to_string(),
             socket: None,
             timer: None,
@@ -365,7 +374,11 @@ pub(crate) fn pump(shared: &Rc<Shared>) {
                 }
             }
             Output::Close { code } => {
-                let old = shared.inner.borrow_mut().socket.take();
+                let old = {
+                    let mut inner = shared.inner.borrow_mut();
+                    inner.attempt += 1;
+                    inner.socket.take()
+                };
                 if let Some(old) = old {
                     old.detach();
                     old.close(code);
@@ -394,9 +407,66 @@ pub(crate) fn pump(shared: &Rc<Shared>) {
 }
 
 fn connect(shared: &Rc<Shared>) {
-    let url = shared.inner.borrow().socket_url.clone();
+    let (url, token, attempt) = {
+        let mut inner = shared.inner.borrow_mut();
+        inner.attempt += 1;
+        (inner.socket_url.clone(), inner.token.clone(), inner.attempt)
+    };
+    let Some(token) = token else {
+        open_socket(shared, &url, None);
+        return;
+    };
+    if let Some(token) = token.as_string() {
+        open_socket(shared, &url, Some(&token));
+        return;
+    }
+    // A token function: ask it for a fresh token for this attempt (it may be async).
     let weak = Rc::downgrade(shared);
-    match Socket::open(&url, move |event| on_socket(&weak, event)) {
+    spawn_local(async move {
+        let fetched = fetch_token(&token).await;
+        let Some(shared) = weak.upgrade() else { return };
+        {
+            let inner = shared.inner.borrow();
+            if inner.left || inner.attempt != attempt {
+                return; // the client gave up on this attempt meanwhile
+            }
+        }
+        match fetched {
+            Ok(token) => open_socket(&shared, &url, Some(&token)),
+            Err(message) => {
+                shared.warn(error::TOKEN_FAILED, &message);
+                if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                    inner.client.handle_socket_closed(now(), 1006);
+                }
+            }
+        }
+        pump(&shared);
+    });
+}
+
+/// Calls the application's token function and awaits its result.
+async fn fetch_token(function: &JsValue) -> Result<String, String> {
+    let Some(function) = function.dyn_ref::<js_sys::Function>() else {
+        return Err(String::from(
+            "options.token is neither a string nor a function",
+        ));
+    };
+    let mut value = function
+        .call0(&JsValue::UNDEFINED)
+        .map_err(|e| format!("the token function threw: {}", error::describe(&e)))?;
+    if let Some(promise) = value.dyn_ref::<js_sys::Promise>() {
+        value = JsFuture::from(promise.clone())
+            .await
+            .map_err(|e| format!("the token function rejected: {}", error::describe(&e)))?;
+    }
+    value.as_string().filter(|t| !t.is_empty()).ok_or_else(|| {
+        String::from("the token function returned no token (expected a non-empty string)")
+    })
+}
+
+fn open_socket(shared: &Rc<Shared>, url: &str, token: Option<&str>) {
+    let weak = Rc::downgrade(shared);
+    match Socket::open(url, token, move |event| on_socket(&weak, event)) {
         Ok(socket) => {
             let old = shared.inner.borrow_mut().socket.replace(socket);
             if let Some(old) = old {

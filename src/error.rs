@@ -20,6 +20,8 @@ pub(crate) const STORAGE_FAILED: &str = "STORAGE_FAILED";
 pub(crate) const KDF_WORKER_FAILED: &str = "KDF_WORKER_FAILED";
 /// The browser offers no cryptographically secure random numbers.
 pub(crate) const NO_RANDOMNESS: &str = "NO_RANDOMNESS";
+/// The `token` function of `Room.join` threw, rejected or returned no string.
+pub(crate) const TOKEN_FAILED: &str = "TOKEN_FAILED";
 /// A browser API the SDK needs is missing or threw (no `window`, WebSocket constructor threw).
 pub(crate) const BROWSER_API: &str = "BROWSER_API";
 

@@ -64,6 +64,7 @@ struct JoinOptions {
     secret: Option<String>,
     channel: Option<String>,
     persist: bool,
+    token: Option<JsValue>,
     on_progress: Option<Function>,
 }
 
@@ -99,6 +100,16 @@ impl JoinOptions {
             return Err(invalid("options.url must start with ws:// or wss://"));
         }
         let persist = get("persist").as_bool().unwrap_or(true);
+        let token = get("token");
+        let token = if token.is_undefined() || token.is_null() {
+            None
+        } else if token.as_string().is_some_and(|t| !t.is_empty()) || token.is_function() {
+            Some(token)
+        } else {
+            return Err(invalid(
+                "options.token must be a non-empty string or a function returning one",
+            ));
+        };
         let progress = get("onProgress");
         let on_progress = if progress.is_undefined() || progress.is_null() {
             None
@@ -116,6 +127,7 @@ impl JoinOptions {
             secret,
             channel,
             persist,
+            token,
             on_progress,
         })
     }
@@ -180,6 +192,7 @@ impl Room {
         }
         let client = Client::new(config, keys, Box::new(BrowserEntropy));
         let mut inner = Inner::new(client, &opts.url, &room_id, session, secret);
+        inner.token = opts.token;
         if let Some(reason) = worker_failure {
             inner.warn_later(
                 error::KDF_WORKER_FAILED,

@@ -7,6 +7,8 @@ use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
 /// The WebSocket subprotocol offered to the relay (it echoes it back).
 pub(crate) const PROTOCOL: &str = "sealsync.v1";
+/// The subprotocol prefix that carries an auth token (relay `AUTH_MODE = "jwt"`).
+pub(crate) const TOKEN_PREFIX: &str = "sealsync.auth.";
 
 /// What the socket reports to the room.
 #[derive(Debug)]
@@ -40,16 +42,23 @@ impl std::fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Opens a WebSocket to `url`, offering the subprotocol [`PROTOCOL`]; `on_event` receives
-    /// every [`SocketEvent`] until the socket is dropped.
+    /// Opens a WebSocket to `url`, offering the subprotocol [`PROTOCOL`] and, with a `token`,
+    /// `sealsync.auth.<token>` (browsers cannot set other headers on a WebSocket; the relay
+    /// echoes only [`PROTOCOL`]); `on_event` receives every [`SocketEvent`] until the socket
+    /// is dropped.
     ///
     /// # Errors
     /// The exception the `WebSocket` constructor threw (a malformed URL, or a blocked port).
     pub(crate) fn open(
         url: &str,
+        token: Option<&str>,
         on_event: impl Fn(SocketEvent) + 'static,
     ) -> Result<Self, JsValue> {
-        let ws = WebSocket::new_with_str(url, PROTOCOL)?;
+        let protocols = js_sys::Array::of1(&JsValue::from_str(PROTOCOL));
+        if let Some(token) = token {
+            protocols.push(&JsValue::from_str(&format!("{TOKEN_PREFIX}{token}")));
+        }
+        let ws = WebSocket::new_with_str_sequence(url, &protocols)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let on_event = std::rc::Rc::new(on_event);
 

@@ -16,7 +16,7 @@ export type ErrorCode =
   | "INVALID_OPERATION" | "KDF_FAILED" | "OUTBOX_FULL"
   // from the browser SDK
   | "INVALID_OPTIONS" | "INVALID_ARGUMENT" | "ROOM_CLOSED" | "STORAGE_FAILED"
-  | "KDF_WORKER_FAILED" | "NO_RANDOMNESS" | "BROWSER_API"
+  | "KDF_WORKER_FAILED" | "NO_RANDOMNESS" | "BROWSER_API" | "TOKEN_FAILED"
   | (string & {});
 
 /** Every error the SDK throws or rejects with. */
@@ -49,6 +49,12 @@ export type JoinOptions = {
   room: string;
   /** Sub-stream of the room (default `"main"`). */
   channel?: string;
+  /**
+   * For a relay with `AUTH_MODE = "jwt"`: the token your backend signed for this user and
+   * room, or a function returning a fresh one (or a promise of one), called before every
+   * connection attempt.
+   */
+  token?: string | (() => string | Promise<string>);
   /** Keep unsent changes in IndexedDB across reloads (default `true`). */
   persist?: boolean;
   /** Progress before the room exists: key derivation. */

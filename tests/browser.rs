@@ -284,6 +284,68 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
 }
 
 #[wasm_bindgen_test]
+async fn a_token_function_is_asked_before_every_attempt_and_its_failure_reported() {
+    let calls = Rc::new(RefCell::new(0_u32));
+    let sink = calls.clone();
+    let token = Closure::<dyn FnMut() -> JsValue>::new(move || {
+        *sink.borrow_mut() += 1;
+        js_sys::Promise::resolve(&JsValue::from_str("header.payload.signature")).into()
+    });
+    let room = Room::join(options(
+        &unique_room("token"),
+        &[
+            ("secret", SECRET_A.into()),
+            ("persist", false.into()),
+            ("token", token.as_ref().clone()),
+        ],
+    ))
+    .await
+    .unwrap();
+    pause(2500).await;
+    assert!(*calls.borrow() >= 2, "asked {} times", calls.borrow());
+    room.leave().await;
+
+    let failing = Closure::<dyn FnMut() -> JsValue>::new(|| {
+        js_sys::Promise::reject(&js_sys::Error::new("backend down").into()).into()
+    });
+    let room = Room::join(options(
+        &unique_room("token"),
+        &[
+            ("secret", SECRET_A.into()),
+            ("persist", false.into()),
+            ("token", failing.as_ref().clone()),
+        ],
+    ))
+    .await
+    .unwrap();
+    let warnings = collect(&room, "warning");
+    let statuses = collect(&room, "status");
+    pause(300).await;
+    let first = warnings.borrow().first().cloned().expect("a warning");
+    assert_eq!(get(&first, "code").as_string().unwrap(), "TOKEN_FAILED");
+    assert!(get(&first, "message")
+        .as_string()
+        .unwrap()
+        .contains("backend down"));
+    assert!(
+        statuses
+            .borrow()
+            .iter()
+            .any(|s| get(s, "state").as_string().as_deref() == Some("reconnecting")),
+        "a failed token counts as a failed attempt"
+    );
+    room.leave().await;
+
+    let err = Room::join(options(
+        "r",
+        &[("secret", SECRET_A.into()), ("token", 42.into())],
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(code(&err), "INVALID_OPTIONS");
+}
+
+#[wasm_bindgen_test]
 async fn unsubscribe_stops_events() {
     let room = Room::join(options(
         &unique_room("unsub"),

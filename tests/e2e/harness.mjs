@@ -85,7 +85,9 @@ export async function serveStatic(port, www = join(ROOT, "www"), pkg = join(ROOT
  * start: a copy of relay/wrangler.toml without its [build] step points at it).
  */
 export class Relay {
-  constructor(port) {
+  /** `vars`: extra `wrangler dev` arguments, e.g. `["--var", "AUTH_MODE:jwt"]`. */
+  constructor(port, vars = []) {
+    this.vars = vars;
     this.port = port;
     this.url = `ws://127.0.0.1:${port}`;
     this.dir = mkdtempSync(join(tmpdir(), "sealsync-e2e-relay-"));
@@ -107,6 +109,7 @@ export class Relay {
     this.proc = spawn(bin, [
       "dev", "--config", this.config, "--ip", "127.0.0.1", "--port", String(this.port),
       "--persist-to", this.state, "--show-interactive-dev-session=false", "--log-level", "warn",
+      ...this.vars,
     ], { cwd: this.dir, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } });
     const keep = (d) => { this.log = (this.log + d).slice(-20000); };
     this.proc.stdout.on("data", keep);

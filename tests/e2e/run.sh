@@ -5,7 +5,8 @@
 #
 # Needs (./run setup installs them): pkg/ (wasm-pack build), relay/build (worker-build),
 # tools/node_modules (playwright-core, wrangler), /usr/bin/chromium. Builds pkg/ and the
-# relay first when they are missing.
+# relay first when they are missing (./run test rebuilds both before this step; run alone
+# after a pull, rebuild them yourself: a stale relay/build tests old relay code).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -25,4 +26,4 @@ if [[ ! -f relay/build/worker/shim.mjs ]]; then
   echo "e2e: building the relay"
   (cd relay && worker-build --release)
 fi
-exec node --test --test-concurrency=1 tests/e2e/board.test.mjs
+exec node --test --test-concurrency=1 tests/e2e/board.test.mjs tests/e2e/auth.test.mjs

@@ -1,0 +1,81 @@
+// The SDK's `token` option against a real relay in `AUTH_MODE = "jwt"`: a token signed for
+// the room lets the browser in; none, or one for another room, keeps it out.
+import assert from "node:assert/strict";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join as pathJoin } from "node:path";
+import { after, before, test } from "node:test";
+
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+
+const ROOM = `e2e-auth-${Date.now().toString(36)}`;
+const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+const PUBLIC = publicKey.export({ format: "jwk" }).x; // base64url of the 32 raw bytes
+
+const b64 = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
+function mint(room, sub = "alice", ttl = 600) {
+  const input = `${b64({ alg: "EdDSA", typ: "JWT" })}.${b64({ sub, room, exp: Math.floor(Date.now() / 1000) + ttl })}`;
+  return `${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}`;
+}
+
+let relay;
+let site;
+let browser;
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  relay = new Relay(await freePort(), ["--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${PUBLIC}`]);
+  await relay.start();
+  site = await serveStatic(await freePort());
+  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await relay?.dispose();
+});
+
+/** Joins from a fresh page with `token` (a string, or undefined) through a token function. */
+async function joinWith(token, shotName) {
+  const page = await browser.newPage();
+  // A bare same-origin page (not the demo, which would initialise the SDK itself).
+  await page.goto(site.url + "/pkg/package.json");
+  await page.evaluate(async ({ url, room, secret, token }) => {
+    const { default: init, Room } = await import("/pkg/sealsync.js");
+    await init();
+    let calls = 0;
+    document.body.innerHTML = "<pre id=log style='font:14px monospace;padding:16px'></pre>";
+    const log = (line) => { document.getElementById("log").textContent += line + "\n"; };
+    log(`join ${room} ${token ? "with a token" : "without a token"}`);
+    const r = await Room.join({
+      url, room, secret, persist: false,
+      ...(token ? { token: async () => { calls += 1; return token; } } : {}),
+    });
+    window.states = [];
+    r.on("status", (s) => { window.states.push(s.state); log(`status: ${JSON.stringify(s)}`); });
+    window.tokenCalls = () => calls;
+  }, { url: relay.url, room: ROOM, secret: SECRET, token });
+  return page;
+}
+
+test("a token signed for the room lets the browser in", async () => {
+  const page = await joinWith(mint(ROOM), "ok");
+  await page.waitForFunction(() => window.states.includes("live"), null, { timeout: 20_000 });
+  assert.ok((await page.evaluate(() => window.tokenCalls())) >= 1);
+  await page.screenshot({ path: pathJoin(ARTIFACTS, "e2e-6-auth-token-live.png") });
+  await page.close();
+});
+
+test("no token, or a token for another room, never gets live", async () => {
+  for (const [token, name] of [[undefined, "none"], [mint("another-room"), "other-room"]]) {
+    const page = await joinWith(token, name);
+    await page.waitForTimeout(4000);
+    const states = await page.evaluate(() => window.states);
+    assert.ok(states.includes("reconnecting"), `${name}: ${states.join(",")}`);
+    assert.ok(!states.includes("live"), `${name}: ${states.join(",")}`);
+    await page.screenshot({ path: pathJoin(ARTIFACTS, `e2e-6-auth-refused-${name}.png`) });
+    await page.close();
+  }
+});
