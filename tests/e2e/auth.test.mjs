@@ -13,6 +13,18 @@ const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const { publicKey, privateKey } = generateKeyPairSync("ed25519");
 const PUBLIC = publicKey.export({ format: "jwk" }).x; // base64url of the 32 raw bytes
 
+const SERVICE = "e2e-service-token-0123456789";
+
+async function notify(body) {
+  const res = await fetch(`http://127.0.0.1:${relay.port}/internal/notify`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${SERVICE}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return res.json();
+}
+
 const b64 = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
 function mint(room, sub = "alice", ttl = 600) {
   const input = `${b64({ alg: "EdDSA", typ: "JWT" })}.${b64({ sub, room, exp: Math.floor(Date.now() / 1000) + ttl })}`;
@@ -25,7 +37,9 @@ let browser;
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  relay = new Relay(await freePort(), ["--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${PUBLIC}`]);
+  relay = new Relay(await freePort(), [
+    "--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${PUBLIC}`, "--var", `NOTIFY_SERVICE_TOKEN:${SERVICE}`,
+  ]);
   await relay.start();
   site = await serveStatic(await freePort());
   browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
@@ -55,16 +69,25 @@ async function joinWith(token, shotName) {
     });
     window.states = [];
     r.on("status", (s) => { window.states.push(s.state); log(`status: ${JSON.stringify(s)}`); });
+    window.notes = [];
+    r.on("notify", (n) => { window.notes.push(n); log(`notify: ${JSON.stringify(n)}`); });
     window.tokenCalls = () => calls;
   }, { url: relay.url, room: ROOM, secret: SECRET, token });
   return page;
 }
 
-test("a token signed for the room lets the browser in", async () => {
+test("a token signed for the room lets the browser in; backend notify and ban reach it", async () => {
   const page = await joinWith(mint(ROOM), "ok");
   await page.waitForFunction(() => window.states.includes("live"), null, { timeout: 20_000 });
   assert.ok((await page.evaluate(() => window.tokenCalls())) >= 1);
-  await page.screenshot({ path: pathJoin(ARTIFACTS, "e2e-6-auth-token-live.png") });
+
+  // The backend pushes to the room (unencrypted NOTIFY), then bans the user.
+  const sent = await notify({ room: ROOM, kind: "broadcast", data: { hello: "from the backend" } });
+  assert.ok(sent.delivered >= 1, JSON.stringify(sent));
+  await page.waitForFunction(() => JSON.stringify(window.notes).includes("from the backend"), null, { timeout: 5000 });
+  await notify({ room: ROOM, kind: "ban", user: "alice" });
+  await page.waitForFunction(() => window.states.includes("forbidden"), null, { timeout: 5000 });
+  await page.screenshot({ path: pathJoin(ARTIFACTS, "e2e-6-auth-token-live-notify-ban.png") });
   await page.close();
 });
 
