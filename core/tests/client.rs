@@ -88,18 +88,9 @@ fn welcome() -> Vec<u8> {
     })
 }
 
-/// Start, open, welcome, caught up: the client is live at `now = 100`.
+/// Start, open, welcome, caught up: the client is live at `now = 70`.
 fn live() -> Client {
-    let mut c = client();
-    c.handle_start(Millis(0));
-    c.handle_socket_opened(Millis(50));
-    c.handle_frame(Millis(60), WALL, &welcome());
-    c.handle_frame(
-        Millis(70),
-        WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 0 }),
-    );
-    drain(&mut c);
+    let c = live_with(1);
     assert_eq!(c.status(), &Status::Live);
     c
 }

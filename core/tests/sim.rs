@@ -417,6 +417,19 @@ impl Sim {
         WallMillis(EPOCH_MS + self.now + (client as u64) * 1_500)
     }
 
+    /// The client hears, after the network's latency, that `conn` broke.
+    fn close_later(&mut self, client: usize, conn: ConnId) {
+        let d = self.latency();
+        self.at(
+            self.now + d,
+            Msg::Closed {
+                client,
+                conn,
+                code: 1006,
+            },
+        );
+    }
+
     /// Schedules a relay → client frame, with faults during the fault phase.
     fn send_to_client(&mut self, conn: ConnId, frame: Vec<u8>) {
         let Some(client) = self.clients.iter().position(|c| c.conn == Some(conn)) else {
@@ -430,15 +443,7 @@ impl Sim {
                 self.relay.conns.remove(&conn);
                 self.relay.stats.dropped_frames += 1;
                 if self.rng.chance(50) {
-                    let d = self.latency();
-                    self.at(
-                        self.now + d,
-                        Msg::Closed {
-                            client,
-                            conn,
-                            code: 1006,
-                        },
-                    );
+                    self.close_later(client, conn);
                 } else {
                     self.clients[client].conn = Some(self.next_conn + 1_000_000);
                 }
@@ -700,15 +705,7 @@ impl Sim {
                     .collect();
                 self.relay.conns.clear();
                 for (conn, client) in conns {
-                    let d = self.latency();
-                    self.at(
-                        self.now + d,
-                        Msg::Closed {
-                            client,
-                            conn,
-                            code: 1006,
-                        },
-                    );
+                    self.close_later(client, conn);
                 }
             }
             Msg::NetDown { client } => {
