@@ -157,6 +157,23 @@ impl Entity {
         self.created.is_some() && self.deleted.is_none()
     }
 
+    /// Writes every field but `id` (rule 1); returns the ones that won when `report` is set
+    /// (the entity was visible before, so the application hears of them as an update).
+    fn write_fields(
+        &mut self,
+        fields: &Map<String, Value>,
+        hlc: Hlc,
+        report: bool,
+    ) -> Map<String, Value> {
+        let mut won = Map::new();
+        for (name, value) in fields {
+            if name != "id" && self.write_field(name, value, hlc) && report {
+                won.insert(name.clone(), value.clone());
+            }
+        }
+        won
+    }
+
     /// Writes a field register (rule 1); `sortOrder` goes to its own register.
     fn write_field(&mut self, name: &str, value: &Value, hlc: Hlc) -> bool {
         if name == SORT_ORDER {
@@ -309,12 +326,7 @@ impl Replica {
                     return Vec::new();
                 }
                 let was_visible = e.visible();
-                let mut won = Map::new();
-                for (name, value) in fields {
-                    if name != "id" && e.write_field(name, value, hlc) && was_visible {
-                        won.insert(name.clone(), value.clone());
-                    }
-                }
+                let won = e.write_fields(fields, hlc, was_visible);
                 e.created = e.created.max(Some(hlc));
                 if !was_visible {
                     let obj = e.object(id);
@@ -337,12 +349,7 @@ impl Replica {
                     return Vec::new();
                 }
                 let visible = e.visible();
-                let mut won = Map::new();
-                for (name, value) in fields {
-                    if name != "id" && e.write_field(name, value, hlc) && visible {
-                        won.insert(name.clone(), value.clone());
-                    }
-                }
+                let won = e.write_fields(fields, hlc, visible);
                 if won.is_empty() {
                     Vec::new()
                 } else {

@@ -172,24 +172,23 @@ fn presence_out(peers: &BTreeMap<PeerId, Peer>, except: Option<PeerId>) -> Optio
     if presence(peers) > PRESENCE_COALESCE_ABOVE {
         return Some(Out::PresenceChanged);
     }
-    let to: Vec<PeerId> = peers
-        .values()
-        .filter(|p| p.joined && Some(p.id) != except)
-        .map(|p| p.id)
-        .collect();
-    if to.is_empty() {
-        return None;
-    }
-    let frame = encode(&RelayFrame::Presence {
-        count: presence(peers),
-    })?;
-    Some(Out::Broadcast { to, frame })
+    presence_to(peers, except)
 }
 
 /// `PRESENCE` with the current count to every joined peer (the coalesced update).
 #[must_use]
 pub fn presence_now(peers: &BTreeMap<PeerId, Peer>) -> Option<Out> {
-    let to: Vec<PeerId> = peers.values().filter(|p| p.joined).map(|p| p.id).collect();
+    presence_to(peers, None)
+}
+
+/// `PRESENCE` with the current count to every joined peer but `except`; `None` when
+/// nobody would receive it.
+fn presence_to(peers: &BTreeMap<PeerId, Peer>, except: Option<PeerId>) -> Option<Out> {
+    let to: Vec<PeerId> = peers
+        .values()
+        .filter(|p| p.joined && Some(p.id) != except)
+        .map(|p| p.id)
+        .collect();
     if to.is_empty() {
         return None;
     }
