@@ -195,6 +195,8 @@ pub enum RelayErrorCode {
     GuestPending,
     /// 12 `WRONG_KIND`: the envelope's kind does not fit the frame type.
     WrongKind,
+    /// 13 `READ_ONLY`: the user's role may read, not publish; the publish was not stored.
+    ReadOnly,
     /// A code this build does not know (from a newer relay). Trust the frame's `fatal` flag.
     Unknown(UnknownErrorCode),
 }
@@ -216,6 +218,7 @@ impl RelayErrorCode {
             Self::Banned => 10,
             Self::GuestPending => 11,
             Self::WrongKind => 12,
+            Self::ReadOnly => 13,
             Self::Unknown(unknown) => unknown.0,
         }
     }
@@ -236,6 +239,7 @@ impl RelayErrorCode {
             Self::Banned => "BANNED",
             Self::GuestPending => "GUEST_PENDING",
             Self::WrongKind => "WRONG_KIND",
+            Self::ReadOnly => "READ_ONLY",
             Self::Unknown(_) => "UNKNOWN",
         }
     }
@@ -265,6 +269,7 @@ impl RelayErrorCode {
             | Self::NotJoined
             | Self::GuestPending
             | Self::WrongKind
+            | Self::ReadOnly
             | Self::Unknown(_) => None,
         }
     }
@@ -286,6 +291,7 @@ impl From<u16> for RelayErrorCode {
             10 => Self::Banned,
             11 => Self::GuestPending,
             12 => Self::WrongKind,
+            13 => Self::ReadOnly,
             other => Self::Unknown(UnknownErrorCode(other)),
         }
     }

@@ -1,11 +1,13 @@
-//! Mints tokens for the relay's `jwt` auth mode: what the application backend does per
-//! user and room. Keep the seed secret (it is the signing key); put the public key in
+//! Mints Ed25519 (`EdDSA`) tokens for the relay's `jwt` auth mode: what the application
+//! backend does per user. The token opens the rooms `<org>:…` of its org, or only `--room`.
+//! (A backend that already has an ES256 or RS256 key puts its JWK Set in `JWT_PUBLIC_KEYS`
+//! instead and signs with its own JWT library.) Keep the seed secret (it is the signing key); put the public key in
 //! `JWT_PUBLIC_KEYS`.
 //!
 //! ```sh
 //! cargo run -p sealsync-relay --example mint_token -- keygen
 //! cargo run -p sealsync-relay --example mint_token -- pubkey <seed>
-//! cargo run -p sealsync-relay --example mint_token -- sign <seed> <user> <room> [--role R] [--guest] [--ttl SECONDS]
+//! cargo run -p sealsync-relay --example mint_token -- sign <seed> <user> <org> [--room ROOM] [--role R] [--guest] [--ttl SECONDS]
 //! ```
 #![allow(clippy::print_stdout, reason = "a command-line tool prints its result")]
 
@@ -40,14 +42,16 @@ fn run(args: &[String]) -> Result<String, String> {
             ))
         }
         [cmd, seed] if cmd == "pubkey" => Ok(URL_SAFE_NO_PAD.encode(key(seed)?.pk.as_ref())),
-        [cmd, seed, user, room, rest @ ..] if cmd == "sign" => {
+        [cmd, seed, user, org, rest @ ..] if cmd == "sign" => {
+            let mut room = None;
             let mut role = None;
             let mut guest = false;
             let mut ttl = 3600u64;
             let mut it = rest.iter();
             while let Some(flag) = it.next() {
                 match flag.as_str() {
-                    "--role" => role = it.next().cloned(),
+                    "--room" => room = Some(it.next().cloned().ok_or("--room needs a room id")?),
+                    "--role" => role = Some(it.next().cloned().ok_or("--role needs a role")?),
                     "--guest" => guest = true,
                     "--ttl" => {
                         ttl = it
@@ -64,7 +68,8 @@ fn run(args: &[String]) -> Result<String, String> {
                 .as_secs();
             let claims = Claims {
                 sub: user.clone(),
-                room: room.clone(),
+                org: org.clone(),
+                room,
                 exp: now + ttl,
                 nbf: None,
                 role,
@@ -73,8 +78,8 @@ fn run(args: &[String]) -> Result<String, String> {
             Ok(mint(&claims, &key(seed)?))
         }
         _ => Err(
-            "usage: mint_token keygen | pubkey <seed> | sign <seed> <user> <room> \
-                  [--role R] [--guest] [--ttl SECONDS]"
+            "usage: mint_token keygen | pubkey <seed> | sign <seed> <user> <org> \
+                  [--room ROOM] [--role R] [--guest] [--ttl SECONDS]"
                 .into(),
         ),
     }

@@ -1,22 +1,33 @@
-//! Auth mode `jwt`: the application backend signs a short-lived token per user and room
-//! with an Ed25519 key (JWS `alg: "EdDSA"`); the relay checks it before the WebSocket
-//! upgrade with the public key(s) from `JWT_PUBLIC_KEYS` and refuses with 403 otherwise.
+//! Auth mode `jwt`: the application backend signs a short-lived token per user; the relay
+//! checks it before the WebSocket upgrade with the public keys of `JWT_PUBLIC_KEYS` (see
+//! [`keys`]: `EdDSA`, `ES256` or `RS256`) and refuses with 403 otherwise.
 //!
 //! The token travels in `Sec-WebSocket-Protocol` (browsers cannot set other headers on a
 //! WebSocket) as the subprotocol `sealsync.auth.<jwt>`, next to `sealsync.v1`; the relay
-//! echoes only `sealsync.v1`, never the token.
+//! echoes only `sealsync.v1`, never the token. For `GET /room/:room/presence` it travels
+//! as `Authorization: Bearer <jwt>`.
 //!
-//! Claims: `sub` (user id, required), `room` (the room id, required, compared after NFC),
-//! `exp` (required) and `nbf` (optional) in seconds since the Unix epoch with
-//! [`LEEWAY_SECONDS`] of clock skew, `role` (optional, free text for the application) and
-//! `guest` (optional; `true` = a pending guest who may read but not publish until the
-//! backend admits them).
+//! Which rooms a token opens:
+//! - rooms belong to organisations: in `jwt` mode a room id is `<org>:<name>`, and only a
+//!   token whose `org` claim is `<org>` opens it ([`room_org`]);
+//! - a `room` claim narrows the token to that one room of its org (compared after NFC);
+//! - the `role` claim decides what the user may do there: [`READ_ONLY_ROLE`] reads and
+//!   sends ephemeral frames but may not publish; any other role may.
+//!
+//! Claims: `sub` (user id, required), `org` (required), `room` (optional), `exp` (required)
+//! and `nbf` (optional) in seconds since the Unix epoch with [`LEEWAY_SECONDS`] of clock
+//! skew, `role` (optional) and `guest` (optional; `true` = a pending guest who may read but
+//! not publish until the backend admits them).
+
+pub mod keys;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ed25519_compact::{KeyPair, PublicKey, Signature};
+use ed25519_compact::KeyPair;
 use sealsync_core::RoomId;
 use serde::{Deserialize, Serialize};
+
+pub use keys::{Algorithm, KeySet, PublicKey};
 
 /// The subprotocol prefix that carries the token.
 pub const TOKEN_PROTOCOL_PREFIX: &str = "sealsync.auth.";
@@ -27,17 +38,35 @@ pub const LEEWAY_SECONDS: u64 = 60;
 /// The longest accepted token, in bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
 
-/// The longest accepted `sub` and `role`, in bytes.
+/// The longest accepted `sub`, `org` and `role`, in bytes.
 pub const MAX_CLAIM_LEN: usize = 256;
 
+/// The role that may read a room but not change it.
+pub const READ_ONLY_ROLE: &str = "viewer";
+
+/// Whether `role` may read but not publish.
+#[must_use]
+pub fn is_read_only_role(role: &str) -> bool {
+    role == READ_ONLY_ROLE
+}
+
+/// The organisation a room belongs to in `jwt` mode: the part of its id before the first
+/// `:`, when that is not empty (`acme:roadmap` → `acme`).
+#[must_use]
+pub fn room_org(room: &RoomId) -> Option<&str> {
+    room.as_str()
+        .split_once(':')
+        .map(|(org, _)| org)
+        .filter(|org| !org.is_empty())
+}
+
 /// How sockets are authenticated (`AUTH_MODE` in `[vars]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AuthMode {
     /// `none` (the default): anyone who knows the room's password may join.
     None,
-    /// `jwt`: a valid token signed by one of these keys (`JWT_PUBLIC_KEYS`, comma-separated
-    /// base64url of the 32-byte Ed25519 public keys; several allow rotation).
-    Jwt(Vec<PublicKey>),
+    /// `jwt`: a valid token signed by one of these keys (`JWT_PUBLIC_KEYS`).
+    Jwt(KeySet),
 }
 
 /// A configuration error in the auth variables.
@@ -56,35 +85,13 @@ impl AuthMode {
     /// Reads `AUTH_MODE` and `JWT_PUBLIC_KEYS` through `var`.
     ///
     /// # Errors
-    /// [`AuthConfigError`] for an unknown mode, `jwt` without keys, or a key that is not
-    /// 32 bytes of base64url.
+    /// [`AuthConfigError`] for an unknown mode, or `jwt` without usable keys (see
+    /// [`KeySet::parse`]).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, AuthConfigError> {
         match var("AUTH_MODE").as_deref().map(str::trim) {
             None | Some("" | "none") => Ok(Self::None),
             Some("jwt") => {
-                let raw = var("JWT_PUBLIC_KEYS").unwrap_or_default();
-                let keys = raw
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(|k| {
-                        URL_SAFE_NO_PAD
-                            .decode(k)
-                            .ok()
-                            .and_then(|b| PublicKey::from_slice(&b).ok())
-                            .ok_or_else(|| {
-                                AuthConfigError(format!(
-                                    "JWT_PUBLIC_KEYS entry {k:?} is not 32 bytes of base64url"
-                                ))
-                            })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                if keys.is_empty() {
-                    return Err(AuthConfigError(
-                        "AUTH_MODE = \"jwt\" needs JWT_PUBLIC_KEYS".into(),
-                    ));
-                }
-                Ok(Self::Jwt(keys))
+                KeySet::parse(&var("JWT_PUBLIC_KEYS").unwrap_or_default()).map(Self::Jwt)
             }
             Some(other) => Err(AuthConfigError(format!(
                 "AUTH_MODE = {other:?}; expected \"none\" or \"jwt\""
@@ -98,14 +105,18 @@ impl AuthMode {
 pub struct Claims {
     /// The user id.
     pub sub: String,
-    /// The room the token is for.
-    pub room: String,
+    /// The user's organisation: the token opens only rooms `<org>:…`.
+    #[serde(default)]
+    pub org: String,
+    /// The one room the token is for, when it is for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
     /// Not before, seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
-    /// The user's role, for the application.
+    /// The user's role: [`READ_ONLY_ROLE`] may not publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// A pending guest: may read, may not publish until admitted.
@@ -116,35 +127,45 @@ pub struct Claims {
 /// Why a token was refused (the worker answers 403 with this message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthError {
-    /// No `sealsync.auth.` subprotocol was offered.
+    /// No token was offered.
     Missing,
     /// Not three base64url parts of JSON, or over [`MAX_TOKEN_LEN`].
     Malformed,
-    /// `alg` is not `EdDSA`, or the header has `crit`.
+    /// `alg` is not one of `EdDSA`, `ES256`, `RS256`, or the header has `crit`.
     UnsupportedAlgorithm,
-    /// No configured key verifies the signature.
+    /// No configured key of the token's algorithm (and `kid`) verifies the signature.
     BadSignature,
     /// `exp` is past.
     Expired,
     /// `nbf` is in the future.
     NotYetValid,
-    /// The token is for another room.
+    /// The room belongs to another organisation, or to none.
+    WrongOrg,
+    /// The token is for another room of its organisation.
     WrongRoom,
-    /// `sub` is empty or a claim is too long.
+    /// `sub` or `org` is empty, or a claim is too long.
     BadClaims,
 }
 
 impl core::fmt::Display for AuthError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            Self::Missing => "this relay needs a token: offer the subprotocol sealsync.auth.<jwt>",
+            Self::Missing => {
+                "this relay needs a token: offer the subprotocol sealsync.auth.<jwt> \
+                 (or Authorization: Bearer <jwt> for presence)"
+            }
             Self::Malformed => "the token is not a well-formed JWT",
-            Self::UnsupportedAlgorithm => "the token's alg must be EdDSA (Ed25519), without crit",
-            Self::BadSignature => "the token's signature does not verify",
+            Self::UnsupportedAlgorithm => {
+                "the token's alg must be EdDSA, ES256 or RS256, without crit"
+            }
+            Self::BadSignature => "the token's signature does not verify with a configured key",
             Self::Expired => "the token has expired; get a new one from the application",
             Self::NotYetValid => "the token is not valid yet (nbf)",
+            Self::WrongOrg => {
+                "the token's org may not open this room: rooms are named <org>:<name>"
+            }
             Self::WrongRoom => "the token is for another room",
-            Self::BadClaims => "the token's sub is empty or a claim is too long",
+            Self::BadClaims => "the token's sub or org is empty, or a claim is too long",
         })
     }
 }
@@ -160,9 +181,21 @@ pub fn token_from_protocols(header: &str) -> Option<&str> {
         .find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX))
 }
 
+/// The token in an `Authorization: Bearer <jwt>` header value, if any.
+#[must_use]
+pub fn token_from_authorization(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 #[derive(Deserialize)]
 struct Header {
     alg: String,
+    #[serde(default)]
+    kid: Option<String>,
     #[serde(default)]
     crit: Option<serde_json::Value>,
 }
@@ -172,12 +205,7 @@ struct Header {
 /// # Errors
 /// The first [`AuthError`] that applies, checked in this order: shape, algorithm,
 /// signature, then claims (the claims of an unverified token are never trusted).
-pub fn verify(
-    token: &str,
-    keys: &[PublicKey],
-    room: &RoomId,
-    now_s: u64,
-) -> Result<Claims, AuthError> {
+pub fn verify(token: &str, keys: &KeySet, room: &RoomId, now_s: u64) -> Result<Claims, AuthError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(AuthError::Malformed);
     }
@@ -189,21 +217,21 @@ pub fn verify(
     };
     let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| AuthError::Malformed);
     let header: Header = serde_json::from_slice(&decode(h64)?).map_err(|_| AuthError::Malformed)?;
-    if header.alg != "EdDSA" || header.crit.is_some() {
-        return Err(AuthError::UnsupportedAlgorithm);
-    }
-    let signature = Signature::from_slice(&decode(s64)?).map_err(|_| AuthError::Malformed)?;
+    let alg = Algorithm::from_name(&header.alg)
+        .filter(|_| header.crit.is_none())
+        .ok_or(AuthError::UnsupportedAlgorithm)?;
+    let signature = decode(s64)?;
     let signed = &token.as_bytes()[..h64.len() + 1 + p64.len()];
-    if !keys.iter().any(|k| k.verify(signed, &signature).is_ok()) {
+    if !keys.verifies(alg, header.kid.as_deref(), signed, &signature) {
         return Err(AuthError::BadSignature);
     }
     let claims: Claims = serde_json::from_slice(&decode(p64)?).map_err(|_| AuthError::Malformed)?;
+    let too_long = |c: &str| c.len() > MAX_CLAIM_LEN;
     if claims.sub.is_empty()
-        || claims.sub.len() > MAX_CLAIM_LEN
-        || claims
-            .role
-            .as_ref()
-            .is_some_and(|r| r.len() > MAX_CLAIM_LEN)
+        || claims.org.is_empty()
+        || too_long(&claims.sub)
+        || too_long(&claims.org)
+        || claims.role.as_deref().is_some_and(too_long)
     {
         return Err(AuthError::BadClaims);
     }
@@ -216,14 +244,19 @@ pub fn verify(
     {
         return Err(AuthError::NotYetValid);
     }
-    if RoomId::new(&claims.room).ok().as_ref() != Some(room) {
-        return Err(AuthError::WrongRoom);
+    if room_org(room) != Some(claims.org.as_str()) {
+        return Err(AuthError::WrongOrg);
+    }
+    if let Some(only) = &claims.room {
+        if RoomId::new(only).ok().as_ref() != Some(room) {
+            return Err(AuthError::WrongRoom);
+        }
     }
     Ok(claims)
 }
 
-/// Signs `claims` with `key` (the backend's side; used by the `mint_token` example and
-/// the tests).
+/// Signs `claims` with the Ed25519 `key` (the backend's side; used by the `mint_token`
+/// example and the tests).
 #[must_use]
 pub fn mint(claims: &Claims, key: &KeyPair) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#);
@@ -237,135 +270,4 @@ pub fn mint(claims: &Claims, key: &KeyPair) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ed25519_compact::Seed;
-
-    const NOW: u64 = 1_700_000_000;
-
-    fn key(n: u8) -> KeyPair {
-        KeyPair::from_seed(Seed::new([n; 32]))
-    }
-
-    fn claims() -> Claims {
-        Claims {
-            sub: "alice".into(),
-            room: "café".into(),
-            exp: NOW + 600,
-            nbf: None,
-            role: Some("editor".into()),
-            guest: false,
-        }
-    }
-
-    fn room() -> RoomId {
-        RoomId::new("cafe\u{301}").unwrap()
-    }
-
-    #[test]
-    fn a_minted_token_verifies_with_any_configured_key() {
-        let token = mint(&claims(), &key(1));
-        let keys = [key(2).pk, key(1).pk];
-        assert_eq!(verify(&token, &keys, &room(), NOW), Ok(claims()));
-    }
-
-    #[test]
-    fn every_refusal_has_its_reason() {
-        let keys = [key(1).pk];
-        let check = |c: Claims, k: &KeyPair| verify(&mint(&c, k), &keys, &room(), NOW);
-        assert_eq!(check(claims(), &key(2)), Err(AuthError::BadSignature));
-        let expired = Claims {
-            exp: NOW - LEEWAY_SECONDS - 1,
-            ..claims()
-        };
-        assert_eq!(check(expired, &key(1)), Err(AuthError::Expired));
-        let skewed = Claims {
-            exp: NOW - 10,
-            ..claims()
-        };
-        assert!(check(skewed, &key(1)).is_ok(), "within the leeway");
-        let early = Claims {
-            nbf: Some(NOW + 3600),
-            ..claims()
-        };
-        assert_eq!(check(early, &key(1)), Err(AuthError::NotYetValid));
-        let other = Claims {
-            room: "other".into(),
-            ..claims()
-        };
-        assert_eq!(check(other, &key(1)), Err(AuthError::WrongRoom));
-        let anonymous = Claims {
-            sub: String::new(),
-            ..claims()
-        };
-        assert_eq!(check(anonymous, &key(1)), Err(AuthError::BadClaims));
-    }
-
-    #[test]
-    fn tampering_and_other_algorithms_are_refused() {
-        let keys = [key(1).pk];
-        let token = mint(&claims(), &key(1));
-        let (signing_input, sig) = token.rsplit_once('.').unwrap();
-        let (header, _) = signing_input.split_once('.').unwrap();
-        let forged_payload = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&Claims {
-                sub: "mallory".into(),
-                ..claims()
-            })
-            .unwrap(),
-        );
-        let forged = format!("{header}.{forged_payload}.{sig}");
-        assert_eq!(
-            verify(&forged, &keys, &room(), NOW),
-            Err(AuthError::BadSignature)
-        );
-        let none_alg = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
-        let (_, rest) = token.split_once('.').unwrap();
-        assert_eq!(
-            verify(&format!("{none_alg}.{rest}"), &keys, &room(), NOW),
-            Err(AuthError::UnsupportedAlgorithm)
-        );
-        for bad in [
-            "",
-            "a.b",
-            "a.b.c.d",
-            "!!.!!.!!",
-            &"x".repeat(MAX_TOKEN_LEN + 1),
-        ] {
-            assert_eq!(
-                verify(bad, &keys, &room(), NOW),
-                Err(AuthError::Malformed),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn token_rides_in_the_subprotocol_header() {
-        assert_eq!(
-            token_from_protocols("sealsync.v1, sealsync.auth.abc.def.ghi"),
-            Some("abc.def.ghi")
-        );
-        assert_eq!(token_from_protocols("sealsync.v1"), None);
-    }
-
-    #[test]
-    fn auth_mode_from_vars() {
-        let pk = URL_SAFE_NO_PAD.encode(key(1).pk.as_ref());
-        let vars = |mode: &'static str, keys: String| {
-            move |name: &str| match name {
-                "AUTH_MODE" => Some(mode.to_owned()),
-                "JWT_PUBLIC_KEYS" => Some(keys.clone()),
-                _ => None,
-            }
-        };
-        assert_eq!(AuthMode::from_vars(|_| None), Ok(AuthMode::None));
-        assert_eq!(
-            AuthMode::from_vars(vars("jwt", format!("{pk}, "))),
-            Ok(AuthMode::Jwt(vec![key(1).pk]))
-        );
-        assert!(AuthMode::from_vars(vars("jwt", String::new())).is_err());
-        assert!(AuthMode::from_vars(vars("jwt", "short".into())).is_err());
-        assert!(AuthMode::from_vars(vars("oauth", pk)).is_err());
-    }
-}
+mod tests;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use sealsync_core::envelope::{EnvelopeHeader, EnvelopeKind};
 use sealsync_core::wire::{encode_event, ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
-use sealsync_core::{ChannelTag, Error};
+use sealsync_core::{ChannelTag, Error, SessionId};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -349,7 +349,6 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             );
             return Ok(self.out);
         }
-        self.out.push(Out::Save(from));
         let frame = match ClientFrame::decode(bytes) {
             Ok(frame) => frame,
             Err(err) => {
@@ -414,6 +413,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         };
         peer.joined = true;
         peer.channels = channels;
+        self.out.push(Out::Save(from));
         let presence = self.presence();
         let welcome = RelayFrame::Welcome {
             relay_time: now_ms,
@@ -499,6 +499,29 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         }
     }
 
+    /// Refuses a write (publish, snapshot) from a pending guest or a read-only role with a
+    /// non-fatal error; `true` when refused.
+    fn refuse_write(&mut self, from: PeerId) -> bool {
+        if self.refuse_pending(from) {
+            return true;
+        }
+        let read_only = self
+            .peers
+            .get(&from)
+            .and_then(|p| p.role.as_deref())
+            .is_some_and(crate::auth::is_read_only_role);
+        if read_only {
+            self.error(
+                from,
+                RelayErrorCode::ReadOnly,
+                "your role may read this room but not change it; the change was not stored".into(),
+            );
+        }
+        read_only
+    }
+
+    /// Refuses an ephemeral frame from a pending guest (a read-only role may send them:
+    /// cursors and typing are not changes); `true` when refused.
     fn refuse_pending(&mut self, from: PeerId) -> bool {
         if self.peers.get(&from).is_some_and(|p| p.pending) {
             self.error(
@@ -511,44 +534,57 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         false
     }
 
+    /// Acknowledges a republished envelope with the sequence of its stored copy; `false`
+    /// when none is stored.
+    fn ack_duplicate(
+        &mut self,
+        from: PeerId,
+        session: &SessionId,
+        counter: u64,
+    ) -> Result<bool, StoreError> {
+        let Some((seq, relay_time)) = self.store.find(session, counter)? else {
+            return Ok(false);
+        };
+        self.send(
+            from,
+            &RelayFrame::Ack {
+                session: *session,
+                counter,
+                seq,
+                relay_time,
+                duplicate: true,
+            },
+        );
+        Ok(true)
+    }
+
     fn publish(&mut self, from: PeerId, envelope: &[u8], now_ms: u64) -> Result<(), StoreError> {
-        if self.refuse_pending(from) {
+        if self.refuse_write(from) {
             return Ok(());
         }
         let Some(header) = self.header(from, envelope, EnvelopeKind::Event) else {
             return Ok(());
         };
-        if let Some((seq, relay_time)) = self.store.find(&header.session, header.counter)? {
-            self.send(
-                from,
-                &RelayFrame::Ack {
-                    session: header.session,
-                    counter: header.counter,
-                    seq,
-                    relay_time,
-                    duplicate: true,
-                },
-            );
-            return Ok(());
-        }
         let usage = self.store.usage()?;
         let len = envelope.len() as u64;
         if usage.events >= self.limits.max_history_events
             || usage.bytes.saturating_add(len) > self.limits.max_history_bytes
         {
-            let message = format!(
-                "the room stores {} events ({} bytes), its cap is {} events ({} bytes); \
-                 a snapshot lets it compact",
-                usage.events,
-                usage.bytes,
-                self.limits.max_history_events,
-                self.limits.max_history_bytes
-            );
-            self.error(from, RelayErrorCode::HistoryFull, message);
+            if !self.ack_duplicate(from, &header.session, header.counter)? {
+                let message = format!(
+                    "the room stores {} events ({} bytes), its cap is {} events ({} bytes); \
+                     a snapshot lets it compact",
+                    usage.events,
+                    usage.bytes,
+                    self.limits.max_history_events,
+                    self.limits.max_history_bytes
+                );
+                self.error(from, RelayErrorCode::HistoryFull, message);
+            }
             return Ok(());
         }
         let seq = self.store.head_seq()?.saturating_add(1);
-        self.store.append(NewEvent {
+        let appended = self.store.append(NewEvent {
             seq,
             relay_time: now_ms,
             session: header.session,
@@ -556,6 +592,14 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             channel: header.channel,
             envelope,
         })?;
+        if !appended {
+            if !self.ack_duplicate(from, &header.session, header.counter)? {
+                return Err(StoreError(
+                    "the store refused an event as a duplicate it cannot find".into(),
+                ));
+            }
+            return Ok(());
+        }
         self.send(
             from,
             &RelayFrame::Ack {
@@ -582,7 +626,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         upto_seq: u64,
         envelope: &[u8],
     ) -> Result<(), StoreError> {
-        if self.refuse_pending(from) {
+        if self.refuse_write(from) {
             return Ok(());
         }
         if self

@@ -47,6 +47,28 @@ pub(crate) fn offered_protocol(req: &worker::Request) -> Option<&'static str> {
         .map(|_| PROTOCOL_NAME)
 }
 
+/// Routes a worker request: the Worker and the room's object route alike.
+///
+/// # Errors
+/// A [`worker::Error`] when a header cannot be read.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn route_request(
+    req: &worker::Request,
+    limits: &limits::Limits,
+) -> worker::Result<Result<route::Route, route::Rejection>> {
+    let path = req.path();
+    let upgrade = req.headers().get("Upgrade")?;
+    let origin = req.headers().get("Origin")?;
+    let method = req.method().to_string();
+    let view = route::RequestView {
+        method: &method,
+        path: &path,
+        upgrade: upgrade.as_deref(),
+        origin: origin.as_deref(),
+    };
+    Ok(route::route(&view, limits))
+}
+
 /// Headers the worker sets on requests it forwards to a room, after removing any a client
 /// sent: the room trusts them because only the worker can reach it.
 pub mod forwarded {
@@ -71,7 +93,7 @@ mod entry {
     use crate::auth::{self, AuthError, AuthMode};
     use crate::forwarded;
     use crate::notify::{self, NotifyRequest};
-    use crate::route::{self, RequestView, Route};
+    use crate::route::Route;
 
     fn var(env: &Env, name: &str) -> Option<String> {
         env.var(name).ok().map(|v| v.to_string())
@@ -88,19 +110,22 @@ mod entry {
             Ok(a) => a,
             Err(e) => return Response::error(e.to_string(), 500),
         };
-        let path = req.path();
-        let upgrade = req.headers().get("Upgrade")?;
-        let origin = req.headers().get("Origin")?;
-        let method = req.method().to_string();
-        let view = RequestView {
-            method: &method,
-            path: &path,
-            upgrade: upgrade.as_deref(),
-            origin: origin.as_deref(),
-        };
-        match route::route(&view, &limits) {
+        match crate::route_request(&req, &limits)? {
             Ok(Route::Socket(room)) => socket(req, &env, &auth, &room).await,
             Ok(Route::Presence(room)) => {
+                if let AuthMode::Jwt(keys) = &auth {
+                    let authorization = req.headers().get("Authorization")?;
+                    let verified = authorization
+                        .as_deref()
+                        .and_then(auth::token_from_authorization)
+                        .ok_or(AuthError::Missing)
+                        .and_then(|token| {
+                            auth::verify(token, keys, &room, Date::now().as_millis() / 1000)
+                        });
+                    if let Err(e) = verified {
+                        return Response::error(e.to_string(), 403);
+                    }
+                }
                 let stub = env
                     .durable_object("ROOM")?
                     .id_from_name(room.as_str())?

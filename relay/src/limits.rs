@@ -162,7 +162,10 @@ impl Limits {
 }
 
 /// A per-connection token bucket in thousandths of a frame, so it refills smoothly with
-/// integer arithmetic. It lives in the socket's attachment, so it survives hibernation.
+/// integer arithmetic. It lives in memory with the socket's peer and is written to the
+/// attachment only when the peer's lasting state changes (join, role), not per frame: an
+/// object hibernates only after seconds without a message, by which time a bucket of the
+/// default size has refilled anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenBucket {
     /// Tokens left, in thousandths.

@@ -17,7 +17,7 @@ use crate::forwarded;
 use crate::hub::{self, Hub, Out, Peer, PeerId, CLOSE_INTERNAL_ERROR};
 use crate::limits::Limits;
 use crate::notify::{self, NotifyRequest};
-use crate::route::{self, RequestView, Route};
+use crate::route::Route;
 use crate::sql::SqlStore;
 use crate::store::{RoomStore, StoreError};
 
@@ -39,7 +39,8 @@ struct Live {
 #[durable_object]
 pub struct Room {
     state: State,
-    env: Env,
+    /// The limits from `[vars]`, read once: vars do not change while the object lives.
+    limits: std::result::Result<Limits, crate::limits::ConfigError>,
     live: RefCell<Option<Live>>,
 }
 
@@ -55,6 +56,9 @@ const IDLE_AT: &str = "idle_at";
 
 /// How long a coalesced presence update waits.
 const PRESENCE_FLUSH_MS: u64 = 1000;
+
+/// The prefix of the tag that carries a socket's peer id (`p:12`).
+const PEER_TAG: &str = "p:";
 
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
@@ -98,12 +102,18 @@ impl Room {
         f(live)
     }
 
-    /// The peer id of a socket, from its attachment.
-    fn peer_id(ws: &WebSocket) -> Option<PeerId> {
-        ws.deserialize_attachment::<Peer>()
-            .ok()
-            .flatten()
-            .map(|p| p.id)
+    /// The peer id of a socket: from its tag (cheap), else from its attachment.
+    fn peer_id(&self, ws: &WebSocket) -> Option<PeerId> {
+        self.state
+            .get_tags(ws)
+            .iter()
+            .find_map(|tag| tag.strip_prefix(PEER_TAG)?.parse().ok())
+            .or_else(|| {
+                ws.deserialize_attachment::<Peer>()
+                    .ok()
+                    .flatten()
+                    .map(|p| p.id)
+            })
     }
 
     /// Runs `f` with the room's store, opening it (and creating the schema) on first use.
@@ -167,7 +177,7 @@ impl Room {
     }
 
     async fn accept(&self, req: &Request) -> Result<Response> {
-        let limits = match limits(&self.env) {
+        let limits = match &self.limits {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
         };
@@ -180,7 +190,7 @@ impl Room {
                 .map_err(|e| store_failure(&e))?,
             None => false,
         };
-        let full = self.with_live(|live| hub::room_full(live.sockets.len(), &limits));
+        let full = self.with_live(|live| hub::room_full(live.sockets.len(), limits));
         let refusal = if banned {
             Some((
                 RelayErrorCode::Banned,
@@ -204,18 +214,20 @@ impl Room {
             let (id, mut peer) = self.with_live(|live| {
                 let id = live.next_id;
                 live.next_id += 1;
-                (id, Peer::new(id, &limits, now))
+                (id, Peer::new(id, limits, now))
             });
             peer.user = user;
             peer.role = header(forwarded::ROLE);
             peer.pending = header(forwarded::GUEST).is_some_and(|g| g == "1");
-            self.state.accept_web_socket(&pair.server);
+            let tag = format!("{PEER_TAG}{id}");
+            self.state
+                .accept_websocket_with_tags(&pair.server, &[tag.as_str()]);
             pair.server.serialize_attachment(&peer)?;
             self.with_live(|live| {
                 live.sockets.insert(id, pair.server.clone());
                 live.peers.insert(id, peer);
             });
-            self.touch_alarm(&limits).await?;
+            self.touch_alarm(limits).await?;
         }
         let mut builder = ResponseBuilder::new().with_status(101);
         if let Some(protocol) = crate::offered_protocol(req) {
@@ -242,10 +254,10 @@ impl Room {
     async fn after_leave(&self) -> Result<()> {
         let empty = self.with_live(|live| live.sockets.is_empty());
         if empty {
-            if let Ok(limits) = limits(&self.env) {
+            if let Ok(limits) = &self.limits {
                 let idle_at = now_ms().saturating_add(limits.idle_room_ttl_ms);
                 self.state.storage().put(IDLE_AT, idle_at).await?;
-                self.arm_alarm(&limits).await?;
+                self.arm_alarm(limits).await?;
             }
         } else {
             self.schedule_presence().await?;
@@ -270,7 +282,7 @@ impl Room {
     }
 
     fn leave(&self, ws: &WebSocket) {
-        let Some(id) = Self::peer_id(ws) else {
+        let Some(id) = self.peer_id(ws) else {
             return;
         };
         self.with_live(|live| {
@@ -330,29 +342,20 @@ impl DurableObject for Room {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => console_error!("heartbeat auto-response not set: {e:?}"),
         }
+        let limits = limits(&env);
         Self {
             state,
-            env,
+            limits,
             live: RefCell::new(None),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let limits = match limits(&self.env) {
+        let limits = match &self.limits {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
         };
-        let path = req.path();
-        let upgrade = req.headers().get("Upgrade")?;
-        let origin = req.headers().get("Origin")?;
-        let method = req.method().to_string();
-        let view = RequestView {
-            method: &method,
-            path: &path,
-            upgrade: upgrade.as_deref(),
-            origin: origin.as_deref(),
-        };
-        match route::route(&view, &limits) {
+        match crate::route_request(&req, limits)? {
             Ok(Route::Socket(_)) => self.accept(&req).await,
             Ok(Route::Presence(_)) => {
                 let count = self.with_live(|live| live.peers.values().filter(|p| p.joined).count());
@@ -368,11 +371,11 @@ impl DurableObject for Room {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let Some(id) = Self::peer_id(&ws) else {
+        let Some(id) = self.peer_id(&ws) else {
             let _ = ws.close(Some(CLOSE_INTERNAL_ERROR), Some("unknown socket"));
             return Ok(());
         };
-        let limits = match limits(&self.env) {
+        let limits = match &self.limits {
             Ok(l) => l,
             Err(e) => {
                 console_error!("{e}");
@@ -387,10 +390,10 @@ impl DurableObject for Room {
         let now = now_ms();
         let result = match message {
             WebSocketIncomingMessage::Binary(bytes) => {
-                self.drive(&limits, |hub| hub.handle_frame(id, &bytes, now))
+                self.drive(limits, |hub| hub.handle_frame(id, &bytes, now))
             }
             WebSocketIncomingMessage::String(_) => {
-                self.drive(&limits, |hub| Ok(hub.handle_text(id)))
+                self.drive(limits, |hub| Ok(hub.handle_text(id)))
             }
         };
         if let Err(e) = result {
@@ -425,7 +428,7 @@ impl DurableObject for Room {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        let limits = match limits(&self.env) {
+        let limits = match &self.limits {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
         };
@@ -446,7 +449,7 @@ impl DurableObject for Room {
             .filter(|ws| ws.as_ref().ready_state() == OPEN)
             .count();
         if open > 0 {
-            self.arm_alarm(&limits).await?;
+            self.arm_alarm(limits).await?;
             return Response::ok("");
         }
         let now = now_ms();
@@ -469,7 +472,7 @@ impl DurableObject for Room {
                     .storage()
                     .put(IDLE_AT, now.saturating_add(limits.idle_room_ttl_ms))
                     .await?;
-                self.arm_alarm(&limits).await?;
+                self.arm_alarm(limits).await?;
             }
         }
         Response::ok("")

@@ -63,12 +63,13 @@ fn as_blob(v: SqlStorageValue) -> Result<Vec<u8>, StoreError> {
     }
 }
 
-/// The room's SQLite store. Usage is counted once per object lifetime, then kept up to
-/// date in memory (the object is the database's only writer).
+/// The room's SQLite store. Usage and the head sequence are read once per object
+/// lifetime, then kept up to date in memory (the object is the database's only writer).
 #[derive(Debug)]
 pub struct SqlStore {
     sql: SqlStorage,
     usage: Cell<Option<Usage>>,
+    head: Cell<Option<u64>>,
 }
 
 impl SqlStore {
@@ -81,6 +82,7 @@ impl SqlStore {
         Ok(Self {
             sql,
             usage: Cell::new(None),
+            head: Cell::new(None),
         })
     }
 
@@ -130,7 +132,12 @@ impl RoomStore for SqlStore {
     }
 
     fn head_seq(&self) -> Result<u64, StoreError> {
-        self.scalar("SELECT MAX(seq) FROM events", Vec::new())
+        if let Some(head) = self.head.get() {
+            return Ok(head);
+        }
+        let head = self.scalar("SELECT MAX(seq) FROM events", Vec::new())?;
+        self.head.set(Some(head));
+        Ok(head)
     }
 
     fn snapshot_seq(&self) -> Result<u64, StoreError> {
@@ -170,27 +177,32 @@ impl RoomStore for SqlStore {
         }
     }
 
-    fn append(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
-        self.sql
-            .exec(
-                "INSERT INTO events (seq, relay_time, session, counter, channel, envelope) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-                vec![
-                    int(e.seq)?,
-                    int(e.relay_time)?,
-                    SqlStorageValue::Blob(e.session.0.to_vec()),
-                    SqlStorageValue::Blob(e.counter.to_be_bytes().to_vec()),
-                    SqlStorageValue::Blob(e.channel.0.to_vec()),
-                    SqlStorageValue::Blob(e.envelope.to_vec()),
-                ],
-            )
-            .map_err(err)?;
+    fn append(&mut self, e: NewEvent<'_>) -> Result<bool, StoreError> {
+        // One statement for the common case: the duplicate check is the unique index.
+        let inserted = self.rows(
+            "INSERT INTO events (seq, relay_time, session, counter, channel, envelope) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session, counter) DO NOTHING RETURNING seq",
+            vec![
+                int(e.seq)?,
+                int(e.relay_time)?,
+                SqlStorageValue::Blob(e.session.0.to_vec()),
+                SqlStorageValue::Blob(e.counter.to_be_bytes().to_vec()),
+                SqlStorageValue::Blob(e.channel.0.to_vec()),
+                SqlStorageValue::Blob(e.envelope.to_vec()),
+            ],
+        )?;
+        if inserted.is_empty() {
+            return Ok(false);
+        }
         if let Some(mut usage) = self.usage.get() {
             usage.events += 1;
             usage.bytes += e.envelope.len() as u64;
             self.usage.set(Some(usage));
         }
-        Ok(())
+        if let Some(head) = self.head.get() {
+            self.head.set(Some(head.max(e.seq)));
+        }
+        Ok(true)
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {

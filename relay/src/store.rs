@@ -113,11 +113,13 @@ pub trait RoomStore {
     /// [`StoreError`] when storage fails.
     fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError>;
 
-    /// Appends an event.
+    /// Appends an event unless its `(session, counter)` is already stored: `true` when it
+    /// was appended, `false` for a duplicate (nothing is written; [`RoomStore::find`] says
+    /// where the first copy is).
     ///
     /// # Errors
-    /// [`StoreError`] when storage fails or `(session, counter)` is already stored.
-    fn append(&mut self, event: NewEvent<'_>) -> Result<(), StoreError>;
+    /// [`StoreError`] when storage fails or `seq` is already taken.
+    fn append(&mut self, event: NewEvent<'_>) -> Result<bool, StoreError>;
 
     /// Up to `limit` events with `seq > after` whose envelope is still stored, in sequence
     /// order, whatever their channel.
@@ -197,9 +199,12 @@ impl RoomStore for MemoryStore {
             .and_then(|seq| self.events.get(seq).map(|row| (*seq, row.relay_time))))
     }
 
-    fn append(&mut self, e: NewEvent<'_>) -> Result<(), StoreError> {
-        if self.senders.contains_key(&(e.session, e.counter)) || self.events.contains_key(&e.seq) {
-            return Err(StoreError("UNIQUE constraint failed".into()));
+    fn append(&mut self, e: NewEvent<'_>) -> Result<bool, StoreError> {
+        if self.senders.contains_key(&(e.session, e.counter)) {
+            return Ok(false);
+        }
+        if self.events.contains_key(&e.seq) {
+            return Err(StoreError("UNIQUE constraint failed: events.seq".into()));
         }
         self.senders.insert((e.session, e.counter), e.seq);
         self.events.insert(
@@ -209,7 +214,7 @@ impl RoomStore for MemoryStore {
                 envelope: Some(e.envelope.to_vec()),
             },
         );
-        Ok(())
+        Ok(true)
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {

@@ -979,8 +979,15 @@ async fn notify_broadcast_reaches_joined_sockets_and_needs_the_service_token() {
     assert_eq!(notify(&base, &token, &bad).await.0, 400);
 }
 
-/// Signs a token like the application backend would.
-fn token(user: &str, room: &str, role: Option<&str>, guest: bool) -> Option<String> {
+/// Signs a token like the application backend would: for `org`, narrowed to `room` when
+/// given.
+fn token(
+    user: &str,
+    org: &str,
+    room: Option<&str>,
+    role: Option<&str>,
+    guest: bool,
+) -> Option<String> {
     use base64::Engine;
     let seed = env("SEALSYNC_RELAY_JWT_SEED")?;
     let seed: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -995,7 +1002,8 @@ fn token(user: &str, room: &str, role: Option<&str>, guest: bool) -> Option<Stri
         .as_secs();
     let claims = sealsync_relay::auth::Claims {
         sub: user.into(),
-        room: room.into(),
+        org: org.into(),
+        room: room.map(Into::into),
         exp: now + 600,
         nbf: None,
         role: role.map(Into::into),
@@ -1036,8 +1044,8 @@ async fn connect_with_token(
 #[tokio::test]
 async fn auth_jwt_is_checked_before_the_upgrade() {
     let Some(base) = relay() else { return };
-    let room = unique_room("auth");
-    let Some(good) = token("alice", &room, Some("editor"), false) else {
+    let room = unique_room("acme:auth");
+    let Some(good) = token("alice", "acme", Some(&room), Some("editor"), false) else {
         eprintln!("skipped: SEALSYNC_RELAY_JWT_SEED is not set (AUTH_MODE=jwt phase of run.sh)");
         return;
     };
@@ -1045,20 +1053,26 @@ async fn auth_jwt_is_checked_before_the_upgrade() {
         connect_with_token(&base, &room, None).await.err(),
         Some(403)
     );
-    let other_room = token("alice", "another-room", None, false).unwrap();
-    assert_eq!(
-        connect_with_token(&base, &room, Some(&other_room))
-            .await
-            .err(),
-        Some(403)
-    );
+    let other_room = token("alice", "acme", Some("acme:another-room"), None, false).unwrap();
+    let other_org = token("alice", "globex", None, None, false).unwrap();
     let mut tampered = good.clone();
     tampered.pop();
     tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+    for (bad, why) in [
+        (&other_room, "other room"),
+        (&other_org, "other org"),
+        (&tampered, "tampered"),
+    ] {
+        assert_eq!(
+            connect_with_token(&base, &room, Some(bad)).await.err(),
+            Some(403),
+            "{why}"
+        );
+    }
+    // A room outside any org cannot be opened in jwt mode.
+    let bare = unique_room("no-org");
     assert_eq!(
-        connect_with_token(&base, &room, Some(&tampered))
-            .await
-            .err(),
+        connect_with_token(&base, &bare, Some(&good)).await.err(),
         Some(403)
     );
     let keys = room_keys(&room);
@@ -1066,6 +1080,85 @@ async fn auth_jwt_is_checked_before_the_upgrade() {
     let mut a = Peer::with_socket(ws, &keys);
     a.hello(0).await;
     a.publish(b"signed in").await;
+    // A token for the whole org opens this room too.
+    let org_wide = token("bob", "acme", None, None, false).unwrap();
+    let ws = connect_with_token(&base, &room, Some(&org_wide))
+        .await
+        .unwrap();
+    let mut b = Peer::with_socket(ws, &keys);
+    let welcome = b.hello(0).await;
+    assert_eq!(welcome.head_seq, 1);
+    assert!(matches!(
+        welcome.catch_up[..],
+        [RelayFrame::Event { seq: 1, .. }]
+    ));
+}
+
+#[tokio::test]
+async fn auth_viewer_reads_but_may_not_publish() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("acme:viewer");
+    let Some(editor) = token("eve", "acme", None, Some("editor"), false) else {
+        eprintln!("skipped: SEALSYNC_RELAY_JWT_SEED is not set (AUTH_MODE=jwt phase of run.sh)");
+        return;
+    };
+    let viewer = token("vic", "acme", None, Some("viewer"), false).unwrap();
+    let keys = room_keys(&room);
+    let mut e = Peer::with_socket(
+        connect_with_token(&base, &room, Some(&editor))
+            .await
+            .unwrap(),
+        &keys,
+    );
+    e.hello(0).await;
+    let mut v = Peer::with_socket(
+        connect_with_token(&base, &room, Some(&viewer))
+            .await
+            .unwrap(),
+        &keys,
+    );
+    v.hello(0).await;
+    e.recv().await; // presence 2
+    let envelope = v.seal(EnvelopeKind::Event, b"may I?");
+    v.send(&ClientFrame::Publish { envelope }).await;
+    assert!(matches!(
+        v.recv_data().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::ReadOnly,
+            fatal: false,
+            ..
+        }
+    ));
+    // The viewer still reads what others publish.
+    e.publish(b"read this").await;
+    assert!(matches!(
+        v.recv_data().await,
+        RelayFrame::Event { seq: 1, .. }
+    ));
+}
+
+#[tokio::test]
+async fn auth_presence_needs_a_bearer_token_for_the_room() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("acme:presence");
+    let Some(good) = token("alice", "acme", None, None, false) else {
+        eprintln!("skipped: SEALSYNC_RELAY_JWT_SEED is not set (AUTH_MODE=jwt phase of run.sh)");
+        return;
+    };
+    let other_org = token("alice", "globex", None, None, false).unwrap();
+    let path = format!("/room/{room}/presence");
+    assert_eq!(http_get(&base, &path, &[]).await.0, 403);
+    let bearer = |t: &str| format!("Bearer {t}");
+    assert_eq!(
+        http_get(&base, &path, &[("Authorization", &bearer(&other_org))])
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        http_get(&base, &path, &[("Authorization", &bearer(&good))]).await,
+        (200, r#"{"count":0}"#.to_owned())
+    );
 }
 
 #[tokio::test]
@@ -1075,13 +1168,13 @@ async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
         eprintln!("skipped: SEALSYNC_RELAY_NOTIFY_TOKEN is not set");
         return;
     };
-    let room = unique_room("guest");
-    let Some(guest_token) = token("gus", &room, None, true) else {
+    let room = unique_room("acme:guest");
+    let Some(guest_token) = token("gus", "acme", Some(&room), None, true) else {
         eprintln!("skipped: SEALSYNC_RELAY_JWT_SEED is not set (AUTH_MODE=jwt phase of run.sh)");
         return;
     };
     let keys = room_keys(&room);
-    let owner_token = token("olga", &room, Some("owner"), false).unwrap();
+    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false).unwrap();
     let mut owner = Peer::with_socket(
         connect_with_token(&base, &room, Some(&owner_token))
             .await

@@ -1,5 +1,6 @@
-// The SDK's `token` option against a real relay in `AUTH_MODE = "jwt"`: a token signed for
-// the room lets the browser in; none, or one for another room, keeps it out.
+// The SDK's `token` option against a real relay in `AUTH_MODE = "jwt"` whose keys are a JWK
+// Set (an Ed25519 and a P-256 key): a token of the room's org, EdDSA or ES256, lets the
+// browser in; none, or one for another org or room, keeps it out.
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -8,10 +9,17 @@ import { after, before, test } from "node:test";
 
 import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
 
-const ROOM = `e2e-auth-${Date.now().toString(36)}`;
+const ORG = "acme";
+const ROOM = `${ORG}:e2e-auth-${Date.now().toString(36)}`;
 const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const { publicKey, privateKey } = generateKeyPairSync("ed25519");
-const PUBLIC = publicKey.export({ format: "jwk" }).x; // base64url of the 32 raw bytes
+const es = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const JWKS = JSON.stringify({
+  keys: [
+    { ...publicKey.export({ format: "jwk" }), kid: "ed-1" },
+    { ...es.publicKey.export({ format: "jwk" }), kid: "es-1", alg: "ES256", use: "sig" },
+  ],
+});
 
 const SERVICE = "e2e-service-token-0123456789";
 
@@ -26,9 +34,14 @@ async function notify(body) {
 }
 
 const b64 = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
-function mint(room, sub = "alice", ttl = 600) {
-  const input = `${b64({ alg: "EdDSA", typ: "JWT" })}.${b64({ sub, room, exp: Math.floor(Date.now() / 1000) + ttl })}`;
-  return `${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}`;
+/** A token for `room` of `org`, signed with the Ed25519 key, or the P-256 key (ES256). */
+function mint(room, { sub = "alice", org = ORG, alg = "EdDSA", ttl = 600 } = {}) {
+  const claims = { sub, org, room, exp: Math.floor(Date.now() / 1000) + ttl };
+  const input = `${b64({ alg, typ: "JWT", kid: alg === "ES256" ? "es-1" : "ed-1" })}.${b64(claims)}`;
+  const signature = alg === "ES256"
+    ? sign("sha256", Buffer.from(input), { key: es.privateKey, dsaEncoding: "ieee-p1363" })
+    : sign(null, Buffer.from(input), privateKey);
+  return `${input}.${signature.toString("base64url")}`;
 }
 
 let relay;
@@ -38,7 +51,7 @@ let browser;
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   relay = new Relay(await freePort(), [
-    "--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${PUBLIC}`, "--var", `NOTIFY_SERVICE_TOKEN:${SERVICE}`,
+    "--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`, "--var", `NOTIFY_SERVICE_TOKEN:${SERVICE}`,
   ]);
   await relay.start();
   site = await serveStatic(await freePort());
@@ -91,8 +104,19 @@ test("a token signed for the room lets the browser in; backend notify and ban re
   await page.close();
 });
 
-test("no token, or a token for another room, never gets live", async () => {
-  for (const [token, name] of [[undefined, "none"], [mint("another-room"), "other-room"]]) {
+test("an ES256 token from the JWK Set lets the browser in", async () => {
+  const page = await joinWith(mint(ROOM, { sub: "esther", alg: "ES256" }), "es256");
+  await page.waitForFunction(() => window.states.includes("live"), null, { timeout: 20_000 });
+  await page.close();
+});
+
+test("no token, or a token for another room or org, never gets live", async () => {
+  const refused = [
+    [undefined, "none"],
+    [mint(`${ORG}:another-room`, { sub: "mallory" }), "other-room"],
+    [mint(ROOM, { sub: "mallory", org: "globex" }), "other-org"],
+  ];
+  for (const [token, name] of refused) {
     const page = await joinWith(token, name);
     await page.waitForTimeout(4000);
     const states = await page.evaluate(() => window.states);

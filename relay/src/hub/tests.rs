@@ -478,6 +478,25 @@ fn pending_guests_may_not_publish() {
 }
 
 #[test]
+fn a_read_only_role_may_not_publish_until_its_role_changes() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    room.peers.get_mut(&1).unwrap().role = Some(crate::auth::READ_ONLY_ROLE.into());
+    let outs = room.publish(1, 1, 9, 1);
+    assert_eq!(
+        error_code(&to(&outs, 1)[0]),
+        Some((RelayErrorCode::ReadOnly, false))
+    );
+    assert!(to(&outs, 2).is_empty(), "nothing reaches the others");
+    assert_eq!(room.store.head_seq().unwrap(), 0, "nothing is stored");
+    assert!(room.peers.contains_key(&1), "the socket stays");
+    room.peers.get_mut(&1).unwrap().role = Some("editor".into());
+    let outs = room.publish(1, 1, 9, 1);
+    assert!(matches!(to(&outs, 1)[0], RelayFrame::Ack { seq: 1, .. }));
+}
+
+#[test]
 fn leaving_tells_the_others_only_when_the_socket_had_joined() {
     let mut room = Room::new();
     room.join(1, &[1]);

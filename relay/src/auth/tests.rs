@@ -1,0 +1,365 @@
+use ed25519_compact::Seed;
+use serde_json::Value;
+
+use super::*;
+
+const NOW: u64 = 1_700_000_000;
+
+fn key(n: u8) -> KeyPair {
+    KeyPair::from_seed(Seed::new([n; 32]))
+}
+
+fn keys(pairs: &[&KeyPair]) -> KeySet {
+    KeySet::from(
+        pairs
+            .iter()
+            .map(|k| PublicKey::ed25519(k.pk))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn claims() -> Claims {
+    Claims {
+        sub: "alice".into(),
+        org: "acme".into(),
+        room: Some("acme:café".into()),
+        exp: NOW + 600,
+        nbf: None,
+        role: Some("editor".into()),
+        guest: false,
+    }
+}
+
+fn room() -> RoomId {
+    RoomId::new("acme:cafe\u{301}").unwrap()
+}
+
+/// ES256 and RS256 tokens and keys made by Node's crypto (`fixtures/jwt/make.mjs`).
+fn fixtures() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/jwt/fixtures.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn fixture_keys(f: &Value) -> KeySet {
+    KeySet::parse(&f["jwks"].to_string()).unwrap()
+}
+
+#[test]
+fn a_minted_token_verifies_with_any_configured_key() {
+    let token = mint(&claims(), &key(1));
+    assert_eq!(
+        verify(&token, &keys(&[&key(2), &key(1)]), &room(), NOW),
+        Ok(claims())
+    );
+}
+
+#[test]
+fn every_refusal_has_its_reason() {
+    let set = keys(&[&key(1)]);
+    let check = |c: Claims, k: &KeyPair| verify(&mint(&c, k), &set, &room(), NOW);
+    assert_eq!(check(claims(), &key(2)), Err(AuthError::BadSignature));
+    let expired = Claims {
+        exp: NOW - LEEWAY_SECONDS - 1,
+        ..claims()
+    };
+    assert_eq!(check(expired, &key(1)), Err(AuthError::Expired));
+    let skewed = Claims {
+        exp: NOW - 10,
+        ..claims()
+    };
+    assert!(check(skewed, &key(1)).is_ok(), "within the leeway");
+    let early = Claims {
+        nbf: Some(NOW + 3600),
+        ..claims()
+    };
+    assert_eq!(check(early, &key(1)), Err(AuthError::NotYetValid));
+    let other_room = Claims {
+        room: Some("acme:other".into()),
+        ..claims()
+    };
+    assert_eq!(check(other_room, &key(1)), Err(AuthError::WrongRoom));
+    let other_org = Claims {
+        org: "globex".into(),
+        room: None,
+        ..claims()
+    };
+    assert_eq!(check(other_org, &key(1)), Err(AuthError::WrongOrg));
+    for (sub, org) in [("", "acme"), ("alice", "")] {
+        let c = Claims {
+            sub: sub.into(),
+            org: org.into(),
+            ..claims()
+        };
+        assert_eq!(
+            check(c, &key(1)),
+            Err(AuthError::BadClaims),
+            "{sub:?} {org:?}"
+        );
+    }
+    let long_role = Claims {
+        role: Some("r".repeat(MAX_CLAIM_LEN + 1)),
+        ..claims()
+    };
+    assert_eq!(check(long_role, &key(1)), Err(AuthError::BadClaims));
+}
+
+#[test]
+fn a_token_without_room_opens_every_room_of_its_org_and_only_those() {
+    let set = keys(&[&key(1)]);
+    let token = mint(
+        &Claims {
+            room: None,
+            ..claims()
+        },
+        &key(1),
+    );
+    for name in ["acme:roadmap", "acme:a:b"] {
+        let room = RoomId::new(name).unwrap();
+        assert!(verify(&token, &set, &room, NOW).is_ok(), "{name}");
+    }
+    for name in [
+        "globex:roadmap",
+        "acme",
+        "acme-roadmap",
+        ":roadmap",
+        "acmeco:x",
+    ] {
+        let room = RoomId::new(name).unwrap();
+        assert_eq!(
+            verify(&token, &set, &room, NOW),
+            Err(AuthError::WrongOrg),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn room_org_is_the_prefix_before_the_first_colon() {
+    let org = |name: &str| room_org(&RoomId::new(name).unwrap()).map(str::to_owned);
+    assert_eq!(org("acme:roadmap").as_deref(), Some("acme"));
+    assert_eq!(org("acme:a:b").as_deref(), Some("acme"));
+    assert_eq!(org("roadmap"), None);
+    assert_eq!(org(":roadmap"), None);
+}
+
+#[test]
+fn the_viewer_role_is_read_only() {
+    assert!(is_read_only_role(READ_ONLY_ROLE));
+    assert!(!is_read_only_role("editor"));
+    assert!(!is_read_only_role("Viewer"), "roles are compared exactly");
+}
+
+#[test]
+fn tampering_and_other_algorithms_are_refused() {
+    let set = keys(&[&key(1)]);
+    let token = mint(&claims(), &key(1));
+    let (signing_input, sig) = token.rsplit_once('.').unwrap();
+    let (header, _) = signing_input.split_once('.').unwrap();
+    let forged_payload = URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(&Claims {
+            sub: "mallory".into(),
+            ..claims()
+        })
+        .unwrap(),
+    );
+    let forged = format!("{header}.{forged_payload}.{sig}");
+    assert_eq!(
+        verify(&forged, &set, &room(), NOW),
+        Err(AuthError::BadSignature)
+    );
+    let (_, rest) = token.split_once('.').unwrap();
+    for alg in [
+        r#"{"alg":"none"}"#,
+        r#"{"alg":"HS256"}"#,
+        r#"{"alg":"EdDSA","crit":["b64"]}"#,
+    ] {
+        let h = URL_SAFE_NO_PAD.encode(alg);
+        assert_eq!(
+            verify(&format!("{h}.{rest}"), &set, &room(), NOW),
+            Err(AuthError::UnsupportedAlgorithm),
+            "{alg}"
+        );
+    }
+    for bad in [
+        "",
+        "a.b",
+        "a.b.c.d",
+        "!!.!!.!!",
+        &"x".repeat(MAX_TOKEN_LEN + 1),
+    ] {
+        assert_eq!(
+            verify(bad, &set, &room(), NOW),
+            Err(AuthError::Malformed),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn es256_and_rs256_tokens_signed_by_another_implementation_verify() {
+    let f = fixtures();
+    let set = fixture_keys(&f);
+    let room = RoomId::new("acme:roadmap").unwrap();
+    let now = f["now"].as_u64().unwrap();
+    for alg in ["ES256", "RS256"] {
+        let token = f["tokens"][alg].as_str().unwrap();
+        let claims = verify(token, &set, &room, now).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(
+            (
+                claims.sub.as_str(),
+                claims.org.as_str(),
+                claims.role.as_deref()
+            ),
+            ("alice", "acme", Some("editor")),
+            "{alg}"
+        );
+        // Signed by a key that is not configured, under the same kid.
+        let other = f["tokens"][format!("{alg}_other_key")].as_str().unwrap();
+        assert_eq!(
+            verify(other, &set, &room, now),
+            Err(AuthError::BadSignature),
+            "{alg}"
+        );
+        // One flipped bit anywhere in the signature.
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        sig[7] ^= 0x10;
+        let flipped = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
+        assert_eq!(
+            verify(&flipped, &set, &room, now),
+            Err(AuthError::BadSignature),
+            "{alg}"
+        );
+        // Claims are still checked after the signature.
+        assert_eq!(
+            verify(token, &set, &room, now + 3600),
+            Err(AuthError::Expired),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn the_key_decides_the_algorithm_not_the_token() {
+    let f = fixtures();
+    let set = fixture_keys(&f);
+    let room = RoomId::new("acme:roadmap").unwrap();
+    let now = f["now"].as_u64().unwrap();
+    // An RS256 token relabelled ES256 (and the reverse) is checked only against keys of
+    // the label's algorithm, and fails.
+    for (token_alg, label) in [("RS256", "ES256"), ("ES256", "RS256"), ("ES256", "EdDSA")] {
+        let token = f["tokens"][token_alg].as_str().unwrap();
+        let (header, rest) = token.split_once('.').unwrap();
+        let mut h: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        h["alg"] = label.into();
+        let relabelled = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(h.to_string()));
+        assert_eq!(
+            verify(&relabelled, &set, &room, now),
+            Err(AuthError::BadSignature),
+            "{token_alg} as {label}"
+        );
+    }
+    // A kid that names no configured key.
+    let token = f["tokens"]["ES256"].as_str().unwrap();
+    let (header, rest) = token.split_once('.').unwrap();
+    let mut h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    h["kid"] = "rs256-1".into();
+    let wrong_kid = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(h.to_string()));
+    assert_eq!(
+        verify(&wrong_kid, &set, &room, now),
+        Err(AuthError::BadSignature)
+    );
+}
+
+#[test]
+fn a_jwk_set_is_parsed_and_bad_keys_are_named() {
+    let f = fixtures();
+    let set = fixture_keys(&f);
+    let algs: Vec<_> = set
+        .keys()
+        .iter()
+        .map(|k| (k.algorithm(), k.kid()))
+        .collect();
+    assert_eq!(
+        algs,
+        [
+            (Algorithm::Es256, Some("es256-1")),
+            (Algorithm::Rs256, Some("rs256-1"))
+        ]
+    );
+    let ed = URL_SAFE_NO_PAD.encode(key(1).pk.as_ref());
+    let okp = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": ed, "kid": "ed"});
+    let set = KeySet::parse(&serde_json::json!({ "keys": [okp] }).to_string()).unwrap();
+    assert!(verify(&mint(&claims(), &key(1)), &set, &room(), NOW).is_ok());
+
+    let es = f["jwks"]["keys"][0].clone();
+    let with = |k: &str, v: Value| {
+        let mut jwk = es.clone();
+        jwk[k] = v;
+        serde_json::json!({ "keys": [jwk] }).to_string()
+    };
+    let refused = |raw: String, needle: &str| {
+        let err = KeySet::parse(&raw).unwrap_err();
+        assert!(err.0.contains(needle), "{needle:?} not in {err}");
+    };
+    refused(with("d", "AAAA".into()), "private key");
+    refused(with("use", "enc".into()), "only signing keys");
+    refused(with("alg", "RS256".into()), "does not fit");
+    refused(with("crv", "P-384".into()), "not supported");
+    refused(with("x", "AAAA".into()), "32 bytes");
+    refused(with("y", Value::Null), "has no \"y\"");
+    let mut off_curve = URL_SAFE_NO_PAD.decode(es["y"].as_str().unwrap()).unwrap();
+    off_curve[31] ^= 1;
+    refused(
+        with("y", URL_SAFE_NO_PAD.encode(off_curve).into()),
+        "not a point",
+    );
+    refused(
+        serde_json::json!({ "keys": [f["weak_rsa_jwk"]] }).to_string(),
+        "not a usable RSA key",
+    );
+    refused(r#"{"keys": 3}"#.into(), "not a JWK Set");
+    refused(r#"{"keys": []}"#.into(), "at least one key");
+    refused("short".into(), "not 32 bytes");
+    refused(String::new(), "at least one key");
+}
+
+#[test]
+fn tokens_ride_in_the_subprotocol_or_the_authorization_header() {
+    assert_eq!(
+        token_from_protocols("sealsync.v1, sealsync.auth.abc.def.ghi"),
+        Some("abc.def.ghi")
+    );
+    assert_eq!(token_from_protocols("sealsync.v1"), None);
+    assert_eq!(token_from_authorization("Bearer a.b.c"), Some("a.b.c"));
+    assert_eq!(token_from_authorization("bearer  a.b.c "), Some("a.b.c"));
+    assert_eq!(token_from_authorization("Basic a.b.c"), None);
+    assert_eq!(token_from_authorization("Bearer "), None);
+}
+
+#[test]
+fn auth_mode_from_vars() {
+    let pk = URL_SAFE_NO_PAD.encode(key(1).pk.as_ref());
+    let vars = |mode: &'static str, keys: String| {
+        move |name: &str| match name {
+            "AUTH_MODE" => Some(mode.to_owned()),
+            "JWT_PUBLIC_KEYS" => Some(keys.clone()),
+            _ => None,
+        }
+    };
+    assert!(matches!(AuthMode::from_vars(|_| None), Ok(AuthMode::None)));
+    match AuthMode::from_vars(vars("jwt", format!("{pk}, "))) {
+        Ok(AuthMode::Jwt(set)) => {
+            assert_eq!(set.keys().len(), 1);
+            assert_eq!(set.keys()[0].algorithm(), Algorithm::EdDsa);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(AuthMode::from_vars(vars("jwt", String::new())).is_err());
+    assert!(AuthMode::from_vars(vars("jwt", "short".into())).is_err());
+    assert!(AuthMode::from_vars(vars("oauth", pk)).is_err());
+}
