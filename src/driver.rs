@@ -80,8 +80,10 @@ impl Inner {
         secret: String,
     ) -> Self {
         let base = relay_url.trim_end_matches('/');
+        // `client` is the session id the relay already sees in every envelope header: it
+        // lets `GET …/presence?client=` leave this session's socket out.
         let socket_url = format!(
-            "{base}/room/{}/ws",
+            "{base}/room/{}/ws?client={session}",
             js_sys::encode_uri_component(room.as_str())
         );
         Self {

@@ -49,6 +49,9 @@ pub struct Peer {
     pub role: Option<String>,
     /// A guest waiting to be admitted: it may read but not publish.
     pub pending: bool,
+    /// The id the socket was opened with (`?client=`), if any.
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 impl Peer {
@@ -63,6 +66,7 @@ impl Peer {
             user: None,
             role: None,
             pending: false,
+            client: None,
         }
     }
 }
@@ -164,6 +168,17 @@ pub fn refusal(code: RelayErrorCode, message: &str) -> Vec<u8> {
 #[must_use]
 pub fn presence(peers: &BTreeMap<PeerId, Peer>) -> u32 {
     u32::try_from(peers.values().filter(|p| p.joined).count()).unwrap_or(u32::MAX)
+}
+
+/// The joined peers that were not opened with `client`: what `GET …/presence?client=ID`
+/// answers (every joined peer without a `client`).
+#[must_use]
+pub fn presence_for(peers: &BTreeMap<PeerId, Peer>, client: Option<&str>) -> u32 {
+    let others = peers
+        .values()
+        .filter(|p| p.joined && (client.is_none() || p.client.as_deref() != client))
+        .count();
+    u32::try_from(others).unwrap_or(u32::MAX)
 }
 
 /// `PRESENCE` to every joined peer but `except`, if there is one; in a big room, the

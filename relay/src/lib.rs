@@ -60,11 +60,13 @@ pub(crate) fn route_request(
     let upgrade = req.headers().get("Upgrade")?;
     let origin = req.headers().get("Origin")?;
     let method = req.method().to_string();
+    let url = req.url()?;
     let view = route::RequestView {
         method: &method,
         path: &path,
         upgrade: upgrade.as_deref(),
         origin: origin.as_deref(),
+        query: url.query(),
     };
     Ok(route::route(&view, limits))
 }
@@ -111,8 +113,8 @@ mod entry {
             Err(e) => return Response::error(e.to_string(), 500),
         };
         match crate::route_request(&req, &limits)? {
-            Ok(Route::Socket(room)) => socket(req, &env, &auth, &room).await,
-            Ok(Route::Presence(room)) => {
+            Ok(Route::Socket { room, .. }) => socket(req, &env, &auth, &room).await,
+            Ok(Route::Presence { room, .. }) => {
                 if let AuthMode::Jwt(keys) = &auth {
                     let authorization = req.headers().get("Authorization")?;
                     let verified = authorization

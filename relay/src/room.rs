@@ -17,7 +17,7 @@ use crate::forwarded;
 use crate::hub::{self, Hub, Out, Peer, PeerId, CLOSE_INTERNAL_ERROR};
 use crate::limits::Limits;
 use crate::notify::{self, NotifyRequest};
-use crate::route::Route;
+use crate::route::{ClientId, Route};
 use crate::sql::SqlStore;
 use crate::store::{RoomStore, StoreError};
 
@@ -176,7 +176,7 @@ impl Room {
         })
     }
 
-    async fn accept(&self, req: &Request) -> Result<Response> {
+    async fn accept(&self, req: &Request, client: Option<ClientId>) -> Result<Response> {
         let limits = match &self.limits {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
@@ -219,6 +219,7 @@ impl Room {
             peer.user = user;
             peer.role = header(forwarded::ROLE);
             peer.pending = header(forwarded::GUEST).is_some_and(|g| g == "1");
+            peer.client = client.map(|c| c.as_str().to_owned());
             let tag = format!("{PEER_TAG}{id}");
             self.state
                 .accept_websocket_with_tags(&pair.server, &[tag.as_str()]);
@@ -356,9 +357,10 @@ impl DurableObject for Room {
             Err(e) => return Response::error(e.to_string(), 500),
         };
         match crate::route_request(&req, limits)? {
-            Ok(Route::Socket(_)) => self.accept(&req).await,
-            Ok(Route::Presence(_)) => {
-                let count = self.with_live(|live| live.peers.values().filter(|p| p.joined).count());
+            Ok(Route::Socket { client, .. }) => self.accept(&req, client).await,
+            Ok(Route::Presence { client, .. }) => {
+                let client = client.as_ref().map(ClientId::as_str);
+                let count = self.with_live(|live| hub::presence_for(&live.peers, client));
                 Response::from_json(&serde_json::json!({ "count": count }))
             }
             Ok(Route::Notify) => self.notify(req).await,

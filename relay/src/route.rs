@@ -19,15 +19,77 @@ pub struct RequestView<'a> {
     pub upgrade: Option<&'a str>,
     /// The `Origin` header, if any.
     pub origin: Option<&'a str>,
+    /// The URL query without `?`, if any.
+    pub query: Option<&'a str>,
+}
+
+/// The longest accepted `client` parameter, in bytes.
+pub const MAX_CLIENT_ID_LEN: usize = 64;
+
+/// A caller's own id (`?client=`): 1 to [`MAX_CLIENT_ID_LEN`] of `A-Z a-z 0-9 _ -`. A
+/// socket opened with one is left out of the presence count the same client asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Checks `id`.
+    ///
+    /// # Errors
+    /// [`Rejection::BadClient`] when it is empty, too long, or holds another character.
+    pub fn new(id: &str) -> Result<Self, Rejection> {
+        let ok = !id.is_empty()
+            && id.len() <= MAX_CLIENT_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(Rejection::BadClient)
+        }
+    }
+
+    /// The id.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The `client` parameter of a query string, checked; `None` when absent.
+///
+/// # Errors
+/// [`Rejection::BadClient`] when present but not a valid [`ClientId`].
+pub fn client_from_query(query: Option<&str>) -> Result<Option<ClientId>, Rejection> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("client="))
+        .map(ClientId::new)
+        .transpose()
 }
 
 /// Where an accepted request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /room/:room/ws` with `Upgrade: websocket`: a socket into the room's object.
-    Socket(RoomId),
-    /// `GET /room/:room/presence`: `{"count":N}`, the sockets joined to the room.
-    Presence(RoomId),
+    /// `GET /room/:room/ws[?client=ID]` with `Upgrade: websocket`: a socket into the
+    /// room's object.
+    Socket {
+        /// The room.
+        room: RoomId,
+        /// The caller's id, when given.
+        client: Option<ClientId>,
+    },
+    /// `GET /room/:room/presence[?client=ID]`: `{"count":N}`, the sockets joined to the
+    /// room, without those opened with the same `client`.
+    Presence {
+        /// The room.
+        room: RoomId,
+        /// The caller's id, when given.
+        client: Option<ClientId>,
+    },
     /// `POST /internal/notify`: a push from the application backend.
     Notify,
 }
@@ -45,6 +107,8 @@ pub enum Rejection {
     UpgradeRequired,
     /// 403: the `Origin` is not in `ALLOWED_ORIGINS`.
     OriginForbidden,
+    /// 400: the `client` parameter is not a valid [`ClientId`].
+    BadClient,
 }
 
 impl Rejection {
@@ -57,6 +121,7 @@ impl Rejection {
             Self::BadRoom(_) => 400,
             Self::UpgradeRequired => 426,
             Self::OriginForbidden => 403,
+            Self::BadClient => 400,
         }
     }
 
@@ -69,6 +134,9 @@ impl Rejection {
             Self::BadRoom(why) => why.clone(),
             Self::UpgradeRequired => "this endpoint needs a WebSocket upgrade".into(),
             Self::OriginForbidden => "this origin may not connect to the relay".into(),
+            Self::BadClient => {
+                format!("invalid client id: 1 to {MAX_CLIENT_ID_LEN} characters of A-Z a-z 0-9 _ -")
+            }
         }
     }
 }
@@ -97,8 +165,9 @@ pub fn route(req: &RequestView<'_>, limits: &Limits) -> Result<Route, Rejection>
                 return Err(Rejection::MethodNotAllowed);
             }
             let room = room_from_segment(room)?;
+            let client = client_from_query(req.query)?;
             if *action == "presence" {
-                return Ok(Route::Presence(room));
+                return Ok(Route::Presence { room, client });
             }
             let upgrade = req
                 .upgrade
@@ -109,7 +178,7 @@ pub fn route(req: &RequestView<'_>, limits: &Limits) -> Result<Route, Rejection>
             if !limits.origin_allowed(req.origin) {
                 return Err(Rejection::OriginForbidden);
             }
-            Ok(Route::Socket(room))
+            Ok(Route::Socket { room, client })
         }
         ["internal", "notify"] => {
             if req.method == "POST" {
@@ -131,15 +200,59 @@ mod tests {
             allowed_origins: vec!["https://app.example".into()],
             ..Limits::default()
         };
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
         route(
             &RequestView {
                 method: "GET",
                 path,
                 upgrade,
                 origin,
+                query,
             },
             &limits,
         )
+    }
+
+    fn socket(room: &str, client: Option<&str>) -> Route {
+        Route::Socket {
+            room: RoomId::new(room).unwrap(),
+            client: client.map(|c| ClientId::new(c).unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_client_parameter_is_checked_and_carried() {
+        assert_eq!(
+            get("/room/r1/ws?client=ab_C-9", Some("websocket"), None),
+            Ok(socket("r1", Some("ab_C-9")))
+        );
+        assert_eq!(
+            get("/room/r1/presence?x=1&client=me", None, None),
+            Ok(Route::Presence {
+                room: RoomId::new("r1").unwrap(),
+                client: Some(ClientId::new("me").unwrap()),
+            })
+        );
+        assert_eq!(
+            get("/room/r1/ws?other=1", Some("websocket"), None),
+            Ok(socket("r1", None))
+        );
+        let long = format!(
+            "/room/r1/presence?client={}",
+            "x".repeat(MAX_CLIENT_ID_LEN + 1)
+        );
+        for bad in [
+            "/room/r1/presence?client=",
+            "/room/r1/ws?client=a%20b",
+            "/room/r1/presence?client=é",
+            &long,
+        ] {
+            let rej = get(bad, Some("websocket"), None).unwrap_err();
+            assert_eq!((rej.status(), &rej), (400, &Rejection::BadClient), "{bad}");
+        }
     }
 
     #[test]
@@ -147,7 +260,10 @@ mod tests {
         let room = RoomId::new("café").unwrap();
         assert_eq!(
             get("/room/caf%C3%A9/ws", Some("websocket"), None),
-            Ok(Route::Socket(room.clone()))
+            Ok(Route::Socket {
+                room: room.clone(),
+                client: None
+            })
         );
         assert_eq!(
             get(
@@ -155,7 +271,7 @@ mod tests {
                 Some("WebSocket"),
                 Some("https://app.example")
             ),
-            Ok(Route::Socket(room))
+            Ok(Route::Socket { room, client: None })
         );
         assert_eq!(
             get("/room/a/ws", None, None),
@@ -197,7 +313,10 @@ mod tests {
     fn presence_and_unknown_paths() {
         assert_eq!(
             get("/room/r1/presence", None, None),
-            Ok(Route::Presence(RoomId::new("r1").unwrap()))
+            Ok(Route::Presence {
+                room: RoomId::new("r1").unwrap(),
+                client: None
+            })
         );
         for path in [
             "/",
@@ -221,6 +340,7 @@ mod tests {
             path: "/internal/notify",
             upgrade: None,
             origin: None,
+            query: None,
         };
         assert_eq!(route(&post, &Limits::default()), Ok(Route::Notify));
     }

@@ -299,10 +299,22 @@ async fn http_routes_answer_without_a_socket() {
     let keys = room_keys(&room);
     let mut a = Peer::connect(&base, &room, &keys).await;
     a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
+    // b says who it is: asking with its id leaves its own socket out.
+    let (ws, _) = connect_async(format!("{}?client=bee-1", ws_url(&base, &room)))
+        .await
+        .unwrap();
+    let mut b = Peer::with_socket(ws, &keys);
     b.hello(0).await;
-    let (_, body) = http_get(&base, &format!("/room/{room}/presence"), &[]).await;
-    assert_eq!(body, r#"{"count":2}"#);
+    let presence = |q: &'static str| {
+        let (base, path) = (base.clone(), format!("/room/{room}/presence{q}"));
+        async move { http_get(&base, &path, &[]).await }
+    };
+    assert_eq!(presence("").await.1, r#"{"count":2}"#);
+    assert_eq!(presence("?client=bee-1").await.1, r#"{"count":1}"#);
+    assert_eq!(presence("?client=other").await.1, r#"{"count":2}"#);
+    let (status, body) = presence("?client=no%20spaces").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid client id"), "{body}");
     drop(a);
     // b hears that a left.
     assert_eq!(b.recv().await, RelayFrame::Presence { count: 1 });

@@ -497,6 +497,23 @@ fn a_read_only_role_may_not_publish_until_its_role_changes() {
 }
 
 #[test]
+fn presence_for_a_client_leaves_out_its_own_sockets() {
+    let mut room = Room::new();
+    assert_eq!(presence_for(&room.peers, Some("me")), 0, "a fresh room");
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    room.join(3, &[1]);
+    room.open(4); // not joined: never counted
+    room.peers.get_mut(&1).unwrap().client = Some("me".into());
+    room.peers.get_mut(&2).unwrap().client = Some("me".into());
+    room.peers.get_mut(&3).unwrap().client = Some("you".into());
+    assert_eq!(presence_for(&room.peers, None), 3);
+    assert_eq!(presence_for(&room.peers, Some("me")), 1);
+    assert_eq!(presence_for(&room.peers, Some("you")), 2);
+    assert_eq!(presence_for(&room.peers, Some("nobody")), 3);
+}
+
+#[test]
 fn leaving_tells_the_others_only_when_the_socket_had_joined() {
     let mut room = Room::new();
     room.join(1, &[1]);
