@@ -1,11 +1,14 @@
 // Relay fan-out benchmark: one sender → N receivers in one room, on this machine, against
-// up to three targets in the same run (relay/bench/run.sh starts all three):
+// up to four targets in the same run (relay/bench/run.sh starts all four):
 //
 //   relay        the sealsync relay (workers-rs Durable Object) under `wrangler dev`:
 //                HELLO → CAUGHT_UP to join; PUBLISH of a 256-byte-ciphertext envelope in,
 //                EVENT out (decoded, deduplicated, appended to SQLite, ACKed, broadcast).
 //   echo         js-do/: a bare JS Durable Object under `wrangler dev` that rebroadcasts
 //                each frame to the other sockets (no protocol, no storage): the floor.
+//   store        js-do/ with STORE=1: the same echo, but each frame is first INSERTed into
+//                the object's SQLite database (ctx.storage.sql), as the relay must do
+//                before broadcasting: the floor for a relay that stores.
 //   y-websocket  @y/websocket-server's own server (Node, in-memory Y.Doc per room, no
 //                persistence): clients do the y-protocols sync handshake (step 1/step 2),
 //                the sender sets a 256-byte Uint8Array in a Y.Map and sends the Yjs update
@@ -30,7 +33,8 @@
 // Receivers only find the message counter in each frame; they do not decrypt or apply
 // the Yjs update (that would be client work, not relay work).
 //
-//   node fanout.mjs <relay url> <echo url> [<y-websocket url>]
+//   node fanout.mjs <relay url> <echo url> [<y-websocket url> [<storing echo url>]]
+//   (an empty y-websocket url skips that target)
 //
 // Env knobs (defaults in parentheses):
 //   FANOUT_N              receivers per room for the latency table ("10,100,500")
@@ -60,9 +64,9 @@ import * as syncProtocol from "y-protocols/sync";
 import * as encoding from "lib0/encoding";
 import * as decoding from "lib0/decoding";
 
-const [relayUrl, echoUrl, ywsUrl] = process.argv.slice(2);
+const [relayUrl, echoUrl, ywsUrl, storeUrl] = process.argv.slice(2);
 if (!relayUrl || !echoUrl) {
-  console.error("usage: node fanout.mjs <relay url> <echo url> [<y-websocket url>]");
+  console.error("usage: node fanout.mjs <relay url> <echo url> [<y-websocket url> [<storing echo url>]]");
   process.exit(2);
 }
 
@@ -171,13 +175,23 @@ const TARGETS = {
   },
   echo: {
     label: "JS echo DO",
+    short: "echo",
     wsUrl: (room) => `${echoUrl.replace(/^http/, "ws")}/room/${room}/ws`,
+    handshake: () => ({ start: () => {}, message: () => false, joinedOnOpen: true }),
+    sender: () => publish,
+    counterOf: (data) => (data[1] === 0x02 ? Number(data.readBigUInt64BE(2 + 38)) : null),
+  },
+  store: {
+    label: "storing JS DO",
+    short: "storing JS DO",
+    wsUrl: (room) => `${(storeUrl ?? "").replace(/^http/, "ws")}/room/${room}/ws`,
     handshake: () => ({ start: () => {}, message: () => false, joinedOnOpen: true }),
     sender: () => publish,
     counterOf: (data) => (data[1] === 0x02 ? Number(data.readBigUInt64BE(2 + 38)) : null),
   },
   yws: {
     label: "y-websocket",
+    short: "y-websocket",
     wsUrl: (room) => `${(ywsUrl ?? "").replace(/^http/, "ws")}/${room}`,
     // What y-websocket's WebsocketProvider does: send sync step 1 on open, answer the
     // server's step 1 with step 2, and count as synced on the server's step 2.
@@ -221,7 +235,8 @@ const TARGETS = {
     },
   },
 };
-const NAMES = ywsUrl ? ["relay", "echo", "yws"] : ["relay", "echo"];
+// Table column order: the relay, then its baselines from closest to farthest.
+const NAMES = ["relay", ...(storeUrl ? ["store"] : []), "echo", ...(ywsUrl ? ["yws"] : [])];
 
 // Opens a socket and completes the target's join; resolves to the joined client.
 // Frames after the join go to client.onFrame (set by the measurement).
@@ -458,7 +473,7 @@ async function main() {
   const ms = (x) => x.toFixed(2);
   const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
   const vs = NAMES.filter((name) => name !== "relay");
-  const vsHead = vs.map((name) => `relay ÷ ${name === "echo" ? "echo" : "y-websocket"}`);
+  const vsHead = vs.map((name) => `relay ÷ ${TARGETS[name].short}`);
 
   console.log(`Machine: ${machineLine()}. Load average ${startLoad} at the start, ${loadavg()} at the end.`);
   console.log(`All clients are Node \`ws\` sockets in one process on the same machine; every target in ` +

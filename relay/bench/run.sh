@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Fan-out benchmark: builds the relay, then starts three targets on free local ports:
+# Fan-out benchmark: builds the relay, then starts four targets on free local ports:
 #   - the sealsync relay under `wrangler dev`,
 #   - the JS echo Durable Object (js-do/) under `wrangler dev`,
+#   - the same JS DO with STORE=1, which writes each message to its SQLite database
+#     before rebroadcasting it (the storing echo), under `wrangler dev`,
 #   - y-websocket's Node server (@y/websocket-server, from relay/bench/node_modules),
-# runs fanout.mjs against all three (latency 1 → N and sustained msgs/s), and stops them.
-# Prints markdown tables (with relay ÷ echo and relay ÷ y-websocket ratios) for
-# BENCHMARKS.md. fanout.mjs documents its FANOUT_* knobs; they pass through from the
-# environment. Respects CARGO_TARGET_DIR for the relay build.
+# runs fanout.mjs against all four (latency 1 → N and sustained msgs/s), and stops them.
+# Prints markdown tables (with relay ÷ echo, relay ÷ storing echo and relay ÷ y-websocket
+# ratios) for BENCHMARKS.md. fanout.mjs documents its FANOUT_* knobs; they pass through
+# from the environment. Respects CARGO_TARGET_DIR for the relay build.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RELAY_DIR=$(cd "$BENCH_DIR/.." && pwd)
@@ -42,7 +44,7 @@ echo "bench: building the relay (worker-build --release)" >&2
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sealsync-bench.XXXXXX")
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-RELAY_PORT=$(free_port); ECHO_PORT=$(free_port); YWS_PORT=$(free_port)
+RELAY_PORT=$(free_port); ECHO_PORT=$(free_port); STORE_PORT=$(free_port); YWS_PORT=$(free_port)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
@@ -67,6 +69,8 @@ start_wrangler "$RELAY_DIR" wrangler.toml "$RELAY_PORT" "$TMP/relay" \
   --var MAX_SOCKETS_PER_ROOM:100000 \
   --var MAX_HISTORY_EVENTS:100000000 --var MAX_HISTORY_BYTES:1000000000000
 start_wrangler "$BENCH_DIR/js-do" wrangler.toml "$ECHO_PORT" "$TMP/echo"
+start_wrangler "$BENCH_DIR/js-do" wrangler.toml "$STORE_PORT" "$TMP/store" \
+  --name sealsync-bench-store --var STORE:1
 # y-websocket's own server (its package bin), in-memory (no YPERSISTENCE).
 (cd "$TMP" && HOST=127.0.0.1 PORT=$YWS_PORT exec setsid node "$YWS_BIN" \
   >"$TMP/yws.log" 2>&1 </dev/null) &
@@ -85,7 +89,9 @@ wait_up() { # name port pid log
 }
 wait_up "sealsync relay" "$RELAY_PORT" "${PIDS[0]}" "$TMP/relay.log"
 wait_up "JS echo DO" "$ECHO_PORT" "${PIDS[1]}" "$TMP/echo.log"
-wait_up "y-websocket server" "$YWS_PORT" "${PIDS[2]}" "$TMP/yws.log"
+wait_up "storing JS DO" "$STORE_PORT" "${PIDS[2]}" "$TMP/store.log"
+wait_up "y-websocket server" "$YWS_PORT" "${PIDS[3]}" "$TMP/yws.log"
 
 node "$BENCH_DIR/fanout.mjs" \
-  "http://127.0.0.1:$RELAY_PORT" "http://127.0.0.1:$ECHO_PORT" "http://127.0.0.1:$YWS_PORT"
+  "http://127.0.0.1:$RELAY_PORT" "http://127.0.0.1:$ECHO_PORT" "http://127.0.0.1:$YWS_PORT" \
+  "http://127.0.0.1:$STORE_PORT"
