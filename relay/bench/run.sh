@@ -1,47 +1,97 @@
 #!/usr/bin/env bash
-# Fan-out benchmark: builds the relay, starts it and the JS echo Durable Object (js-do/)
-# under `wrangler dev` on two free local ports, runs fanout.mjs against both, stops them.
-# Prints a markdown table (relay / echo ratios) for BENCHMARKS.md.
+# Fan-out benchmark: builds the relay, then starts four targets on free local ports:
+#   - the sealsync relay under `wrangler dev`,
+#   - the JS echo Durable Object (js-do/) under `wrangler dev`,
+#   - the same JS DO with STORE=1, which writes each message to its SQLite database
+#     before rebroadcasting it (the storing echo), under `wrangler dev`,
+#   - y-websocket's Node server (@y/websocket-server, from relay/bench/node_modules),
+# runs fanout.mjs against all four (latency 1 → N and sustained msgs/s), and stops them.
+# Prints markdown tables (with relay ÷ echo, relay ÷ storing echo and relay ÷ y-websocket
+# ratios) for BENCHMARKS.md. fanout.mjs documents its FANOUT_* knobs; they pass through
+# from the environment. Respects CARGO_TARGET_DIR for the relay build.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RELAY_DIR=$(cd "$BENCH_DIR/.." && pwd)
 ROOT=$(cd "$RELAY_DIR/.." && pwd)
 
+die() { echo "bench: $*" >&2; exit 1; }
+
 NODE_MODULES=""
 for dir in "$ROOT/tools/node_modules" "${NPM_TOOLS:-/work/npm-tools}/node_modules"; do
   if [ -x "$dir/.bin/wrangler" ]; then NODE_MODULES=$dir; break; fi
 done
-[ -n "$NODE_MODULES" ] || { echo "bench: wrangler not found; run ./run setup" >&2; exit 1; }
+[ -n "$NODE_MODULES" ] || die "wrangler not found; run ./run setup"
+command -v worker-build >/dev/null || die "worker-build not found; run ./run setup"
 WRANGLER=$NODE_MODULES/.bin/wrangler
 export ESBUILD_BIN=${ESBUILD_BIN:-$NODE_MODULES/.bin/esbuild}
 export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}
-export WRANGLER_SEND_METRICS=false NODE_PATH=$NODE_MODULES
+export WRANGLER_SEND_METRICS=false
+WRANGLER_VERSION=$("$WRANGLER" --version 2>/dev/null | tail -n 1) || die "$WRANGLER --version failed"
+export WRANGLER_VERSION
 
-(cd "$RELAY_DIR" && env -u CARGO_TARGET_DIR worker-build --release >/dev/null)
+# The benchmark's own npm dependencies (y-websocket server, Yjs, ws): pinned in
+# package-lock.json, installed once, never part of tools/ (which CI installs).
+if [ ! -d "$BENCH_DIR/node_modules" ]; then
+  echo "bench: installing relay/bench/node_modules (npm ci)" >&2
+  npm ci --prefix "$BENCH_DIR" --ignore-scripts --no-audit --no-fund >&2 \
+    || die "npm ci --prefix relay/bench failed"
+fi
+YWS_BIN=$BENCH_DIR/node_modules/.bin/y-websocket-server
+[ -x "$YWS_BIN" ] || die "$YWS_BIN missing; delete relay/bench/node_modules and run again"
+
+echo "bench: building the relay (worker-build --release)" >&2
+(cd "$RELAY_DIR" && worker-build --release >/dev/null) || die "worker-build failed"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sealsync-bench.XXXXXX")
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-RELAY_PORT=$(free_port); ECHO_PORT=$(free_port)
+RELAY_PORT=$(free_port); ECHO_PORT=$(free_port); STORE_PORT=$(free_port); YWS_PORT=$(free_port)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
   sleep 1
   for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
-  [ -n "${KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
+  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 
-start() { # dir config port state extra...
+# Each target runs in its own process group (setsid) so cleanup stops all its children.
+start_wrangler() { # dir config port state extra...
   local dir=$1 config=$2 port=$3 state=$4; shift 4
   (cd "$dir" && exec setsid "$WRANGLER" dev -c "$config" --ip 127.0.0.1 --port "$port" \
     --persist-to "$state" --inspector-port "$(free_port)" --show-interactive-dev-session=false "$@" \
     >"$state.log" 2>&1 </dev/null) &
   PIDS+=($!)
 }
-start "$RELAY_DIR" wrangler.toml "$RELAY_PORT" "$TMP/relay" \
-  --var RATE_BURST:1000000 --var RATE_PER_SECOND:1000000
-start "$BENCH_DIR/js-do" wrangler.toml "$ECHO_PORT" "$TMP/echo"
-for port in "$RELAY_PORT" "$ECHO_PORT"; do
-  for _ in $(seq 1 120); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.5; done
-done
-node "$BENCH_DIR/fanout.mjs" "http://127.0.0.1:$RELAY_PORT" "http://127.0.0.1:$ECHO_PORT"
+# Rate limits, the per-room socket cap and the history caps raised far above what the
+# benchmark reaches, so none of them shapes the numbers.
+start_wrangler "$RELAY_DIR" wrangler.toml "$RELAY_PORT" "$TMP/relay" \
+  --var RATE_BURST:1000000 --var RATE_PER_SECOND:1000000 \
+  --var MAX_SOCKETS_PER_ROOM:100000 \
+  --var MAX_HISTORY_EVENTS:100000000 --var MAX_HISTORY_BYTES:1000000000000
+start_wrangler "$BENCH_DIR/js-do" wrangler.toml "$ECHO_PORT" "$TMP/echo"
+start_wrangler "$BENCH_DIR/js-do" wrangler.toml "$STORE_PORT" "$TMP/store" \
+  --name sealsync-bench-store --var STORE:1
+# y-websocket's own server (its package bin), in-memory (no YPERSISTENCE).
+(cd "$TMP" && HOST=127.0.0.1 PORT=$YWS_PORT exec setsid node "$YWS_BIN" \
+  >"$TMP/yws.log" 2>&1 </dev/null) &
+PIDS+=($!)
+
+wait_up() { # name port pid log
+  local name=$1 port=$2 pid=$3 log=$4
+  for _ in $(seq 1 240); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "bench: $name did not start on port $port; last lines of $log:" >&2
+  tail -n 30 "$log" >&2 || true
+  exit 1
+}
+wait_up "sealsync relay" "$RELAY_PORT" "${PIDS[0]}" "$TMP/relay.log"
+wait_up "JS echo DO" "$ECHO_PORT" "${PIDS[1]}" "$TMP/echo.log"
+wait_up "storing JS DO" "$STORE_PORT" "${PIDS[2]}" "$TMP/store.log"
+wait_up "y-websocket server" "$YWS_PORT" "${PIDS[3]}" "$TMP/yws.log"
+
+node "$BENCH_DIR/fanout.mjs" \
+  "http://127.0.0.1:$RELAY_PORT" "http://127.0.0.1:$ECHO_PORT" "http://127.0.0.1:$YWS_PORT" \
+  "http://127.0.0.1:$STORE_PORT"
