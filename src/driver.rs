@@ -12,6 +12,7 @@ use std::rc::{Rc, Weak};
 
 use sealsync_core::client::{Client, ClientEvent, Output, Status};
 use sealsync_core::merge::{Change, Op};
+use sealsync_core::wire;
 use sealsync_core::{RoomId, SessionId};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
@@ -21,9 +22,13 @@ use crate::browser::{self, Hook};
 use crate::env::{now, wall};
 use crate::error;
 use crate::events::{self, Listeners};
+use crate::refusal;
 use crate::socket::{Socket, SocketEvent};
 use crate::store::{SessionLock, Store};
 use crate::timer::Timer;
+
+/// The close code browsers report for a connection that failed or never opened.
+const CLOSE_ABNORMAL: u16 = 1006;
 
 /// Everything a room owns. Lives in [`Shared::inner`].
 pub(crate) struct Inner {
@@ -35,6 +40,12 @@ pub(crate) struct Inner {
     /// Collections seen in changes, for `snapshot()`.
     pub(crate) collections: BTreeSet<String>,
     socket_url: String,
+    /// The room's presence address, asked when a connection with a token fails.
+    presence_url: String,
+    /// Whether the current socket opened.
+    opened: bool,
+    /// The token the current socket offered, if any.
+    attempt_token: Option<String>,
     /// `Room.join`'s `token`: a string, or a function returning one (or a promise of one),
     /// called before every connection attempt.
     pub(crate) token: Option<JsValue>,
@@ -82,10 +93,9 @@ impl Inner {
         let base = relay_url.trim_end_matches('/');
         // `client` is the session id the relay already sees in every envelope header: it
         // lets `GET …/presence?client=` leave this session's socket out.
-        let socket_url = format!(
-            "{base}/room/{}/ws?client={session}",
-            js_sys::encode_uri_component(room.as_str())
-        );
+        let segment = String::from(js_sys::encode_uri_component(room.as_str()));
+        let socket_url = format!("{base}/room/{segment}/ws?client={session}");
+        let presence_url = refusal::presence_url(base, &segment, &session.to_string());
         Self {
             client,
             room: room.as_str().to_owned(),
@@ -93,6 +103,9 @@ impl Inner {
             secret,
             collections: BTreeSet::new(),
             socket_url,
+            presence_url,
+            opened: false,
+            attempt_token: None,
             token: None,
             attempt: 0,
             session: session.to_string(),
@@ -334,18 +347,47 @@ fn feed(weak: &Weak<Shared>, input: impl FnOnce(&mut Client)) {
 
 fn on_socket(weak: &Weak<Shared>, event: SocketEvent) {
     match event {
-        SocketEvent::Opened => feed(weak, |c| c.handle_socket_opened(now())),
+        SocketEvent::Opened => {
+            if let Some(shared) = weak.upgrade() {
+                if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                    inner.opened = true;
+                }
+            }
+            feed(weak, |c| c.handle_socket_opened(now()));
+        }
         SocketEvent::Frame(frame) => feed(weak, |c| c.handle_frame(now(), wall(), &frame)),
         SocketEvent::Text(text) => feed(weak, |c| c.handle_text(now(), &text)),
         SocketEvent::Closed(code) => {
             let Some(shared) = weak.upgrade() else { return };
+            let mut probe = None;
             if let Ok(mut inner) = shared.inner.try_borrow_mut() {
                 if let Some(old) = inner.socket.take() {
                     old.detach();
                     drop_later(old);
                 }
+                if code == CLOSE_ABNORMAL && !inner.opened {
+                    probe = Some((inner.presence_url.clone(), inner.attempt_token.take()));
+                }
             }
-            feed(weak, |c| c.handle_socket_closed(now(), code));
+            match probe {
+                Some((url, token)) => {
+                    let weak = weak.clone();
+                    spawn_local(async move {
+                        let refused = refusal::refusal(&url, token.as_deref()).await;
+                        let code = match refused {
+                            Some(message) => {
+                                if let Some(shared) = weak.upgrade() {
+                                    shared.warn(error::TOKEN_REFUSED, &message);
+                                }
+                                wire::CLOSE_FORBIDDEN
+                            }
+                            None => CLOSE_ABNORMAL,
+                        };
+                        feed(&weak, |c| c.handle_socket_closed(now(), code));
+                    });
+                }
+                None => feed(weak, |c| c.handle_socket_closed(now(), code)),
+            }
         }
     }
 }
@@ -438,7 +480,7 @@ fn connect(shared: &Rc<Shared>) {
             Err(message) => {
                 shared.warn(error::TOKEN_FAILED, &message);
                 if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-                    inner.client.handle_socket_closed(now(), 1006);
+                    inner.client.handle_socket_closed(now(), CLOSE_ABNORMAL);
                 }
             }
         }
@@ -470,7 +512,12 @@ fn open_socket(shared: &Rc<Shared>, url: &str, token: Option<&str>) {
     let weak = Rc::downgrade(shared);
     match Socket::open(url, token, move |event| on_socket(&weak, event)) {
         Ok(socket) => {
-            let old = shared.inner.borrow_mut().socket.replace(socket);
+            let old = {
+                let mut inner = shared.inner.borrow_mut();
+                inner.opened = false;
+                inner.attempt_token = token.map(str::to_owned);
+                inner.socket.replace(socket)
+            };
             if let Some(old) = old {
                 old.detach();
                 drop_later(old);
@@ -484,9 +531,9 @@ fn open_socket(shared: &Rc<Shared>, url: &str, token: Option<&str>) {
                     error::describe(&e)
                 ),
             );
-            // 1006: closed abnormally, as if the connection had failed; the client backs off.
+            // As if the connection had failed: the client backs off.
             if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-                inner.client.handle_socket_closed(now(), 1006);
+                inner.client.handle_socket_closed(now(), CLOSE_ABNORMAL);
             }
         }
     }

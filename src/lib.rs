@@ -25,6 +25,7 @@ mod error;
 mod events;
 mod kdf;
 mod ops;
+mod refusal;
 mod share;
 mod socket;
 mod store;

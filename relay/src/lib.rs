@@ -95,7 +95,10 @@ mod entry {
     use crate::auth::{self, AuthError, AuthMode};
     use crate::forwarded;
     use crate::notify::{self, NotifyRequest};
-    use crate::route::Route;
+    use std::cell::RefCell;
+
+    use crate::limits::Limits;
+    use crate::route::{self, Route};
 
     fn var(env: &Env, name: &str) -> Option<String> {
         env.var(name).ok().map(|v| v.to_string())
@@ -108,35 +111,100 @@ mod entry {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
         };
-        let auth = match AuthMode::from_vars(|name| var(&env, name)) {
+        let auth = match auth_mode(&env) {
             Ok(a) => a,
             Err(e) => return Response::error(e.to_string(), 500),
         };
+        let origin = req.headers().get("Origin")?;
         match crate::route_request(&req, &limits)? {
             Ok(Route::Socket { room, .. }) => socket(req, &env, &auth, &room).await,
             Ok(Route::Presence { room, .. }) => {
-                if let AuthMode::Jwt(keys) = &auth {
-                    let authorization = req.headers().get("Authorization")?;
-                    let verified = authorization
-                        .as_deref()
-                        .and_then(auth::token_from_authorization)
-                        .ok_or(AuthError::Missing)
-                        .and_then(|token| {
-                            auth::verify(token, keys, &room, Date::now().as_millis() / 1000)
-                        });
-                    if let Err(e) = verified {
-                        return Response::error(e.to_string(), 403);
-                    }
-                }
-                let stub = env
-                    .durable_object("ROOM")?
-                    .id_from_name(room.as_str())?
-                    .get_stub()?;
-                stub.fetch_with_request(req).await
+                let answer = presence(req, &env, &auth, &room).await?;
+                with_cors(answer, origin.as_deref(), &limits).await
+            }
+            Ok(Route::Preflight) => {
+                with_cors(
+                    Response::empty()?.with_status(204),
+                    origin.as_deref(),
+                    &limits,
+                )
+                .await
             }
             Ok(Route::Notify) => notify(req, &env).await,
             Err(rejection) => Response::error(rejection.message(), rejection.status()),
         }
+    }
+
+    /// `AUTH_MODE` and `JWT_PUBLIC_KEYS` as read from the environment.
+    type AuthVars = (Option<String>, Option<String>);
+
+    thread_local! {
+        /// The parsed auth mode and the variables it was parsed from: parsing keys (RSA
+        /// above all) once per isolate, not per request.
+        static AUTH: RefCell<Option<(AuthVars, AuthMode)>> = const { RefCell::new(None) };
+    }
+
+    fn auth_mode(env: &Env) -> std::result::Result<AuthMode, auth::AuthConfigError> {
+        let raw = (var(env, "AUTH_MODE"), var(env, "JWT_PUBLIC_KEYS"));
+        AUTH.with(|cell| {
+            if let Some((cached_raw, mode)) = &*cell.borrow() {
+                if *cached_raw == raw {
+                    return Ok(mode.clone());
+                }
+            }
+            let mode = AuthMode::from_vars(|name| match name {
+                "AUTH_MODE" => raw.0.clone(),
+                "JWT_PUBLIC_KEYS" => raw.1.clone(),
+                _ => None,
+            })?;
+            *cell.borrow_mut() = Some((raw, mode.clone()));
+            Ok(mode)
+        })
+    }
+
+    /// `GET /room/:room/presence`: in `jwt` mode the token comes as `Authorization: Bearer`.
+    async fn presence(req: Request, env: &Env, auth: &AuthMode, room: &RoomId) -> Result<Response> {
+        if let AuthMode::Jwt(keys) = auth {
+            let authorization = req.headers().get("Authorization")?;
+            let verified = authorization
+                .as_deref()
+                .and_then(auth::token_from_authorization)
+                .ok_or(AuthError::Missing)
+                .and_then(|token| auth::verify(token, keys, room, Date::now().as_millis() / 1000));
+            if let Err(e) = verified {
+                return Response::error(e.to_string(), 403);
+            }
+        }
+        let stub = env
+            .durable_object("ROOM")?
+            .id_from_name(room.as_str())?
+            .get_stub()?;
+        stub.fetch_with_request(req).await
+    }
+
+    /// `answer` with the CORS headers a browser on `origin` needs to read it (a fetched
+    /// response's headers are immutable, so it is rebuilt).
+    async fn with_cors(
+        mut answer: Response,
+        origin: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Response> {
+        let Some(cors) = route::cors_headers(origin, limits) else {
+            return Ok(answer);
+        };
+        let status = answer.status_code();
+        let content_type = answer.headers().get("Content-Type")?;
+        let body = answer.bytes().await?;
+        let headers = Headers::new();
+        for (name, value) in &cors {
+            headers.set(name, value)?;
+        }
+        if let Some(content_type) = content_type {
+            headers.set("Content-Type", &content_type)?;
+        }
+        Ok(Response::from_bytes(body)?
+            .with_status(status)
+            .with_headers(headers))
     }
 
     async fn socket(req: Request, env: &Env, auth: &AuthMode, room: &RoomId) -> Result<Response> {

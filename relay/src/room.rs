@@ -364,6 +364,8 @@ impl DurableObject for Room {
                 Response::from_json(&serde_json::json!({ "count": count }))
             }
             Ok(Route::Notify) => self.notify(req).await,
+            // The Worker answers preflights itself.
+            Ok(Route::Preflight) => Response::empty(),
             Err(rejection) => Response::error(rejection.message(), rejection.status()),
         }
     }

@@ -92,6 +92,9 @@ pub enum Route {
     },
     /// `POST /internal/notify`: a push from the application backend.
     Notify,
+    /// `OPTIONS /room/:room/presence`: a browser's CORS preflight; answer 204 with
+    /// [`cors_headers`].
+    Preflight,
 }
 
 /// Why a request is refused before it reaches a room.
@@ -152,6 +155,25 @@ pub fn room_from_segment(segment: &str) -> Result<RoomId, Rejection> {
     RoomId::new(&decoded).map_err(|e| Rejection::BadRoom(e.to_string()))
 }
 
+/// The CORS headers for a browser on `origin` reading `GET /room/:room/presence` (and for
+/// its preflight): the origin echoed when `ALLOWED_ORIGINS` lets it in, `Authorization`
+/// allowed (the `jwt` mode's bearer token). None without an `Origin` (not a browser) or
+/// for an origin that is not allowed.
+#[must_use]
+pub fn cors_headers(origin: Option<&str>, limits: &Limits) -> Option<[(&'static str, String); 5]> {
+    let origin = origin?;
+    if !limits.origin_allowed(Some(origin)) {
+        return None;
+    }
+    Some([
+        ("Access-Control-Allow-Origin", origin.to_owned()),
+        ("Access-Control-Allow-Methods", "GET".to_owned()),
+        ("Access-Control-Allow-Headers", "Authorization".to_owned()),
+        ("Access-Control-Max-Age", "600".to_owned()),
+        ("Vary", "Origin".to_owned()),
+    ])
+}
+
 /// Routes one request.
 ///
 /// # Errors
@@ -161,13 +183,21 @@ pub fn route(req: &RequestView<'_>, limits: &Limits) -> Result<Route, Rejection>
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
         ["room", room, action @ ("ws" | "presence")] => {
-            if req.method != "GET" {
+            let preflight = req.method == "OPTIONS" && *action == "presence";
+            if req.method != "GET" && !preflight {
                 return Err(Rejection::MethodNotAllowed);
             }
             let room = room_from_segment(room)?;
             let client = client_from_query(req.query)?;
             if *action == "presence" {
-                return Ok(Route::Presence { room, client });
+                if !limits.origin_allowed(req.origin) {
+                    return Err(Rejection::OriginForbidden);
+                }
+                return Ok(if preflight {
+                    Route::Preflight
+                } else {
+                    Route::Presence { room, client }
+                });
             }
             let upgrade = req
                 .upgrade
@@ -306,6 +336,50 @@ mod tests {
         assert_eq!(
             get(&long, Some("websocket"), None).unwrap_err().status(),
             400
+        );
+    }
+
+    #[test]
+    fn presence_answers_browsers_of_allowed_origins_with_cors() {
+        let limits = Limits {
+            allowed_origins: vec!["https://app.example".into()],
+            ..Limits::default()
+        };
+        let view = |method, origin| RequestView {
+            method,
+            path: "/room/r1/presence",
+            upgrade: None,
+            origin,
+            query: None,
+        };
+        let app = Some("https://app.example");
+        let evil = Some("https://evil.example");
+        assert_eq!(route(&view("OPTIONS", app), &limits), Ok(Route::Preflight));
+        assert_eq!(
+            route(&view("OPTIONS", evil), &limits),
+            Err(Rejection::OriginForbidden)
+        );
+        assert_eq!(
+            route(&view("GET", evil), &limits),
+            Err(Rejection::OriginForbidden)
+        );
+        let ws_preflight = RequestView {
+            path: "/room/r1/ws",
+            ..view("OPTIONS", app)
+        };
+        assert_eq!(
+            route(&ws_preflight, &limits),
+            Err(Rejection::MethodNotAllowed)
+        );
+        let headers = cors_headers(app, &limits).unwrap();
+        assert!(headers.contains(&("Access-Control-Allow-Origin", "https://app.example".into())));
+        assert!(headers.contains(&("Access-Control-Allow-Headers", "Authorization".into())));
+        assert_eq!(cors_headers(evil, &limits), None);
+        assert_eq!(cors_headers(None, &limits), None, "not a browser");
+        let any = Limits::default();
+        assert!(
+            cors_headers(evil, &any).is_some(),
+            "no allowlist: any origin"
         );
     }
 

@@ -340,6 +340,51 @@ async fn origin_outside_the_allowlist_is_refused_before_upgrade() {
     let mut req = ws_url(&base, &room).into_client_request().unwrap();
     req.headers_mut().insert("Origin", allowed.parse().unwrap());
     assert!(connect_async(req).await.is_ok());
+
+    // A page of an allowed origin may read presence (CORS, preflight included); another
+    // origin may not.
+    let path = format!("/room/{room}/presence");
+    let head = http_head(&base, "OPTIONS", &path, &[("Origin", &allowed)]).await;
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains(&format!("access-control-allow-origin: {allowed}")),
+        "{head}"
+    );
+    assert!(
+        lower.contains("access-control-allow-headers: authorization"),
+        "{head}"
+    );
+    let head = http_head(&base, "GET", &path, &[("Origin", &allowed)]).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("access-control-allow-origin: {allowed}")),
+        "{head}"
+    );
+    for method in ["GET", "OPTIONS"] {
+        let head = http_head(&base, method, &path, &[("Origin", "https://evil.example")]).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{method}: {head}");
+    }
+}
+
+/// The status line and headers of a request's answer.
+async fn http_head(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let host = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
