@@ -63,7 +63,8 @@ pub fn room_org(room: &RoomId) -> Option<&str> {
 /// How sockets are authenticated (`AUTH_MODE` in `[vars]`).
 #[derive(Debug, Clone)]
 pub enum AuthMode {
-    /// `none` (the default): anyone who knows the room's password may join.
+    /// `open` (the default; `none` is the same): password-only end-to-end rooms, anyone
+    /// who knows the room's password may join.
     None,
     /// `jwt`: a valid token signed by one of these keys (`JWT_PUBLIC_KEYS`).
     Jwt(KeySet),
@@ -89,12 +90,12 @@ impl AuthMode {
     /// [`KeySet::parse`]).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, AuthConfigError> {
         match var("AUTH_MODE").as_deref().map(str::trim) {
-            None | Some("" | "none") => Ok(Self::None),
+            None | Some("" | "open" | "none") => Ok(Self::None),
             Some("jwt") => {
                 KeySet::parse(&var("JWT_PUBLIC_KEYS").unwrap_or_default()).map(Self::Jwt)
             }
             Some(other) => Err(AuthConfigError(format!(
-                "AUTH_MODE = {other:?}; expected \"none\" or \"jwt\""
+                "AUTH_MODE = {other:?}; expected \"open\" or \"jwt\""
             ))),
         }
     }

@@ -84,6 +84,14 @@ pub mod forwarded {
     pub const PREFIX: &str = "x-sealsync-";
 }
 
+/// Whether the Worker passes a client's request header on to the room's object: not the
+/// `x-sealsync-*` headers, which the Worker sets itself after verifying a token and the
+/// room trusts.
+#[must_use]
+pub fn forwards_header(name: &str) -> bool {
+    !name.to_ascii_lowercase().starts_with(forwarded::PREFIX)
+}
+
 #[cfg(target_arch = "wasm32")]
 mod entry {
     use sealsync_core::RoomId;
@@ -210,7 +218,7 @@ mod entry {
     async fn socket(req: Request, env: &Env, auth: &AuthMode, room: &RoomId) -> Result<Response> {
         let headers = Headers::new();
         for (name, value) in req.headers().entries() {
-            if !name.to_ascii_lowercase().starts_with(forwarded::PREFIX) {
+            if crate::forwards_header(&name) {
                 headers.set(&name, &value)?;
             }
         }
@@ -245,20 +253,32 @@ mod entry {
     }
 
     async fn notify(mut req: Request, env: &Env) -> Result<Response> {
-        let Ok(token) = env.secret("NOTIFY_SERVICE_TOKEN") else {
+        let (Ok(id), Ok(secret)) = (
+            env.secret("NOTIFY_SERVICE_ID"),
+            env.secret("NOTIFY_SERVICE_SECRET"),
+        ) else {
             return Response::error(
-                "notify is not enabled: set the NOTIFY_SERVICE_TOKEN secret",
+                "notify is not enabled: set the NOTIFY_SERVICE_ID and NOTIFY_SERVICE_SECRET secrets",
                 404,
             );
+        };
+        let token = match notify::ServiceToken::new(&id.to_string(), &secret.to_string()) {
+            Ok(t) => t,
+            Err(message) => return Response::error(message, 500),
         };
         let allowlist = var(env, "NOTIFY_ALLOWED_IPS").unwrap_or_default();
         let ip = req.headers().get("CF-Connecting-IP")?;
         if !notify::ip_allowed(&allowlist, ip.as_deref()) {
             return Response::error("this address may not notify", 403);
         }
-        let authorization = req.headers().get("Authorization")?;
-        if !notify::authorized(authorization.as_deref(), &token.to_string()) {
-            return Response::error("missing or wrong service token", 401);
+        let given_id = req.headers().get(notify::SERVICE_ID_HEADER)?;
+        let given_secret = req.headers().get(notify::SERVICE_SECRET_HEADER)?;
+        if !token.matches(given_id.as_deref(), given_secret.as_deref()) {
+            return Response::error(
+                "missing or wrong service token: send the Sealsync-Service-Id and \
+                 Sealsync-Service-Secret headers",
+                401,
+            );
         }
         let body = req.bytes().await?;
         let parsed = match NotifyRequest::parse(&body) {
@@ -285,6 +305,14 @@ mod entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_headers_leave_out_spoofed_identity() {
+        assert!(forwards_header("Sec-WebSocket-Protocol"));
+        assert!(forwards_header("Origin"));
+        assert!(!forwards_header("X-Sealsync-User"));
+        assert!(!forwards_header("x-sealsync-role"));
+    }
 
     #[test]
     fn protocol_offer() {

@@ -1,7 +1,8 @@
 //! `POST /internal/notify`: the application backend pushes to a room. The request is
-//! authenticated with `Authorization: Bearer <NOTIFY_SERVICE_TOKEN>` (a secret, compared
-//! in constant time) and, when `NOTIFY_ALLOWED_IPS` is set, must come from one of those
-//! addresses (`CF-Connecting-IP`).
+//! authenticated with a service-token header pair, [`SERVICE_ID_HEADER`] and
+//! [`SERVICE_SECRET_HEADER`], matched against the secrets `NOTIFY_SERVICE_ID` and
+//! `NOTIFY_SERVICE_SECRET` in constant time, and, when `NOTIFY_ALLOWED_IPS` is set, must
+//! come from one of those addresses (`CF-Connecting-IP`).
 //!
 //! Body (JSON): `{"room": "…", "kind": "…", "user": "…", "role": "…", "data": …}`, where
 //! `kind` is one of:
@@ -89,13 +90,64 @@ impl NotifyRequest {
     }
 }
 
-/// Whether `Authorization` carries the service token, in constant time over the token.
-#[must_use]
-pub fn authorized(authorization: Option<&str>, service_token: &str) -> bool {
-    let Some(given) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    !service_token.is_empty() && bool::from(given.as_bytes().ct_eq(service_token.as_bytes()))
+/// The header that names the calling service.
+pub const SERVICE_ID_HEADER: &str = "Sealsync-Service-Id";
+
+/// The header that carries the calling service's secret.
+pub const SERVICE_SECRET_HEADER: &str = "Sealsync-Service-Secret";
+
+/// The configured service token: an id and a secret (the `NOTIFY_SERVICE_ID` and
+/// `NOTIFY_SERVICE_SECRET` secrets).
+#[derive(Clone)]
+pub struct ServiceToken {
+    id: [u8; 32],
+    secret: [u8; 32],
+}
+
+impl core::fmt::Debug for ServiceToken {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ServiceToken(..)")
+    }
+}
+
+/// The shortest accepted `NOTIFY_SERVICE_SECRET`, in bytes.
+pub const MIN_SERVICE_SECRET_LEN: usize = 16;
+
+fn digest(value: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(value.as_bytes()).into()
+}
+
+impl ServiceToken {
+    /// The token from the configured id and secret.
+    ///
+    /// # Errors
+    /// A message to show the operator when the id is empty or the secret shorter than
+    /// [`MIN_SERVICE_SECRET_LEN`].
+    pub fn new(id: &str, secret: &str) -> Result<Self, String> {
+        if id.trim().is_empty() {
+            return Err("NOTIFY_SERVICE_ID is empty".into());
+        }
+        if secret.len() < MIN_SERVICE_SECRET_LEN {
+            return Err(format!(
+                "NOTIFY_SERVICE_SECRET is shorter than {MIN_SERVICE_SECRET_LEN} bytes; use a \
+                 long random value"
+            ));
+        }
+        Ok(Self {
+            id: digest(id),
+            secret: digest(secret),
+        })
+    }
+
+    /// Whether the request's header pair is this token. Both headers are always compared,
+    /// over digests of equal length, so the time taken says nothing about either.
+    #[must_use]
+    pub fn matches(&self, id: Option<&str>, secret: Option<&str>) -> bool {
+        let id_ok = self.id.ct_eq(&digest(id.unwrap_or_default()));
+        let secret_ok = self.secret.ct_eq(&digest(secret.unwrap_or_default()));
+        bool::from(id_ok & secret_ok) && id.is_some() && secret.is_some()
+    }
 }
 
 /// Whether the caller's address may notify (`NOTIFY_ALLOWED_IPS`, comma-separated; empty
@@ -250,11 +302,19 @@ mod tests {
 
     #[test]
     fn service_token_and_ip_allowlist() {
-        assert!(authorized(Some("Bearer s3cret"), "s3cret"));
-        assert!(!authorized(Some("Bearer s3cre"), "s3cret"));
-        assert!(!authorized(Some("s3cret"), "s3cret"));
-        assert!(!authorized(None, "s3cret"));
-        assert!(!authorized(Some("Bearer "), ""));
+        let secret = "0123456789abcdef-s3cret";
+        let token = ServiceToken::new("billing", secret).unwrap();
+        assert!(token.matches(Some("billing"), Some(secret)));
+        assert!(!token.matches(Some("billing"), Some(&secret[1..])));
+        assert!(
+            !token.matches(Some("other"), Some(secret)),
+            "the id counts too"
+        );
+        assert!(!token.matches(None, Some(secret)));
+        assert!(!token.matches(Some("billing"), None));
+        assert!(!token.matches(Some(secret), Some("billing")), "not swapped");
+        assert!(ServiceToken::new("", secret).is_err());
+        assert!(ServiceToken::new("billing", "short").is_err());
         assert!(ip_allowed("", None));
         assert!(ip_allowed("10.0.0.1, 10.0.0.2", Some("10.0.0.2")));
         assert!(!ip_allowed("10.0.0.1", Some("10.0.0.3")));

@@ -249,6 +249,26 @@ async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
+    let text = http_raw(base, method, path, headers, body).await;
+    let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+/// The status line and headers of a bodiless request's answer.
+async fn http_head(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let text = http_raw(base, method, path, headers, "").await;
+    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+}
+
+/// Sends one HTTP/1.1 request on a fresh connection; the whole answer as text.
+async fn http_raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
     let host = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).await.unwrap();
     let mut req = format!(
@@ -266,10 +286,7 @@ async fn http(
         .await
         .unwrap()
         .unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    String::from_utf8_lossy(&raw).to_string()
 }
 
 fn event_seq(frame: &RelayFrame) -> u64 {
@@ -366,25 +383,6 @@ async fn origin_outside_the_allowlist_is_refused_before_upgrade() {
         let head = http_head(&base, method, &path, &[("Origin", "https://evil.example")]).await;
         assert!(head.starts_with("HTTP/1.1 403"), "{method}: {head}");
     }
-}
-
-/// The status line and headers of a request's answer.
-async fn http_head(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
-    let host = base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -981,15 +979,23 @@ async fn many_sockets_in_one_room_all_receive_a_broadcast() {
     }
 }
 
-/// Sends a notify request with the service token; (status, body).
-async fn notify(base: &str, token: &str, body: &serde_json::Value) -> (u16, String) {
-    let auth = format!("Bearer {token}");
+/// The service token (id, secret) of the relay under test, if it has one.
+fn service_token() -> Option<(String, String)> {
+    Some((
+        env("SEALSYNC_RELAY_NOTIFY_ID")?,
+        env("SEALSYNC_RELAY_NOTIFY_SECRET")?,
+    ))
+}
+
+/// Sends a notify request with the service token's header pair; (status, body).
+async fn notify(base: &str, token: &(String, String), body: &serde_json::Value) -> (u16, String) {
     http(
         base,
         "POST",
         "/internal/notify",
         &[
-            ("Authorization", &auth),
+            ("Sealsync-Service-Id", &token.0),
+            ("Sealsync-Service-Secret", &token.1),
             ("Content-Type", "application/json"),
         ],
         &body.to_string(),
@@ -1000,8 +1006,8 @@ async fn notify(base: &str, token: &str, body: &serde_json::Value) -> (u16, Stri
 #[tokio::test]
 async fn notify_broadcast_reaches_joined_sockets_and_needs_the_service_token() {
     let Some(base) = relay() else { return };
-    let Some(token) = env("SEALSYNC_RELAY_NOTIFY_TOKEN") else {
-        eprintln!("skipped: SEALSYNC_RELAY_NOTIFY_TOKEN is not set");
+    let Some(token) = service_token() else {
+        eprintln!("skipped: SEALSYNC_RELAY_NOTIFY_ID/SECRET are not set");
         return;
     };
     let room = unique_room("notify");
@@ -1018,7 +1024,11 @@ async fn notify_broadcast_reaches_joined_sockets_and_needs_the_service_token() {
     a.recv().await; // presence 2
 
     let push = serde_json::json!({"room": room, "kind": "broadcast", "data": {"hello": "all"}});
-    assert_eq!(notify(&base, "wrong", &push).await.0, 401);
+    let wrong_secret = (token.0.clone(), format!("{}x", token.1));
+    let wrong_id = ("someone-else".to_owned(), token.1.clone());
+    for wrong in [&wrong_secret, &wrong_id] {
+        assert_eq!(notify(&base, wrong, &push).await.0, 401);
+    }
     let (status, body) = notify(&base, &token, &push).await;
     assert_eq!((status, body.as_str()), (200, r#"{"delivered":2}"#));
     for p in [&mut a, &mut b] {
@@ -1221,8 +1231,8 @@ async fn auth_presence_needs_a_bearer_token_for_the_room() {
 #[tokio::test]
 async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
     let Some(base) = relay() else { return };
-    let Some(notify_token) = env("SEALSYNC_RELAY_NOTIFY_TOKEN") else {
-        eprintln!("skipped: SEALSYNC_RELAY_NOTIFY_TOKEN is not set");
+    let Some(notify_token) = service_token() else {
+        eprintln!("skipped: SEALSYNC_RELAY_NOTIFY_ID/SECRET are not set");
         return;
     };
     let room = unique_room("acme:guest");

@@ -76,8 +76,8 @@ cleanup() {
 trap cleanup EXIT
 
 # Secrets for `wrangler dev` come from .dev.vars beside the config.
-NOTIFY_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
-printf 'NOTIFY_SERVICE_TOKEN=%s\n' "$NOTIFY_TOKEN" > "$TMP/.dev.vars"
+NOTIFY_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+printf 'NOTIFY_SERVICE_ID=integration-tests\nNOTIFY_SERVICE_SECRET=%s\n' "$NOTIFY_SECRET" > "$TMP/.dev.vars"
 # A signing key for the jwt phase (the backend's side is the mint_token example).
 KEYS=$(cd "$ROOT" && cargo run -q -p sealsync-relay --example mint_token -- keygen)
 JWT_SEED=$(echo "$KEYS" | sed -n 's/^SEED=//p')
@@ -95,7 +95,7 @@ export SEALSYNC_RELAY_MAX_SOCKETS=$FANOUT
 export SEALSYNC_RELAY_MAX_HISTORY=60
 export SEALSYNC_RELAY_IDLE_TTL=12
 export SEALSYNC_RELAY_ALLOWED_ORIGIN=http://allowed.test
-export SEALSYNC_RELAY_NOTIFY_TOKEN=$NOTIFY_TOKEN
+export SEALSYNC_RELAY_NOTIFY_ID=integration-tests SEALSYNC_RELAY_NOTIFY_SECRET=$NOTIFY_SECRET
 
 status=0
 echo "== integration tests, AUTH_MODE=none"

@@ -21,12 +21,17 @@ const JWKS = JSON.stringify({
   ],
 });
 
-const SERVICE = "e2e-service-token-0123456789";
+const SERVICE_ID = "e2e-backend";
+const SERVICE_SECRET = "e2e-service-secret-0123456789";
 
 async function notify(body) {
   const res = await fetch(`http://127.0.0.1:${relay.port}/internal/notify`, {
     method: "POST",
-    headers: { authorization: `Bearer ${SERVICE}`, "content-type": "application/json" },
+    headers: {
+      "sealsync-service-id": SERVICE_ID,
+      "sealsync-service-secret": SERVICE_SECRET,
+      "content-type": "application/json",
+    },
     body: JSON.stringify(body),
   });
   assert.equal(res.status, 200, await res.clone().text());
@@ -51,7 +56,8 @@ let browser;
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   relay = new Relay(await freePort(), [
-    "--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`, "--var", `NOTIFY_SERVICE_TOKEN:${SERVICE}`,
+    "--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`, "--var", `NOTIFY_SERVICE_ID:${SERVICE_ID}`,
+    "--var", `NOTIFY_SERVICE_SECRET:${SERVICE_SECRET}`,
   ]);
   await relay.start();
   site = await serveStatic(await freePort());

@@ -352,6 +352,13 @@ fn auth_mode_from_vars() {
         }
     };
     assert!(matches!(AuthMode::from_vars(|_| None), Ok(AuthMode::None)));
+    for open in ["open", "none", ""] {
+        let only_mode = move |name: &str| (name == "AUTH_MODE").then(|| open.to_owned());
+        assert!(
+            matches!(AuthMode::from_vars(only_mode), Ok(AuthMode::None)),
+            "{open:?}"
+        );
+    }
     match AuthMode::from_vars(vars("jwt", format!("{pk}, "))) {
         Ok(AuthMode::Jwt(set)) => {
             assert_eq!(set.keys().len(), 1);

@@ -514,6 +514,38 @@ fn presence_for_a_client_leaves_out_its_own_sockets() {
 }
 
 #[test]
+fn clients_may_send_only_client_frames() {
+    // The frames a client may send are HELLO, PUBLISH, SYNC, SNAPSHOT_PUT and EPHEMERAL;
+    // a relay-to-client frame (a forged NOTIFY, EVENT or ERROR) is refused as BAD_FRAME and
+    // reaches nobody.
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    let forged = [
+        RelayFrame::Notify {
+            json: r#"{"kind":"admit"}"#.into(),
+        },
+        RelayFrame::Event {
+            seq: 1,
+            relay_time: 0,
+            envelope: envelope(EnvelopeKind::Event, tag(1), 9, 1),
+        },
+        RelayFrame::Presence { count: 99 },
+    ];
+    for frame in forged {
+        let outs = room.raw(1, &frame.encode().unwrap());
+        assert_eq!(
+            error_code(&to(&outs, 1)[0]),
+            Some((RelayErrorCode::BadFrame, false)),
+            "{frame:?}"
+        );
+        assert!(to(&outs, 2).is_empty(), "{frame:?} reached another socket");
+    }
+    assert_eq!(room.store.head_seq().unwrap(), 0);
+    assert!(room.peers.contains_key(&1), "the socket stays");
+}
+
+#[test]
 fn leaving_tells_the_others_only_when_the_socket_had_joined() {
     let mut room = Room::new();
     room.join(1, &[1]);
