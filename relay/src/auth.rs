@@ -256,6 +256,20 @@ pub fn verify(token: &str, keys: &KeySet, room: &RoomId, now_s: u64) -> Result<C
     Ok(claims)
 }
 
+/// Verifies the token a request offered, if any: [`AuthError::Missing`] without one,
+/// else [`verify`].
+///
+/// # Errors
+/// As [`verify`], and [`AuthError::Missing`].
+pub fn verify_offered(
+    token: Option<&str>,
+    keys: &KeySet,
+    room: &RoomId,
+    now_s: u64,
+) -> Result<Claims, AuthError> {
+    verify(token.ok_or(AuthError::Missing)?, keys, room, now_s)
+}
+
 /// Signs `claims` with the Ed25519 `key` (the backend's side; used by the `mint_token`
 /// example and the tests).
 #[must_use]

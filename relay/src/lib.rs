@@ -100,13 +100,18 @@ mod entry {
         Response, Result,
     };
 
-    use crate::auth::{self, AuthError, AuthMode};
+    use crate::auth::{self, AuthMode};
     use crate::forwarded;
     use crate::notify::{self, NotifyRequest};
     use std::cell::RefCell;
 
     use crate::limits::Limits;
     use crate::route::{self, Route};
+
+    /// Seconds since the Unix epoch.
+    fn now_s() -> u64 {
+        Date::now().as_millis() / 1000
+    }
 
     fn var(env: &Env, name: &str) -> Option<String> {
         env.var(name).ok().map(|v| v.to_string())
@@ -174,12 +179,10 @@ mod entry {
     async fn presence(req: Request, env: &Env, auth: &AuthMode, room: &RoomId) -> Result<Response> {
         if let AuthMode::Jwt(keys) = auth {
             let authorization = req.headers().get("Authorization")?;
-            let verified = authorization
+            let token = authorization
                 .as_deref()
-                .and_then(auth::token_from_authorization)
-                .ok_or(AuthError::Missing)
-                .and_then(|token| auth::verify(token, keys, room, Date::now().as_millis() / 1000));
-            if let Err(e) = verified {
+                .and_then(auth::token_from_authorization);
+            if let Err(e) = auth::verify_offered(token, keys, room, now_s()) {
                 return Response::error(e.to_string(), 403);
             }
         }
@@ -224,12 +227,8 @@ mod entry {
         }
         if let AuthMode::Jwt(keys) = auth {
             let offered = req.headers().get("Sec-WebSocket-Protocol")?;
-            let verified = offered
-                .as_deref()
-                .and_then(auth::token_from_protocols)
-                .ok_or(AuthError::Missing)
-                .and_then(|token| auth::verify(token, keys, room, Date::now().as_millis() / 1000));
-            match verified {
+            let token = offered.as_deref().and_then(auth::token_from_protocols);
+            match auth::verify_offered(token, keys, room, now_s()) {
                 Ok(claims) => {
                     headers.set(forwarded::USER, &claims.sub)?;
                     if let Some(role) = &claims.role {

@@ -43,8 +43,20 @@ fn fixtures() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn fixture_keys(f: &Value) -> KeySet {
-    KeySet::parse(&f["jwks"].to_string()).unwrap()
+/// The fixtures, their key set, the room their tokens are for and their `now`.
+fn fixture_setup() -> (Value, KeySet, RoomId, u64) {
+    let f = fixtures();
+    let set = KeySet::parse(&f["jwks"].to_string()).unwrap();
+    let now = f["now"].as_u64().unwrap();
+    (f, set, RoomId::new("acme:roadmap").unwrap(), now)
+}
+
+/// `token` with `member` of its header set to `value` (the signature left as it was).
+fn with_header(token: &str, member: &str, value: &str) -> String {
+    let (header, rest) = token.split_once('.').unwrap();
+    let mut h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    h[member] = value.into();
+    format!("{}.{rest}", URL_SAFE_NO_PAD.encode(h.to_string()))
 }
 
 #[test]
@@ -200,10 +212,7 @@ fn tampering_and_other_algorithms_are_refused() {
 
 #[test]
 fn es256_and_rs256_tokens_signed_by_another_implementation_verify() {
-    let f = fixtures();
-    let set = fixture_keys(&f);
-    let room = RoomId::new("acme:roadmap").unwrap();
-    let now = f["now"].as_u64().unwrap();
+    let (f, set, room, now) = fixture_setup();
     for alg in ["ES256", "RS256"] {
         let token = f["tokens"][alg].as_str().unwrap();
         let claims = verify(token, &set, &room, now).unwrap_or_else(|e| panic!("{alg}: {e}"));
@@ -244,41 +253,28 @@ fn es256_and_rs256_tokens_signed_by_another_implementation_verify() {
 
 #[test]
 fn the_key_decides_the_algorithm_not_the_token() {
-    let f = fixtures();
-    let set = fixture_keys(&f);
-    let room = RoomId::new("acme:roadmap").unwrap();
-    let now = f["now"].as_u64().unwrap();
+    let (f, set, room, now) = fixture_setup();
     // An RS256 token relabelled ES256 (and the reverse) is checked only against keys of
     // the label's algorithm, and fails.
     for (token_alg, label) in [("RS256", "ES256"), ("ES256", "RS256"), ("ES256", "EdDSA")] {
         let token = f["tokens"][token_alg].as_str().unwrap();
-        let (header, rest) = token.split_once('.').unwrap();
-        let mut h: Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-        h["alg"] = label.into();
-        let relabelled = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(h.to_string()));
         assert_eq!(
-            verify(&relabelled, &set, &room, now),
+            verify(&with_header(token, "alg", label), &set, &room, now),
             Err(AuthError::BadSignature),
             "{token_alg} as {label}"
         );
     }
-    // A kid that names no configured key.
+    // A kid that names another configured key.
     let token = f["tokens"]["ES256"].as_str().unwrap();
-    let (header, rest) = token.split_once('.').unwrap();
-    let mut h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-    h["kid"] = "rs256-1".into();
-    let wrong_kid = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(h.to_string()));
     assert_eq!(
-        verify(&wrong_kid, &set, &room, now),
+        verify(&with_header(token, "kid", "rs256-1"), &set, &room, now),
         Err(AuthError::BadSignature)
     );
 }
 
 #[test]
 fn a_jwk_set_is_parsed_and_bad_keys_are_named() {
-    let f = fixtures();
-    let set = fixture_keys(&f);
+    let (f, set, _, _) = fixture_setup();
     let algs: Vec<_> = set
         .keys()
         .iter()
@@ -326,6 +322,20 @@ fn a_jwk_set_is_parsed_and_bad_keys_are_named() {
     refused(r#"{"keys": []}"#.into(), "at least one key");
     refused("short".into(), "not 32 bytes");
     refused(String::new(), "at least one key");
+}
+
+#[test]
+fn no_offered_token_is_missing() {
+    let set = keys(&[&key(1)]);
+    assert_eq!(
+        verify_offered(None, &set, &room(), NOW),
+        Err(AuthError::Missing)
+    );
+    let token = mint(&claims(), &key(1));
+    assert_eq!(
+        verify_offered(Some(&token), &set, &room(), NOW),
+        Ok(claims())
+    );
 }
 
 #[test]
