@@ -932,13 +932,14 @@ mod tests {
             assert_eq!(RelayErrorCode::from(code).code(), code);
         }
         assert_eq!(RelayErrorCode::from(2).name(), "WRONG_VERIFIER");
-        assert_eq!(RelayErrorCode::from(13).name(), "UNKNOWN");
-        assert_eq!(RelayErrorCode::from(13).to_string(), "UNKNOWN(13)");
+        assert_eq!(RelayErrorCode::from(13).name(), "READ_ONLY");
+        assert_eq!(RelayErrorCode::from(14).name(), "UNKNOWN");
+        assert_eq!(RelayErrorCode::from(14).to_string(), "UNKNOWN(14)");
     }
 
     #[test]
     fn fatal_codes_and_close_codes_follow_the_table() {
-        let expected: [(u16, Option<u16>); 12] = [
+        let expected: [(u16, Option<u16>); 13] = [
             (1, None),
             (2, Some(4001)),
             (3, Some(4003)),
@@ -951,6 +952,7 @@ mod tests {
             (10, Some(4010)),
             (11, None),
             (12, None),
+            (13, None),
         ];
         for (code, close) in expected {
             let c = RelayErrorCode::from(code);

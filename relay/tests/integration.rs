@@ -1047,13 +1047,25 @@ async fn notify_broadcast_reaches_joined_sockets_and_needs_the_service_token() {
 }
 
 /// Signs a token like the application backend would: for `org`, narrowed to `room` when
-/// given.
+/// given, valid for ten minutes.
 fn token(
     user: &str,
     org: &str,
     room: Option<&str>,
     role: Option<&str>,
     guest: bool,
+) -> Option<String> {
+    signed(user, org, room, role, guest, 600)
+}
+
+/// As [`token`], expiring `ttl` seconds from now (negative: already expired).
+fn signed(
+    user: &str,
+    org: &str,
+    room: Option<&str>,
+    role: Option<&str>,
+    guest: bool,
+    ttl: i64,
 ) -> Option<String> {
     use base64::Engine;
     let seed = env("SEALSYNC_RELAY_JWT_SEED")?;
@@ -1071,7 +1083,7 @@ fn token(
         sub: user.into(),
         org: org.into(),
         room: room.map(Into::into),
-        exp: now + 600,
+        exp: now.saturating_add_signed(ttl),
         nbf: None,
         role: role.map(Into::into),
         guest,
@@ -1122,12 +1134,15 @@ async fn auth_jwt_is_checked_before_the_upgrade() {
     );
     let other_room = token("alice", "acme", Some("acme:another-room"), None, false).unwrap();
     let other_org = token("alice", "globex", None, None, false).unwrap();
+    // Past the relay's 60 s of leeway.
+    let expired = signed("alice", "acme", Some(&room), None, false, -3600).unwrap();
     let mut tampered = good.clone();
     tampered.pop();
     tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
     for (bad, why) in [
         (&other_room, "other room"),
         (&other_org, "other org"),
+        (&expired, "expired"),
         (&tampered, "tampered"),
     ] {
         assert_eq!(
