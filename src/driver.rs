@@ -377,7 +377,7 @@ fn on_socket(weak: &Weak<Shared>, event: SocketEvent) {
                         let code = match refused {
                             Some(message) => {
                                 if let Some(shared) = weak.upgrade() {
-                                    shared.warn(error::TOKEN_REFUSED, &message);
+                                    shared.warn(error::CONNECTION_REFUSED, &message);
                                 }
                                 wire::CLOSE_FORBIDDEN
                             }

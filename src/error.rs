@@ -25,7 +25,7 @@ pub(crate) const TOKEN_FAILED: &str = "TOKEN_FAILED";
 /// The relay refused the connection before it opened (HTTP 403: no token, a bad token in
 /// `AUTH_MODE = "jwt"`, an origin outside its allowlist): the message says why; the room's
 /// status becomes `forbidden`.
-pub(crate) const TOKEN_REFUSED: &str = "TOKEN_REFUSED";
+pub(crate) const CONNECTION_REFUSED: &str = "CONNECTION_REFUSED";
 /// A browser API the SDK needs is missing or threw (no `window`, WebSocket constructor threw).
 pub(crate) const BROWSER_API: &str = "BROWSER_API";
 

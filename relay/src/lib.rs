@@ -105,7 +105,6 @@ mod entry {
     use crate::notify::{self, NotifyRequest};
     use std::cell::RefCell;
 
-    use crate::limits::Limits;
     use crate::route::{self, Route};
 
     /// Seconds since the Unix epoch.
@@ -129,22 +128,22 @@ mod entry {
             Err(e) => return Response::error(e.to_string(), 500),
         };
         let origin = req.headers().get("Origin")?;
+        let origin = origin.as_deref();
         match crate::route_request(&req, &limits)? {
             Ok(Route::Socket { room, .. }) => socket(req, &env, &auth, &room).await,
             Ok(Route::Presence { room, .. }) => {
-                let answer = presence(req, &env, &auth, &room).await?;
-                with_cors(answer, origin.as_deref(), &limits).await
+                with_cors(presence(req, &env, &auth, &room).await?, origin).await
             }
-            Ok(Route::Preflight) => {
+            Ok(Route::Preflight) => with_cors(Response::empty()?.with_status(204), origin).await,
+            Ok(Route::Notify) => notify(req, &env).await,
+            // Readable by a page, so the SDK can say why it was refused.
+            Err(rejection) => {
                 with_cors(
-                    Response::empty()?.with_status(204),
-                    origin.as_deref(),
-                    &limits,
+                    Response::error(rejection.message(), rejection.status())?,
+                    origin,
                 )
                 .await
             }
-            Ok(Route::Notify) => notify(req, &env).await,
-            Err(rejection) => Response::error(rejection.message(), rejection.status()),
         }
     }
 
@@ -195,12 +194,8 @@ mod entry {
 
     /// `answer` with the CORS headers a browser on `origin` needs to read it (a fetched
     /// response's headers are immutable, so it is rebuilt).
-    async fn with_cors(
-        mut answer: Response,
-        origin: Option<&str>,
-        limits: &Limits,
-    ) -> Result<Response> {
-        let Some(cors) = route::cors_headers(origin, limits) else {
+    async fn with_cors(mut answer: Response, origin: Option<&str>) -> Result<Response> {
+        let Some(cors) = route::cors_headers(origin) else {
             return Ok(answer);
         };
         let status = answer.status_code();

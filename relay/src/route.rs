@@ -92,8 +92,8 @@ pub enum Route {
     },
     /// `POST /internal/notify`: a push from the application backend.
     Notify,
-    /// `OPTIONS /room/:room/presence`: a browser's CORS preflight; answer 204 with
-    /// [`cors_headers`].
+    /// `OPTIONS /room/:room/presence` (any origin): a browser's CORS preflight; answer
+    /// 204 with [`cors_headers`].
     Preflight,
 }
 
@@ -155,16 +155,17 @@ pub fn room_from_segment(segment: &str) -> Result<RoomId, Rejection> {
     RoomId::new(&decoded).map_err(|e| Rejection::BadRoom(e.to_string()))
 }
 
-/// The CORS headers for a browser on `origin` reading `GET /room/:room/presence` (and for
-/// its preflight): the origin echoed when `ALLOWED_ORIGINS` lets it in, `Authorization`
-/// allowed (the `jwt` mode's bearer token). None without an `Origin` (not a browser) or
-/// for an origin that is not allowed.
+/// The CORS headers that let a page on `origin` read an HTTP answer of the relay: the
+/// origin echoed, `Authorization` allowed (the `jwt` mode's bearer token); none without
+/// an `Origin` (not a browser).
+///
+/// They do not decide who may read presence: [`route`] refuses an origin outside
+/// `ALLOWED_ORIGINS` with 403, and that refusal carries these headers too, so the page
+/// can read why it was refused (the SDK reports it) instead of seeing a network error.
+/// Preflights are answered for any origin for the same reason: they reveal nothing.
 #[must_use]
-pub fn cors_headers(origin: Option<&str>, limits: &Limits) -> Option<[(&'static str, String); 5]> {
+pub fn cors_headers(origin: Option<&str>) -> Option<[(&'static str, String); 5]> {
     let origin = origin?;
-    if !limits.origin_allowed(Some(origin)) {
-        return None;
-    }
     Some([
         ("Access-Control-Allow-Origin", origin.to_owned()),
         ("Access-Control-Allow-Methods", "GET".to_owned()),
@@ -189,15 +190,14 @@ pub fn route(req: &RequestView<'_>, limits: &Limits) -> Result<Route, Rejection>
             }
             let room = room_from_segment(room)?;
             let client = client_from_query(req.query)?;
+            if preflight {
+                return Ok(Route::Preflight);
+            }
             if *action == "presence" {
                 if !limits.origin_allowed(req.origin) {
                     return Err(Rejection::OriginForbidden);
                 }
-                return Ok(if preflight {
-                    Route::Preflight
-                } else {
-                    Route::Presence { room, client }
-                });
+                return Ok(Route::Presence { room, client });
             }
             let upgrade = req
                 .upgrade
@@ -340,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn presence_answers_browsers_of_allowed_origins_with_cors() {
+    fn presence_answers_allowed_origins_and_tells_others_why_not() {
         let limits = Limits {
             allowed_origins: vec!["https://app.example".into()],
             ..Limits::default()
@@ -354,15 +354,18 @@ mod tests {
         };
         let app = Some("https://app.example");
         let evil = Some("https://evil.example");
-        assert_eq!(route(&view("OPTIONS", app), &limits), Ok(Route::Preflight));
-        assert_eq!(
-            route(&view("OPTIONS", evil), &limits),
-            Err(Rejection::OriginForbidden)
-        );
+        assert!(matches!(
+            route(&view("GET", app), &limits),
+            Ok(Route::Presence { .. })
+        ));
         assert_eq!(
             route(&view("GET", evil), &limits),
             Err(Rejection::OriginForbidden)
         );
+        // A preflight reveals nothing: any origin gets one, so that a refused page can
+        // read the 403 that follows.
+        assert_eq!(route(&view("OPTIONS", app), &limits), Ok(Route::Preflight));
+        assert_eq!(route(&view("OPTIONS", evil), &limits), Ok(Route::Preflight));
         let ws_preflight = RequestView {
             path: "/room/r1/ws",
             ..view("OPTIONS", app)
@@ -371,16 +374,10 @@ mod tests {
             route(&ws_preflight, &limits),
             Err(Rejection::MethodNotAllowed)
         );
-        let headers = cors_headers(app, &limits).unwrap();
-        assert!(headers.contains(&("Access-Control-Allow-Origin", "https://app.example".into())));
+        let headers = cors_headers(evil).unwrap();
+        assert!(headers.contains(&("Access-Control-Allow-Origin", "https://evil.example".into())));
         assert!(headers.contains(&("Access-Control-Allow-Headers", "Authorization".into())));
-        assert_eq!(cors_headers(evil, &limits), None);
-        assert_eq!(cors_headers(None, &limits), None, "not a browser");
-        let any = Limits::default();
-        assert!(
-            cors_headers(evil, &any).is_some(),
-            "no allowlist: any origin"
-        );
+        assert_eq!(cors_headers(None), None, "not a browser");
     }
 
     #[test]

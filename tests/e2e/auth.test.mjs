@@ -70,8 +70,9 @@ after(async () => {
   await relay?.dispose();
 });
 
-/** Joins from a fresh page with `token` (a string, or undefined) through a token function. */
-async function joinWith(token, shotName) {
+/** Joins from a fresh page with `token` (a string, or undefined) through a token function,
+ * to `url` (the jwt relay by default). */
+async function joinWith(token, shotName, url = relay.url) {
   const page = await browser.newPage();
   // A bare same-origin page (not the demo, which would initialise the SDK itself).
   await page.goto(site.url + "/pkg/package.json");
@@ -93,7 +94,7 @@ async function joinWith(token, shotName) {
     window.warnings = [];
     r.on("warning", (w) => { window.warnings.push(w); log(`warning: ${w.code} ${w.message}`); });
     window.tokenCalls = () => calls;
-  }, { url: relay.url, room: ROOM, secret: SECRET, token });
+  }, { url, room: ROOM, secret: SECRET, token });
   return page;
 }
 
@@ -131,9 +132,27 @@ test("no token, or a token for another room or org, is refused with the relay's 
     await page.waitForFunction(() => window.states.includes("forbidden"), null, { timeout: 15_000 });
     const { states, warnings } = await page.evaluate(() => ({ states: window.states, warnings: window.warnings }));
     assert.ok(!states.includes("live"), `${name}: ${states.join(",")}`);
-    const warning = warnings.find((w) => w.code === "TOKEN_REFUSED");
+    const warning = warnings.find((w) => w.code === "CONNECTION_REFUSED");
     assert.ok(warning?.message.includes(reason), `${name}: ${JSON.stringify(warnings)}`);
     await page.screenshot({ path: pathJoin(ARTIFACTS, `e2e-6-auth-refused-${name}.png`) });
     await page.close();
+  }
+});
+
+test("a page from an origin outside the relay's allowlist is told so and stops", async () => {
+  // An open relay that admits only another origin: the handshake fails with 403, the
+  // presence probe is refused too, with CORS headers, so the page can read why.
+  const strict = new Relay(await freePort(), ["--var", "ALLOWED_ORIGINS:https://app.example"]);
+  await strict.start();
+  try {
+    const page = await joinWith(undefined, "origin", strict.url);
+    await page.waitForFunction(() => window.states.includes("forbidden"), null, { timeout: 15_000 });
+    const warnings = await page.evaluate(() => window.warnings);
+    const warning = warnings.find((w) => w.code === "CONNECTION_REFUSED");
+    assert.ok(warning?.message.includes("origin may not connect"), JSON.stringify(warnings));
+    await page.screenshot({ path: pathJoin(ARTIFACTS, "e2e-6-auth-refused-origin.png") });
+    await page.close();
+  } finally {
+    await strict.dispose();
   }
 });
