@@ -75,7 +75,7 @@ export type Status =
   | { state: "reconnecting"; /** milliseconds until the next attempt */ inMs: number; attempt: number }
   | { state: "offline" }
   | { state: "wrong-password" }
-  | { state: "forbidden" }
+  | /** the relay refused this client; a `CONNECTION_REFUSED` warning says why */ { state: "forbidden" }
   | { state: "closed"; /** "LEFT", "WIRE_VERSION", … */ code: string };
 
 /** One visible change to the state. */
