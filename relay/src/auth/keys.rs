@@ -8,9 +8,9 @@
 //!   example prints).
 //!
 //! The key decides the algorithm, never the token: a token whose `alg` is not its key's
-//! algorithm is not verified by that key. A token with a `kid` is checked only against the
-//! keys with that `kid`; one without, against every key of its algorithm. Several keys
-//! allow rotation.
+//! algorithm is not verified by that key. A token with a `kid` is not checked against keys
+//! with another `kid` (keys without one stay candidates); a token without a `kid` is
+//! checked against every key of its algorithm. Several keys allow rotation.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -304,8 +304,8 @@ impl KeySet {
         &self.0
     }
 
-    /// Whether a key of algorithm `alg` (and with `kid`, when the token names one) signed
-    /// `signing_input`.
+    /// Whether a key of algorithm `alg` signed `signing_input`; when the token names a
+    /// `kid`, keys with another `kid` are not tried.
     #[must_use]
     pub fn verifies(
         &self,
@@ -317,7 +317,7 @@ impl KeySet {
         self.0
             .iter()
             .filter(|k| k.algorithm() == alg)
-            .filter(|k| kid.is_none() || k.kid() == kid)
+            .filter(|k| kid.is_none() || k.kid().is_none() || k.kid() == kid)
             .any(|k| k.verifies(signing_input, signature))
     }
 }
