@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::env::BrowserEntropy;
 use crate::error;
+use crate::nfc;
 
 /// A sealer and an opener for one throwaway room.
 #[wasm_bindgen]
@@ -31,7 +32,7 @@ impl BenchSealer {
         let mut entropy = BrowserEntropy::check()?;
         let secret = RoomKey::generate_secret(&mut entropy);
         let key = RoomKey::from_secret(&secret).map_err(|e| error::from_core(&e))?;
-        let room = RoomId::new("bench").map_err(|e| error::from_core(&e))?;
+        let room = RoomId::new_with("bench", nfc::nfc).map_err(|e| error::from_core(&e))?;
         let keys = RoomKeys::derive(&key, room.clone());
         let session = SessionId(BrowserEntropy::array()?);
         let device = DeviceId(BrowserEntropy::array()?);

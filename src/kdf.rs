@@ -14,6 +14,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::error;
+use crate::nfc;
 
 /// The length of a room key.
 pub(crate) const KEY_LEN: usize = 32;
@@ -48,7 +49,8 @@ pub(crate) async fn derive(
         Ok(key) => Ok((key, Route::Worker)),
         Err(e) if error::code_of(&e).as_deref() == Some(error::KDF_WORKER_FAILED) => {
             let reason = error::describe(&e);
-            let key = RoomKey::from_password(room, password).map_err(|e| error::from_core(&e))?;
+            let key = RoomKey::from_password_with(room, password, nfc::nfc)
+                .map_err(|e| error::from_core(&e))?;
             Ok((secret_bytes(&key)?, Route::MainThread { reason }))
         }
         Err(e) => Err(e),

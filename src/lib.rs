@@ -24,6 +24,7 @@ mod env;
 mod error;
 mod events;
 mod kdf;
+mod nfc;
 mod ops;
 mod refusal;
 mod share;
@@ -157,7 +158,7 @@ impl Room {
     #[wasm_bindgen(skip_typescript)]
     pub async fn join(options: JsValue) -> Result<Self, JsValue> {
         let opts = JoinOptions::parse(&options)?;
-        let room_id = RoomId::new(&opts.room).map_err(|e| error::from_core(&e))?;
+        let room_id = RoomId::new_with(&opts.room, nfc::nfc).map_err(|e| error::from_core(&e))?;
         BrowserEntropy::check()?;
 
         let mut worker_failure = None;
@@ -462,7 +463,8 @@ impl Room {
 /// `INVALID_ROOM_ID`, `EMPTY_PASSWORD`, `KDF_FAILED`.
 #[wasm_bindgen(js_name = deriveRoomKey, skip_typescript)]
 pub fn derive_room_key(room: &str, password: &str) -> Result<Vec<u8>, JsValue> {
-    let room = RoomId::new(room).map_err(|e| error::from_core(&e))?;
-    let key = RoomKey::from_password(&room, password).map_err(|e| error::from_core(&e))?;
+    let room = RoomId::new_with(room, nfc::nfc).map_err(|e| error::from_core(&e))?;
+    let key =
+        RoomKey::from_password_with(&room, password, nfc::nfc).map_err(|e| error::from_core(&e))?;
     Ok(kdf::secret_bytes(&key)?.to_vec())
 }

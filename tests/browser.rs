@@ -99,6 +99,31 @@ async fn pause(ms: u32) {
 }
 
 #[wasm_bindgen_test]
+fn the_browsers_nfc_gives_the_keys_the_cores_own_nfc_gives() {
+    // The SDK normalises room ids and passwords with String.prototype.normalize("NFC"),
+    // the core of every other client with its own tables: both must land on the same key.
+    use sealsync_core::{RoomId, RoomKey};
+    let cases = [
+        ("cafe\u{301}", "pa\u{301}ss"),           // e + combining acute
+        ("\u{1100}\u{1161}\u{11a8}", "\u{212b}"), // Hangul jamo; the angstrom sign
+        ("A\u{30a}\u{323}", "\u{fb01}x"),         // reordered marks; a ligature NFC keeps
+        ("emoji-\u{1f600}", "q\u{307}\u{323}"),
+    ];
+    for (room, password) in cases {
+        let core_room = RoomId::new(room).unwrap();
+        let core_key = RoomKey::from_password(&core_room, password).unwrap();
+        let expected = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(core_key.to_secret())
+                .unwrap()
+        };
+        let browser = derive_room_key(room, password).unwrap();
+        assert_eq!(browser, expected, "{room:?} / {password:?}");
+    }
+}
+
+#[wasm_bindgen_test]
 fn password_key_is_deterministic_and_bound_to_room_and_password() {
     let a = derive_room_key("team-42", "correct horse").unwrap();
     assert_eq!(a.len(), 32);

@@ -2,7 +2,6 @@
 
 use alloc::string::String;
 use core::fmt;
-use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, Result};
 
@@ -19,8 +18,19 @@ impl RoomId {
     ///
     /// # Errors
     /// [`Error::InvalidRoomId`] when it is empty, too long, or holds a control character or `/`.
+    #[cfg(feature = "unicode-nfc")]
     pub fn new(name: &str) -> Result<Self> {
-        let normalized: String = name.nfc().collect();
+        Self::new_with(name, crate::nfc::nfc)
+    }
+
+    /// Normalises `name` with `nfc`, which must return the NFC form of its input (the
+    /// platform's, e.g. JavaScript's `String.prototype.normalize("NFC")`), and checks it.
+    /// [`RoomId::new`] is this with the core's own NFC.
+    ///
+    /// # Errors
+    /// As [`RoomId::new`].
+    pub fn new_with(name: &str, nfc: impl FnOnce(&str) -> String) -> Result<Self> {
+        let normalized = nfc(name);
         if normalized.is_empty() {
             return Err(Error::InvalidRoomId {
                 reason: "it is empty",
@@ -155,6 +165,22 @@ mod tests {
         let composed = RoomId::new("caf\u{e9}").unwrap();
         assert_eq!(decomposed, composed);
         assert_eq!(composed.as_str().len(), 5);
+    }
+
+    #[test]
+    fn room_id_new_with_checks_what_the_given_normaliser_returns() {
+        // The checks apply to the normalised form, whatever produced it.
+        let upper = RoomId::new_with("team", |s| s.to_uppercase()).unwrap();
+        assert_eq!(upper.as_str(), "TEAM");
+        let emptied = RoomId::new_with("team", |_| String::new()).unwrap_err();
+        assert_eq!(emptied.code(), "INVALID_ROOM_ID");
+        let slashed = RoomId::new_with("team", |_| "a/b".into()).unwrap_err();
+        assert_eq!(slashed.code(), "INVALID_ROOM_ID");
+        // `new` is `new_with` and the core's own NFC.
+        assert_eq!(
+            RoomId::new_with("cafe\u{301}", crate::nfc::nfc).unwrap(),
+            RoomId::new("cafe\u{301}").unwrap()
+        );
     }
 
     #[test]

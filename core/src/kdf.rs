@@ -28,7 +28,6 @@ use base64::Engine as _;
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Error, Result};
@@ -103,16 +102,25 @@ impl RoomKey {
     /// # Errors
     /// [`Error::EmptyPassword`] for an empty password; [`Error::Kdf`] when the Argon2 memory
     /// cannot be allocated.
+    #[cfg(feature = "unicode-nfc")]
     pub fn from_password(room: &RoomId, password: &str) -> Result<Self> {
+        Self::from_password_with(room, password, crate::nfc::nfc)
+    }
+
+    /// [`RoomKey::from_password`] with `nfc` as the NFC normalisation of the password (the
+    /// platform's, e.g. JavaScript's `String.prototype.normalize("NFC")`).
+    ///
+    /// # Errors
+    /// As [`RoomKey::from_password`].
+    pub fn from_password_with(
+        room: &RoomId,
+        password: &str,
+        nfc: impl FnOnce(&str) -> String,
+    ) -> Result<Self> {
         if password.is_empty() {
             return Err(Error::EmptyPassword);
         }
-        // Room for NFC's worst-case growth up front, so that no reallocation leaves a
-        // partial copy of the password in freed memory.
-        let mut normalized =
-            Zeroizing::new(String::with_capacity(password.len().saturating_mul(3)));
-        normalized.extend(password.nfc());
-        let password = normalized;
+        let password = Zeroizing::new(nfc(password));
         let salt = room_salt(room);
         let params = Params::new(
             ARGON2_MEMORY_KIB,

@@ -77,6 +77,8 @@ pub mod hlc;
 pub mod ids;
 pub mod kdf;
 pub mod merge;
+#[cfg(feature = "unicode-nfc")]
+pub mod nfc;
 pub mod outbox;
 pub mod replay;
 pub mod seal;
