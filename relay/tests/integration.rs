@@ -1129,6 +1129,24 @@ async fn connect_with_token(
     }
 }
 
+impl Peer {
+    /// Opens a socket with `token`, which the relay must accept, and joins (`HELLO` from
+    /// sequence 0).
+    async fn join_with_token(
+        base: &str,
+        room: &str,
+        token: &str,
+        keys: &RoomKeys,
+    ) -> (Self, Welcome) {
+        let ws = connect_with_token(base, room, Some(token))
+            .await
+            .unwrap_or_else(|status| panic!("the relay refused the token with {status}"));
+        let mut peer = Self::with_socket(ws, keys);
+        let welcome = peer.hello(0).await;
+        (peer, welcome)
+    }
+}
+
 #[tokio::test]
 async fn auth_jwt_is_checked_before_the_upgrade() {
     let Some(base) = relay() else { return };
@@ -1167,17 +1185,11 @@ async fn auth_jwt_is_checked_before_the_upgrade() {
         Some(403)
     );
     let keys = room_keys(&room);
-    let ws = connect_with_token(&base, &room, Some(&good)).await.unwrap();
-    let mut a = Peer::with_socket(ws, &keys);
-    a.hello(0).await;
+    let (mut a, _) = Peer::join_with_token(&base, &room, &good, &keys).await;
     a.publish(b"signed in").await;
     // A token for the whole org opens this room too.
     let org_wide = token("bob", "acme", None, None, false).unwrap();
-    let ws = connect_with_token(&base, &room, Some(&org_wide))
-        .await
-        .unwrap();
-    let mut b = Peer::with_socket(ws, &keys);
-    let welcome = b.hello(0).await;
+    let (_b, welcome) = Peer::join_with_token(&base, &room, &org_wide, &keys).await;
     assert_eq!(welcome.head_seq, 1);
     assert!(matches!(
         welcome.catch_up[..],
@@ -1195,20 +1207,8 @@ async fn auth_viewer_reads_but_may_not_publish() {
     };
     let viewer = token("vic", "acme", None, Some("viewer"), false).unwrap();
     let keys = room_keys(&room);
-    let mut e = Peer::with_socket(
-        connect_with_token(&base, &room, Some(&editor))
-            .await
-            .unwrap(),
-        &keys,
-    );
-    e.hello(0).await;
-    let mut v = Peer::with_socket(
-        connect_with_token(&base, &room, Some(&viewer))
-            .await
-            .unwrap(),
-        &keys,
-    );
-    v.hello(0).await;
+    let (mut e, _) = Peer::join_with_token(&base, &room, &editor, &keys).await;
+    let (mut v, _) = Peer::join_with_token(&base, &room, &viewer, &keys).await;
     e.recv().await; // presence 2
     let envelope = v.seal(EnvelopeKind::Event, b"may I?");
     v.send(&ClientFrame::Publish { envelope }).await;
@@ -1266,20 +1266,8 @@ async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
     };
     let keys = room_keys(&room);
     let owner_token = token("olga", "acme", Some(&room), Some("owner"), false).unwrap();
-    let mut owner = Peer::with_socket(
-        connect_with_token(&base, &room, Some(&owner_token))
-            .await
-            .unwrap(),
-        &keys,
-    );
-    owner.hello(0).await;
-    let mut guest = Peer::with_socket(
-        connect_with_token(&base, &room, Some(&guest_token))
-            .await
-            .unwrap(),
-        &keys,
-    );
-    guest.hello(0).await;
+    let (mut owner, _) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
+    let (mut guest, _) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
     // A pending guest reads but may not publish.
     let envelope = guest.seal(EnvelopeKind::Event, b"let me in");
     guest
