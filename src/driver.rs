@@ -42,8 +42,6 @@ pub(crate) struct Inner {
     socket_url: String,
     /// The room's presence address, asked when a connection with a token fails.
     presence_url: String,
-    /// Whether the current socket opened.
-    opened: bool,
     /// The token the current socket offered, if any.
     attempt_token: Option<String>,
     /// `Room.join`'s `token`: a string, or a function returning one (or a promise of one),
@@ -104,7 +102,6 @@ impl Inner {
             collections: BTreeSet::new(),
             socket_url,
             presence_url,
-            opened: false,
             attempt_token: None,
             token: None,
             attempt: 0,
@@ -347,14 +344,7 @@ fn feed(weak: &Weak<Shared>, input: impl FnOnce(&mut Client)) {
 
 fn on_socket(weak: &Weak<Shared>, event: SocketEvent) {
     match event {
-        SocketEvent::Opened => {
-            if let Some(shared) = weak.upgrade() {
-                if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-                    inner.opened = true;
-                }
-            }
-            feed(weak, |c| c.handle_socket_opened(now()));
-        }
+        SocketEvent::Opened => feed(weak, |c| c.handle_socket_opened(now())),
         SocketEvent::Frame(frame) => feed(weak, |c| c.handle_frame(now(), wall(), &frame)),
         SocketEvent::Text(text) => feed(weak, |c| c.handle_text(now(), &text)),
         SocketEvent::Closed(code) => {
@@ -365,7 +355,9 @@ fn on_socket(weak: &Weak<Shared>, event: SocketEvent) {
                     old.detach();
                     drop_later(old);
                 }
-                if code == CLOSE_ABNORMAL && !inner.opened {
+                // Still connecting: the socket never opened (the handshake failed).
+                let never_opened = matches!(inner.client.status(), Status::Connecting { .. });
+                if code == CLOSE_ABNORMAL && never_opened {
                     probe = Some((inner.presence_url.clone(), inner.attempt_token.take()));
                 }
             }
@@ -514,7 +506,6 @@ fn open_socket(shared: &Rc<Shared>, url: &str, token: Option<&str>) {
         Ok(socket) => {
             let old = {
                 let mut inner = shared.inner.borrow_mut();
-                inner.opened = false;
                 inner.attempt_token = token.map(str::to_owned);
                 inner.socket.replace(socket)
             };

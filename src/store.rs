@@ -299,16 +299,20 @@ fn deferred() -> Result<(Promise, js_sys::Function, js_sys::Function), JsValue> 
     Ok((promise, resolve, reject))
 }
 
+/// An event handler that settles a [`deferred`] promise with `settle` (its resolve or
+/// reject function), ignoring the event.
+fn settle_on(settle: js_sys::Function) -> Closure<dyn FnMut(web_sys::Event)> {
+    Closure::new(move |_: web_sys::Event| {
+        let _ = settle.call0(&JsValue::UNDEFINED);
+    })
+}
+
 /// Resolves with `request.result` on `success`, rejects with `request.error` on `error`.
 /// The handlers live only as long as this future (nothing leaks).
 async fn request_done(request: &IdbRequest) -> Result<JsValue, JsValue> {
     let (promise, resolve, reject) = deferred()?;
-    let on_success = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-        let _ = resolve.call0(&JsValue::UNDEFINED);
-    });
-    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-        let _ = reject.call0(&JsValue::UNDEFINED);
-    });
+    let on_success = settle_on(resolve);
+    let on_error = settle_on(reject);
     request.set_onsuccess(Some(on_success.as_ref().unchecked_ref()));
     request.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     let outcome = JsFuture::from(promise).await;
@@ -328,12 +332,8 @@ async fn request_done(request: &IdbRequest) -> Result<JsValue, JsValue> {
 /// that queued the transaction's requests (before any `await`), so no event is missed.
 async fn transaction_done(tx: &IdbTransaction) -> Result<(), JsValue> {
     let (promise, resolve, reject) = deferred()?;
-    let on_complete = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-        let _ = resolve.call0(&JsValue::UNDEFINED);
-    });
-    let on_fail = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-        let _ = reject.call0(&JsValue::UNDEFINED);
-    });
+    let on_complete = settle_on(resolve);
+    let on_fail = settle_on(reject);
     tx.set_oncomplete(Some(on_complete.as_ref().unchecked_ref()));
     tx.set_onerror(Some(on_fail.as_ref().unchecked_ref()));
     tx.set_onabort(Some(on_fail.as_ref().unchecked_ref()));

@@ -167,7 +167,7 @@ pub fn refusal(code: RelayErrorCode, message: &str) -> Vec<u8> {
 /// Sockets that have joined.
 #[must_use]
 pub fn presence(peers: &BTreeMap<PeerId, Peer>) -> u32 {
-    u32::try_from(peers.values().filter(|p| p.joined).count()).unwrap_or(u32::MAX)
+    presence_for(peers, None)
 }
 
 /// The joined peers that were not opened with `client`: what `GET …/presence?client=ID`
@@ -196,14 +196,19 @@ pub fn presence_now(peers: &BTreeMap<PeerId, Peer>) -> Option<Out> {
     presence_to(peers, None)
 }
 
-/// `PRESENCE` with the current count to every joined peer but `except`; `None` when
-/// nobody would receive it.
-fn presence_to(peers: &BTreeMap<PeerId, Peer>, except: Option<PeerId>) -> Option<Out> {
-    let to: Vec<PeerId> = peers
+/// The joined peers but `except`, if there is one.
+fn joined_except(peers: &BTreeMap<PeerId, Peer>, except: Option<PeerId>) -> Vec<PeerId> {
+    peers
         .values()
         .filter(|p| p.joined && Some(p.id) != except)
         .map(|p| p.id)
-        .collect();
+        .collect()
+}
+
+/// `PRESENCE` with the current count to every joined peer but `except`; `None` when
+/// nobody would receive it.
+fn presence_to(peers: &BTreeMap<PeerId, Peer>, except: Option<PeerId>) -> Option<Out> {
+    let to = joined_except(peers, except);
     if to.is_empty() {
         return None;
     }
@@ -297,11 +302,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
 
     /// Joined peers other than `from`: every stored event goes to all of them.
     fn everyone_else(&self, from: PeerId) -> Vec<PeerId> {
-        self.peers
-            .values()
-            .filter(|p| p.joined && p.id != from)
-            .map(|p| p.id)
-            .collect()
+        joined_except(self.peers, Some(from))
     }
 
     /// Joined peers other than `from` that follow `channel` (ephemeral frames only).

@@ -104,6 +104,7 @@ mod entry {
     use crate::forwarded;
     use crate::notify::{self, NotifyRequest};
     use std::cell::RefCell;
+    use std::rc::Rc;
 
     use crate::route::{self, Route};
 
@@ -152,24 +153,24 @@ mod entry {
 
     thread_local! {
         /// The parsed auth mode and the variables it was parsed from: parsing keys (RSA
-        /// above all) once per isolate, not per request.
-        static AUTH: RefCell<Option<(AuthVars, AuthMode)>> = const { RefCell::new(None) };
+        /// above all) once per isolate, not per request, and sharing them, not copying.
+        static AUTH: RefCell<Option<(AuthVars, Rc<AuthMode>)>> = const { RefCell::new(None) };
     }
 
-    fn auth_mode(env: &Env) -> std::result::Result<AuthMode, auth::AuthConfigError> {
+    fn auth_mode(env: &Env) -> std::result::Result<Rc<AuthMode>, auth::AuthConfigError> {
         let raw = (var(env, "AUTH_MODE"), var(env, "JWT_PUBLIC_KEYS"));
         AUTH.with(|cell| {
             if let Some((cached_raw, mode)) = &*cell.borrow() {
                 if *cached_raw == raw {
-                    return Ok(mode.clone());
+                    return Ok(Rc::clone(mode));
                 }
             }
-            let mode = AuthMode::from_vars(|name| match name {
+            let mode = Rc::new(AuthMode::from_vars(|name| match name {
                 "AUTH_MODE" => raw.0.clone(),
                 "JWT_PUBLIC_KEYS" => raw.1.clone(),
                 _ => None,
-            })?;
-            *cell.borrow_mut() = Some((raw, mode.clone()));
+            })?);
+            *cell.borrow_mut() = Some((raw, Rc::clone(&mode)));
             Ok(mode)
         })
     }

@@ -121,15 +121,7 @@ impl Room {
         &self,
         f: impl FnOnce(&mut SqlStore) -> std::result::Result<T, StoreError>,
     ) -> std::result::Result<T, StoreError> {
-        self.with_live(|live| {
-            if live.store.is_none() {
-                live.store = Some(SqlStore::open(self.state.storage().sql())?);
-            }
-            match live.store.as_mut() {
-                Some(store) => f(store),
-                None => Err(StoreError("the store did not open".into())),
-            }
-        })
+        self.with_live(|live| f(open_store(&mut live.store, &self.state)?))
     }
 
     /// A backend push (`/internal/notify`), already authenticated by the worker.
@@ -140,15 +132,10 @@ impl Room {
             Err(message) => return Response::error(message, 400),
         };
         let result = self.with_live(|live| {
-            if live.store.is_none() {
-                live.store = Some(SqlStore::open(self.state.storage().sql())?);
-            }
-            let Some(store) = live.store.as_mut() else {
-                return Err(StoreError("the store did not open".into()));
-            };
+            let store = open_store(&mut live.store, &self.state)?;
             let (outs, reached) = notify::apply(&parsed, &mut live.peers, store)?;
             perform(live, outs);
-            Ok(reached)
+            Ok::<_, StoreError>(reached)
         });
         self.schedule_presence().await?;
         match result {
@@ -164,12 +151,7 @@ impl Room {
         f: impl FnOnce(Hub<'_, SqlStore>) -> std::result::Result<Vec<Out>, StoreError>,
     ) -> std::result::Result<(), StoreError> {
         self.with_live(|live| {
-            if live.store.is_none() {
-                live.store = Some(SqlStore::open(self.state.storage().sql())?);
-            }
-            let Some(store) = live.store.as_mut() else {
-                return Err(StoreError("the store did not open".into()));
-            };
+            let store = open_store(&mut live.store, &self.state)?;
             let outs = f(Hub::new(store, limits, &mut live.peers))?;
             perform(live, outs);
             Ok(())
@@ -292,6 +274,18 @@ impl Room {
             perform(live, outs);
         });
     }
+}
+
+/// The room's store in `slot`, opened (and its schema created) on first use.
+fn open_store<'s>(
+    slot: &'s mut Option<SqlStore>,
+    state: &State,
+) -> std::result::Result<&'s mut SqlStore, StoreError> {
+    if slot.is_none() {
+        *slot = Some(SqlStore::open(state.storage().sql())?);
+    }
+    slot.as_mut()
+        .ok_or_else(|| StoreError("the store did not open".into()))
 }
 
 /// Sends, broadcasts, closes and saves, in order. A send to a socket that is already gone

@@ -155,53 +155,57 @@ struct JwkSet {
     keys: Vec<Jwk>,
 }
 
-fn config_error(message: String) -> AuthConfigError {
-    AuthConfigError(message)
-}
+impl Jwk {
+    /// How errors name this key: its `kid`, if it has one.
+    fn name(&self) -> &str {
+        self.kid.as_deref().unwrap_or("without kid")
+    }
 
-fn member(jwk: &Jwk, name: &str, value: Option<&String>) -> Result<Vec<u8>, AuthConfigError> {
-    let value = value.ok_or_else(|| {
-        config_error(format!(
-            "JWK {} ({}) has no \"{name}\"",
-            jwk.kid.as_deref().unwrap_or("without kid"),
-            jwk.kty
-        ))
-    })?;
-    URL_SAFE_NO_PAD.decode(value).map_err(|_| {
-        config_error(format!(
-            "JWK {}: \"{name}\" is not base64url",
-            jwk.kid.as_deref().unwrap_or("without kid")
-        ))
-    })
+    /// The bytes of the base64url member `member` (`x`, `n`, …) holding `value`.
+    fn bytes(&self, member: &str, value: Option<&String>) -> Result<Vec<u8>, AuthConfigError> {
+        let value = value.ok_or_else(|| {
+            AuthConfigError(format!(
+                "JWK {} ({}) has no \"{member}\"",
+                self.name(),
+                self.kty
+            ))
+        })?;
+        URL_SAFE_NO_PAD.decode(value).map_err(|_| {
+            AuthConfigError(format!(
+                "JWK {}: \"{member}\" is not base64url",
+                self.name()
+            ))
+        })
+    }
 }
 
 impl PublicKey {
     fn from_jwk(jwk: &Jwk) -> Result<Self, AuthConfigError> {
-        let name = jwk.kid.as_deref().unwrap_or("without kid");
+        let name = jwk.name();
         if jwk.d.is_some() {
-            return Err(config_error(format!(
+            return Err(AuthConfigError(format!(
                 "JWK {name} is a private key (it has \"d\"); put only public keys in \
                  JWT_PUBLIC_KEYS and keep the private key with the backend"
             )));
         }
         if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
-            return Err(config_error(format!(
+            return Err(AuthConfigError(format!(
                 "JWK {name} has \"use\": {:?}; only signing keys (\"sig\") verify tokens",
                 jwk.use_
             )));
         }
         let verifier = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
             ("OKP", Some("Ed25519")) => {
-                let x = member(jwk, "x", jwk.x.as_ref())?;
+                let x = jwk.bytes("x", jwk.x.as_ref())?;
                 ed25519_compact::PublicKey::from_slice(&x)
                     .map(Verifier::Ed25519)
-                    .map_err(|_| config_error(format!("JWK {name}: x is not 32 bytes")))?
+                    .map_err(|_| AuthConfigError(format!("JWK {name}: x is not 32 bytes")))?
             }
             ("EC", Some("P-256")) => {
-                let x = member(jwk, "x", jwk.x.as_ref())?;
-                let y = member(jwk, "y", jwk.y.as_ref())?;
+                let x = jwk.bytes("x", jwk.x.as_ref())?;
+                let y = jwk.bytes("y", jwk.y.as_ref())?;
                 if x.len() != 32 || y.len() != 32 {
-                    return Err(config_error(format!(
+                    return Err(AuthConfigError(format!(
                         "JWK {name}: x and y of a P-256 key are 32 bytes each"
                     )));
                 }
@@ -211,18 +215,18 @@ impl PublicKey {
                 sec1.extend_from_slice(&y);
                 p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
                     .map(Verifier::P256)
-                    .map_err(|_| config_error(format!("JWK {name}: not a point on P-256")))?
+                    .map_err(|_| AuthConfigError(format!("JWK {name}: not a point on P-256")))?
             }
             ("RSA", _) => {
-                let n = member(jwk, "n", jwk.n.as_ref())?;
-                let e = member(jwk, "e", jwk.e.as_ref())?;
+                let n = jwk.bytes("n", jwk.n.as_ref())?;
+                let e = jwk.bytes("e", jwk.e.as_ref())?;
                 let key = rsa::PublicKey::new_with_size_limits(
                     BoxedUint::from_be_slice_vartime(&n),
                     BoxedUint::from_be_slice_vartime(&e),
                     MIN_RSA_BITS..=MAX_RSA_BITS,
                 )
                 .map_err(|err| {
-                    config_error(format!(
+                    AuthConfigError(format!(
                         "JWK {name}: not a usable RSA key ({err}; {MIN_RSA_BITS} to \
                          {MAX_RSA_BITS} bits)"
                     ))
@@ -230,7 +234,7 @@ impl PublicKey {
                 Verifier::Rsa(Box::new(rsa::pkcs1v15::VerifyingKey::new(key)))
             }
             (kty, crv) => {
-                return Err(config_error(format!(
+                return Err(AuthConfigError(format!(
                     "JWK {name}: kty {kty:?}{} is not supported; use OKP/Ed25519 (EdDSA), \
                      EC/P-256 (ES256) or RSA (RS256)",
                     crv.map(|c| format!(" crv {c:?}")).unwrap_or_default()
@@ -243,7 +247,7 @@ impl PublicKey {
         };
         if let Some(alg) = &jwk.alg {
             if alg != key.algorithm().name() {
-                return Err(config_error(format!(
+                return Err(AuthConfigError(format!(
                     "JWK {name}: \"alg\": {alg:?} does not fit its key type, which verifies {}",
                     key.algorithm().name()
                 )));
@@ -263,7 +267,7 @@ impl KeySet {
         let raw = raw.trim();
         let keys = if raw.starts_with('{') {
             let set: JwkSet = serde_json::from_str(raw).map_err(|e| {
-                config_error(format!(
+                AuthConfigError(format!(
                     "JWT_PUBLIC_KEYS starts with '{{' but is not a JWK Set ({{\"keys\":[…]}}): {e}"
                 ))
             })?;
@@ -282,7 +286,7 @@ impl KeySet {
                         .and_then(|b| ed25519_compact::PublicKey::from_slice(&b).ok())
                         .map(PublicKey::ed25519)
                         .ok_or_else(|| {
-                            config_error(format!(
+                            AuthConfigError(format!(
                                 "JWT_PUBLIC_KEYS entry {k:?} is not 32 bytes of base64url \
                                  (an Ed25519 key) and the value is not a JWK Set"
                             ))
@@ -291,7 +295,7 @@ impl KeySet {
                 .collect::<Result<Vec<_>, _>>()?
         };
         if keys.is_empty() {
-            return Err(config_error(
+            return Err(AuthConfigError(
                 "AUTH_MODE = \"jwt\" needs at least one key in JWT_PUBLIC_KEYS".into(),
             ));
         }
