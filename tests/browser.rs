@@ -308,6 +308,20 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
     assert_eq!(code(&err), "ROOM_CLOSED");
 }
 
+/// Joins a fresh room with a secret, no persistence and `token` as the token function.
+async fn join_with_token(token: &JsValue) -> Room {
+    Room::join(options(
+        &unique_room("token"),
+        &[
+            ("secret", SECRET_A.into()),
+            ("persist", false.into()),
+            ("token", token.clone()),
+        ],
+    ))
+    .await
+    .unwrap()
+}
+
 #[wasm_bindgen_test]
 async fn a_token_function_is_asked_before_every_attempt_and_its_failure_reported() {
     let calls = Rc::new(RefCell::new(0_u32));
@@ -316,16 +330,7 @@ async fn a_token_function_is_asked_before_every_attempt_and_its_failure_reported
         *sink.borrow_mut() += 1;
         js_sys::Promise::resolve(&JsValue::from_str("header.payload.signature")).into()
     });
-    let room = Room::join(options(
-        &unique_room("token"),
-        &[
-            ("secret", SECRET_A.into()),
-            ("persist", false.into()),
-            ("token", token.as_ref().clone()),
-        ],
-    ))
-    .await
-    .unwrap();
+    let room = join_with_token(token.as_ref()).await;
     pause(2500).await;
     assert!(*calls.borrow() >= 2, "asked {} times", calls.borrow());
     room.leave().await;
@@ -333,16 +338,7 @@ async fn a_token_function_is_asked_before_every_attempt_and_its_failure_reported
     let failing = Closure::<dyn FnMut() -> JsValue>::new(|| {
         js_sys::Promise::reject(&js_sys::Error::new("backend down").into()).into()
     });
-    let room = Room::join(options(
-        &unique_room("token"),
-        &[
-            ("secret", SECRET_A.into()),
-            ("persist", false.into()),
-            ("token", failing.as_ref().clone()),
-        ],
-    ))
-    .await
-    .unwrap();
+    let room = join_with_token(failing.as_ref()).await;
     let warnings = collect(&room, "warning");
     let statuses = collect(&room, "status");
     pause(300).await;

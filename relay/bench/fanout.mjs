@@ -155,6 +155,19 @@ function syncFrame(write) {
 // sender(client) → counter → frame to send
 // counterOf(data) → the message counter of a payload frame, null for any other frame
 
+// The JS Durable Object of js-do/ (echo, or storing first): no handshake, it rebroadcasts
+// the PUBLISH frame as it came.
+function jsDoTarget(label, short, url) {
+  return {
+    label,
+    short,
+    wsUrl: (room) => `${url.replace(/^http/, "ws")}/room/${room}/ws`,
+    handshake: () => ({ start: () => {}, message: () => false, joinedOnOpen: true }),
+    sender: () => publish,
+    counterOf: (data) => (data[1] === 0x02 ? Number(data.readBigUInt64BE(2 + 38)) : null),
+  };
+}
+
 const TARGETS = {
   relay: {
     label: "sealsync relay",
@@ -173,22 +186,8 @@ const TARGETS = {
       return null; // PRESENCE, ACK (sender)
     },
   },
-  echo: {
-    label: "JS echo DO",
-    short: "echo",
-    wsUrl: (room) => `${echoUrl.replace(/^http/, "ws")}/room/${room}/ws`,
-    handshake: () => ({ start: () => {}, message: () => false, joinedOnOpen: true }),
-    sender: () => publish,
-    counterOf: (data) => (data[1] === 0x02 ? Number(data.readBigUInt64BE(2 + 38)) : null),
-  },
-  store: {
-    label: "storing JS DO",
-    short: "storing JS DO",
-    wsUrl: (room) => `${(storeUrl ?? "").replace(/^http/, "ws")}/room/${room}/ws`,
-    handshake: () => ({ start: () => {}, message: () => false, joinedOnOpen: true }),
-    sender: () => publish,
-    counterOf: (data) => (data[1] === 0x02 ? Number(data.readBigUInt64BE(2 + 38)) : null),
-  },
+  echo: jsDoTarget("JS echo DO", "echo", echoUrl),
+  store: jsDoTarget("storing JS DO", "storing JS DO", storeUrl ?? ""),
   yws: {
     label: "y-websocket",
     short: "y-websocket",

@@ -99,6 +99,20 @@ async function allSynced(page) {
   }
 }
 
+/** Reloads `page` and joins again as `name`, without waiting for the relay (it may be down). */
+async function reloadAndRejoin(page, name) {
+  await page.reload();
+  await join(page, PASSWORD, name);
+  await page.waitForSelector("#board-view:not([hidden])", { timeout: 20_000 });
+}
+
+/** Waits until `title`, sent from `sender`, reached `receiver`, and both boards agree. */
+async function deliveredTo(receiver, sender, title) {
+  await hasTitle(receiver, title);
+  await allSynced(sender);
+  assert.deepEqual(await titles(sender), await titles(receiver));
+}
+
 function pending(page) {
   return page.$eval("#pending", (el) => Number(el.dataset.count || "0"));
 }
@@ -221,17 +235,13 @@ test("a reload with unsent edits keeps them", async () => {
   assert.ok((await pending(alice.page)) >= 1);
   // Let the IndexedDB write commit (it is queued at once; this is only its commit).
   await alice.page.waitForTimeout(300);
-  await alice.page.reload();
-  await join(alice.page, PASSWORD, "Alice");
-  await alice.page.waitForSelector("#board-view:not([hidden])", { timeout: 20_000 });
+  await reloadAndRejoin(alice.page, "Alice");
   await hasTitle(alice.page, "Made before the reload", 2000);
   assert.ok((await pending(alice.page)) >= 1, "still unsent: the relay is down");
   await shot(alice.page, "3-reloaded-offline");
 
   await relay.start();
-  await hasTitle(bob.page, "Made before the reload");
-  await allSynced(alice.page);
-  assert.deepEqual(await titles(alice.page), await titles(bob.page));
+  await deliveredTo(bob.page, alice.page, "Made before the reload");
   await shot(bob.page, "3-delivered-bob");
 });
 
@@ -253,14 +263,10 @@ test("two tabs of one browser: both live, and a closed tab's unsent edits are ad
   await tab.close();
 
   // The first tab reloads: its new session adopts the closed tab's outbox.
-  await alice.page.reload();
-  await join(alice.page, PASSWORD, "Alice");
-  await alice.page.waitForSelector("#board-view:not([hidden])", { timeout: 20_000 });
+  await reloadAndRejoin(alice.page, "Alice");
   await hasTitle(alice.page, "Unsent from a closed tab", 2000);
   await relay.start();
-  await hasTitle(bob.page, "Unsent from a closed tab");
-  await allSynced(alice.page);
-  assert.deepEqual(await titles(alice.page), await titles(bob.page));
+  await deliveredTo(bob.page, alice.page, "Unsent from a closed tab");
   await shot(bob.page, "4-adopted-from-closed-tab");
 });
 
