@@ -1,6 +1,10 @@
 //! The run loop: feed one browser event to the core's `Client`, then carry out every
 //! `Output` it asks for (see the calling order in `sealsync_core::client`).
 //!
+//! Local changes are staged by the client and sealed by one `handle_flush` per task (a
+//! microtask queued by the first change of a synchronous burst), so one burst of `create`s
+//! and `update`s becomes as few envelopes as the relay's frame limit allows.
+//!
 //! Re-entrancy: application listeners may call back into the room (`room.update` inside a
 //! `change` listener). So the client is borrowed only to feed one input or to take one
 //! output, never while a listener runs, and resources whose callback may be on the stack
@@ -10,6 +14,7 @@ use std::cell::{Ref, RefCell, RefMut};
 use std::collections::BTreeSet;
 use std::rc::{Rc, Weak};
 
+use js_sys::Function;
 use sealsync_core::client::{Client, ClientEvent, Output, Status};
 use sealsync_core::merge::{Change, Op};
 use sealsync_core::wire;
@@ -59,7 +64,14 @@ pub(crate) struct Inner {
     started: bool,
     left: bool,
     save_scheduled: bool,
-    /// The outbox length last announced with a `pending` event.
+    /// A `handle_flush` is queued for the end of this task.
+    flush_scheduled: bool,
+    /// How deep `room.transact` calls are nested (only the outermost talks to the client).
+    tx_depth: u32,
+    /// What a nested `transact` threw: the outermost one rolls everything back and throws
+    /// it (when its own function did not throw).
+    tx_failure: Option<JsValue>,
+    /// The number of pending changes last announced with a `pending` event.
     announced_pending: usize,
     /// Sessions whose outboxes this one adopted; their records are deleted once the room
     /// is live (the relay accepted our key, so the adopted envelopes opened under the right
@@ -114,6 +126,9 @@ impl Inner {
             started: false,
             left: false,
             save_scheduled: false,
+            flush_scheduled: false,
+            tx_depth: 0,
+            tx_failure: None,
             announced_pending: 0,
             adopted: Vec::new(),
             early_warnings: Vec::new(),
@@ -482,7 +497,7 @@ fn connect(shared: &Rc<Shared>) {
 
 /// Calls the application's token function and awaits its result.
 async fn fetch_token(function: &JsValue) -> Result<String, String> {
-    let Some(function) = function.dyn_ref::<js_sys::Function>() else {
+    let Some(function) = function.dyn_ref::<Function>() else {
         return Err(String::from(
             "options.token is neither a string nor a function",
         ));
@@ -545,6 +560,17 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
             shared.emit("ephemeral", &events::ephemeral_to_js(&body))
         }
         ClientEvent::Warning { code, message } => shared.warn(&code, &message),
+        ClientEvent::Rejected { code, message, ops } => {
+            if shared.listeners.borrow().of("rejected").is_empty() {
+                let n = ops.len();
+                let s = if n == 1 { "" } else { "s" };
+                web_sys::console::warn_1(&JsValue::from_str(&format!(
+                    "sealsync: {code}: {message} ({n} change{s} refused and rolled back)"
+                )));
+            } else {
+                shared.emit("rejected", &events::rejected_to_js(&code, &message, &ops));
+            }
+        }
     }
 }
 
@@ -559,13 +585,14 @@ fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
     }
 }
 
-/// Emits `pending` with the number of unacknowledged changes when it changed.
+/// Emits `pending` with the number of unacknowledged changes (operations, staged ones
+/// included) when it changed.
 fn announce_pending(shared: &Rc<Shared>) {
     let changed = {
         let Ok(mut inner) = shared.inner.try_borrow_mut() else {
             return;
         };
-        let len = inner.client.outbox_len();
+        let len = inner.client.pending_changes();
         (len != inner.announced_pending).then(|| {
             inner.announced_pending = len;
             len
@@ -642,11 +669,12 @@ fn schedule_save(shared: &Rc<Shared>) {
     });
 }
 
-/// Applies a local operation, announces its changes (`fromSelf: true`) and sends it.
+/// Applies a local operation, announces its changes (`fromSelf: true`) and queues the
+/// flush that seals it (with the rest of this task's changes) and sends it.
 ///
 /// # Errors
-/// The core's error (`INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, …) or
-/// `ROOM_CLOSED`.
+/// The core's error (`INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `READ_ONLY`, …)
+/// or `ROOM_CLOSED`.
 pub(crate) fn local_op(shared: &Rc<Shared>, op: Op) -> Result<(), JsValue> {
     let changes = {
         let mut inner = shared.inner_mut()?;
@@ -655,12 +683,118 @@ pub(crate) fn local_op(shared: &Rc<Shared>, op: Op) -> Result<(), JsValue> {
             .handle_local_op(now(), wall(), op)
             .map_err(|e| error::from_core(&e))?
     };
+    schedule_flush(shared);
     pump(shared);
     emit_changes(shared, &changes);
+    announce_pending(shared);
     Ok(())
 }
 
-/// Sends an ephemeral payload.
+/// Queues one `handle_flush` for the end of the current task (a microtask), unless one is
+/// queued already: every change of a synchronous burst is sealed together.
+fn schedule_flush(shared: &Rc<Shared>) {
+    {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        if inner.flush_scheduled || inner.left {
+            return;
+        }
+        inner.flush_scheduled = true;
+    }
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        let Some(shared) = weak.upgrade() else { return };
+        {
+            // Nothing else holds the state across a task boundary, so this cannot fail.
+            let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+                return;
+            };
+            inner.flush_scheduled = false;
+            if inner.left {
+                return;
+            }
+            inner.client.handle_flush(now());
+        }
+        pump(&shared);
+        announce_pending(&shared);
+    });
+}
+
+/// `room.transact(fn)`: runs `f` inside one client transaction (its changes are sealed as
+/// one envelope and applied all at once everywhere) and returns what `f` returned.
+///
+/// A `transact` inside another joins it: only the outermost one begins and commits. If
+/// `f` (at any level) throws, or returns a promise (only its synchronous part would be in
+/// the transaction), the whole transaction is rolled back — the reverting `change` events
+/// (`fromSelf: false`) fire first — and the error is thrown.
+///
+/// # Errors
+/// What `f` threw; `INVALID_ARGUMENT` when `f` is not a function or returned a promise;
+/// `BODY_TOO_LARGE` when the changes do not fit one envelope (rolled back); `ROOM_CLOSED`.
+pub(crate) fn transact(shared: &Rc<Shared>, f: &JsValue) -> Result<JsValue, JsValue> {
+    let Some(f) = f.dyn_ref::<Function>() else {
+        return Err(error::coded(
+            error::INVALID_ARGUMENT,
+            "transact takes a function",
+        ));
+    };
+    let outermost = {
+        let mut inner = shared.inner_mut()?;
+        inner.tx_depth += 1;
+        if inner.tx_depth == 1 {
+            inner.tx_failure = None;
+            inner.client.begin_transaction();
+        }
+        inner.tx_depth == 1
+    };
+    let result = f.call0(&JsValue::UNDEFINED).and_then(|value| {
+        if value.is_instance_of::<js_sys::Promise>() {
+            Err(error::coded(
+                error::INVALID_ARGUMENT,
+                "transact takes a synchronous function: it returned a promise, and changes \
+                 made after an await would not be part of the transaction (rolled back)",
+            ))
+        } else {
+            Ok(value)
+        }
+    });
+    let mut inner = shared.inner.borrow_mut();
+    inner.tx_depth = inner.tx_depth.saturating_sub(1);
+    if !outermost {
+        if let Err(thrown) = &result {
+            inner.tx_failure.get_or_insert_with(|| thrown.clone());
+        }
+        return result;
+    }
+    let failure = inner.tx_failure.take();
+    let left = inner.left;
+    let outcome = match (result, failure) {
+        (Ok(value), None) if !left => inner
+            .client
+            .commit_transaction()
+            .map(|()| value)
+            .map_err(|e| error::from_core(&e)),
+        (Err(thrown), _) | (Ok(_), Some(thrown)) => {
+            inner.client.abort_transaction();
+            Err(thrown)
+        }
+        (Ok(_), None) => {
+            inner.client.abort_transaction();
+            Err(closed())
+        }
+    };
+    drop(inner);
+    // A rollback comes out of the client as remote-looking changes: emit them now.
+    pump(shared);
+    announce_pending(shared);
+    if outcome.is_ok() {
+        schedule_flush(shared);
+    }
+    outcome
+}
+
+/// Sends an ephemeral payload (dropped when not live or when the pace has no room).
 ///
 /// # Errors
 /// `BODY_TOO_LARGE`, `SESSION_EXHAUSTED`, `ROOM_CLOSED`.
@@ -668,7 +802,7 @@ pub(crate) fn ephemeral(shared: &Rc<Shared>, body: &[u8]) -> Result<(), JsValue>
     shared
         .inner_mut()?
         .client
-        .handle_ephemeral(wall(), body)
+        .handle_ephemeral(now(), wall(), body)
         .map_err(|e| error::from_core(&e))?;
     pump(shared);
     Ok(())
@@ -686,9 +820,10 @@ pub(crate) fn collection_to_js(inner: &Inner, collection: &str) -> JsValue {
     events::to_js(&entities)
 }
 
-/// Leaves: the client closes the socket and reports `closed`; then the timer, hooks and
-/// socket are released, the outbox saved a last time and the session lock released (so a
-/// later tab may adopt what is still unsent).
+/// Leaves: staged changes are sealed (and sent while the socket is still open), the client
+/// closes the socket and reports `closed`; then the timer, hooks and socket are released,
+/// the outbox saved a last time and the session lock released (so a later tab may adopt
+/// what is still unsent).
 pub(crate) async fn leave(shared: &Rc<Shared>) {
     {
         let Ok(mut inner) = shared.inner.try_borrow_mut() else {
@@ -697,7 +832,9 @@ pub(crate) async fn leave(shared: &Rc<Shared>) {
         if inner.left {
             return;
         }
-        inner.client.handle_leave(now());
+        let t = now();
+        inner.client.handle_flush(t);
+        inner.client.handle_leave(t);
     }
     pump(shared);
     let (store, lock, session, envelopes, leftovers) = {

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 
 use js_sys::Function;
 use sealsync_core::client::Status;
-use sealsync_core::merge::{Change, ChangeKind};
+use sealsync_core::merge::{Change, ChangeKind, Op};
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 
 use crate::error;
 
 /// The event types `room.on` accepts.
-pub(crate) const EVENT_TYPES: [&str; 7] = [
+pub(crate) const EVENT_TYPES: [&str; 8] = [
     "change",
     "status",
     "presence",
@@ -19,6 +19,7 @@ pub(crate) const EVENT_TYPES: [&str; 7] = [
     "notify",
     "ephemeral",
     "warning",
+    "rejected",
 ];
 
 /// The registered listeners, by event type.
@@ -145,6 +146,18 @@ pub(crate) fn warning_to_js(code: &str, message: &str) -> JsValue {
         message: &'a str,
     }
     to_js(&Warning { code, message })
+}
+
+/// `{ code, message, ops }`: local changes the relay refused for good (already rolled
+/// back); `ops` are the operations as JSON (`{ type, collection, id, fields }`, …).
+pub(crate) fn rejected_to_js(code: &str, message: &str, ops: &[Op]) -> JsValue {
+    #[derive(Serialize)]
+    struct Rejected<'a> {
+        code: &'a str,
+        message: &'a str,
+        ops: &'a [Op],
+    }
+    to_js(&Rejected { code, message, ops })
 }
 
 /// A notify payload: parsed JSON, or the raw string when it is not JSON.

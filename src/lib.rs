@@ -11,6 +11,7 @@
 //! const room = await Room.join({ url: "ws://127.0.0.1:8787", room: "team-42", password: "…" });
 //! room.on("change", (e) => render(room.get(e.collection)));
 //! const id = room.create("tasks", { title: "Ship" });
+//! room.transact(() => { room.update("tasks", id, { done: true }); room.create("log", { of: id }); });
 //! ```
 //!
 //! The TypeScript definitions are written once, in `ts.rs`.
@@ -64,6 +65,7 @@ struct JoinOptions {
     room: String,
     password: Option<String>,
     secret: Option<String>,
+    /// The ephemeral channel (`broadcast`); stored changes belong to the whole room.
     channel: Option<String>,
     persist: bool,
     token: Option<JsValue>,
@@ -208,7 +210,7 @@ impl Room {
     }
 
     /// Registers `listener` for `type` (`change`, `status`, `presence`, `pending`,
-    /// `notify`, `ephemeral`, `warning`); returns a function that unregisters it.
+    /// `notify`, `ephemeral`, `warning`, `rejected`); returns a function that unregisters it.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown type.
@@ -230,10 +232,12 @@ impl Room {
 
     /// Creates an entity in `collection` with `fields`; returns its id (`fields.id` when it
     /// is a string, else 16 random bytes in base64url). Applies at once (a `change` event
-    /// with `fromSelf: true` fires before this returns) and is sent when live.
+    /// with `fromSelf: true` fires before this returns); at the end of the task it is sealed
+    /// with the task's other changes and sent when live.
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `READ_ONLY`,
+    /// `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn create(&self, collection: String, fields: JsValue) -> Result<String, JsValue> {
         let fields = ops::fields(&fields, "fields")?;
@@ -255,7 +259,8 @@ impl Room {
     /// Sets some fields of an entity (others are untouched).
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `READ_ONLY`,
+    /// `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn update(&self, collection: String, id: String, fields: JsValue) -> Result<(), JsValue> {
         let fields = ops::fields(&fields, "fields")?;
@@ -272,7 +277,7 @@ impl Room {
     /// Deletes an entity for good.
     ///
     /// # Errors
-    /// `INVALID_OPERATION`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    /// `INVALID_OPERATION`, `OUTBOX_FULL`, `READ_ONLY`, `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn delete(&self, collection: String, id: String) -> Result<(), JsValue> {
         driver::local_op(&self.shared, Op::Deleted { collection, id })
@@ -281,7 +286,7 @@ impl Room {
     /// Gives entities new sort keys (`[{ id, sortOrder }]`, keys from `Room.keyBetween`).
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `OUTBOX_FULL`, `READ_ONLY`, `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn reorder(&self, collection: String, items: JsValue) -> Result<(), JsValue> {
         let items = ops::reorder_items(&items)?;
@@ -292,7 +297,7 @@ impl Room {
     /// with `null`. Concurrent claims resolve to one winner everywhere.
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `OUTBOX_FULL`, `ROOM_CLOSED`.
+    /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `OUTBOX_FULL`, `READ_ONLY`, `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn claim(&self, collection: String, id: String, claim: JsValue) -> Result<(), JsValue> {
         let claim = ops::claim(&claim)?;
@@ -308,8 +313,23 @@ impl Room {
         )
     }
 
-    /// Sends a JSON-serialisable value to everyone else in the room, sealed and never
-    /// stored (cursors, typing). Dropped when not live.
+    /// Runs `fn` and makes every change it makes one transaction: applied here at once
+    /// (the `change` events fire while `fn` runs), sealed as one envelope and applied all
+    /// at once on every replica. Returns what `fn` returned. A `transact` inside another
+    /// joins it. If `fn` throws, everything it changed is rolled back (the reverting `change`
+    /// events, `fromSelf: false`, fire first) and the exception is rethrown.
+    ///
+    /// # Errors
+    /// What `fn` threw; `INVALID_ARGUMENT` when `fn` is not a function or returns a promise;
+    /// `BODY_TOO_LARGE` when the changes together do not fit one envelope (rolled back);
+    /// `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn transact(&self, f: JsValue) -> Result<JsValue, JsValue> {
+        driver::transact(&self.shared, &f)
+    }
+
+    /// Sends a JSON-serialisable value to everyone else on this room's channel, sealed and
+    /// never stored (cursors, typing). Dropped when not live, or when the pace has no room.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` when the value cannot be serialised, `BODY_TOO_LARGE`, `ROOM_CLOSED`.
@@ -408,17 +428,18 @@ impl Room {
             .unwrap_or_default()
     }
 
-    /// How many local changes the relay has not acknowledged yet.
+    /// How many local changes (operations) the relay has not acknowledged yet, those of
+    /// this task not yet sealed included.
     #[wasm_bindgen(getter, js_name = pendingChanges, skip_typescript)]
     pub fn pending_changes(&self) -> u32 {
         self.shared.inner.try_borrow().map_or(0, |inner| {
-            u32::try_from(inner.client.outbox_len()).unwrap_or(u32::MAX)
+            u32::try_from(inner.client.pending_changes()).unwrap_or(u32::MAX)
         })
     }
 
-    /// Leaves the room: closes the socket and stops retrying. Unsent changes stay in
-    /// IndexedDB and go out the next time this room is joined in this browser. Resolves once
-    /// they are saved. Calling it twice is harmless.
+    /// Leaves the room: seals this task's changes, closes the socket and stops retrying.
+    /// Unsent changes stay in IndexedDB and go out the next time this room is joined in this
+    /// browser. Resolves once they are saved. Calling it twice is harmless.
     #[wasm_bindgen(skip_typescript)]
     pub async fn leave(&self) {
         driver::leave(&self.shared).await;

@@ -1,14 +1,10 @@
 //! The one WebSocket to the relay (`web_sys::WebSocket`, `binaryType = "arraybuffer"`).
 
 use js_sys::{ArrayBuffer, Uint8Array};
+use sealsync_core::wire::{AUTH_SUBPROTOCOL_PREFIX, SUBPROTOCOL};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
-
-/// The WebSocket subprotocol offered to the relay (it echoes it back).
-pub(crate) const PROTOCOL: &str = "sealsync.v1";
-/// The subprotocol prefix that carries an auth token (relay `AUTH_MODE = "jwt"`).
-pub(crate) const TOKEN_PREFIX: &str = "sealsync.auth.";
 
 /// What the socket reports to the room.
 #[derive(Debug)]
@@ -42,9 +38,9 @@ impl std::fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Opens a WebSocket to `url`, offering the subprotocol [`PROTOCOL`] and, with a `token`,
-    /// `sealsync.auth.<token>` (browsers cannot set other headers on a WebSocket; the relay
-    /// echoes only [`PROTOCOL`]); `on_event` receives every [`SocketEvent`] until the socket
+    /// Opens a WebSocket to `url`, offering the subprotocol [`SUBPROTOCOL`] and, with a
+    /// `token`, `sealsync.auth.<token>` ([`AUTH_SUBPROTOCOL_PREFIX`]; browsers cannot set
+    /// other headers on a WebSocket; the relay echoes only [`SUBPROTOCOL`]); `on_event` receives every [`SocketEvent`] until the socket
     /// is dropped.
     ///
     /// # Errors
@@ -54,9 +50,11 @@ impl Socket {
         token: Option<&str>,
         on_event: impl Fn(SocketEvent) + 'static,
     ) -> Result<Self, JsValue> {
-        let protocols = js_sys::Array::of1(&JsValue::from_str(PROTOCOL));
+        let protocols = js_sys::Array::of1(&JsValue::from_str(SUBPROTOCOL));
         if let Some(token) = token {
-            protocols.push(&JsValue::from_str(&format!("{TOKEN_PREFIX}{token}")));
+            protocols.push(&JsValue::from_str(&format!(
+                "{AUTH_SUBPROTOCOL_PREFIX}{token}"
+            )));
         }
         let ws = WebSocket::new_with_str_sequence(url, &protocols)?;
         ws.set_binary_type(BinaryType::Arraybuffer);

@@ -6,17 +6,34 @@
 use wasm_bindgen::prelude::wasm_bindgen;
 
 #[wasm_bindgen(typescript_custom_section)]
-const TS_DEFINITIONS: &'static str = r#"
-/** A stable, machine-readable error code: branch on `err.code`, never on the message. */
+const TS_SECTION: &'static str = TS_DEFINITIONS;
+
+/// The definitions (also read by the tests below).
+#[allow(
+    dead_code,
+    reason = "the custom section above reads it in const evaluation (wasm only), which the \
+              lint does not count"
+)]
+const TS_DEFINITIONS: &str = r#"
+/**
+ * A stable, machine-readable code: branch on `err.code` (and on `code` of `warning` and
+ * `rejected` events), never on the message.
+ */
 export type ErrorCode =
-  // from the core
+  // from the core (thrown by calls, or reported)
   | "DECRYPT_FAILED" | "MALFORMED_PLAINTEXT" | "SESSION_EXHAUSTED" | "BODY_TOO_LARGE"
   | "INVALID_ROOM_ID" | "INVALID_SECRET" | "EMPTY_PASSWORD" | "UNKNOWN_KEY_EPOCH"
   | "WIRE_VERSION" | "UNKNOWN_FRAME" | "FRAME_TOO_LARGE" | "MALFORMED_FRAME" | "WRONG_KIND"
-  | "INVALID_OPERATION" | "KDF_FAILED" | "OUTBOX_FULL"
+  | "INVALID_OPERATION" | "INVALID_SNAPSHOT" | "KDF_FAILED" | "OUTBOX_FULL" | "READ_ONLY"
+  | "REPLAY"
   // from the browser SDK
   | "INVALID_OPTIONS" | "INVALID_ARGUMENT" | "ROOM_CLOSED" | "STORAGE_FAILED"
   | "KDF_WORKER_FAILED" | "NO_RANDOMNESS" | "BROWSER_API" | "TOKEN_FAILED"
+  | "CONNECTION_REFUSED"
+  // from the relay, in `warning` and `rejected` events (`READ_ONLY`, `WRONG_KIND` above)
+  | "BAD_FRAME" | "WRONG_VERIFIER" | "FORBIDDEN" | "UNSUPPORTED_VERSION" | "TOO_LARGE"
+  | "RATE_LIMITED" | "ROOM_FULL" | "HISTORY_FULL" | "NOT_JOINED" | "BANNED"
+  | "GUEST_PENDING" | "UNKNOWN"
   | (string & {});
 
 /** Every error the SDK throws or rejects with. */
@@ -47,7 +64,10 @@ export type JoinOptions = {
   url: string;
   /** The room id: 1–128 bytes of UTF-8 after NFC, no control characters, no `/`. */
   room: string;
-  /** Sub-stream of the room (default `"main"`). */
+  /**
+   * The ephemeral channel (default `"main"`): `broadcast` values reach only members of the
+   * same channel. Stored changes belong to the whole room, whatever the channel.
+   */
   channel?: string;
   /**
    * For a relay with `AUTH_MODE = "jwt"`: the token your backend signed for this user and
@@ -96,19 +116,48 @@ export interface Warning {
   message: string;
 }
 
+/** A local change as the operation the SDK sent (what a `rejected` event names). */
+export type Operation =
+  | { type: "created"; collection: string; id: string; fields: Fields }
+  | { type: "updated"; collection: string; id: string; fields: Fields }
+  | { type: "deleted"; collection: string; id: string }
+  | { type: "reordered"; collection: string; items: ReorderItem[] }
+  | {
+      type: "claimed";
+      collection: string;
+      id: string;
+      claimedBy: string | null;
+      claimedByName: string | null;
+      claimedByAvatar: string | null;
+    };
+
+/**
+ * Local changes the relay refused for good (`TOO_LARGE`, `READ_ONLY`, `BAD_FRAME`,
+ * `WRONG_KIND`, `UNKNOWN`): they left the outbox and were rolled back here (the reverting
+ * `change` events, `fromSelf: false`, fired just before).
+ */
+export interface Rejected {
+  code: ErrorCode;
+  message: string;
+  /** The refused operations, in the order they were made. */
+  ops: Operation[];
+}
+
 /** The events of `room.on` and what their listeners receive. */
 export interface RoomEvents {
   change: Change;
   status: Status;
   /** sockets in the room, this one included */
   presence: number;
-  /** local changes the relay has not acknowledged yet (0: everything is saved) */
+  /** local changes (operations) the relay has not acknowledged yet (0: everything is saved) */
   pending: number;
   /** a message pushed by the application's backend (parsed JSON). Not encrypted. */
   notify: Json;
-  /** a value another member sent with `broadcast` */
+  /** a value another member of the same channel sent with `broadcast` */
   ephemeral: Json;
   warning: Warning;
+  /** changes the relay refused for good, already rolled back (see `Rejected`) */
+  rejected: Rejected;
 }
 
 /** `{ id, sortOrder }` for `reorder`. */
@@ -160,7 +209,16 @@ export class Room {
   reorder(collection: string, items: ReorderItem[]): void;
   /** Claims an entity, or releases it with `null`. */
   claim(collection: string, id: string, claim: Claim | null): void;
-  /** Sends a value to the others in the room, sealed, never stored. */
+  /**
+   * Runs `fn` (synchronously) as one transaction: its changes apply here at once, are sent
+   * as one envelope and apply all at once on every replica. Returns what `fn` returned. A
+   * nested `transact` joins the outer one. If `fn` throws, every change it made is rolled
+   * back (reverting `change` events fire) and the exception is rethrown. Throws
+   * `BODY_TOO_LARGE` (rolled back) when the changes together exceed one envelope, and
+   * `INVALID_ARGUMENT` when `fn` returns a promise.
+   */
+  transact<T>(fn: () => T): T;
+  /** Sends a value to the others on the same channel, sealed, never stored. */
   broadcast(value: Json): void;
   /** The visible entities of a collection, by sort key then id. */
   get(collection: string): Entity[];
@@ -176,7 +234,7 @@ export class Room {
   readonly status: Status;
   /** The room id, NFC-normalised. */
   readonly roomId: string;
-  /** Local changes not yet acknowledged by the relay. */
+  /** Local changes (operations) not yet acknowledged by the relay. */
   readonly pendingChanges: number;
 }
 
@@ -186,3 +244,53 @@ export class Room {
  */
 export function deriveRoomKey(room: string, password: string): Uint8Array;
 "#;
+
+#[cfg(test)]
+mod tests {
+    use sealsync_core::wire::RelayErrorCode;
+
+    use super::TS_DEFINITIONS;
+
+    /// The text of `export type ErrorCode = …;`.
+    fn error_code_union() -> &'static str {
+        let start = TS_DEFINITIONS
+            .find("export type ErrorCode =")
+            .expect("the ErrorCode union");
+        let rest = &TS_DEFINITIONS[start..];
+        &rest[..rest.find("(string & {});").expect("the union's end")]
+    }
+
+    #[test]
+    fn every_core_error_code_is_in_the_error_code_union() {
+        let union = error_code_union();
+        for code in sealsync_core::Error::CODES {
+            assert!(union.contains(&format!("\"{code}\"")), "{code} missing");
+        }
+    }
+
+    #[test]
+    fn every_relay_and_sdk_code_is_in_the_error_code_union() {
+        let union = error_code_union();
+        // Every relay code this build can name, and "UNKNOWN" for the others.
+        let mut relay: Vec<&str> = (0..=u16::MAX)
+            .map(|n| RelayErrorCode::from(n).name())
+            .collect();
+        relay.sort_unstable();
+        relay.dedup();
+        let sdk = [
+            crate::error::INVALID_OPTIONS,
+            crate::error::INVALID_ARGUMENT,
+            crate::error::ROOM_CLOSED,
+            crate::error::STORAGE_FAILED,
+            crate::error::KDF_WORKER_FAILED,
+            crate::error::NO_RANDOMNESS,
+            crate::error::TOKEN_FAILED,
+            crate::error::CONNECTION_REFUSED,
+            crate::error::BROWSER_API,
+            "REPLAY",
+        ];
+        for code in relay.into_iter().chain(sdk) {
+            assert!(union.contains(&format!("\"{code}\"")), "{code} missing");
+        }
+    }
+}

@@ -6,6 +6,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     missing_docs,
     reason = "tests"
 )]
@@ -15,6 +16,8 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use sealsync::{derive_room_key, Room};
+use sealsync_core::wire::{Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
+use sealsync_core::SessionId;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -419,7 +422,8 @@ async fn unsent_changes_survive_in_indexeddb_as_ciphertext_and_come_back() {
         .unwrap();
     first.leave().await;
 
-    // Stored: one record for the session, two sealed envelopes, no plaintext.
+    // Stored: one record for the session; the two changes of one task sealed together in
+    // one envelope; no plaintext.
     let rows: Array = JsFuture::from(read_outbox(&name))
         .await
         .unwrap()
@@ -427,7 +431,7 @@ async fn unsent_changes_survive_in_indexeddb_as_ciphertext_and_come_back() {
         .unwrap();
     assert_eq!(rows.length(), 1);
     let envelopes: Array = get(&rows.get(0), "envelopes").dyn_into().unwrap();
-    assert_eq!(envelopes.length(), 2);
+    assert_eq!(envelopes.length(), 1);
     for envelope in envelopes.iter() {
         let bytes = envelope.dyn_into::<Uint8Array>().unwrap().to_vec();
         assert!(bytes.len() > 90, "header plus ciphertext");
@@ -562,5 +566,717 @@ async fn share_links_round_trip() {
     assert_eq!(get(&parsed, "secret").as_string().unwrap(), secret);
     assert_eq!(get(&parsed, "url").as_string().unwrap(), DEAD_RELAY);
     assert!(Room::parse_share_link("https://app.example/#nothing=here").is_null());
+    room.leave().await;
+}
+
+// ---------------------------------------------------------------- transactions, coalescing
+
+/// A JS function from a Rust closure (kept alive for the rest of the test run).
+fn js_fn(f: impl FnMut() -> Result<JsValue, JsValue> + 'static) -> JsValue {
+    let closure = Closure::<dyn FnMut() -> Result<JsValue, JsValue>>::new(f);
+    let value = closure.as_ref().clone();
+    closure.forget();
+    value
+}
+
+/// Joins a fresh room on the dead relay (offline: every change stays pending).
+async fn offline_room(prefix: &str, persist: bool) -> Room {
+    Room::join(options(
+        &unique_room(prefix),
+        &[("secret", SECRET_A.into()), ("persist", persist.into())],
+    ))
+    .await
+    .unwrap()
+}
+
+fn kinds_and_origins(changes: &[JsValue]) -> Vec<(String, bool)> {
+    changes
+        .iter()
+        .map(|c| {
+            (
+                get(c, "type").as_string().unwrap(),
+                get(c, "fromSelf").as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn titles(room: &Room) -> Vec<String> {
+    let tasks: Array = room.get("tasks").unwrap().dyn_into().unwrap();
+    let mut out: Vec<String> = tasks
+        .iter()
+        .map(|t| get(&t, "title").as_string().unwrap_or_default())
+        .collect();
+    out.sort();
+    out
+}
+
+#[wasm_bindgen_test]
+async fn transact_fires_a_change_per_operation_at_once_and_returns_the_functions_value() {
+    let room = Rc::new(offline_room("tx", false).await);
+    let changes = collect(&room, "change");
+    let inner = room.clone();
+    let value = room
+        .transact(js_fn(move || {
+            let id = inner.create("tasks".into(), fields(&[("title", "a".into())]))?;
+            inner.update("tasks".into(), id, fields(&[("done", true.into())]))?;
+            // A nested transact joins this one.
+            let nested = inner.clone();
+            inner.transact(js_fn(move || {
+                nested.create("tasks".into(), fields(&[("title", "b".into())]))?;
+                Ok(JsValue::NULL)
+            }))?;
+            Ok(JsValue::from(42))
+        }))
+        .unwrap();
+    assert_eq!(value.as_f64(), Some(42.0));
+    assert_eq!(
+        kinds_and_origins(&changes.borrow()),
+        [
+            ("created".to_owned(), true),
+            ("updated".to_owned(), true),
+            ("created".to_owned(), true)
+        ],
+        "one change event per operation, before transact returns"
+    );
+    assert_eq!(titles(&room), ["a", "b"]);
+    assert_eq!(
+        room.pending_changes(),
+        3,
+        "pendingChanges counts operations"
+    );
+
+    let err = room.transact("not a function".into()).unwrap_err();
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_throwing_transaction_is_rolled_back_with_change_events_and_rethrown() {
+    let room = Rc::new(offline_room("txthrow", false).await);
+    let kept = room
+        .create(
+            "tasks".into(),
+            fields(&[("title", "kept".into()), ("done", false.into())]),
+        )
+        .unwrap();
+    let changes = collect(&room, "change");
+    let pending = collect(&room, "pending");
+
+    let inner = room.clone();
+    let target = kept.clone();
+    let err = room
+        .transact(js_fn(move || {
+            inner.update(
+                "tasks".into(),
+                target.clone(),
+                fields(&[("done", true.into())]),
+            )?;
+            inner.create("tasks".into(), fields(&[("title", "gone".into())]))?;
+            Err(js_sys::Error::new("boom").into())
+        }))
+        .unwrap_err();
+    assert_eq!(
+        err.dyn_ref::<js_sys::Error>().unwrap().message(),
+        "boom",
+        "the function's own exception is rethrown"
+    );
+    let seen = changes.borrow().clone();
+    let origins = kinds_and_origins(&seen);
+    assert_eq!(
+        origins[..2],
+        [("updated".to_owned(), true), ("created".to_owned(), true)]
+    );
+    // The rollback arrives as ordinary changes, fromSelf false (in the replica's order).
+    let mut rollback = origins[2..].to_vec();
+    rollback.sort();
+    assert_eq!(
+        rollback,
+        [("deleted".to_owned(), false), ("updated".to_owned(), false)]
+    );
+    let undone = seen[2..]
+        .iter()
+        .find(|c| get(c, "type").as_string().as_deref() == Some("updated"))
+        .unwrap();
+    assert_eq!(get(undone, "id").as_string().unwrap(), kept);
+    assert_eq!(get(&get(undone, "fields"), "done").as_bool(), Some(false));
+    assert_eq!(titles(&room), ["kept"]);
+    let tasks: Array = room.get("tasks").unwrap().dyn_into().unwrap();
+    assert_eq!(get(&tasks.get(0), "done").as_bool(), Some(false));
+    assert_eq!(room.pending_changes(), 1);
+    assert_eq!(
+        pending.borrow().last().and_then(JsValue::as_f64),
+        Some(1.0),
+        "`pending` follows the rollback"
+    );
+
+    // A nested transact that throws dooms the outer one, even when the outer function
+    // catches the exception.
+    let outer = room.clone();
+    let err = room
+        .transact(js_fn(move || {
+            outer.create("tasks".into(), fields(&[("title", "outer".into())]))?;
+            let nested = outer.clone();
+            let caught = outer.transact(js_fn(move || {
+                nested.create("tasks".into(), fields(&[("title", "inner".into())]))?;
+                Err(js_sys::Error::new("inner failed").into())
+            }));
+            assert!(caught.is_err());
+            Ok(JsValue::TRUE)
+        }))
+        .unwrap_err();
+    assert_eq!(
+        err.dyn_ref::<js_sys::Error>().unwrap().message(),
+        "inner failed"
+    );
+    assert_eq!(titles(&room), ["kept"]);
+
+    // A function returning a promise would leave its awaited part out: refused, rolled back.
+    let inner = room.clone();
+    let err = room
+        .transact(js_fn(move || {
+            inner.create("tasks".into(), fields(&[("title", "async".into())]))?;
+            Ok(js_sys::Promise::resolve(&JsValue::NULL).into())
+        }))
+        .unwrap_err();
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    assert_eq!(titles(&room), ["kept"]);
+    assert_eq!(room.pending_changes(), 1);
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_transaction_over_one_envelope_is_refused_and_rolled_back() {
+    let room = Rc::new(offline_room("txbig", true).await);
+    let changes = collect(&room, "change");
+    // Three changes of 400,000 bytes each: together over one envelope's 1,000,000.
+    let big = "x".repeat(400_000);
+    let inner = room.clone();
+    let text = big.clone();
+    let err = room
+        .transact(js_fn(move || {
+            for i in 0..3 {
+                inner.create(
+                    "tasks".into(),
+                    fields(&[
+                        ("title", format!("{i}").into()),
+                        ("blob", text.as_str().into()),
+                    ]),
+                )?;
+            }
+            Ok(JsValue::UNDEFINED)
+        }))
+        .unwrap_err();
+    assert_eq!(code(&err), "BODY_TOO_LARGE");
+    let origins: Vec<(String, bool)> = kinds_and_origins(&changes.borrow());
+    assert_eq!(origins.len(), 6);
+    assert!(origins[..3].iter().all(|(k, s)| k == "created" && *s));
+    assert!(origins[3..].iter().all(|(k, s)| k == "deleted" && !*s));
+    assert!(titles(&room).is_empty());
+    assert_eq!(room.pending_changes(), 0);
+
+    // The same changes outside a transaction are fine: one task's changes are packed into
+    // as few envelopes as fit (two here).
+    for i in 0..3 {
+        room.create(
+            "tasks".into(),
+            fields(&[
+                ("title", format!("{i}").into()),
+                ("blob", big.as_str().into()),
+            ]),
+        )
+        .unwrap();
+    }
+    assert_eq!(room.pending_changes(), 3);
+    let name = room.room_id();
+    room.leave().await;
+    let rows: Array = JsFuture::from(read_outbox(&name))
+        .await
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let envelopes: Array = get(&rows.get(0), "envelopes").dyn_into().unwrap();
+    assert_eq!(envelopes.length(), 2);
+}
+
+#[wasm_bindgen_test]
+async fn the_changes_of_one_task_are_sealed_together() {
+    let name = unique_room("burst");
+    let room = Room::join(options(&name, &[("secret", SECRET_A.into())]))
+        .await
+        .unwrap();
+    let pending = collect(&room, "pending");
+    for i in 0..50 {
+        room.create("tasks".into(), fields(&[("title", format!("t{i}").into())]))
+            .unwrap();
+    }
+    assert_eq!(room.pending_changes(), 50, "operations, not yet sealed");
+    assert_eq!(pending.borrow().len(), 50, "a `pending` event per change");
+    pause(0).await; // the next task: the burst has been sealed
+    room.create("tasks".into(), fields(&[("title", "later".into())]))
+        .unwrap();
+    assert_eq!(room.pending_changes(), 51);
+    room.leave().await;
+
+    let rows: Array = JsFuture::from(read_outbox(&name))
+        .await
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let envelopes: Array = get(&rows.get(0), "envelopes").dyn_into().unwrap();
+    assert_eq!(envelopes.length(), 2, "one envelope per task");
+    let back = Room::join(options(&name, &[("secret", SECRET_A.into())]))
+        .await
+        .unwrap();
+    assert_eq!(back.pending_changes(), 51);
+    assert_eq!(titles(&back).len(), 51);
+    back.leave().await;
+}
+
+// ---------------------------------------------------------------- a relay in the page
+//
+// `WebSocket` is wrapped so that sockets to `ws://fake-relay.test` are fakes whose frames
+// the test reads and answers with the core's own codec; every other URL gets a real one.
+
+#[wasm_bindgen(inline_js = r#"
+const fakes = [];
+export function installFakeRelay() {
+  if (globalThis.__sealsyncFakeRelay) return;
+  globalThis.__sealsyncFakeRelay = true;
+  class FakeSocket {
+    constructor(url, protocols) {
+      this.url = String(url);
+      this.protocols = protocols === undefined ? [] : [].concat(protocols).map(String);
+      this.readyState = 0;
+      this.binaryType = "blob";
+      this.frames = [];
+      this.texts = [];
+      this.closedWith = null;
+      this.onopen = this.onmessage = this.onclose = this.onerror = null;
+      fakes.push(this);
+      setTimeout(() => {
+        if (this.readyState !== 0) return;
+        this.readyState = 1;
+        if (this.onopen) this.onopen(new Event("open"));
+      }, 0);
+    }
+    send(data) {
+      if (this.readyState !== 1) throw new DOMException("not open", "InvalidStateError");
+      if (typeof data === "string") this.texts.push(data);
+      else this.frames.push(new Uint8Array(data));
+    }
+    close(code) {
+      if (this.readyState >= 2) return;
+      this.readyState = 3;
+      this.closedWith = code === undefined ? 1000 : code;
+    }
+  }
+  globalThis.WebSocket = new Proxy(globalThis.WebSocket, {
+    construct(target, args) {
+      return String(args[0]).startsWith("ws://fake-relay.test")
+        ? new FakeSocket(...args)
+        : Reflect.construct(target, args);
+    },
+  });
+}
+export function fakeSockets(room) {
+  const path = "/room/" + encodeURIComponent(room) + "/ws";
+  return fakes.filter((f) => new URL(f.url).pathname === path);
+}
+export function takeFrames(socket) { const out = socket.frames; socket.frames = []; return out; }
+export function deliver(socket, bytes) {
+  if (socket.onmessage) socket.onmessage({ data: bytes.slice().buffer });
+}
+export function captureConsoleWarn() {
+  const seen = [];
+  const original = console.warn;
+  console.warn = (...args) => { seen.push(args.map(String).join(" ")); };
+  return { seen, restore: () => { console.warn = original; } };
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = installFakeRelay)]
+    fn install_fake_relay();
+    #[wasm_bindgen(js_name = fakeSockets)]
+    fn fake_sockets(room: &str) -> Array;
+    #[wasm_bindgen(js_name = takeFrames)]
+    fn take_frames(socket: &JsValue) -> Array;
+    #[wasm_bindgen(js_name = deliver)]
+    fn deliver_bytes(socket: &JsValue, bytes: &[u8]);
+    #[wasm_bindgen(js_name = captureConsoleWarn)]
+    fn capture_console_warn() -> JsValue;
+}
+
+const FAKE_RELAY: &str = "ws://fake-relay.test";
+
+/// The wall clock in whole milliseconds, as a relay stamps frames.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "Date.now() is a positive integer below 2^53"
+)]
+fn wall_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// The relay's shipped limits (`relay/wrangler.toml`).
+fn shipped_limits() -> sealsync_core::limits::RelayLimits {
+    sealsync_core::limits::RelayLimits {
+        max_frame_bytes: 1_048_576,
+        rate_burst: 120,
+        rate_per_second: 60,
+        max_history_events: 100_000,
+        max_history_bytes: 268_435_456,
+    }
+}
+
+/// One room's fake relay connection: what the room sent, and the answers.
+struct FakeRelay {
+    room: String,
+    socket: JsValue,
+    seq: u64,
+    opener: sealsync_core::Opener,
+    keys: sealsync_core::RoomKeys,
+    /// The `HELLO` the room opened with.
+    hello: ClientFrame,
+}
+
+impl FakeRelay {
+    /// Joins `room` through the fake relay and waits for its `HELLO`.
+    async fn join(room: &str, pairs: &[(&str, JsValue)]) -> (Room, Self) {
+        install_fake_relay();
+        let mut all = vec![
+            ("url", JsValue::from(FAKE_RELAY)),
+            ("secret", SECRET_A.into()),
+            ("persist", false.into()),
+        ];
+        all.extend(pairs.iter().cloned());
+        let joined = Room::join(options(room, &all)).await.unwrap();
+        let keys = sealsync_core::RoomKeys::derive(
+            &sealsync_core::RoomKey::from_secret(SECRET_A).unwrap(),
+            sealsync_core::RoomId::new(room).unwrap(),
+        );
+        let mut relay = None;
+        for _ in 0..500 {
+            if let Some(socket) = fake_sockets(room).iter().last() {
+                relay = Some(socket);
+                break;
+            }
+            pause(10).await;
+        }
+        let mut relay = Self {
+            room: room.to_owned(),
+            socket: relay.expect("the room opened no socket"),
+            seq: 0,
+            opener: sealsync_core::Opener::new(&keys),
+            keys,
+            hello: ClientFrame::Sync { after_seq: 0 },
+        };
+        relay.hello = relay.next_frame().await;
+        assert!(
+            matches!(relay.hello, ClientFrame::Hello { .. }),
+            "first frame: {:?}",
+            relay.hello
+        );
+        (joined, relay)
+    }
+
+    fn deliver(&self, frame: &RelayFrame) {
+        deliver_bytes(&self.socket, &frame.encode().unwrap());
+    }
+
+    /// `WELCOME` with `access` and the shipped limits, then `CAUGHT_UP`.
+    fn welcome(&self, access: Access) {
+        self.deliver(&RelayFrame::Welcome {
+            relay_time: wall_ms(),
+            head_seq: self.seq,
+            snapshot_seq: 0,
+            presence: 1,
+            verifier_state: VerifierState::Created,
+            access,
+            limits: shipped_limits(),
+        });
+        self.deliver(&RelayFrame::CaughtUp { head_seq: self.seq });
+    }
+
+    /// Every frame sent since the last call (after this task: a flush runs at its end).
+    async fn frames(&self) -> Vec<ClientFrame> {
+        pause(0).await;
+        take_frames(&self.socket)
+            .iter()
+            .map(|f| ClientFrame::decode(&f.dyn_into::<Uint8Array>().unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    /// Waits for the next frame.
+    async fn next_frame(&self) -> ClientFrame {
+        for _ in 0..500 {
+            let mut frames = self.frames().await;
+            if !frames.is_empty() {
+                assert_eq!(frames.len(), 1, "{frames:?}");
+                return frames.remove(0);
+            }
+            pause(10).await;
+        }
+        panic!("no frame from the room");
+    }
+
+    /// The operations in a published envelope, and its session and counter.
+    fn open(&mut self, envelope: &[u8]) -> (Vec<sealsync_core::Op>, SessionId, u64) {
+        let opened = self.opener.open(envelope).unwrap();
+        let ops = sealsync_core::merge::decode_event_body(&opened.body, opened.hlc).unwrap();
+        (
+            ops.into_iter().map(|o| o.op).collect(),
+            opened.header.session,
+            opened.header.counter,
+        )
+    }
+
+    fn ack(&mut self, session: SessionId, counter: u64) {
+        self.seq += 1;
+        self.deliver(&RelayFrame::Ack {
+            session,
+            counter,
+            seq: self.seq,
+            relay_time: wall_ms(),
+            duplicate: false,
+        });
+    }
+
+    fn sockets(&self) -> u32 {
+        fake_sockets(&self.room).length()
+    }
+}
+
+fn state(room: &Room) -> String {
+    get(&room.status(), "state").as_string().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_burst_goes_out_as_one_publish_under_the_v2_subprotocol() {
+    let name = unique_room("fake-burst");
+    let (room, mut relay) = FakeRelay::join(&name, &[]).await;
+    let socket_protocols: Array = get(&relay.socket, "protocols").dyn_into().unwrap();
+    assert_eq!(
+        socket_protocols
+            .iter()
+            .map(|p| p.as_string().unwrap())
+            .collect::<Vec<_>>(),
+        [sealsync_core::wire::SUBPROTOCOL]
+    );
+    relay.welcome(Access::Write);
+    assert_eq!(state(&room), "live");
+    let pending = collect(&room, "pending");
+
+    for i in 0..30 {
+        room.create("tasks".into(), fields(&[("title", format!("t{i}").into())]))
+            .unwrap();
+    }
+    assert_eq!(room.pending_changes(), 30);
+    let frames = relay.frames().await;
+    assert_eq!(frames.len(), 1, "one PUBLISH for the task's 30 changes");
+    let ClientFrame::Publish { envelope } = &frames[0] else {
+        panic!("{frames:?}");
+    };
+    let (ops, session, counter) = relay.open(envelope);
+    assert_eq!(ops.len(), 30);
+    relay.ack(session, counter);
+    assert_eq!(room.pending_changes(), 0);
+    assert_eq!(pending.borrow().last().and_then(JsValue::as_f64), Some(0.0));
+
+    // A transaction is one envelope of its own.
+    let tx_room = Rc::new(room);
+    let inner = tx_room.clone();
+    tx_room
+        .transact(js_fn(move || {
+            inner.create("tasks".into(), fields(&[("title", "x".into())]))?;
+            inner.create("tasks".into(), fields(&[("title", "y".into())]))?;
+            Ok(JsValue::UNDEFINED)
+        }))
+        .unwrap();
+    let ClientFrame::Publish { envelope } = relay.next_frame().await else {
+        panic!("expected a PUBLISH");
+    };
+    assert_eq!(relay.open(&envelope).0.len(), 2);
+    tx_room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_change_is_rolled_back_and_reported_and_later_edits_still_go_out() {
+    let name = unique_room("fake-refused");
+    let (room, mut relay) = FakeRelay::join(&name, &[]).await;
+    relay.welcome(Access::Write);
+    let log = Rc::new(RefCell::new(Vec::<(String, JsValue)>::new()));
+    for kind in ["change", "rejected"] {
+        let sink = log.clone();
+        let listener = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            sink.borrow_mut().push((kind.to_owned(), e))
+        });
+        room.on(kind, listener.as_ref().unchecked_ref::<Function>().clone())
+            .unwrap();
+        listener.forget();
+    }
+
+    let id = room
+        .create("tasks".into(), fields(&[("title", "huge".into())]))
+        .unwrap();
+    let ClientFrame::Publish { envelope } = relay.next_frame().await else {
+        panic!("expected a PUBLISH");
+    };
+    let (_, session, counter) = relay.open(&envelope);
+    relay.deliver(&RelayFrame::Refused {
+        session,
+        counter,
+        code: RelayErrorCode::TooLarge,
+        retry_after_ms: 0,
+        message: "the frame is over this relay's limit".into(),
+    });
+    {
+        let log = log.borrow();
+        let kinds: Vec<&str> = log.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["change", "change", "rejected"], "rollback first");
+        let rollback = &log[1].1;
+        assert_eq!(get(rollback, "type").as_string().unwrap(), "deleted");
+        assert_eq!(get(rollback, "fromSelf").as_bool(), Some(false));
+        let rejected = &log[2].1;
+        assert_eq!(get(rejected, "code").as_string().unwrap(), "TOO_LARGE");
+        assert!(get(rejected, "message")
+            .as_string()
+            .unwrap()
+            .contains("limit"));
+        let ops: Array = get(rejected, "ops").dyn_into().unwrap();
+        assert_eq!(ops.length(), 1);
+        let op = ops.get(0);
+        assert_eq!(get(&op, "type").as_string().unwrap(), "created");
+        assert_eq!(get(&op, "collection").as_string().unwrap(), "tasks");
+        assert_eq!(get(&op, "id").as_string().unwrap(), id);
+        assert_eq!(
+            get(&get(&op, "fields"), "title").as_string().unwrap(),
+            "huge"
+        );
+    }
+    assert_eq!(room.pending_changes(), 0);
+    assert!(titles(&room).is_empty());
+
+    // The queue is not blocked: the next change goes out on the same socket.
+    room.create("tasks".into(), fields(&[("title", "small".into())]))
+        .unwrap();
+    let ClientFrame::Publish { envelope } = relay.next_frame().await else {
+        panic!("expected a PUBLISH");
+    };
+    let (ops, session, counter) = relay.open(&envelope);
+    assert_eq!(ops.len(), 1);
+    relay.ack(session, counter);
+    assert_eq!(room.pending_changes(), 0);
+    assert_eq!(titles(&room), ["small"]);
+    assert_eq!(relay.sockets(), 1);
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_read_only_member_is_refused_at_once_and_earlier_changes_are_rejected() {
+    let name = unique_room("fake-readonly");
+    let (room, relay) = FakeRelay::join(&name, &[]).await;
+    let changes = collect(&room, "change");
+    // Made before the relay said who we are: applied, then rejected.
+    room.create("tasks".into(), fields(&[("title", "early".into())]))
+        .unwrap();
+    // No `rejected` listener yet: the refusal goes to console.warn.
+    let capture = capture_console_warn();
+    relay.welcome(Access::ReadOnly);
+    let restore: Function = get(&capture, "restore").dyn_into().unwrap();
+    restore.call0(&JsValue::UNDEFINED).unwrap();
+    let warned: Array = get(&capture, "seen").dyn_into().unwrap();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.as_string().unwrap().contains("READ_ONLY")),
+        "{:?}",
+        warned.to_vec()
+    );
+    assert_eq!(
+        kinds_and_origins(&changes.borrow()),
+        [("created".to_owned(), true), ("deleted".to_owned(), false)]
+    );
+    assert_eq!(room.pending_changes(), 0);
+
+    let rejected = collect(&room, "rejected");
+    let err = room
+        .create("tasks".into(), fields(&[("title", "late".into())]))
+        .unwrap_err();
+    assert_eq!(code(&err), "READ_ONLY");
+    assert_eq!(changes.borrow().len(), 2, "nothing applied");
+    assert!(rejected.borrow().is_empty(), "thrown, not rejected");
+    assert!(relay.frames().await.is_empty());
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_pending_guest_holds_changes_until_admitted_then_sends_them_without_reconnecting() {
+    let name = unique_room("fake-guest");
+    let (room, mut relay) = FakeRelay::join(&name, &[]).await;
+    let warnings = collect(&room, "warning");
+    relay.welcome(Access::Pending);
+    assert!(warnings
+        .borrow()
+        .iter()
+        .any(|w| get(w, "code").as_string().as_deref() == Some("GUEST_PENDING")));
+    room.create("tasks".into(), fields(&[("title", "held".into())]))
+        .unwrap();
+    assert!(relay.frames().await.is_empty(), "held while pending");
+    assert_eq!(room.pending_changes(), 1);
+    assert_eq!(titles(&room), ["held"]);
+
+    relay.deliver(&RelayFrame::Access {
+        access: Access::Write,
+    });
+    let ClientFrame::Publish { envelope } = relay.next_frame().await else {
+        panic!("expected a PUBLISH");
+    };
+    let (ops, session, counter) = relay.open(&envelope);
+    assert_eq!(ops.len(), 1);
+    relay.ack(session, counter);
+    assert_eq!(room.pending_changes(), 0);
+    assert_eq!(relay.sockets(), 1, "no reconnect");
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn the_channel_option_names_only_the_ephemeral_channel() {
+    let name = unique_room("fake-channel");
+    let (room, mut relay) = FakeRelay::join(&name, &[("channel", "side".into())]).await;
+    let side = relay.keys.channel_tag("side");
+    let ClientFrame::Hello { channels, .. } = &relay.hello else {
+        panic!("{:?}", relay.hello);
+    };
+    assert_eq!(
+        channels,
+        &[side],
+        "HELLO subscribes to the ephemeral channel"
+    );
+    relay.welcome(Access::Write);
+
+    room.create("tasks".into(), fields(&[("title", "for everyone".into())]))
+        .unwrap();
+    let ClientFrame::Publish { envelope } = relay.next_frame().await else {
+        panic!("expected a PUBLISH");
+    };
+    let header = sealsync_core::EnvelopeHeader::parse(&envelope).unwrap().0;
+    assert_eq!(
+        header.channel,
+        sealsync_core::client::ROOM_TAG,
+        "stored changes belong to the whole room"
+    );
+    let (_, session, counter) = relay.open(&envelope);
+    relay.ack(session, counter);
+
+    let cursor = js_sys::JSON::parse(r#"{"x":1}"#).unwrap();
+    room.broadcast(cursor).unwrap();
+    let ClientFrame::Ephemeral { envelope } = relay.next_frame().await else {
+        panic!("expected an EPHEMERAL");
+    };
+    let opened = relay.opener.open(&envelope).unwrap();
+    assert_eq!(opened.header.channel, side);
+    assert_eq!(opened.body, br#"{"x":1}"#);
     room.leave().await;
 }

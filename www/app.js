@@ -112,6 +112,10 @@ function enterBoard() {
   $("presence-count").textContent = "–";
   room.on("pending", showPending);
   room.on("warning", (w) => console.warn("sealsync warning", w.code, w.message));
+  room.on("rejected", (r) => {
+    console.warn("sealsync rejected", r.code, r.message, r.ops);
+    showNotice(explainRejected(r));
+  });
   showStatus(room.status);
   render();
   $("new-title").focus();
@@ -131,6 +135,15 @@ async function leaveBoard(message) {
 
 $("leave").addEventListener("click", () => leaveBoard());
 
+// One transaction: the other members see every task turn done at once, or none of them.
+$("mark-all-done").addEventListener("click", () => act(() => {
+  room.transact(() => {
+    for (const task of room.get(COLLECTION)) {
+      if (!task.done) room.update(COLLECTION, task.id, { done: true });
+    }
+  });
+}));
+
 $("add-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const input = $("new-title");
@@ -138,8 +151,9 @@ $("add-form").addEventListener("submit", (e) => {
   if (!title || !room) return;
   const tasks = room.get(COLLECTION);
   const last = tasks.length ? tasks[tasks.length - 1].sortOrder ?? null : null;
-  room.create(COLLECTION, { title, done: false, sortOrder: Room.keyBetween(last, null) });
-  input.value = "";
+  if (act(() => room.create(COLLECTION, { title, done: false, sortOrder: Room.keyBetween(last, null) }))) {
+    input.value = "";
+  }
 });
 
 $("copy-link").addEventListener("click", async () => {
@@ -195,6 +209,46 @@ function showStatus(s) {
   showPending();
 }
 
+// ---------- refused changes ----------
+
+let noticeTimer = null;
+function showNotice(text) {
+  $("notice-text").textContent = text;
+  $("notice").hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { $("notice").hidden = true; }, 8000);
+}
+$("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
+
+function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
+/** The relay refused changes already shown (they have been undone): say so in a line. */
+function explainRejected(r) {
+  const what = plural(r.ops.length, "change");
+  switch (r.code) {
+    case "READ_ONLY": return `You can view this room but not edit it: ${what} undone.`;
+    case "TOO_LARGE": return `The relay refused ${what} as too large: undone.`;
+    default: return `The relay refused ${what} (${r.code}): undone.`;
+  }
+}
+
+/** Runs a change the user asked for; a refusal becomes a notice. Returns whether it ran. */
+function act(change) {
+  if (!room) return false;
+  try {
+    change();
+    return true;
+  } catch (err) {
+    switch (err && err.code) {
+      case "READ_ONLY": showNotice("You can view this room but not edit it."); break;
+      case "BODY_TOO_LARGE": showNotice("That change is too large to send."); break;
+      case "OUTBOX_FULL": showNotice("Too many changes are waiting to sync; reconnect first."); break;
+      default: showNotice((err && err.message) || String(err));
+    }
+    return false;
+  }
+}
+
 function showPending() {
   if (!room) return;
   const n = room.pendingChanges;
@@ -226,6 +280,7 @@ function render() {
   }
   for (const li of existing.values()) li.remove();
   $("empty").hidden = tasks.length > 0;
+  $("mark-all-done").disabled = !tasks.some((t) => !t.done);
   showPending();
 }
 
@@ -253,24 +308,24 @@ function makeItem(id) {
   const commit = () => {
     const value = title.value.trim();
     const task = room && room.get(COLLECTION).find((t) => t.id === id);
-    if (task && value && value !== task.title) room.update(COLLECTION, id, { title: value });
+    if (task && value && value !== task.title) act(() => room.update(COLLECTION, id, { title: value }));
   };
   title.addEventListener("change", commit);
   title.addEventListener("keydown", (e) => { if (e.key === "Enter") title.blur(); });
   li.querySelector(".done").addEventListener("change", (e) => {
-    room.update(COLLECTION, id, { done: e.target.checked });
+    if (!act(() => room.update(COLLECTION, id, { done: e.target.checked }))) scheduleRender();
   });
-  li.querySelector(".remove").addEventListener("click", () => room.delete(COLLECTION, id));
-  li.querySelector(".claim").addEventListener("click", () => {
+  li.querySelector(".remove").addEventListener("click", () => act(() => room.delete(COLLECTION, id)));
+  li.querySelector(".claim").addEventListener("click", () => act(() => {
     const task = room.get(COLLECTION).find((t) => t.id === id);
     if (task && task.claimedBy === me.id) room.claim(COLLECTION, id, null);
     else room.claim(COLLECTION, id, { claimedBy: me.id, claimedByName: me.name, claimedByAvatar: null });
-  });
+  }));
   const handle = li.querySelector(".handle");
   handle.addEventListener("keydown", (e) => {
     if (e.key === "ArrowUp" || e.key === "ArrowDown") {
       e.preventDefault();
-      moveBy(id, e.key === "ArrowUp" ? -1 : 1);
+      act(() => moveBy(id, e.key === "ArrowUp" ? -1 : 1));
       requestAnimationFrame(() => list.querySelector(`[data-id="${CSS.escape(id)}"] .handle`)?.focus());
     }
   });
@@ -303,7 +358,7 @@ list.addEventListener("drop", (e) => {
   for (const li of list.children) li.classList.remove("drop-above", "drop-below");
   if (!id || !over || over.dataset.id === id) return;
   const rect = over.getBoundingClientRect();
-  placeRelative(id, over.dataset.id, e.clientY < rect.top + rect.height / 2);
+  act(() => placeRelative(id, over.dataset.id, e.clientY < rect.top + rect.height / 2));
 });
 
 /** Moves `id` just above (or below) `targetId`, with a key between its new neighbours. */
@@ -330,6 +385,7 @@ function setPosition(id, others, index) {
   try {
     room.reorder(COLLECTION, [{ id, sortOrder: Room.keyBetween(before, after) }]);
   } catch (err) {
+    if (err && err.code !== "INVALID_OPERATION") throw err;
     // Neighbours without keys (or equal keys from another tool): give everyone fresh keys.
     const order = [...others.slice(0, index), { id }, ...others.slice(index)];
     let prev = null;

@@ -10,10 +10,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use sealsync_core::client::{Client, ClientConfig, Status};
+use sealsync_core::client::{Client, ClientConfig, Status, ROOM_TAG};
 use sealsync_core::kdf::{RoomKey, RoomKeys};
+use sealsync_core::limits::RelayLimits;
 use sealsync_core::merge::Op;
-use sealsync_core::wire::{self, RelayFrame, VerifierState};
+use sealsync_core::wire::{self, Access, RelayFrame, VerifierState};
 use sealsync_core::{DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
 use serde_json::json;
 
@@ -74,7 +75,10 @@ fn history() -> History {
     let mut events = Vec::with_capacity(HISTORY);
     let mut snapshot = Vec::new();
     for i in 0..HISTORY {
+        // One change per task: one envelope each (the author never connects, so nothing
+        // merges its unsent envelopes).
         author.handle_local_op(Millis(0), WALL, op(i)).unwrap();
+        author.handle_flush(Millis(0));
         events.push(author.outbox_envelopes().pop().unwrap());
         if i + 1 == HISTORY - TAIL {
             let body = author.replica().to_snapshot();
@@ -82,7 +86,7 @@ fn history() -> History {
             snapshot = sealer
                 .seal(
                     sealsync_core::EnvelopeKind::Snapshot,
-                    keys().channel_tag("main"),
+                    ROOM_TAG,
                     sealsync_core::Hlc::default(),
                     &body,
                     [7; 12],
@@ -102,6 +106,14 @@ fn catch_up(h: &History, with_snapshot: bool) -> Vec<Vec<u8>> {
         snapshot_seq,
         presence: 2,
         verifier_state: VerifierState::Matched,
+        access: Access::Write,
+        limits: RelayLimits {
+            max_frame_bytes: 1 << 20,
+            rate_burst: 120,
+            rate_per_second: 60,
+            max_history_events: 100_000,
+            max_history_bytes: 1 << 30,
+        },
     }
     .encode()
     .unwrap()];

@@ -30,7 +30,7 @@ fn fields(v: Value) -> Map<String, Value> {
 fn room(n: usize, updates: usize) -> (Vec<StampedOp>, Vec<StampedOp>) {
     let creates = (0..n)
         .map(|i| StampedOp {
-            hlc: stamp(i),
+            hlc: stamp(i).into(),
             op: Op::Created {
                 collection: "cards".into(),
                 id: format!("card-{i:05}"),
@@ -40,7 +40,7 @@ fn room(n: usize, updates: usize) -> (Vec<StampedOp>, Vec<StampedOp>) {
         .collect();
     let ups = (0..updates)
         .map(|k| StampedOp {
-            hlc: stamp(n + k),
+            hlc: stamp(n + k).into(),
             op: Op::Updated {
                 collection: "cards".into(),
                 id: format!("card-{:05}", k % n),

@@ -16,6 +16,14 @@
 //! - [`Output::Event`]: hand to the application.
 //! - [`Output::OutboxChanged`]: persist [`Client::outbox_envelopes`] (ciphertext only).
 //!
+//! Local changes ([`Client::handle_local_op`]) apply at once but are sealed together: call
+//! [`Client::handle_flush`] after a burst of them (the browser shell does it once per task,
+//! in a microtask), and every change of the burst goes out in as few envelopes as the
+//! relay's frame limit allows. Every other `handle_*` input flushes first, so nothing waits
+//! for long; until a flush, staged changes are not in [`Client::outbox_envelopes`].
+//! [`Client::begin_transaction`] / [`Client::commit_transaction`] make the changes between
+//! them one envelope, applied all at once on every replica.
+//!
 //! Time comes in as arguments: `now` is monotonic ([`Millis`]), `wall` is the wall clock
 //! ([`WallMillis`]) used only for the hybrid logical clock.
 //!
@@ -51,6 +59,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
+use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -58,16 +67,27 @@ use core::fmt;
 use serde::Serialize;
 
 use crate::backoff::Backoff;
-use crate::envelope::{EnvelopeHeader, EnvelopeKind};
+use crate::envelope::EnvelopeKind;
 use crate::error::{Error, Result};
 use crate::hlc::{effective, Clock, Hlc};
 use crate::ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
 use crate::kdf::RoomKeys;
-use crate::merge::{Change, Op, Replica, StampedOp};
-use crate::outbox::Outbox;
+use crate::limits::{Pace, RelayLimits, TokenBucket, HISTORY_FULL_RETRY_MS};
+use crate::merge::{
+    batch_len, decode_event_body, encode_event_body, BatchItem, Change, Op, Replica, StampedOp,
+};
+use crate::outbox::{Outbox, OutboxEntry, MAX_OUTBOX_ENTRIES};
 use crate::replay::ReplayGuard;
-use crate::seal::{Opener, SessionSealer};
-use crate::wire::{self, ClientFrame, RelayErrorCode, RelayFrame};
+use crate::seal::{Opener, SessionSealer, MAX_BODY_LEN};
+use crate::wire::{self, Access, ClientFrame, Refusal, RelayErrorCode, RelayFrame};
+
+/// The channel tag of every event and snapshot: they belong to the whole room. Channel
+/// tags filter ephemeral frames only (PROTOCOL.md, "Channels").
+pub const ROOM_TAG: ChannelTag = ChannelTag([0; 16]);
+
+/// How long the client waits after a non-fatal `RATE_LIMITED` `ERROR` (a frame other than a
+/// publish was refused) before it sends again.
+pub const RATE_LIMITED_PAUSE_MS: u64 = 1_000;
 
 /// The most published events in flight (sent, not yet acknowledged) on one connection.
 pub const MAX_IN_FLIGHT: usize = 128;
@@ -81,7 +101,8 @@ pub struct ClientConfig {
     pub device: DeviceId,
     /// This session's random id (new per page load).
     pub session: SessionId,
-    /// The channel name this client publishes to and listens on (default `"main"`).
+    /// The channel whose ephemeral frames this client sends and receives (default
+    /// `"main"`). Stored changes belong to the whole room, whatever the channel.
     pub channel: String,
     /// Upload an encrypted snapshot every this many stored events (default 500).
     pub snapshot_every: u64,
@@ -181,6 +202,17 @@ pub enum ClientEvent {
         /// The payload as sent.
         body: Vec<u8>,
     },
+    /// The relay refused local changes for good (or the member may not change the room):
+    /// they left the outbox and their local effect was rolled back (the rollback comes as
+    /// a [`ClientEvent::Changes`] just before this event).
+    Rejected {
+        /// The stable code (`READ_ONLY`, `TOO_LARGE`, `BAD_FRAME`, …).
+        code: String,
+        /// The relay's explanation.
+        message: String,
+        /// The refused operations.
+        ops: Vec<Op>,
+    },
     /// Something was dropped or refused; nothing the user did is lost.
     Warning {
         /// A stable code (`DECRYPT_FAILED`, `MALFORMED_FRAME`, `HISTORY_FULL`, …).
@@ -232,19 +264,44 @@ enum Conn {
 }
 
 /// The connection machine for one room. See the module docs for the calling order.
+///
+/// It keeps two states: `confirmed`, what the relay has stored (snapshots, events, and this
+/// client's own acknowledged changes at the stamps everyone merges them with), and the
+/// `view` the application reads: `confirmed` plus every local change not yet acknowledged.
+/// The view exists only while something is pending; a refused change is rolled back by
+/// rebuilding it from `confirmed` and the changes still pending.
 pub struct Client {
     config: ClientConfig,
     keys: RoomKeys,
+    /// The ephemeral channel's tag.
     channel: ChannelTag,
     sealer: SessionSealer,
     opener: Opener,
     entropy: Box<dyn Entropy>,
-    replica: Replica,
+    confirmed: Replica,
+    view: Option<Replica>,
+    /// Local changes not sealed yet, in groups that go into one envelope each at most
+    /// (one change, or one transaction).
+    staged: Vec<Vec<BatchItem>>,
+    /// The open transaction's changes, and how deep `begin_transaction` calls are nested.
+    tx: Option<Vec<BatchItem>>,
+    tx_depth: u32,
     clock: Clock,
     outbox: Outbox,
     backoff: Backoff,
     conn: Conn,
     status: Status,
+    access: Access,
+    /// What the relay announced in the last `WELCOME`.
+    limits: Option<RelayLimits>,
+    /// This connection's pace, mirroring the relay's bucket (with a margin).
+    bucket: TokenBucket,
+    /// No publish goes out before this instant (pacing, or the relay's retry hint).
+    paused_until: Option<Millis>,
+    /// A `SYNC` the relay refused for the rate: sent again once the pause is over.
+    sync_after_pause: bool,
+    /// Groups [`Self::pack`] could not seal, to roll back and report.
+    rejected_later: Vec<(Error, Vec<Op>)>,
     /// Every sequence number up to here has been seen (applied, acked or skipped).
     last_seq: u64,
     /// Sequences above `last_seq` already seen (arrived ahead of a hole).
@@ -254,6 +311,8 @@ pub struct Client {
     /// Which `(session, counter)` pairs have been applied: a second one is a replay.
     replay: ReplayGuard,
     sync_requested: bool,
+    /// `last_seq` when the last `SYNC` went out on this connection.
+    synced_from: Option<u64>,
     armed: Option<Millis>,
     outputs: VecDeque<Output>,
 }
@@ -265,6 +324,7 @@ impl fmt::Debug for Client {
             .field("status", &self.status)
             .field("last_seq", &self.last_seq)
             .field("outbox", &self.outbox.len())
+            .field("staged", &self.staged.len())
             .finish_non_exhaustive()
     }
 }
@@ -284,17 +344,34 @@ impl Client {
             sealer,
             opener,
             entropy,
-            replica: Replica::default(),
+            confirmed: Replica::default(),
+            view: None,
+            staged: Vec::new(),
+            tx: None,
+            tx_depth: 0,
             clock,
             outbox: Outbox::new(),
             backoff: Backoff::new(),
             conn: Conn::Idle,
             status: Status::Idle,
+            access: Access::Write,
+            limits: None,
+            bucket: TokenBucket::full(
+                Pace {
+                    burst: 1,
+                    per_second: 1,
+                },
+                0,
+            ),
+            paused_until: None,
+            sync_after_pause: false,
+            rejected_later: Vec::new(),
             last_seq: 0,
             seen_above: BTreeSet::new(),
             snapshot_seq: 0,
             replay: ReplayGuard::new(),
             sync_requested: false,
+            synced_from: None,
             armed: None,
             outputs: VecDeque::new(),
         }
@@ -305,10 +382,17 @@ impl Client {
         self.outputs.pop_front()
     }
 
-    /// The replicated state as this replica sees it.
+    /// The replicated state as this replica shows it: what the relay stored plus every
+    /// local change not yet acknowledged.
     #[must_use]
-    pub const fn replica(&self) -> &Replica {
-        &self.replica
+    pub fn replica(&self) -> &Replica {
+        self.view.as_ref().unwrap_or(&self.confirmed)
+    }
+
+    /// What the relay has stored, as far as this replica has seen it (no pending change).
+    #[must_use]
+    pub const fn confirmed(&self) -> &Replica {
+        &self.confirmed
     }
 
     /// The connection status.
@@ -317,28 +401,59 @@ impl Client {
         &self.status
     }
 
+    /// What this member may do, as the relay last said (`Write` until it says otherwise).
+    #[must_use]
+    pub const fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The limits the relay announced on the current or last connection.
+    #[must_use]
+    pub const fn limits(&self) -> Option<RelayLimits> {
+        self.limits
+    }
+
     /// Highest sequence number up to which this client has seen every stored event.
     #[must_use]
     pub const fn last_seq(&self) -> u64 {
         self.last_seq
     }
 
-    /// The unacknowledged envelopes, oldest first (ciphertext; safe to persist).
+    /// The unacknowledged envelopes, oldest first (ciphertext; safe to persist). Changes
+    /// staged since the last flush are not in it yet.
     #[must_use]
     pub fn outbox_envelopes(&self) -> Vec<Vec<u8>> {
         self.outbox.envelopes()
     }
 
-    /// Number of unacknowledged local changes.
+    /// Number of unacknowledged envelopes.
     #[must_use]
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
+    }
+
+    /// Number of local changes (operations) the relay has not acknowledged, staged ones
+    /// included.
+    #[must_use]
+    pub fn pending_changes(&self) -> usize {
+        self.outbox.changes()
+            + self.staged.iter().map(Vec::len).sum::<usize>()
+            + self.tx.as_ref().map_or(0, Vec::len)
     }
 
     /// The room's fingerprint, for comparing out of band.
     #[must_use]
     pub fn fingerprint(&self) -> String {
         self.keys.fingerprint()
+    }
+
+    /// The longest body one envelope may have: [`MAX_BODY_LEN`], or less when the relay
+    /// announced a smaller frame limit.
+    #[must_use]
+    pub fn max_body_len(&self) -> usize {
+        self.limits
+            .map_or(MAX_BODY_LEN, |l| l.max_body_len())
+            .min(MAX_BODY_LEN)
     }
 
     /// Puts back envelopes persisted by an earlier session: each is opened with this room's
@@ -349,24 +464,36 @@ impl Client {
         let mut changes = Vec::new();
         for envelope in envelopes {
             match self.open_event(&envelope) {
-                Ok((session, counter, hlc, op)) => {
+                Ok((session, counter, hlc, ops)) => {
                     if self.outbox.contains(session, counter) || !self.outbox.has_room() {
                         continue;
                     }
                     self.clock.observe(hlc, wall);
-                    changes.extend(self.replica.apply(&StampedOp { hlc, op }, true));
-                    self.outbox.push(session, counter, hlc, envelope);
+                    let view = self.view_mut();
+                    for op in &ops {
+                        changes.extend(view.apply(op, true));
+                    }
+                    self.outbox.push(OutboxEntry {
+                        session,
+                        counter,
+                        hlc,
+                        items: ops.into_iter().map(BatchItem::new).collect(),
+                        envelope,
+                        sent: false,
+                        // It may have reached the relay before the reload: never merged.
+                        ever_sent: true,
+                    });
                 }
                 Err(err) => self.warn(&err),
             }
         }
         self.outputs.push_back(Output::OutboxChanged);
-        self.flush_outbox();
         changes
     }
 
     /// Starts connecting (from `Idle`; no-op otherwise).
     pub fn handle_start(&mut self, now: Millis) {
+        self.seal_staged();
         if self.conn == Conn::Idle {
             self.connect(now);
         }
@@ -374,6 +501,7 @@ impl Client {
 
     /// The socket asked for by [`Output::Connect`] is open.
     pub fn handle_socket_opened(&mut self, now: Millis) {
+        self.seal_staged();
         if !matches!(self.conn, Conn::Connecting { .. }) {
             return;
         }
@@ -383,6 +511,9 @@ impl Client {
             ping_sent: None,
         };
         self.sync_requested = false;
+        self.synced_from = None;
+        self.sync_after_pause = false;
+        self.paused_until = None;
         self.outbox.mark_all_unsent();
         let hello = ClientFrame::Hello {
             after_seq: self.last_seq,
@@ -396,6 +527,7 @@ impl Client {
 
     /// The socket closed (or failed to open) with `code`.
     pub fn handle_socket_closed(&mut self, now: Millis, code: u16) {
+        self.seal_staged();
         if !matches!(self.conn, Conn::Open { .. } | Conn::Connecting { .. }) {
             return;
         }
@@ -419,6 +551,7 @@ impl Client {
     /// A binary frame arrived. Frames that do not decode, or events that do not open, are
     /// dropped and reported as [`ClientEvent::Warning`]; they never stop the client.
     pub fn handle_frame(&mut self, now: Millis, wall: WallMillis, frame: &[u8]) {
+        self.seal_staged();
         if !matches!(self.conn, Conn::Open { .. }) {
             return;
         }
@@ -432,11 +565,19 @@ impl Client {
                 relay_time,
                 presence,
                 snapshot_seq,
+                access,
+                limits,
                 ..
             } => {
                 self.snapshot_seq = self.snapshot_seq.max(snapshot_seq);
                 self.clock.set_offset(relay_time, wall);
+                self.limits = Some(limits);
+                // The relay's bucket for this socket started full and paid for HELLO.
+                let pace = limits.client_pace();
+                self.bucket = TokenBucket::full(pace, now.0);
+                let _ = self.bucket.take(pace, now.0);
                 self.event(ClientEvent::Presence(presence));
+                self.set_access(now, access);
             }
             RelayFrame::Snapshot { seq, envelope } => self.on_snapshot(seq, &envelope),
             RelayFrame::Event {
@@ -452,13 +593,21 @@ impl Client {
                 relay_time,
                 ..
             } => self.on_ack(now, session, counter, seq, relay_time),
+            RelayFrame::Refused {
+                session,
+                counter,
+                code,
+                retry_after_ms,
+                message,
+            } => self.on_refused(now, session, counter, code, retry_after_ms, message),
+            RelayFrame::Access { access } => self.set_access(now, access),
             RelayFrame::Ephemeral { envelope } => match self.opener.open(&envelope) {
                 Ok(opened) => self.event(ClientEvent::Ephemeral { body: opened.body }),
                 Err(err) => self.warn(&err),
             },
             RelayFrame::Presence { count } => self.event(ClientEvent::Presence(count)),
             RelayFrame::Notify { json } => self.event(ClientEvent::Notify(json)),
-            RelayFrame::Error { code, message, .. } => self.on_relay_error(code, message),
+            RelayFrame::Error { code, message, .. } => self.on_relay_error(now, code, message),
             RelayFrame::SnapshotStored { seq } => self.snapshot_seq = self.snapshot_seq.max(seq),
         }
         self.rearm(now);
@@ -466,6 +615,7 @@ impl Client {
 
     /// The timer armed by [`Output::WakeAt`] fired (early or late calls are harmless).
     pub fn handle_timer(&mut self, now: Millis) {
+        self.seal_staged();
         self.armed = None;
         match self.conn {
             Conn::Connecting { deadline } if now >= deadline => {
@@ -498,12 +648,14 @@ impl Client {
             Conn::Waiting { until } if now >= until => self.connect(now),
             _ => {}
         }
+        self.flush_outbox(now);
         self.maybe_reset_backoff(now);
         self.rearm(now);
     }
 
     /// The browser says the network is back: retry at once instead of waiting.
     pub fn handle_online(&mut self, now: Millis) {
+        self.seal_staged();
         if matches!(self.conn, Conn::Waiting { .. } | Conn::Offline) {
             self.connect(now);
         }
@@ -511,6 +663,7 @@ impl Client {
 
     /// The browser says the network is gone: stop retrying until it is back.
     pub fn handle_offline(&mut self, _now: Millis) {
+        self.seal_staged();
         if matches!(self.conn, Conn::Waiting { .. }) {
             self.conn = Conn::Offline;
             self.armed = None;
@@ -518,48 +671,122 @@ impl Client {
         }
     }
 
-    /// The application changed something: apply it at once, seal it, keep it in the outbox
-    /// until the relay acknowledges it, and send it when live. Returns what changed.
+    /// The application changed something: apply it at once and stage it; it is sealed
+    /// into the outbox by the next [`Client::handle_flush`] (or any other input), kept
+    /// until the relay acknowledges it, and sent when live. Returns what changed.
     ///
     /// # Errors
-    /// - [`Error::InvalidOperation`] when `op` is malformed (nothing changes),
-    /// - [`Error::BodyTooLarge`] when it is too big to seal (nothing changes),
-    /// - [`Error::OutboxFull`] when too many changes await the relay (nothing changes),
-    /// - [`Error::SessionExhausted`] after 2^32 − 1 seals in this session.
+    /// Nothing changes when it fails:
+    /// - [`Error::InvalidOperation`] when `op` is malformed,
+    /// - [`Error::BodyTooLarge`] when it cannot fit one envelope under the relay's limit
+    ///   ([`Client::max_body_len`]),
+    /// - [`Error::OutboxFull`] when too many changes await the relay,
+    /// - [`Error::ReadOnly`] when the relay said this member may not change the room.
     pub fn handle_local_op(
         &mut self,
-        now: Millis,
+        _now: Millis,
         wall: WallMillis,
         op: Op,
     ) -> Result<Vec<Change>> {
-        if !self.outbox.has_room() {
+        if self.access == Access::ReadOnly {
+            return Err(Error::ReadOnly);
+        }
+        if self.outbox.len() + self.staged.len() >= MAX_OUTBOX_ENTRIES {
             return Err(Error::OutboxFull);
         }
         op.validate()?;
+        // A stamp the change then does not use is harmless: stamps only need to increase.
         let hlc = self.clock.tick(wall);
-        let body = op.to_json();
-        let counter = self.sealer.next_counter();
-        let envelope = self.seal(EnvelopeKind::Event, hlc, &body)?;
-        let changes = self.replica.apply(&StampedOp { hlc, op }, true);
-        self.outbox
-            .push(self.sealer.session(), counter, hlc, envelope);
-        self.outputs.push_back(Output::OutboxChanged);
-        self.flush_outbox();
-        self.rearm(now);
+        let item = BatchItem::new(StampedOp {
+            hlc: hlc.into(),
+            op,
+        });
+        let len = batch_len(item.json.len(), 1);
+        let max = self.max_body_len();
+        if len > max {
+            return Err(Error::BodyTooLarge { len, max });
+        }
+        let changes = self.view_mut().apply(&item.stamped, true);
+        match self.tx.as_mut() {
+            Some(tx) => tx.push(item),
+            None => self.staged.push(alloc::vec![item]),
+        }
         Ok(changes)
     }
 
+    /// Seals every staged change into as few envelopes as the frame limit allows, puts
+    /// them in the outbox and sends what the pace allows. Call it once after a burst of
+    /// [`Client::handle_local_op`]s (an open transaction stays staged until committed).
+    pub fn handle_flush(&mut self, now: Millis) {
+        self.seal_staged();
+        self.flush_outbox(now);
+        self.rearm(now);
+    }
+
+    /// Opens a transaction: the changes until the matching [`Client::commit_transaction`]
+    /// apply locally at once and go out as one envelope, applied all at once everywhere.
+    /// Calls nest; only the outermost commit seals.
+    pub fn begin_transaction(&mut self) {
+        if self.tx_depth == 0 {
+            self.tx = Some(Vec::new());
+        }
+        self.tx_depth = self.tx_depth.saturating_add(1);
+    }
+
+    /// Closes the transaction opened by [`Client::begin_transaction`] (the outermost one
+    /// stages its changes as one group; [`Client::handle_flush`] seals it).
+    ///
+    /// # Errors
+    /// [`Error::BodyTooLarge`] when the transaction's changes do not fit one envelope:
+    /// then all of them are rolled back (the reverting changes come as a
+    /// [`ClientEvent::Changes`] output) and nothing is sent.
+    pub fn commit_transaction(&mut self) -> Result<()> {
+        if self.tx_depth == 0 {
+            return Ok(());
+        }
+        self.tx_depth -= 1;
+        if self.tx_depth > 0 {
+            return Ok(());
+        }
+        let items = self.tx.take().unwrap_or_default();
+        if items.is_empty() {
+            return Ok(());
+        }
+        let len = batch_len(items.iter().map(|i| i.json.len()).sum(), items.len());
+        let max = self.max_body_len();
+        if len > max {
+            self.rebuild_view();
+            return Err(Error::BodyTooLarge { len, max });
+        }
+        self.staged.push(items);
+        Ok(())
+    }
+
+    /// Abandons the open transaction (all nesting levels): its changes are rolled back
+    /// (the reverting changes come as a [`ClientEvent::Changes`] output).
+    pub fn abort_transaction(&mut self) {
+        self.tx_depth = 0;
+        if self.tx.take().is_some_and(|items| !items.is_empty()) {
+            self.rebuild_view();
+        }
+    }
+
     /// Sends an ephemeral payload (cursor, typing) to the others: sealed, never stored.
-    /// Dropped silently when not live (ephemeral by definition).
+    /// Dropped silently when not live, or when the pace has no room for it (ephemeral by
+    /// definition).
     ///
     /// # Errors
     /// [`Error::BodyTooLarge`], [`Error::SessionExhausted`].
-    pub fn handle_ephemeral(&mut self, wall: WallMillis, body: &[u8]) -> Result<()> {
+    pub fn handle_ephemeral(&mut self, now: Millis, wall: WallMillis, body: &[u8]) -> Result<()> {
         let hlc = self.clock.tick(wall);
-        let envelope = self.seal(EnvelopeKind::Ephemeral, hlc, body)?;
-        if self.is_live() {
-            let frame = ClientFrame::Ephemeral { envelope };
-            self.send(&frame);
+        let envelope = self.seal(EnvelopeKind::Ephemeral, self.channel, hlc, body)?;
+        if self.is_live() && self.access != Access::Pending {
+            if let Some(pace) = self.pace() {
+                if self.bucket.ready(pace, now.0) {
+                    let _ = self.bucket.take(pace, now.0);
+                    self.send(&ClientFrame::Ephemeral { envelope });
+                }
+            }
         }
         Ok(())
     }
@@ -567,6 +794,7 @@ impl Client {
     /// The application leaves the room: close the socket and stop for good. The outbox is
     /// kept (persist it) so unsent changes go out on the next join.
     pub fn handle_leave(&mut self, _now: Millis) {
+        self.seal_staged();
         self.stop(Status::Closed {
             code: String::from("LEFT"),
         });
@@ -582,10 +810,140 @@ impl Client {
         )
     }
 
-    fn seal(&mut self, kind: EnvelopeKind, hlc: Hlc, body: &[u8]) -> Result<Vec<u8>> {
+    fn pace(&self) -> Option<Pace> {
+        self.limits.map(|l| l.client_pace())
+    }
+
+    /// The view, made from `confirmed` when nothing was pending.
+    fn view_mut(&mut self) -> &mut Replica {
+        self.view.get_or_insert_with(|| self.confirmed.clone())
+    }
+
+    fn nothing_pending(&self) -> bool {
+        self.outbox.is_empty() && self.staged.is_empty() && self.tx.is_none()
+    }
+
+    /// Drops the view once nothing is pending: it then equals `confirmed` (merging is
+    /// commutative and idempotent, and every local change was confirmed at its own stamp).
+    fn drop_view_if_idle(&mut self) {
+        if self.nothing_pending() {
+            if let Some(view) = self.view.take() {
+                debug_assert_eq!(view, self.confirmed, "the view drifted from confirmed");
+            }
+        }
+    }
+
+    /// Rebuilds the view from `confirmed` and the changes still pending, and reports the
+    /// difference to the application (a rollback, or a confirmed stamp that differs from
+    /// the local one).
+    fn rebuild_view(&mut self) {
+        let mut fresh = self.confirmed.clone();
+        let pending = self
+            .outbox
+            .iter()
+            .flat_map(|e| e.items.iter())
+            .chain(self.staged.iter().flatten())
+            .chain(self.tx.iter().flatten());
+        for item in pending {
+            let _ = fresh.apply(&item.stamped, true);
+        }
+        let changes = self.replica().diff(&fresh);
+        self.view = if self.nothing_pending() {
+            None
+        } else {
+            Some(fresh)
+        };
+        if !changes.is_empty() {
+            self.event(ClientEvent::Changes(changes));
+        }
+    }
+
+    fn seal(
+        &mut self,
+        kind: EnvelopeKind,
+        channel: ChannelTag,
+        hlc: Hlc,
+        body: &[u8],
+    ) -> Result<Vec<u8>> {
         let mut nonce = [0u8; 12];
         self.entropy.fill(&mut nonce);
-        self.sealer.seal(kind, self.channel, hlc, body, nonce)
+        self.sealer.seal(kind, channel, hlc, body, nonce)
+    }
+
+    /// Seals `items` into one outbox entry.
+    fn seal_entry(&mut self, items: Vec<BatchItem>, ever_sent: bool) -> Result<OutboxEntry> {
+        let (body, hlc) = encode_event_body(&items);
+        let counter = self.sealer.next_counter();
+        let envelope = self.seal(EnvelopeKind::Event, ROOM_TAG, hlc, &body)?;
+        Ok(OutboxEntry {
+            session: self.sealer.session(),
+            counter,
+            hlc,
+            items,
+            envelope,
+            sent: false,
+            ever_sent,
+        })
+    }
+
+    /// Packs groups (each indivisible) into as few envelopes as fit [`Self::max_body_len`],
+    /// in order. A group that cannot be sealed is rolled back and reported as rejected.
+    fn pack(&mut self, groups: Vec<Vec<BatchItem>>) -> Vec<OutboxEntry> {
+        let max = self.max_body_len();
+        let mut batches: Vec<Vec<BatchItem>> = Vec::new();
+        let mut len = 0;
+        for group in groups {
+            let group_len: usize = group.iter().map(|i| i.json.len() + 1).sum();
+            let count = batches.last().map_or(0, Vec::len);
+            let fits = count > 0 && batch_len(len + group_len, count + group.len()) <= max;
+            if fits {
+                if let Some(last) = batches.last_mut() {
+                    last.extend(group);
+                }
+                len += group_len;
+            } else {
+                len = group_len;
+                batches.push(group);
+            }
+        }
+        let mut entries = Vec::with_capacity(batches.len());
+        for items in batches {
+            let ops: Vec<Op> = items.iter().map(|i| i.stamped.op.clone()).collect();
+            match self.seal_entry(items, false) {
+                Ok(entry) => entries.push(entry),
+                Err(err) => self.rejected_later.push((err, ops)),
+            }
+        }
+        entries
+    }
+
+    /// Seals the staged changes into the outbox.
+    fn seal_staged(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        let groups = core::mem::take(&mut self.staged);
+        for entry in self.pack(groups) {
+            self.outbox.push(entry);
+        }
+        self.report_unsealable();
+        self.outputs.push_back(Output::OutboxChanged);
+    }
+
+    /// Rolls back and reports the groups [`Self::pack`] could not seal.
+    fn report_unsealable(&mut self) {
+        if self.rejected_later.is_empty() {
+            return;
+        }
+        let failed = core::mem::take(&mut self.rejected_later);
+        self.rebuild_view();
+        for (err, ops) in failed {
+            self.event(ClientEvent::Rejected {
+                code: String::from(err.code()),
+                message: err.to_string(),
+                ops,
+            });
+        }
     }
 
     fn connect(&mut self, now: Millis) {
@@ -649,13 +1007,23 @@ impl Client {
 
     fn on_caught_up(&mut self, now: Millis, head_seq: u64) {
         self.sync_requested = false;
+        let head_seq = head_seq.min(wire::MAX_SEQ);
         if self.last_seq < head_seq {
-            // Something in the catch-up was skipped (it arrived out of order): ask again.
-            self.sync_requested = true;
-            let sync = ClientFrame::Sync {
-                after_seq: self.last_seq,
-            };
-            self.send(&sync);
+            if self.synced_from == Some(self.last_seq) {
+                // The answer to our SYNC left the same hole: asking again would only loop.
+                // Report it once; the next connection asks again.
+                self.event(ClientEvent::Warning {
+                    code: String::from("HISTORY_GAP"),
+                    message: format!(
+                        "the relay says it holds events up to {head_seq} but sent none after \
+                         {}; waiting for the next connection",
+                        self.last_seq
+                    ),
+                });
+            } else {
+                // Something in the catch-up was skipped (it arrived out of order): ask again.
+                self.request_sync(now);
+            }
         }
         if let Conn::Open {
             live_since: None,
@@ -669,8 +1037,25 @@ impl Client {
                 ping_sent,
             };
             self.set_status(Status::Live);
+            if self.access == Access::ReadOnly {
+                self.reject_unsent_pending();
+            }
         }
-        self.flush_outbox();
+        self.flush_outbox(now);
+    }
+
+    /// Sends `SYNC` from the contiguous prefix (once until the answer's `CAUGHT_UP`).
+    fn request_sync(&mut self, now: Millis) {
+        self.sync_requested = true;
+        self.synced_from = Some(self.last_seq);
+        if let Some(pace) = self.pace() {
+            // Paid for like every frame; the relay's bucket counts it too.
+            let _ = self.bucket.take(pace, now.0);
+        }
+        let sync = ClientFrame::Sync {
+            after_seq: self.last_seq,
+        };
+        self.send(&sync);
     }
 
     /// Records `seq` as seen. Returns `false` for a sequence already seen (a duplicate).
@@ -678,11 +1063,11 @@ impl Client {
     /// Events are merged as they come (merging is order-independent); `last_seq` is the end
     /// of the contiguous prefix, so a reconnect or `SYNC` asks for exactly what is missing.
     /// A hole behind an accepted sequence triggers one `SYNC`.
-    fn accept_seq(&mut self, seq: u64) -> bool {
-        if seq <= self.last_seq || self.seen_above.contains(&seq) {
+    fn accept_seq(&mut self, now: Millis, seq: u64) -> bool {
+        if seq <= self.last_seq || seq > wire::MAX_SEQ || self.seen_above.contains(&seq) {
             return false;
         }
-        if seq == self.last_seq + 1 {
+        if seq == self.last_seq.saturating_add(1) {
             self.last_seq = seq;
             while self.seen_above.remove(&(self.last_seq + 1)) {
                 self.last_seq += 1;
@@ -690,11 +1075,7 @@ impl Client {
         } else {
             self.seen_above.insert(seq);
             if !self.sync_requested {
-                self.sync_requested = true;
-                let sync = ClientFrame::Sync {
-                    after_seq: self.last_seq,
-                };
-                self.send(&sync);
+                self.request_sync(now);
             }
         }
         true
@@ -711,6 +1092,44 @@ impl Client {
         }
     }
 
+    /// Applies stored operations (stamped as everyone merges them) to `confirmed` and to
+    /// the view; returns what the application sees change.
+    fn apply_stored(&mut self, ops: &[StampedOp], from_self: bool) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for op in ops {
+            let confirmed = self.confirmed.apply(op, from_self);
+            match self.view.as_mut() {
+                Some(view) => changes.extend(view.apply(op, from_self)),
+                None => changes.extend(confirmed),
+            }
+        }
+        changes
+    }
+
+    /// This client's own entry was stored at `relay_time` (an `ACK`, or its event coming
+    /// back): everyone merges its operations at their effective stamps, so `confirmed`
+    /// does too, and when one differs from the local stamp (a clock too far ahead) the
+    /// view is rebuilt so that this replica shows what everyone else does.
+    fn confirm(&mut self, entry: &OutboxEntry, relay_time: u64) {
+        let mut skewed = false;
+        for item in &entry.items {
+            let hlc = effective(item.stamped.hlc.raw, Some(relay_time));
+            skewed |= hlc != item.stamped.hlc;
+            let _ = self.confirmed.apply(
+                &StampedOp {
+                    hlc,
+                    op: item.stamped.op.clone(),
+                },
+                true,
+            );
+        }
+        if skewed {
+            self.rebuild_view();
+        } else {
+            self.drop_view_if_idle();
+        }
+    }
+
     fn on_event(
         &mut self,
         now: Millis,
@@ -719,17 +1138,14 @@ impl Client {
         relay_time: u64,
         envelope: &[u8],
     ) {
-        if !self.accept_seq(seq) {
-            return;
-        }
-        if EnvelopeHeader::parse(envelope).is_ok_and(|(h, _)| h.channel != self.channel) {
-            // Another channel's event: it only keeps the sequence contiguous.
+        if !self.accept_seq(now, seq) {
             return;
         }
         match self.open_event(envelope) {
-            Ok((session, counter, hlc, op)) => {
+            Ok((session, counter, hlc, ops)) => {
                 // Our own event coming back (catch-up after a reconnect) acknowledges it.
-                if self.outbox.acknowledge(session, counter).is_some() {
+                let own = self.outbox.acknowledge(session, counter);
+                if own.is_some() {
                     self.outputs.push_back(Output::OutboxChanged);
                 }
                 if !self.replay.accept(session, counter) {
@@ -741,14 +1157,20 @@ impl Client {
                     });
                 }
                 self.clock.observe(hlc, wall);
-                let stamped = StampedOp {
-                    hlc: effective(hlc, Some(relay_time)),
-                    op,
-                };
+                let stamped: Vec<StampedOp> = ops
+                    .into_iter()
+                    .map(|op| StampedOp {
+                        hlc: effective(op.hlc.raw, Some(relay_time)),
+                        op: op.op,
+                    })
+                    .collect();
                 let from_self = hlc.device == self.config.device;
-                let changes = self.replica.apply(&stamped, from_self);
+                let changes = self.apply_stored(&stamped, from_self);
                 if !changes.is_empty() {
                     self.event(ClientEvent::Changes(changes));
+                }
+                if let Some(entry) = own {
+                    self.confirm(&entry, relay_time);
                 }
             }
             Err(err) => self.warn(&err),
@@ -758,74 +1180,201 @@ impl Client {
 
     fn on_ack(&mut self, now: Millis, session: SessionId, counter: u64, seq: u64, relay_time: u64) {
         let entry = self.outbox.acknowledge(session, counter);
-        if entry.is_some() {
-            self.outputs.push_back(Output::OutboxChanged);
-        }
         // Our own events are not echoed back live, so an ack also advances the sequence.
-        let _ = self.accept_seq(seq);
+        let _ = self.accept_seq(now, seq);
         if let Some(entry) = entry {
+            self.outputs.push_back(Output::OutboxChanged);
             let _ = self.replay.accept(session, counter);
-            if effective(entry.hlc, Some(relay_time)) != entry.hlc {
-                // Our clock ran ahead of the relay by more than the skew bound: everyone else
-                // merges this event with a clamped stamp. Rebuild from the relay so that this
-                // replica merges it the same way.
-                self.resync_from_scratch();
-            }
+            self.confirm(&entry, relay_time);
         }
-        self.flush_outbox();
+        self.flush_outbox(now);
         if self.last_seq == seq {
-            self.maybe_snapshot(seq);
+            self.maybe_snapshot(now, seq);
         }
         self.rearm(now);
     }
 
-    /// Drops the local state and asks the relay for everything again; unacknowledged local
-    /// changes are re-applied from the outbox.
-    fn resync_from_scratch(&mut self) {
-        self.replica = Replica::default();
-        self.last_seq = 0;
-        self.seen_above.clear();
-        self.replay.clear();
-        let pending: Vec<Vec<u8>> = self.outbox.envelopes();
-        for envelope in pending {
-            if let Ok((_, _, hlc, op)) = self.open_event(&envelope) {
-                let _ = self.replica.apply(&StampedOp { hlc, op }, true);
+    /// The relay did not store one of our publishes: retry it later, hold everything, or
+    /// take it out and roll it back, as the code says ([`RelayErrorCode::refusal`]).
+    fn on_refused(
+        &mut self,
+        now: Millis,
+        session: SessionId,
+        counter: u64,
+        code: RelayErrorCode,
+        retry_after_ms: u32,
+        message: String,
+    ) {
+        if code == RelayErrorCode::ReadOnly && self.access != Access::ReadOnly {
+            // What never left is refused the same way; this entry is rejected below.
+            self.set_access(now, Access::ReadOnly);
+        }
+        let Some(entry) = self.outbox.get_mut(session, counter) else {
+            return;
+        };
+        match code.refusal() {
+            Refusal::Retry => {
+                entry.sent = false;
+                let hint = match (code, retry_after_ms) {
+                    (RelayErrorCode::HistoryFull, 0) => HISTORY_FULL_RETRY_MS,
+                    (_, ms) => ms.max(1),
+                };
+                let until = now.plus(u64::from(hint));
+                if self.paused_until.is_none_or(|t| t < until) {
+                    let first = self.paused_until.is_none_or(|t| t <= now);
+                    self.paused_until = Some(until);
+                    if first {
+                        self.event(ClientEvent::Warning {
+                            code: String::from(code.name()),
+                            message: format!("{message} (kept; sending again in {hint} ms)"),
+                        });
+                        if code == RelayErrorCode::HistoryFull {
+                            // A snapshot lets the room compact (once per pause).
+                            self.upload_snapshot(now);
+                        }
+                    }
+                }
+            }
+            Refusal::Hold => {
+                entry.sent = false;
+                self.set_access(now, Access::Pending);
+            }
+            Refusal::Reject => {
+                if let Some(entry) = self.outbox.acknowledge(session, counter) {
+                    self.outputs.push_back(Output::OutboxChanged);
+                    self.rebuild_view();
+                    self.event(ClientEvent::Rejected {
+                        code: String::from(code.name()),
+                        message,
+                        ops: entry.items.into_iter().map(|i| i.stamped.op).collect(),
+                    });
+                }
             }
         }
-        self.sync_requested = true;
-        let sync = ClientFrame::Sync { after_seq: 0 };
-        self.send(&sync);
     }
 
+    /// What this member may do changed (`WELCOME`, `ACCESS`, or a refusal that implies it).
+    fn set_access(&mut self, now: Millis, access: Access) {
+        let before = core::mem::replace(&mut self.access, access);
+        match access {
+            Access::Write => self.flush_outbox(now),
+            Access::Pending => {
+                self.outbox.mark_all_unsent();
+                if before != Access::Pending {
+                    self.event(ClientEvent::Warning {
+                        code: String::from(RelayErrorCode::GuestPending.name()),
+                        message: String::from(
+                            "you are a guest waiting to be admitted: changes are kept and go \
+                             out once you are",
+                        ),
+                    });
+                }
+            }
+            // Before the catch-up ends, a change sent on an earlier connection may still
+            // come back as stored: what is left pending at `CAUGHT_UP` is rejected then.
+            Access::ReadOnly if self.is_live() => {
+                self.reject_unsent_pending();
+                self.flush_outbox(now);
+            }
+            Access::ReadOnly => {}
+        }
+    }
+
+    /// Takes out the pending changes that never left this client, rolls them back and
+    /// reports them once (`READ_ONLY`): this member may not change the room. Changes that
+    /// may have reached the relay on an earlier connection stay and go out again: the relay
+    /// acknowledges one it stored before (as a duplicate, even to a read-only socket) and
+    /// refuses the others (`REFUSED READ_ONLY`), one by one.
+    fn reject_unsent_pending(&mut self) {
+        let (kept, mut entries): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+            self.outbox.drain().into_iter().partition(|e| e.ever_sent);
+        for entry in kept {
+            self.outbox.push(entry);
+        }
+        let staged = core::mem::take(&mut self.staged);
+        if entries.is_empty() && staged.is_empty() {
+            return;
+        }
+        let ops: Vec<Op> = entries
+            .iter_mut()
+            .flat_map(|e| core::mem::take(&mut e.items))
+            .chain(staged.into_iter().flatten())
+            .map(|i| i.stamped.op)
+            .collect();
+        self.outputs.push_back(Output::OutboxChanged);
+        self.rebuild_view();
+        self.event(ClientEvent::Rejected {
+            code: String::from(RelayErrorCode::ReadOnly.name()),
+            message: String::from("this member's role may read the room but not change it"),
+            ops,
+        });
+    }
+
+    /// A stored snapshot. One this client cannot use (it does not open, or holds a format
+    /// it does not read) is reported once and skipped over: the events it covers were
+    /// compacted, so asking again would only bring the same snapshot back, forever. The
+    /// client carries on with the events after it.
     fn on_snapshot(&mut self, seq: u64, envelope: &[u8]) {
-        if seq <= self.last_seq {
+        if seq <= self.last_seq || seq > wire::MAX_SEQ {
             return;
         }
         let opened = match self.opener.open(envelope) {
-            Ok(opened) if opened.header.kind == EnvelopeKind::Snapshot => opened,
-            Ok(_) => return self.warn(&Error::WrongKind { found: 0 }),
-            Err(err) => return self.warn(&err),
+            Ok(opened) if opened.header.kind == EnvelopeKind::Snapshot => Ok(opened),
+            Ok(opened) => Err(Error::WrongKind {
+                found: opened.header.kind.as_u8(),
+            }),
+            Err(err) => Err(err),
         };
-        match Replica::from_snapshot(&opened.body) {
+        let snapshot = opened.and_then(|opened| Replica::from_snapshot(&opened.body));
+        match snapshot {
             Ok(snapshot) => {
-                let changes = self.replica.merge_snapshot(snapshot);
+                let changes = match self.view.as_mut() {
+                    Some(view) => {
+                        let _ = self.confirmed.merge_snapshot(snapshot.clone());
+                        view.merge_snapshot(snapshot)
+                    }
+                    None => self.confirmed.merge_snapshot(snapshot),
+                };
                 self.skip_to(seq);
                 self.snapshot_seq = self.snapshot_seq.max(seq);
                 if !changes.is_empty() {
                     self.event(ClientEvent::Changes(changes));
                 }
             }
-            Err(err) => self.warn(&err),
+            Err(err) => {
+                self.skip_to(seq);
+                self.snapshot_seq = self.snapshot_seq.max(seq);
+                self.event(ClientEvent::Warning {
+                    code: String::from(err.code()),
+                    message: format!(
+                        "skipped the room's snapshot (up to event {seq}), which this client \
+                         cannot use: {err}; the changes it holds are missing here"
+                    ),
+                });
+            }
         }
     }
 
-    fn on_relay_error(&mut self, code: RelayErrorCode, message: String) {
+    fn on_relay_error(&mut self, now: Millis, code: RelayErrorCode, message: String) {
         match code {
             RelayErrorCode::WrongVerifier => self.stop(Status::WrongPassword),
             RelayErrorCode::Forbidden | RelayErrorCode::Banned => self.stop(Status::Forbidden),
             RelayErrorCode::UnsupportedVersion => self.stop(Status::Closed {
                 code: String::from("WIRE_VERSION"),
             }),
+            RelayErrorCode::RateLimited => {
+                // A frame other than a publish was refused (a fatal one closes the socket
+                // next): pause, and ask again for what a refused SYNC asked for.
+                self.paused_until = Some(now.plus(RATE_LIMITED_PAUSE_MS));
+                if self.sync_requested {
+                    self.sync_requested = false;
+                    self.sync_after_pause = true;
+                }
+                self.event(ClientEvent::Warning {
+                    code: String::from(code.name()),
+                    message,
+                });
+            }
             other => self.event(ClientEvent::Warning {
                 code: String::from(other.name()),
                 message,
@@ -833,56 +1382,146 @@ impl Client {
         }
     }
 
-    /// Opens an event envelope into its sender, counter, stamp and operation.
-    fn open_event(&mut self, envelope: &[u8]) -> Result<(SessionId, u64, Hlc, Op)> {
+    /// Opens an event envelope into its sender, counter, stamp and stamped operations.
+    fn open_event(&mut self, envelope: &[u8]) -> Result<(SessionId, u64, Hlc, Vec<StampedOp>)> {
         let opened = self.opener.open(envelope)?;
         if opened.header.kind != EnvelopeKind::Event {
             return Err(Error::WrongKind {
-                found: opened.header.kind as u8,
+                found: opened.header.kind.as_u8(),
             });
         }
-        let op = Op::from_json(&opened.body)?;
-        Ok((opened.header.session, opened.header.counter, opened.hlc, op))
+        let ops = decode_event_body(&opened.body, opened.hlc)?;
+        Ok((
+            opened.header.session,
+            opened.header.counter,
+            opened.hlc,
+            ops,
+        ))
     }
 
-    /// Sends unsent outbox entries while live, within the in-flight window.
-    fn flush_outbox(&mut self) {
-        if !self.is_live() {
+    /// Merges the entries that never left this client into as few envelopes as fit
+    /// (many small changes made while the pace held them back go out as one).
+    fn merge_unsent(&mut self) {
+        let (start, len) = self.outbox.mergeable_run();
+        if len < 2 {
             return;
         }
-        let room = MAX_IN_FLIGHT.saturating_sub(self.outbox.in_flight());
-        for envelope in self.outbox.take_unsent(room) {
-            let frame = ClientFrame::Publish { envelope };
-            self.send(&frame);
+        let groups: Vec<Vec<BatchItem>> = self
+            .outbox
+            .range(start, len)
+            .map(|e| e.items.clone())
+            .collect();
+        let entries = self.pack(groups);
+        self.outbox.replace(start, len, entries);
+        self.report_unsealable();
+        self.outputs.push_back(Output::OutboxChanged);
+    }
+
+    /// Sends unsent outbox entries while live and allowed to write, within the in-flight
+    /// window and the pace; arms the timer for when the pace allows more.
+    fn flush_outbox(&mut self, now: Millis) {
+        // Read-only: only changes that may already be stored are left; they go out so the
+        // relay says which (see `reject_unsent_pending`).
+        if !self.is_live() || self.access == Access::Pending {
+            return;
+        }
+        if self.paused_until.is_some_and(|t| now < t) {
+            return;
+        }
+        self.paused_until = None;
+        let Some(pace) = self.pace() else { return };
+        if self.sync_after_pause {
+            self.sync_after_pause = false;
+            self.request_sync(now);
+        }
+        if !self.outbox.has_unsent() || self.outbox.in_flight() >= MAX_IN_FLIGHT {
+            return;
+        }
+        if !self.bucket.ready(pace, now.0) {
+            self.paused_until = Some(now.plus(self.bucket.wait_ms(pace, now.0)));
+            return;
+        }
+        self.merge_unsent();
+        let mut in_flight = self.outbox.in_flight();
+        while in_flight < MAX_IN_FLIGHT {
+            if !self.bucket.ready(pace, now.0) {
+                self.paused_until = Some(now.plus(self.bucket.wait_ms(pace, now.0)));
+                break;
+            }
+            let Some(envelope) = self.outbox.take_next_unsent() else {
+                break;
+            };
+            let _ = self.bucket.take(pace, now.0);
+            in_flight += 1;
+            self.send(&ClientFrame::Publish { envelope });
         }
     }
 
     /// Uploads a snapshot when this replica's own event (acknowledged as `seq`) is at least
-    /// `snapshot_every` past the last known snapshot, and nothing local is pending, so the
-    /// snapshot holds exactly the stored history up to `last_seq`. Tying it to one's own
-    /// acknowledged event means one member uploads per threshold, not every member.
-    fn maybe_snapshot(&mut self, acked_seq: u64) {
-        let due = acked_seq >= self.snapshot_seq + self.config.snapshot_every;
-        if !due || !self.is_live() || !self.outbox.is_empty() || self.sync_requested {
+    /// `snapshot_every` past the last known snapshot. The snapshot is `confirmed`, which
+    /// holds every stored event up to `last_seq` (and no unacknowledged change). Tying it
+    /// to one's own acknowledged event means one member uploads per threshold, not every
+    /// member.
+    fn maybe_snapshot(&mut self, now: Millis, acked_seq: u64) {
+        if acked_seq >= self.snapshot_seq.saturating_add(self.snapshot_interval()) {
+            self.upload_snapshot(now);
+        }
+    }
+
+    /// Events between snapshots: `snapshot_every`, but at most half the history cap the
+    /// relay announced, so that the room compacts before it fills up.
+    fn snapshot_interval(&self) -> u64 {
+        let cap = self
+            .limits
+            .map_or(u64::MAX, |l| (l.max_history_events / 2).max(1));
+        self.config.snapshot_every.min(cap)
+    }
+
+    /// Uploads `confirmed` as the snapshot up to `last_seq`, when live, caught up, allowed
+    /// to write, and the frame fits the relay's announced limit.
+    fn upload_snapshot(&mut self, now: Millis) {
+        if !self.is_live() || self.sync_requested || self.access != Access::Write {
             return;
         }
-        let snapshot = self.replica.to_snapshot();
+        if self.last_seq == 0 {
+            return;
+        }
+        let snapshot = self.confirmed.to_snapshot();
         let hlc = Hlc {
             device: self.config.device,
             ..Hlc::default()
         };
-        match self.seal(EnvelopeKind::Snapshot, hlc, &snapshot) {
-            Ok(envelope) => {
-                let frame = ClientFrame::SnapshotPut {
-                    upto_seq: self.last_seq,
-                    envelope,
-                };
-                self.send(&frame);
-                // SNAPSHOT_STORED confirms; if it never comes, history only stays longer.
-                self.snapshot_seq = self.last_seq;
-            }
-            Err(err) => self.warn(&err),
+        let envelope = match self.seal(EnvelopeKind::Snapshot, ROOM_TAG, hlc, &snapshot) {
+            Ok(envelope) => envelope,
+            Err(err) => return self.warn(&err),
+        };
+        let frame = ClientFrame::SnapshotPut {
+            upto_seq: self.last_seq,
+            envelope,
+        };
+        let bytes = match frame.encode() {
+            Ok(bytes) => bytes,
+            Err(err) => return self.warn(&err),
+        };
+        let limit = self.limits.map_or(usize::MAX, |l| {
+            usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX)
+        });
+        if bytes.len() > limit {
+            return self.event(ClientEvent::Warning {
+                code: String::from(RelayErrorCode::TooLarge.name()),
+                message: format!(
+                    "a snapshot of {} bytes is over the relay's frame limit of {limit} bytes; \
+                     not sent",
+                    bytes.len()
+                ),
+            });
         }
+        if let Some(pace) = self.pace() {
+            let _ = self.bucket.take(pace, now.0);
+        }
+        self.outputs.push_back(Output::Send(bytes));
+        // SNAPSHOT_STORED confirms; if it never comes, history only stays longer.
+        self.snapshot_seq = self.last_seq;
     }
 
     fn rearm(&mut self, now: Millis) {
@@ -898,10 +1537,16 @@ impl Client {
                 ..
             } => {
                 let ping = last_rx.plus(self.config.heartbeat_interval_ms);
-                match live_since {
+                let ping = match live_since {
                     Some(since) if self.backoff.attempt() > 0 => {
-                        Some(ping.min(since.plus(self.config.healthy_after_ms)))
+                        ping.min(since.plus(self.config.healthy_after_ms))
                     }
+                    _ => ping,
+                };
+                // Paced publishes (or a refused SYNC) wait for the pause to end.
+                let waiting = self.outbox.has_unsent() || self.sync_after_pause;
+                match self.paused_until {
+                    Some(until) if waiting => Some(ping.min(until)),
                     _ => Some(ping),
                 }
             }

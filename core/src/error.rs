@@ -110,6 +110,10 @@ pub enum Error {
     /// nothing was lost. At fault: a long offline period; reconnect to drain the outbox.
     #[error("too many unsent changes are waiting for the relay; reconnect before making more")]
     OutboxFull,
+    /// The relay said this member may read the room but not change it (a `viewer` role);
+    /// the change was refused and nothing changed. At fault: the caller (check the access).
+    #[error("this member may read the room but not change it (read-only role)")]
+    ReadOnly,
     /// A snapshot of the replicated state is not well formed or has another version.
     /// At fault: a peer holding the room key that runs incompatible or hostile code.
     #[error("invalid snapshot: {reason}")]
@@ -146,6 +150,7 @@ impl Error {
         "INVALID_SNAPSHOT",
         "KDF_FAILED",
         "OUTBOX_FULL",
+        "READ_ONLY",
     ];
 
     /// A stable, machine-readable code (`SCREAMING_SNAKE_CASE`) for this error.
@@ -169,6 +174,7 @@ impl Error {
             Self::InvalidSnapshot { .. } => "INVALID_SNAPSHOT",
             Self::Kdf { .. } => "KDF_FAILED",
             Self::OutboxFull => "OUTBOX_FULL",
+            Self::ReadOnly => "READ_ONLY",
         }
     }
 }
@@ -208,6 +214,7 @@ mod tests {
             },
             Error::Kdf { reason: "x" },
             Error::OutboxFull,
+            Error::ReadOnly,
         ];
         let codes: alloc::vec::Vec<&str> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);

@@ -46,26 +46,51 @@ pub const MAX_OBSERVE_SKEW_MS: u64 = MAX_FORWARD_SKEW_MS - 10_000;
 /// of one round trip).
 pub const CLOCK_CORRECTION_THRESHOLD_MS: i64 = 2_000;
 
+/// The stamp merging orders writes by: the effective wall time (the sender's wall time,
+/// clamped to `relay_time + MAX_FORWARD_SKEW_MS` by [`effective`]), then the sender's own
+/// stamp. Unclamped, it orders exactly as the sender's stamp; clamped, two different
+/// writes never tie and one sender's writes keep their order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Stamp {
+    /// The effective wall time, ms since the Unix epoch.
+    pub wall: u64,
+    /// The stamp the sender sealed.
+    pub raw: Hlc,
+}
+
+impl From<Hlc> for Stamp {
+    /// The stamp of a write whose relay time is not known (a local change): unclamped.
+    fn from(raw: Hlc) -> Self {
+        Self {
+            wall: raw.wall,
+            raw,
+        }
+    }
+}
+
 /// The stamp merging uses for a stored event: `hlc` with its wall time clamped to
 /// `relay_time + MAX_FORWARD_SKEW_MS` when the relay time the event was stored at is known.
 ///
 /// Every replica computes the same effective stamp from the same stored event, so
 /// convergence holds; a replica whose clock runs hours ahead wins conflicts only within
-/// the bound, not for hours. When the wall is clamped the counter and device are kept, so
-/// two clamped events still order deterministically.
+/// the bound, not for hours. The sender's stamp breaks ties ([`Stamp`]'s order).
 #[must_use]
-pub const fn effective(hlc: Hlc, relay_time: Option<u64>) -> Hlc {
+pub const fn effective(hlc: Hlc, relay_time: Option<u64>) -> Stamp {
     if let Some(relay) = relay_time {
         let limit = relay.saturating_add(MAX_FORWARD_SKEW_MS);
         if hlc.wall > limit {
-            return Hlc {
+            return Stamp {
                 wall: limit,
-                counter: hlc.counter,
-                device: hlc.device,
+                raw: hlc,
             };
         }
     }
-    hlc
+    Stamp {
+        wall: hlc.wall,
+        raw: hlc,
+    }
 }
 
 /// A replica's hybrid logical clock: stamps local events with strictly increasing
@@ -251,13 +276,38 @@ mod tests {
             counter: 3,
             device: dev(2),
         };
-        assert_eq!(effective(h, None), h);
+        assert_eq!(effective(h, None), Stamp::from(h));
         let e = effective(h, Some(10_000));
-        assert_eq!(
-            (e.wall, e.counter, e.device),
-            (10_000 + MAX_FORWARD_SKEW_MS, 3, dev(2))
+        assert_eq!((e.wall, e.raw), (10_000 + MAX_FORWARD_SKEW_MS, h));
+        assert_eq!(effective(h, Some(10_005)), Stamp::from(h));
+    }
+
+    #[test]
+    fn clamped_writes_of_one_sender_never_tie_and_keep_their_order() {
+        // Two edits 700 ms apart by a clock minutes ahead, both clamped to the same wall:
+        // the sender's own stamps still order them, on every replica.
+        let first = Hlc {
+            wall: 10_000 + 600_000,
+            counter: 0,
+            device: dev(2),
+        };
+        let second = Hlc {
+            wall: first.wall + 700,
+            ..first
+        };
+        let (a, b) = (
+            effective(first, Some(10_000)),
+            effective(second, Some(10_000)),
         );
-        assert_eq!(effective(h, Some(10_005)), h);
+        assert_eq!(a.wall, b.wall);
+        assert!(a < b);
+        // An honest write stored later than the bound beats both.
+        let honest = Hlc {
+            wall: 10_000 + MAX_FORWARD_SKEW_MS + 1,
+            counter: 0,
+            device: dev(1),
+        };
+        assert!(effective(honest, Some(10_001)) > b);
     }
 
     #[test]

@@ -58,6 +58,7 @@ const LABEL_COMMIT: &[u8] = b"sealsync/v1/commit";
 const LABEL_VERIFIER: &[u8] = b"sealsync/v1/verifier";
 const LABEL_CHANNEL: &[u8] = b"sealsync/v1/channel";
 const LABEL_FINGERPRINT: &[u8] = b"sealsync/v1/fingerprint";
+const LABEL_MEMBER: &[u8] = b"sealsync/v2/member";
 const LABEL_SESSION_ENC: &[u8] = b"sealsync/v1/session-enc";
 const LABEL_SESSION_COMMIT: &[u8] = b"sealsync/v1/session-commit";
 
@@ -236,6 +237,8 @@ pub struct RoomKeys {
     verifier: [u8; KEY_LEN],
     channel_key: [u8; KEY_LEN],
     fingerprint: [u8; 16],
+    /// The seed of the room's membership key pair (Ed25519).
+    member_seed: [u8; KEY_LEN],
 }
 
 impl fmt::Debug for RoomKeys {
@@ -263,13 +266,35 @@ impl RoomKeys {
             verifier: [0; KEY_LEN],
             channel_key: [0; KEY_LEN],
             fingerprint: [0; 16],
+            member_seed: [0; KEY_LEN],
         };
         expand(&hkdf, LABEL_EVENT, &mut keys.event_root);
         expand(&hkdf, LABEL_COMMIT, &mut keys.commit_root);
         expand(&hkdf, LABEL_VERIFIER, &mut keys.verifier);
         expand(&hkdf, LABEL_CHANNEL, &mut keys.channel_key);
         expand(&hkdf, LABEL_FINGERPRINT, &mut keys.fingerprint);
+        expand(&hkdf, LABEL_MEMBER, &mut keys.member_seed);
         keys
+    }
+
+    /// The room's membership key: the public half of an Ed25519 key pair derived from the
+    /// room key. The relay stores it and checks [`RoomKeys::prove`]'s signatures with it;
+    /// holding it gives no power to join, write or erase (see `crate::member`).
+    #[must_use]
+    pub fn member_key(&self) -> [u8; crate::member::MEMBER_KEY_LEN] {
+        *crate::member::keypair(&self.member_seed).pk
+    }
+
+    /// Signs this connection's `challenge` (from the relay's `CHALLENGE` frame): the proof
+    /// of membership sent in `HELLO`. Deterministic (Ed25519).
+    #[must_use]
+    pub fn prove(
+        &self,
+        challenge: &[u8; crate::member::CHALLENGE_LEN],
+    ) -> [u8; crate::member::PROOF_LEN] {
+        let pair = crate::member::keypair(&self.member_seed);
+        let message = crate::member::proof_message(&self.room, challenge, &pair.pk);
+        *pair.sk.sign(message, None)
     }
 
     /// The room these keys belong to.

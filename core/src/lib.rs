@@ -19,7 +19,8 @@
 //! use sealsync_core::client::{Client, ClientConfig, Output};
 //! use sealsync_core::kdf::{RoomKey, RoomKeys};
 //! use sealsync_core::merge::Op;
-//! use sealsync_core::wire::{RelayFrame, VerifierState};
+//! use sealsync_core::limits::RelayLimits;
+//! use sealsync_core::wire::{Access, RelayFrame, VerifierState};
 //! use sealsync_core::{DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
 //!
 //! // The shell supplies randomness (getrandom in the browser); tests use a seeded source.
@@ -44,14 +45,18 @@
 //! let op = Op::from_json(br#"{"type":"created","collection":"tasks","id":"t1",
 //!                             "fields":{"title":"Ship it"}}"#)?;
 //! alice.handle_local_op(Millis(0), wall, op)?;
+//! alice.handle_flush(Millis(0)); // once per burst of changes: seals them together
 //! assert_eq!(alice.outbox_len(), 1);
 //!
 //! // The relay stores the sealed envelope as seq 1 and later hands it to Bob.
 //! let envelope = alice.outbox_envelopes().remove(0);
 //! bob.handle_start(Millis(0));
 //! bob.handle_socket_opened(Millis(10));
+//! let limits = RelayLimits { max_frame_bytes: 1 << 20, rate_burst: 120, rate_per_second: 60,
+//!                            max_history_events: 100_000, max_history_bytes: 1 << 28 };
 //! let welcome = RelayFrame::Welcome { relay_time: wall.0, head_seq: 1, snapshot_seq: 0,
-//!                                     presence: 2, verifier_state: VerifierState::Matched };
+//!                                     presence: 2, verifier_state: VerifierState::Matched,
+//!                                     access: Access::Write, limits };
 //! bob.handle_frame(Millis(20), wall, &welcome.encode()?);
 //! let event = RelayFrame::Event { seq: 1, relay_time: wall.0, envelope };
 //! bob.handle_frame(Millis(21), wall, &event.encode()?);
@@ -76,6 +81,8 @@ pub mod error;
 pub mod hlc;
 pub mod ids;
 pub mod kdf;
+pub mod limits;
+pub mod member;
 pub mod merge;
 #[cfg(feature = "unicode-nfc")]
 pub mod nfc;

@@ -7,8 +7,9 @@
 //! state (equal [`Replica::to_snapshot`] bytes).
 //!
 //! # Merge rules
-//! 1. **Fields are LWW registers.** Each field of each entity holds `(Hlc, value)`; a write
-//!    replaces it only when its stamp is higher. [`Hlc`]'s order (wall, counter, device)
+//! 1. **Fields are LWW registers.** Each field of each entity holds `(Stamp, value)`; a
+//!    write replaces it only when its stamp is higher. [`Stamp`]'s order (effective wall,
+//!    then the sender's [`Hlc`](crate::hlc::Hlc): wall, counter, device)
 //!    breaks every tie, and one event's stamp is unique, so there are no ties between
 //!    different writes. A `null` value is a value (that is how a field is cleared).
 //! 2. **`created`** writes each of its fields as rule 1 (so an `updated` with a higher stamp
@@ -33,6 +34,7 @@
 //! 8. **Reads** list visible entities by `sortOrder` (bytes), then id; entities without a
 //!    key come last, by id.
 
+mod batch;
 mod op;
 mod order;
 
@@ -46,8 +48,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::hlc::Hlc;
+use crate::hlc::Stamp;
 
+pub use batch::{batch_len, decode_event_body, encode_event_body, BatchItem, BATCH_OVERHEAD};
 pub use op::{
     check_collection, check_field_name, check_id, check_sort_key, Op, ReorderItem, StampedOp,
     CLAIM_FIELDS, MAX_COLLECTION_LEN, MAX_FIELDS, MAX_FIELD_NAME_LEN, MAX_ID_LEN,
@@ -56,7 +59,7 @@ pub use op::{
 pub use order::key_between;
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// What kind of change a [`Change`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,13 +96,13 @@ pub struct Change {
 /// A last-writer-wins register.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Reg<T> {
-    hlc: Hlc,
+    hlc: Stamp,
     value: T,
 }
 
 /// Writes `value` into `slot` if `hlc` is higher than the stored stamp; returns whether the
 /// visible value changed (a higher stamp with an equal value moves only the stamp).
-fn write<T: PartialEq>(slot: &mut Option<Reg<T>>, hlc: Hlc, value: impl FnOnce() -> T) -> bool {
+fn write<T: PartialEq>(slot: &mut Option<Reg<T>>, hlc: Stamp, value: impl FnOnce() -> T) -> bool {
     match slot {
         Some(r) if r.hlc >= hlc => false,
         Some(r) => {
@@ -141,9 +144,9 @@ impl Claim {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Entity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    created: Option<Hlc>,
+    created: Option<Stamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    deleted: Option<Hlc>,
+    deleted: Option<Stamp>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     fields: BTreeMap<String, Reg<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,7 +165,7 @@ impl Entity {
     fn write_fields(
         &mut self,
         fields: &Map<String, Value>,
-        hlc: Hlc,
+        hlc: Stamp,
         report: bool,
     ) -> Map<String, Value> {
         let mut won = Map::new();
@@ -175,7 +178,7 @@ impl Entity {
     }
 
     /// Writes a field register (rule 1); `sortOrder` goes to its own register.
-    fn write_field(&mut self, name: &str, value: &Value, hlc: Hlc) -> bool {
+    fn write_field(&mut self, name: &str, value: &Value, hlc: Stamp) -> bool {
         if name == SORT_ORDER {
             return match value.as_str() {
                 Some(key) => write(&mut self.sort_order, hlc, || key.into()),
@@ -204,7 +207,7 @@ impl Entity {
     }
 
     /// Turns the entity into a tombstone stamped `hlc` (or the higher stamp it has).
-    fn tombstone(&mut self, hlc: Hlc) {
+    fn tombstone(&mut self, hlc: Stamp) {
         let deleted = self.deleted.map_or(hlc, |d| d.max(hlc));
         *self = Self {
             deleted: Some(deleted),
@@ -250,6 +253,63 @@ impl Entity {
         }
         if let Some(reg) = other.claim {
             write(&mut self.claim, reg.hlc, || reg.value);
+        }
+    }
+}
+
+/// The changes from `old` to `new` read objects of one entity (see [`Replica::diff`]).
+fn diff_entity(
+    collection: &str,
+    id: &str,
+    old: Option<Value>,
+    new: Option<Value>,
+    out: &mut Vec<Change>,
+) {
+    let as_map = |v: Value| match v {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    match (old.map(as_map), new.map(as_map)) {
+        (None, None) => {}
+        (Some(_), None) => out.push(change(
+            ChangeKind::Deleted,
+            collection,
+            id,
+            Map::new(),
+            false,
+        )),
+        (None, Some(new)) => out.push(change(ChangeKind::Created, collection, id, new, false)),
+        (Some(old), Some(new)) => {
+            let mut updated = Map::new();
+            let mut claimed = false;
+            let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                let now = new.get(key.as_str()).cloned().unwrap_or(Value::Null);
+                if old.get(key.as_str()).unwrap_or(&Value::Null) == &now {
+                    continue;
+                }
+                if key == SORT_ORDER {
+                    let mut f = Map::new();
+                    f.insert(SORT_ORDER.into(), now);
+                    out.push(change(ChangeKind::Reordered, collection, id, f, false));
+                } else if CLAIM_FIELDS.contains(&key.as_str()) {
+                    claimed = true;
+                } else {
+                    updated.insert(key.clone(), now);
+                }
+            }
+            if !updated.is_empty() {
+                out.push(change(ChangeKind::Updated, collection, id, updated, false));
+            }
+            if claimed {
+                let mut f = Map::new();
+                for field in CLAIM_FIELDS {
+                    f.insert(field.into(), new.get(field).cloned().unwrap_or(Value::Null));
+                }
+                out.push(change(ChangeKind::Claimed, collection, id, f, false));
+            }
         }
     }
 }
@@ -426,6 +486,41 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// The changes that turn what `self` shows into what `newer` shows: `created` for an
+    /// entity only `newer` shows (its whole object), `deleted` for one only `self` shows,
+    /// and for one both show `reordered` (`sortOrder`), `claimed` (the claim fields) and
+    /// `updated` (every other field that differs; a field `newer` lacks is `null`). Used
+    /// when a replica is rebuilt (a change rolled back), so the application sees the
+    /// difference as ordinary changes, marked not `from_self`.
+    #[must_use]
+    pub fn diff(&self, newer: &Self) -> Vec<Change> {
+        let mut out = Vec::new();
+        let mut names: Vec<&String> = self.collections.keys().collect();
+        names.extend(newer.collections.keys());
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let mut ids: Vec<&String> = Vec::new();
+            for side in [self, newer] {
+                if let Some(entities) = side.collections.get(name.as_str()) {
+                    ids.extend(entities.keys());
+                }
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                diff_entity(
+                    name,
+                    id,
+                    self.entity(name, id),
+                    newer.entity(name, id),
+                    &mut out,
+                );
+            }
+        }
+        out
     }
 
     /// Visible entities of `collection` as read objects (`id`, fields, `sortOrder` and

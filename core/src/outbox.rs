@@ -1,33 +1,41 @@
 //! Sealed events that the relay has not acknowledged yet.
 //!
-//! An entry enters the outbox before it is first sent and leaves it only when the relay
-//! acknowledges it (an `ACK`, or the event coming back during catch-up). The outbox holds
-//! ciphertext only, so the shell can persist it (IndexedDB) without writing plaintext to
-//! disk, and [`crate::client::Client::restore_outbox`] can bring it back after a reload.
+//! An entry enters the outbox when it is sealed, before it is first sent, and leaves it
+//! when the relay acknowledges it (an `ACK`, or the event coming back during catch-up) or
+//! refuses it for good (`REFUSED` with a [`crate::wire::Refusal::Reject`] code). What the
+//! shell persists is ciphertext only ([`Outbox::envelopes`]), so IndexedDB never holds
+//! plaintext, and [`crate::client::Client::restore_outbox`] brings it back after a reload;
+//! the decrypted operations stay in memory, for merging entries and for rolling back.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::hlc::Hlc;
 use crate::ids::SessionId;
+use crate::merge::BatchItem;
 
 /// The most entries an outbox holds; past it, local changes are refused
 /// ([`crate::Error::OutboxFull`]) rather than silently dropped.
 pub const MAX_OUTBOX_ENTRIES: usize = 50_000;
 
 /// One sealed event awaiting its acknowledgement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
     /// The sending session (from the envelope header).
     pub session: SessionId,
     /// The per-session counter (from the envelope header).
     pub counter: u64,
-    /// The clock stamp the event was sealed with.
+    /// The clock stamp the envelope was sealed with (the highest of its operations).
     pub hlc: Hlc,
+    /// The operations inside, with their raw stamps (plaintext, in memory only).
+    pub items: Vec<BatchItem>,
     /// The whole envelope, as published.
     pub envelope: Vec<u8>,
     /// Whether it has been sent on the current connection.
     pub sent: bool,
+    /// Whether it may ever have reached the relay (sent on any connection, or restored
+    /// from an earlier session). Only entries that never left may be merged into one.
+    pub ever_sent: bool,
 }
 
 /// The ordered queue of unacknowledged events. Order is publication order.
@@ -51,6 +59,12 @@ impl Outbox {
         self.entries.len()
     }
 
+    /// Number of operations in all entries.
+    #[must_use]
+    pub fn changes(&self) -> usize {
+        self.entries.iter().map(|e| e.items.len()).sum()
+    }
+
     /// Whether nothing awaits acknowledgement.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -63,15 +77,9 @@ impl Outbox {
         self.entries.len() < MAX_OUTBOX_ENTRIES
     }
 
-    /// Appends an unsent entry. The caller checks [`Outbox::has_room`] first.
-    pub fn push(&mut self, session: SessionId, counter: u64, hlc: Hlc, envelope: Vec<u8>) {
-        self.entries.push_back(OutboxEntry {
-            session,
-            counter,
-            hlc,
-            envelope,
-            sent: false,
-        });
+    /// Appends an entry. The caller checks [`Outbox::has_room`] first.
+    pub fn push(&mut self, entry: OutboxEntry) {
+        self.entries.push_back(entry);
     }
 
     /// Removes the entry `(session, counter)`; returns it if it was there.
@@ -81,6 +89,13 @@ impl Outbox {
             .iter()
             .position(|e| e.session == session && e.counter == counter)?;
         self.entries.remove(index)
+    }
+
+    /// The entry `(session, counter)`, if it awaits acknowledgement.
+    pub fn get_mut(&mut self, session: SessionId, counter: u64) -> Option<&mut OutboxEntry> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.session == session && e.counter == counter)
     }
 
     /// Whether `(session, counter)` awaits acknowledgement.
@@ -104,17 +119,52 @@ impl Outbox {
         self.entries.iter().filter(|e| e.sent).count()
     }
 
-    /// Marks up to `max` unsent entries sent, in order, and returns their envelopes.
-    pub fn take_unsent(&mut self, max: usize) -> Vec<Vec<u8>> {
-        self.entries
-            .iter_mut()
-            .filter(|e| !e.sent)
-            .take(max)
-            .map(|e| {
-                e.sent = true;
-                e.envelope.clone()
-            })
-            .collect()
+    /// The run of entries that could be merged before sending: from the first unsent
+    /// entry, the consecutive entries that never left this client. Returns its start and
+    /// length (a length under 2 means nothing to merge).
+    #[must_use]
+    pub fn mergeable_run(&self) -> (usize, usize) {
+        let Some(start) = self.entries.iter().position(|e| !e.sent) else {
+            return (self.entries.len(), 0);
+        };
+        let len = self
+            .entries
+            .iter()
+            .skip(start)
+            .take_while(|e| !e.sent && !e.ever_sent)
+            .count();
+        (start, len)
+    }
+
+    /// The entries `start .. start + len`, in order.
+    pub fn range(&self, start: usize, len: usize) -> impl Iterator<Item = &OutboxEntry> {
+        self.entries.iter().skip(start).take(len)
+    }
+
+    /// Replaces the entries `start .. start + len` with `with`, in order.
+    pub fn replace(&mut self, start: usize, len: usize, with: Vec<OutboxEntry>) {
+        let tail: Vec<OutboxEntry> = self.entries.drain(start..).skip(len).collect();
+        self.entries.extend(with);
+        self.entries.extend(tail);
+    }
+
+    /// Marks the first unsent entry sent (and `ever_sent`) and returns its envelope.
+    pub fn take_next_unsent(&mut self) -> Option<Vec<u8>> {
+        let entry = self.entries.iter_mut().find(|e| !e.sent)?;
+        entry.sent = true;
+        entry.ever_sent = true;
+        Some(entry.envelope.clone())
+    }
+
+    /// Whether some entry waits to be sent on this connection.
+    #[must_use]
+    pub fn has_unsent(&self) -> bool {
+        self.entries.iter().any(|e| !e.sent)
+    }
+
+    /// Takes every entry out (refused all at once).
+    pub fn drain(&mut self) -> Vec<OutboxEntry> {
+        self.entries.drain(..).collect()
     }
 
     /// The entries, oldest first.
@@ -138,12 +188,24 @@ mod tests {
         SessionId([n; 16])
     }
 
+    fn entry(s: u8, counter: u64, envelope: u8) -> OutboxEntry {
+        OutboxEntry {
+            session: session(s),
+            counter,
+            hlc: Hlc::default(),
+            items: Vec::new(),
+            envelope: vec![envelope],
+            sent: false,
+            ever_sent: false,
+        }
+    }
+
     #[test]
     fn acknowledge_removes_only_the_named_entry() {
         let mut outbox = Outbox::new();
-        outbox.push(session(1), 1, Hlc::default(), vec![1]);
-        outbox.push(session(1), 2, Hlc::default(), vec![2]);
-        outbox.push(session(2), 1, Hlc::default(), vec![3]);
+        outbox.push(entry(1, 1, 1));
+        outbox.push(entry(1, 2, 2));
+        outbox.push(entry(2, 1, 3));
         assert_eq!(
             outbox.acknowledge(session(1), 2).map(|e| e.envelope),
             Some(vec![2])
@@ -159,17 +221,36 @@ mod tests {
     }
 
     #[test]
-    fn unsent_entries_go_out_in_order_within_the_window() {
+    fn unsent_entries_go_out_in_order_and_again_after_a_reconnect() {
         let mut outbox = Outbox::new();
-        for i in 1..=5u8 {
-            outbox.push(session(1), u64::from(i), Hlc::default(), vec![i]);
+        for i in 1..=3u8 {
+            outbox.push(entry(1, u64::from(i), i));
         }
-        assert_eq!(outbox.take_unsent(2), vec![vec![1], vec![2]]);
+        assert_eq!(outbox.take_next_unsent(), Some(vec![1]));
+        assert_eq!(outbox.take_next_unsent(), Some(vec![2]));
         assert_eq!(outbox.in_flight(), 2);
-        assert_eq!(outbox.take_unsent(10), vec![vec![3], vec![4], vec![5]]);
-        assert!(outbox.take_unsent(10).is_empty());
+        assert_eq!(outbox.take_next_unsent(), Some(vec![3]));
+        assert_eq!(outbox.take_next_unsent(), None);
         outbox.mark_all_unsent();
         assert_eq!(outbox.in_flight(), 0);
-        assert_eq!(outbox.take_unsent(1), vec![vec![1]]);
+        assert_eq!(outbox.take_next_unsent(), Some(vec![1]));
+    }
+
+    #[test]
+    fn only_entries_that_never_left_are_mergeable() {
+        let mut outbox = Outbox::new();
+        for i in 1..=5u8 {
+            outbox.push(entry(1, u64::from(i), i));
+        }
+        assert_eq!(outbox.mergeable_run(), (0, 5));
+        let _ = outbox.take_next_unsent();
+        outbox.mark_all_unsent();
+        // Entry 1 may have reached the relay: it is sent as it is, the rest may merge.
+        assert_eq!(outbox.mergeable_run(), (0, 0));
+        let _ = outbox.take_next_unsent();
+        assert_eq!(outbox.mergeable_run(), (1, 4));
+        outbox.replace(1, 4, vec![entry(1, 9, 9)]);
+        assert_eq!(outbox.envelopes(), vec![vec![1], vec![9]]);
+        assert_eq!(outbox.mergeable_run(), (1, 1));
     }
 }

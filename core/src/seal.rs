@@ -19,11 +19,12 @@ use crate::hlc::Hlc;
 use crate::ids::{ChannelTag, DeviceId, SessionId};
 use crate::kdf::{self, RoomKeys, KEY_LEN};
 
-/// The largest body one envelope carries, in bytes (1 MiB). [`SessionSealer::seal`] fails
-/// [`Error::BodyTooLarge`] above it.
-pub const MAX_BODY_LEN: usize = 1 << 20;
+/// The largest body one envelope carries, in bytes (10^6): the largest round number whose
+/// `SNAPSHOT_PUT` frame fits the 1 MiB message limit of a Cloudflare Worker.
+/// [`SessionSealer::seal`] fails [`Error::BodyTooLarge`] above it.
+pub const MAX_BODY_LEN: usize = 1_000_000;
 
-/// The longest envelope [`SessionSealer::seal`] produces (1,081,450 bytes): header, the
+/// The longest envelope [`SessionSealer::seal`] produces (1,015,914 bytes): header, the
 /// Padmé length of a [`MAX_BODY_LEN`] body's inner plaintext, and the tag. A relay's frame
 /// limit must leave room for it plus the frame header (10 bytes for `SNAPSHOT_PUT`).
 pub const MAX_ENVELOPE_LEN: usize =
@@ -46,8 +47,8 @@ pub const MIN_PADDED_LEN: usize = 64;
 /// The key epoch sealed under today (0 = the key from the password or secret).
 const KEY_EPOCH: u32 = 0;
 
-/// Length of the AES-GCM tag.
-const TAG_LEN: usize = 16;
+/// The AES-GCM tag at the end of every envelope, in bytes.
+pub const TAG_LEN: usize = 16;
 
 /// Domain-separation prefix of the associated data.
 const AD_LABEL: &[u8] = b"sealsync/v1/ad";
@@ -456,12 +457,14 @@ mod tests {
             (256, 256),
             (257, 272),
             (1000, 1024),
-            (33 + MAX_BODY_LEN, 1_081_344),
+            (33 + MAX_BODY_LEN, 1_015_808),
         ] {
             assert_eq!(padded_len(inner), padded, "inner {inner}");
         }
         assert_eq!(padded_len(usize::MAX), usize::MAX);
-        assert_eq!(MAX_ENVELOPE_LEN, 1_081_450);
+        assert_eq!(MAX_ENVELOPE_LEN, 1_015_914);
+        // The longest frame a client builds fits a Cloudflare Worker's 1 MiB message limit.
+        const { assert!(crate::limits::MIN_RELAY_FRAME_LIMIT <= crate::wire::MAX_FRAME_LEN) };
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The frame codec: every binary WebSocket message of `PROTOCOL.md`, wire version 1.
+//! The frame codec: every binary WebSocket message of `PROTOCOL.md`, wire version 2.
 //!
 //! One codec for both ends: the SDK encodes [`ClientFrame`]s and decodes [`RelayFrame`]s,
 //! the relay does the opposite. A frame is `version u8`, `type u8`, then a body whose
@@ -33,24 +33,40 @@
 use alloc::{string::String, vec::Vec};
 use core::fmt;
 
+use crate::envelope::{EnvelopeKind, ENVELOPE_VERSION};
 use crate::error::{Error, Result};
 use crate::ids::{ChannelTag, SessionId};
+use crate::limits::RelayLimits;
+
+pub use crate::envelope::MIN_ENVELOPE_LEN;
 
 /// The wire protocol version this build speaks: the first byte of every frame.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// The largest frame, in bytes, that [`ClientFrame::decode`] and [`RelayFrame::decode`]
-/// accept (2 MiB). The relay enforces its own, smaller, configurable limit before decoding.
-pub const MAX_FRAME_LEN: usize = 2 * 1024 * 1024;
+/// accept: 1 MiB, the largest WebSocket message a Cloudflare Worker receives. A relay
+/// enforces its own configurable limit (announced in `WELCOME`), never below
+/// [`crate::limits::MIN_RELAY_FRAME_LIMIT`].
+pub const MAX_FRAME_LEN: usize = 1024 * 1024;
+
+/// The highest sequence number either end accepts: 2^53 − 1, so that a sequence fits a
+/// JavaScript number and an SQLite integer. A relay refuses a cursor above it; a client
+/// ignores an event, acknowledgement or snapshot claiming one (a hostile relay cannot make
+/// it overflow).
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
+/// The WebSocket subprotocol a client offers and the relay accepts.
+pub const SUBPROTOCOL: &str = "sealsync.v2";
+
+/// The prefix of the second subprotocol that carries a JWT (`sealsync.auth.<token>`) for a
+/// relay in `jwt` mode.
+pub const AUTH_SUBPROTOCOL_PREFIX: &str = "sealsync.auth.";
 
 /// The most channel tags a `HELLO` may carry (and it carries at least one).
 pub const MAX_CHANNELS: usize = 16;
 
 /// The longest `ERROR` message, in bytes of UTF-8.
 pub const MAX_ERROR_MESSAGE: usize = 1024;
-
-/// The shortest envelope a frame may carry: the 90-byte header plus the 16-byte GCM tag.
-pub const MIN_ENVELOPE_LEN: usize = 90 + 16;
 
 /// The heartbeat the client sends as a WebSocket **text** message.
 pub const HEARTBEAT_PING: &str = "ping";
@@ -96,12 +112,13 @@ const T_PRESENCE: u8 = 0x87;
 const T_ERROR: u8 = 0x88;
 const T_NOTIFY: u8 = 0x89;
 const T_SNAPSHOT_STORED: u8 = 0x8A;
+const T_REFUSED: u8 = 0x8B;
+const T_ACCESS: u8 = 0x8C;
 
-// The envelope header bytes this codec checks (the rest is `envelope`'s business).
-const ENVELOPE_VERSION: u8 = 1;
-const KIND_EVENT: u8 = 1;
-const KIND_SNAPSHOT: u8 = 2;
-const KIND_EPHEMERAL: u8 = 3;
+// The envelope kinds this codec checks (the rest of the header is `envelope`'s business).
+const KIND_EVENT: u8 = EnvelopeKind::Event.as_u8();
+const KIND_SNAPSHOT: u8 = EnvelopeKind::Snapshot.as_u8();
+const KIND_EPHEMERAL: u8 = EnvelopeKind::Ephemeral.as_u8();
 
 /// A frame the client sends to the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +163,45 @@ pub enum VerifierState {
     Created = 0,
     /// The verifier matched the one the room already had (`1`).
     Matched = 1,
+}
+
+/// What a joined socket may do, by its user's role (`WELCOME.access`, `ACCESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `0`: read, publish, store snapshots, send ephemeral frames.
+    Write = 0,
+    /// `1`: read and send ephemeral frames; publishes are refused (`READ_ONLY`).
+    ReadOnly = 1,
+    /// `2`: a guest waiting to be admitted: read only; publishes are refused
+    /// (`GUEST_PENDING`) until an `ACCESS` frame says otherwise.
+    Pending = 2,
+}
+
+impl Access {
+    fn decode(byte: u8, reason: &'static str) -> Result<Self> {
+        match byte {
+            0 => Ok(Self::Write),
+            1 => Ok(Self::ReadOnly),
+            2 => Ok(Self::Pending),
+            _ => Err(Error::MalformedFrame { reason }),
+        }
+    }
+}
+
+/// What a client does with a change the relay refused (`REFUSED`), by its code: the rule
+/// lives here so that every client follows the same one (PROTOCOL.md, "Refusals").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// Keep the change and send it again after the frame's `retry_after_ms`
+    /// (`RATE_LIMITED`, `HISTORY_FULL`).
+    Retry,
+    /// Keep the change and hold every publish until an `ACCESS` frame grants writing
+    /// (`GUEST_PENDING`).
+    Hold,
+    /// The change can never be stored: take it out of the outbox, roll its local effect
+    /// back and report it (`TOO_LARGE`, `READ_ONLY`, `BAD_FRAME`, `WRONG_KIND`, and any code
+    /// this build does not know).
+    Reject,
 }
 
 /// An error code the relay cannot know yet, kept so that a newer relay's `ERROR` frames
@@ -244,16 +300,29 @@ impl RelayErrorCode {
         }
     }
 
-    /// Whether the protocol makes this error fatal: the relay sends it with `fatal = 1` and
-    /// closes the socket next. `false` for [`RelayErrorCode::Unknown`]: a client reading a
-    /// frame goes by the frame's own `fatal` flag.
+    /// Whether the protocol makes this error always fatal: the relay sends it with
+    /// `fatal = 1` and closes the socket next. `TOO_LARGE` and `RATE_LIMITED` are fatal only
+    /// when the relay gives up on the socket (a frame it cannot name, a sender that ignored
+    /// a whole burst of retry hints); otherwise they come in `REFUSED` or a non-fatal
+    /// `ERROR`. `false` for [`RelayErrorCode::Unknown`]: a client reading a frame goes by
+    /// the frame's own `fatal` flag.
     #[must_use]
     pub const fn is_fatal(self) -> bool {
-        self.close_code().is_some()
+        !matches!(self, Self::TooLarge | Self::RateLimited) && self.close_code().is_some()
     }
 
-    /// The WebSocket close code the relay uses after sending this fatal error, or `None`
-    /// when the error is not fatal (or unknown).
+    /// What a client does with a change refused with this code (see [`Refusal`]).
+    #[must_use]
+    pub const fn refusal(self) -> Refusal {
+        match self {
+            Self::RateLimited | Self::HistoryFull => Refusal::Retry,
+            Self::GuestPending => Refusal::Hold,
+            _ => Refusal::Reject,
+        }
+    }
+
+    /// The WebSocket close code the relay uses when it sends this error as fatal, or `None`
+    /// when the error is never fatal (or unknown).
     #[must_use]
     pub const fn close_code(self) -> Option<u16> {
         match self {
@@ -328,6 +397,10 @@ pub enum RelayFrame {
         presence: u32,
         /// Whether this client created the room's verifier or matched it.
         verifier_state: VerifierState,
+        /// What this socket may do.
+        access: Access,
+        /// What the relay enforces; the client paces itself below it.
+        limits: RelayLimits,
     },
     /// `0x82 ACK`: a `PUBLISH` was stored (or had been stored before).
     Ack {
@@ -391,6 +464,25 @@ pub enum RelayFrame {
     SnapshotStored {
         /// The sequence the stored snapshot covers.
         seq: u64,
+    },
+    /// `0x8B REFUSED`: a `PUBLISH` was not stored; [`RelayErrorCode::refusal`] says what
+    /// the client does with it.
+    Refused {
+        /// The refused envelope's session id.
+        session: SessionId,
+        /// The refused envelope's counter.
+        counter: u64,
+        /// Why.
+        code: RelayErrorCode,
+        /// For a change to retry: wait at least this long (ms); 0 otherwise.
+        retry_after_ms: u32,
+        /// A human-readable detail, at most [`MAX_ERROR_MESSAGE`] bytes of UTF-8.
+        message: String,
+    },
+    /// `0x8C ACCESS`: what this socket may do changed (a role change, a guest admitted).
+    Access {
+        /// The new access.
+        access: Access,
     },
 }
 
@@ -501,16 +593,21 @@ impl RelayFrame {
                 snapshot_seq,
                 presence,
                 verifier_state,
+                access,
+                limits,
             } => {
-                let mut out = start(T_WELCOME, 8 + 8 + 8 + 4 + 1)?;
+                let mut out = start(T_WELCOME, WELCOME_BODY_LEN)?;
                 out.extend_from_slice(&relay_time.to_be_bytes());
                 out.extend_from_slice(&head_seq.to_be_bytes());
                 out.extend_from_slice(&snapshot_seq.to_be_bytes());
                 out.extend_from_slice(&presence.to_be_bytes());
-                out.push(match verifier_state {
-                    VerifierState::Created => 0,
-                    VerifierState::Matched => 1,
-                });
+                out.push(*verifier_state as u8);
+                out.push(*access as u8);
+                out.extend_from_slice(&limits.max_frame_bytes.to_be_bytes());
+                out.extend_from_slice(&limits.rate_burst.to_be_bytes());
+                out.extend_from_slice(&limits.rate_per_second.to_be_bytes());
+                out.extend_from_slice(&limits.max_history_events.to_be_bytes());
+                out.extend_from_slice(&limits.max_history_bytes.to_be_bytes());
                 Ok(out)
             }
             Self::Ack {
@@ -551,12 +648,7 @@ impl RelayFrame {
                 fatal,
                 message,
             } => {
-                let len = u16::try_from(message.len())
-                    .ok()
-                    .filter(|&len| usize::from(len) <= MAX_ERROR_MESSAGE)
-                    .ok_or(Error::MalformedFrame {
-                        reason: "ERROR message is over 1024 bytes",
-                    })?;
+                let len = message_len(message, "ERROR message is over 1024 bytes")?;
                 let mut out = start(T_ERROR, 2 + 1 + 2 + message.len())?;
                 out.extend_from_slice(&code.code().to_be_bytes());
                 out.push(u8::from(*fatal));
@@ -564,6 +656,24 @@ impl RelayFrame {
                 out.extend_from_slice(message.as_bytes());
                 Ok(out)
             }
+            Self::Refused {
+                session,
+                counter,
+                code,
+                retry_after_ms,
+                message,
+            } => {
+                let len = message_len(message, "REFUSED message is over 1024 bytes")?;
+                let mut out = start(T_REFUSED, SessionId::LEN + 8 + 2 + 4 + 2 + message.len())?;
+                out.extend_from_slice(session.as_bytes());
+                out.extend_from_slice(&counter.to_be_bytes());
+                out.extend_from_slice(&code.code().to_be_bytes());
+                out.extend_from_slice(&retry_after_ms.to_be_bytes());
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(message.as_bytes());
+                Ok(out)
+            }
+            Self::Access { access } => fixed(T_ACCESS, &[*access as u8]),
             Self::Notify { json } => {
                 // `start` refuses anything over MAX_FRAME_LEN, so the length fits a u32.
                 let mut out = start(T_NOTIFY, json.len().saturating_add(4))?;
@@ -605,6 +715,17 @@ impl RelayFrame {
                         })
                     }
                 };
+                let access = Access::decode(
+                    r.u8("WELCOME ends before access")?,
+                    "WELCOME access is not 0, 1 or 2",
+                )?;
+                let limits = RelayLimits {
+                    max_frame_bytes: r.u32("WELCOME ends inside max_frame_bytes")?,
+                    rate_burst: r.u32("WELCOME ends inside rate_burst")?,
+                    rate_per_second: r.u32("WELCOME ends inside rate_per_second")?,
+                    max_history_events: r.u64("WELCOME ends inside max_history_events")?,
+                    max_history_bytes: r.u64("WELCOME ends inside max_history_bytes")?,
+                };
                 r.finish("WELCOME has trailing bytes")?;
                 Self::Welcome {
                     relay_time,
@@ -612,6 +733,8 @@ impl RelayFrame {
                     snapshot_seq,
                     presence,
                     verifier_state,
+                    access,
+                    limits,
                 }
             }
             T_ACK => {
@@ -693,6 +816,38 @@ impl RelayFrame {
                 r.finish("SNAPSHOT_STORED has trailing bytes")?;
                 Self::SnapshotStored { seq }
             }
+            T_REFUSED => {
+                let session = SessionId(r.array("REFUSED ends inside session_id")?);
+                let counter = r.u64("REFUSED ends inside counter")?;
+                let code = RelayErrorCode::from(r.u16("REFUSED ends inside code")?);
+                let retry_after_ms = r.u32("REFUSED ends inside retry_after_ms")?;
+                let len = usize::from(r.u16("REFUSED ends inside message_len")?);
+                if len > MAX_ERROR_MESSAGE {
+                    return Err(Error::MalformedFrame {
+                        reason: "REFUSED message_len is over 1024",
+                    });
+                }
+                let message = text(
+                    r.bytes(len, "REFUSED ends inside message")?,
+                    "REFUSED message is not UTF-8",
+                )?;
+                r.finish("REFUSED has trailing bytes after its message")?;
+                Self::Refused {
+                    session,
+                    counter,
+                    code,
+                    retry_after_ms,
+                    message,
+                }
+            }
+            T_ACCESS => {
+                let access = Access::decode(
+                    r.u8("ACCESS ends before access")?,
+                    "ACCESS access is not 0, 1 or 2",
+                )?;
+                r.finish("ACCESS has trailing bytes")?;
+                Self::Access { access }
+            }
             other => return Err(Error::UnknownFrame { frame_type: other }),
         };
         Ok(frame)
@@ -732,6 +887,31 @@ fn start(frame_type: u8, body_len: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The body length of a `WELCOME`.
+const WELCOME_BODY_LEN: usize = 8 + 8 + 8 + 4 + 1 + 1 + 4 + 4 + 4 + 8 + 8;
+
+/// A message's length as its `u16` prefix, when it is within [`MAX_ERROR_MESSAGE`].
+fn message_len(message: &str, reason: &'static str) -> Result<u16> {
+    u16::try_from(message.len())
+        .ok()
+        .filter(|&len| usize::from(len) <= MAX_ERROR_MESSAGE)
+        .ok_or(Error::MalformedFrame { reason })
+}
+
+/// The envelope header of a `PUBLISH` frame, read without decoding the whole frame: how
+/// a relay names the change in a `REFUSED` for a frame over its size limit. `None` when
+/// `frame` is not a version-2 `PUBLISH` or its envelope header does not parse.
+#[must_use]
+pub fn publish_header(frame: &[u8]) -> Option<crate::envelope::EnvelopeHeader> {
+    match frame {
+        [VERSION, T_PUBLISH, envelope @ ..] => crate::envelope::EnvelopeHeader::parse(envelope)
+            .ok()
+            .map(|(header, _)| header)
+            .filter(|h| h.kind == EnvelopeKind::Event),
+        _ => None,
+    }
+}
+
 /// A frame whose body is exactly `body`.
 fn fixed(frame_type: u8, body: &[u8]) -> Result<Vec<u8>> {
     let mut out = start(frame_type, body.len())?;
@@ -769,7 +949,7 @@ fn channel_count(len: usize) -> Result<u8> {
 fn check_envelope(envelope: &[u8], kind: u8) -> Result<()> {
     match envelope {
         short if short.len() < MIN_ENVELOPE_LEN => Err(Error::MalformedFrame {
-            reason: "envelope is shorter than its 90-byte header and 16-byte tag",
+            reason: "envelope is shorter than 170 bytes (90-byte header, 64-byte padded plaintext, 16-byte tag)",
         }),
         [version, ..] if *version != ENVELOPE_VERSION => Err(Error::WireVersion {
             found: *version,
@@ -900,7 +1080,7 @@ mod tests {
         }
         .encode()
         .unwrap();
-        assert_eq!(bytes, [1, 3, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(bytes, [2, 3, 1, 2, 3, 4, 5, 6, 7, 8]);
     }
 
     #[test]
@@ -912,7 +1092,7 @@ mod tests {
         }
         .encode()
         .unwrap();
-        assert_eq!(bytes, [1, 0x88, 0, 7, 1, 0, 2, b'h', b'i']);
+        assert_eq!(bytes, [2, 0x88, 0, 7, 1, 0, 2, b'h', b'i']);
     }
 
     #[test]
@@ -957,7 +1137,11 @@ mod tests {
         for (code, close) in expected {
             let c = RelayErrorCode::from(code);
             assert_eq!(c.close_code(), close, "{c}");
-            assert_eq!(c.is_fatal(), close.is_some(), "{c}");
+            assert_eq!(
+                c.is_fatal(),
+                close.is_some() && !matches!(code, 5 | 6),
+                "{c}"
+            );
         }
     }
 

@@ -11,8 +11,9 @@
 use sealsync_core::backoff::Backoff;
 use sealsync_core::client::{Client, ClientConfig, ClientEvent, Output, Status};
 use sealsync_core::kdf::{RoomKey, RoomKeys};
+use sealsync_core::limits::RelayLimits;
 use sealsync_core::merge::Op;
-use sealsync_core::wire::{self, ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
+use sealsync_core::wire::{self, Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
 use sealsync_core::{DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
 use serde_json::json;
 
@@ -78,13 +79,28 @@ fn frame(f: RelayFrame) -> Vec<u8> {
     f.encode().unwrap()
 }
 
+/// The limits of the shipped `wrangler.toml`.
+const LIMITS: RelayLimits = RelayLimits {
+    max_frame_bytes: 1_048_576,
+    rate_burst: 120,
+    rate_per_second: 60,
+    max_history_events: 100_000,
+    max_history_bytes: 268_435_456,
+};
+
 fn welcome() -> Vec<u8> {
+    welcome_with(Access::Write, LIMITS)
+}
+
+fn welcome_with(access: Access, limits: RelayLimits) -> Vec<u8> {
     frame(RelayFrame::Welcome {
         relay_time: WALL.0,
         head_seq: 0,
         snapshot_seq: 0,
         presence: 1,
         verifier_state: VerifierState::Created,
+        access,
+        limits,
     })
 }
 
@@ -131,6 +147,9 @@ fn local_changes_wait_in_the_outbox_until_acknowledged() {
     let changes = c.handle_local_op(Millis(1), WALL, create("a")).unwrap();
     assert_eq!(changes.len(), 1, "applies at once, even offline");
     assert_eq!(c.replica().get("tasks").len(), 1);
+    assert_eq!(c.pending_changes(), 1);
+    assert_eq!(c.outbox_len(), 0, "staged until the flush");
+    c.handle_flush(Millis(1));
     assert_eq!(c.outbox_len(), 1);
     c.handle_socket_opened(Millis(10));
     c.handle_frame(Millis(20), WALL, &welcome());
@@ -205,12 +224,15 @@ fn a_bad_local_change_is_refused_and_changes_nothing() {
 #[test]
 fn the_outbox_survives_a_reload_as_ciphertext() {
     let mut before = client();
+    // Two tasks: two envelopes.
     before
         .handle_local_op(Millis(1), WALL, create("a"))
         .unwrap();
+    before.handle_flush(Millis(1));
     before
         .handle_local_op(Millis(2), WALL, create("b"))
         .unwrap();
+    before.handle_flush(Millis(2));
     let persisted = before.outbox_envelopes();
     assert!(
         !persisted
@@ -251,6 +273,7 @@ fn remote_events_apply_once_whatever_the_order_or_repetition() {
     sender
         .handle_local_op(Millis(200), WALL, create("a"))
         .unwrap();
+    sender.handle_flush(Millis(200));
     let envelope = sender.outbox_envelopes().pop().unwrap();
 
     let mut c = live_with(2);
@@ -295,6 +318,7 @@ fn a_gap_in_sequences_asks_for_a_sync() {
     sender
         .handle_local_op(Millis(200), WALL, create("a"))
         .unwrap();
+    sender.handle_flush(Millis(200));
     let envelope = sender.outbox_envelopes().pop().unwrap();
     let mut c = live_with(2);
     c.handle_frame(
@@ -492,7 +516,9 @@ fn leaving_closes_and_stops() {
 }
 
 #[test]
-fn another_channels_event_keeps_the_sequence_but_is_not_applied() {
+fn every_channels_stored_events_are_merged() {
+    // Stored changes belong to the whole room: an event sealed by a member on another
+    // channel (or by an older build, with its channel's tag) is applied like any other.
     let mut c = live();
     let mut sealer = sealsync_core::SessionSealer::new(&keys(), SessionId([7; 16]));
     let body = br#"{"type":"created","collection":"tasks","id":"x","fields":{}}"#;
@@ -515,9 +541,579 @@ fn another_channels_event_keeps_the_sequence_but_is_not_applied() {
         }),
     );
     assert_eq!(c.last_seq(), 1);
-    assert!(c.replica().get("tasks").is_empty());
+    assert_eq!(c.replica().get("tasks").len(), 1);
     assert!(
         sent(&drain(&mut c)).is_empty(),
         "no SYNC: nothing is missing"
     );
+}
+
+/// Every `PUBLISH` among `outs`, opened by a second replica: the operations of each.
+fn published_ops(outs: &[Output]) -> Vec<Vec<Op>> {
+    let mut opener = sealsync_core::Opener::new(&keys());
+    sent(outs)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Publish { envelope } => {
+                let opened = opener.open(&envelope).unwrap();
+                let ops = sealsync_core::merge::decode_event_body(&opened.body, opened.hlc)
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| s.op)
+                    .collect();
+                Some(ops)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(outs: &[Output]) -> Vec<ClientEvent> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refused(counter: u64, code: RelayErrorCode, retry_after_ms: u32) -> Vec<u8> {
+    frame(RelayFrame::Refused {
+        session: SessionId([1; 16]),
+        counter,
+        code,
+        retry_after_ms,
+        message: "refused".into(),
+    })
+}
+
+fn update(id: &str, title: &str) -> Op {
+    Op::from_json(
+        json!({"type": "updated", "collection": "tasks", "id": id, "fields": {"title": title}})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn one_tasks_changes_go_out_as_one_envelope() {
+    let mut c = live();
+    for i in 0..600 {
+        c.handle_local_op(Millis(100), WALL, create(&format!("t{i}")))
+            .unwrap();
+    }
+    for i in 0..600 {
+        c.handle_local_op(Millis(100), WALL, update(&format!("t{i}"), "done"))
+            .unwrap();
+    }
+    assert!(sent(&drain(&mut c)).is_empty(), "nothing before the flush");
+    c.handle_flush(Millis(100));
+    let published = published_ops(&drain(&mut c));
+    assert_eq!(published.len(), 1, "1,200 changes, one frame");
+    assert_eq!(published[0].len(), 1200);
+    assert_eq!(c.pending_changes(), 1200);
+}
+
+#[test]
+fn changes_past_the_frame_limit_are_split_and_each_envelope_fits() {
+    let mut c = live();
+    let big = "x".repeat(300_000);
+    for i in 0..10 {
+        let op = Op::from_json(
+            json!({"type": "created", "collection": "tasks", "id": format!("t{i}"), "fields": {"t": big}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        c.handle_local_op(Millis(100), WALL, op).unwrap();
+    }
+    c.handle_flush(Millis(100));
+    let outs = drain(&mut c);
+    let published = published_ops(&outs);
+    assert_eq!(published.iter().map(Vec::len).sum::<usize>(), 10);
+    assert!(
+        published.len() >= 4,
+        "three 300 kB changes fit one envelope at most"
+    );
+    for f in outs.iter().filter_map(|o| match o {
+        Output::Send(b) => Some(b.len()),
+        _ => None,
+    }) {
+        assert!(f <= LIMITS.max_frame_bytes as usize, "a frame of {f} bytes");
+    }
+}
+
+#[test]
+fn a_transaction_is_one_envelope_applied_at_once_elsewhere() {
+    let mut a = live();
+    a.handle_local_op(Millis(100), WALL, create("before"))
+        .unwrap();
+    a.begin_transaction();
+    a.handle_local_op(Millis(100), WALL, create("x")).unwrap();
+    a.begin_transaction(); // nested: joins the outer one
+    a.handle_local_op(Millis(100), WALL, create("y")).unwrap();
+    a.commit_transaction().unwrap();
+    a.handle_local_op(Millis(100), WALL, update("x", "moved"))
+        .unwrap();
+    a.commit_transaction().unwrap();
+    a.handle_flush(Millis(100));
+    let outs = drain(&mut a);
+    let envelopes: Vec<Vec<u8>> = sent(&outs)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Publish { envelope } => Some(envelope),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        envelopes.len(),
+        1,
+        "one task: the change before and the transaction"
+    );
+
+    let mut b = live_with(2);
+    b.handle_frame(
+        Millis(200),
+        WALL,
+        &frame(RelayFrame::Event {
+            seq: 1,
+            relay_time: WALL.0,
+            envelope: envelopes[0].clone(),
+        }),
+    );
+    let changes: Vec<_> = events(&drain(&mut b))
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Changes(ch) => Some(ch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 1, "one event, every change in it");
+    assert_eq!(b.replica().get("tasks").len(), 3);
+    assert_eq!(b.replica().entity("tasks", "x").unwrap()["title"], "moved");
+}
+
+#[test]
+fn an_aborted_or_oversized_transaction_is_rolled_back() {
+    let mut c = live();
+    c.handle_local_op(Millis(100), WALL, create("keep"))
+        .unwrap();
+    c.begin_transaction();
+    c.handle_local_op(Millis(100), WALL, create("gone"))
+        .unwrap();
+    c.handle_local_op(Millis(100), WALL, update("keep", "changed"))
+        .unwrap();
+    assert_eq!(c.replica().get("tasks").len(), 2);
+    c.abort_transaction();
+    assert_eq!(c.replica().get("tasks").len(), 1);
+    assert_eq!(
+        c.replica().entity("tasks", "keep").unwrap()["title"],
+        "keep"
+    );
+    let rollback: Vec<_> = events(&drain(&mut c))
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Changes(ch) => Some(ch),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(rollback.len(), 2, "{rollback:?}");
+    assert!(rollback.iter().all(|ch| !ch.from_self));
+
+    let big = "x".repeat(400_000);
+    c.begin_transaction();
+    for i in 0..3 {
+        let op = Op::from_json(
+            json!({"type": "created", "collection": "tasks", "id": format!("b{i}"), "fields": {"t": big}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        c.handle_local_op(Millis(100), WALL, op).unwrap();
+    }
+    let err = c.commit_transaction().unwrap_err();
+    assert_eq!(err.code(), "BODY_TOO_LARGE");
+    assert_eq!(c.replica().get("tasks").len(), 1);
+    c.handle_flush(Millis(100));
+    assert_eq!(published_ops(&drain(&mut c)), vec![vec![create("keep")]]);
+}
+
+#[test]
+fn the_client_paces_itself_and_merges_what_waited() {
+    let limits = RelayLimits {
+        rate_burst: 8,
+        rate_per_second: 10,
+        ..LIMITS
+    };
+    let mut c = client();
+    c.handle_start(Millis(0));
+    c.handle_socket_opened(Millis(50));
+    c.handle_frame(Millis(60), WALL, &welcome_with(Access::Write, limits));
+    c.handle_frame(
+        Millis(70),
+        WALL,
+        &frame(RelayFrame::CaughtUp { head_seq: 0 }),
+    );
+    drain(&mut c);
+    // 30 separate tasks at the same instant: the pace (6 of a burst of 8, HELLO paid one)
+    // lets 5 out, the rest wait and then go as one envelope.
+    let mut published = Vec::new();
+    let mut wake = None;
+    for i in 0..30 {
+        c.handle_local_op(Millis(100), WALL, create(&format!("t{i}")))
+            .unwrap();
+        c.handle_flush(Millis(100));
+        let outs = drain(&mut c);
+        published.extend(published_ops(&outs));
+        wake = outs
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                Output::WakeAt(t) => Some(*t),
+                _ => None,
+            })
+            .or(wake);
+    }
+    assert_eq!(published.len(), 5);
+    let wake = wake.expect("a timer for the next token");
+    assert!(wake > Millis(100) && wake <= Millis(300), "{wake:?}");
+    c.handle_timer(wake);
+    let later = published_ops(&drain(&mut c));
+    assert_eq!(later.len(), 1, "what waited goes as one envelope");
+    assert_eq!(later[0].len(), 25);
+}
+
+#[test]
+fn a_change_refused_for_the_rate_waits_as_told_then_goes_again() {
+    let mut c = live();
+    c.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    c.handle_flush(Millis(100));
+    assert_eq!(published_ops(&drain(&mut c)).len(), 1);
+    c.handle_frame(
+        Millis(110),
+        WALL,
+        &refused(1, RelayErrorCode::RateLimited, 500),
+    );
+    let outs = drain(&mut c);
+    assert!(published_ops(&outs).is_empty(), "not before the hint");
+    assert_eq!(c.outbox_len(), 1, "kept");
+    let wake = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::WakeAt(t) => Some(*t),
+            _ => None,
+        })
+        .min();
+    assert_eq!(wake, Some(Millis(610)));
+    c.handle_timer(Millis(610));
+    assert_eq!(published_ops(&drain(&mut c)), vec![vec![create("a")]]);
+}
+
+#[test]
+fn a_change_refused_for_good_is_rolled_back_and_reported_and_later_ones_go_out() {
+    let mut c = live();
+    c.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    c.handle_flush(Millis(100));
+    c.handle_local_op(Millis(101), WALL, create("b")).unwrap();
+    c.handle_flush(Millis(101));
+    assert_eq!(published_ops(&drain(&mut c)).len(), 2);
+    c.handle_frame(Millis(110), WALL, &refused(1, RelayErrorCode::TooLarge, 0));
+    let evs = events(&drain(&mut c));
+    assert!(evs.iter().any(|e| matches!(e,
+        ClientEvent::Changes(ch) if ch.len() == 1 && ch[0].id == "a"
+            && ch[0].kind == sealsync_core::ChangeKind::Deleted)));
+    assert!(evs.iter().any(|e| matches!(e,
+        ClientEvent::Rejected { code, ops, .. } if code == "TOO_LARGE" && ops == &[create("a")])));
+    assert_eq!(c.outbox_len(), 1);
+    assert!(c.replica().entity("tasks", "a").is_none());
+    assert!(c.replica().entity("tasks", "b").is_some());
+    // The next change is not stuck behind the refused one.
+    c.handle_local_op(Millis(120), WALL, create("c")).unwrap();
+    c.handle_flush(Millis(120));
+    assert_eq!(published_ops(&drain(&mut c)), vec![vec![create("c")]]);
+}
+
+#[test]
+fn a_read_only_member_is_told_and_its_offline_changes_are_rolled_back() {
+    let mut c = client();
+    c.handle_start(Millis(0));
+    // Two changes in two tasks; the first reached the relay on an earlier connection (its
+    // ACK was lost), the second never did.
+    c.handle_local_op(Millis(1), WALL, create("stored"))
+        .unwrap();
+    c.handle_flush(Millis(1));
+    c.handle_local_op(Millis(2), WALL, create("offline"))
+        .unwrap();
+    c.handle_flush(Millis(2));
+    let stored = c.outbox_envelopes().remove(0);
+    c.handle_socket_opened(Millis(50));
+    c.handle_frame(Millis(60), WALL, &welcome_with(Access::ReadOnly, LIMITS));
+    assert!(
+        !events(&drain(&mut c))
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Rejected { .. })),
+        "nothing is rejected before the catch-up says what was stored"
+    );
+    c.handle_frame(
+        Millis(61),
+        WALL,
+        &frame(RelayFrame::Event {
+            seq: 1,
+            relay_time: WALL.0,
+            envelope: stored,
+        }),
+    );
+    c.handle_frame(
+        Millis(62),
+        WALL,
+        &frame(RelayFrame::CaughtUp { head_seq: 1 }),
+    );
+    let evs = events(&drain(&mut c));
+    let rejected: Vec<_> = evs
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Rejected { .. }))
+        .collect();
+    assert!(
+        matches!(rejected[..], [ClientEvent::Rejected { code, ops, .. }]
+        if code == "READ_ONLY" && ops == &[create("offline")]),
+        "{rejected:?}"
+    );
+    let titles: Vec<String> = c
+        .replica()
+        .get("tasks")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        titles,
+        ["stored"],
+        "the stored change stays, the other is rolled back"
+    );
+    assert_eq!(c.replica(), c.confirmed());
+    assert_eq!(c.outbox_len(), 0);
+    let err = c
+        .handle_local_op(Millis(70), WALL, create("now"))
+        .unwrap_err();
+    assert_eq!(err.code(), "READ_ONLY");
+    // Given write access again, it may change the room.
+    c.handle_frame(
+        Millis(80),
+        WALL,
+        &frame(RelayFrame::Access {
+            access: Access::Write,
+        }),
+    );
+    assert!(c.handle_local_op(Millis(90), WALL, create("now")).is_ok());
+}
+
+#[test]
+fn a_pending_guest_holds_its_changes_and_sends_them_once_admitted() {
+    let mut c = live();
+    c.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    c.handle_flush(Millis(100));
+    drain(&mut c);
+    c.handle_frame(
+        Millis(110),
+        WALL,
+        &refused(1, RelayErrorCode::GuestPending, 0),
+    );
+    c.handle_local_op(Millis(120), WALL, create("b")).unwrap();
+    c.handle_flush(Millis(120));
+    let outs = drain(&mut c);
+    assert!(published_ops(&outs).is_empty(), "held");
+    assert!(!events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Rejected { .. })));
+    assert_eq!(c.pending_changes(), 2);
+    assert_eq!(c.replica().get("tasks").len(), 2, "still shown");
+    c.handle_frame(
+        Millis(130),
+        WALL,
+        &frame(RelayFrame::Access {
+            access: Access::Write,
+        }),
+    );
+    let sent_ops: Vec<Op> = published_ops(&drain(&mut c))
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        sent_ops,
+        vec![create("a"), create("b")],
+        "without a reconnect"
+    );
+}
+
+#[test]
+fn a_clock_minutes_ahead_wins_no_conflict_past_the_skew_bound() {
+    // Alice's clock runs ten minutes ahead; she edits while offline, then connects.
+    let ahead = WallMillis(WALL.0 + 600_000);
+    let mut a = client();
+    a.handle_start(Millis(0));
+    a.handle_local_op(Millis(1), ahead, create("t")).unwrap();
+    a.handle_local_op(Millis(1), ahead, update("t", "alice"))
+        .unwrap();
+    a.handle_flush(Millis(1));
+    a.handle_socket_opened(Millis(50));
+    a.handle_frame(Millis(60), ahead, &welcome());
+    a.handle_frame(
+        Millis(70),
+        ahead,
+        &frame(RelayFrame::CaughtUp { head_seq: 0 }),
+    );
+    drain(&mut a);
+    // The relay stores her change at its own time, WALL.
+    a.handle_frame(
+        Millis(80),
+        ahead,
+        &frame(RelayFrame::Ack {
+            session: SessionId([1; 16]),
+            counter: 1,
+            seq: 1,
+            relay_time: WALL.0,
+            duplicate: false,
+        }),
+    );
+    drain(&mut a);
+    assert_eq!(
+        a.replica(),
+        a.confirmed(),
+        "rebuilt at the stamps everyone merges"
+    );
+    // Bob, with a correct clock, edits 61 s later: past the 60 s bound, his edit wins
+    // everywhere, Alice's replica included (her raw stamp is 10 minutes ahead).
+    let later = WALL.0 + sealsync_core::MAX_FORWARD_SKEW_MS + 1_000;
+    let mut b = live_with(2);
+    b.handle_local_op(Millis(100), WallMillis(later), update("t", "bob"))
+        .unwrap();
+    b.handle_flush(Millis(100));
+    let envelope = b.outbox_envelopes().pop().unwrap();
+    a.handle_frame(
+        Millis(90),
+        ahead,
+        &frame(RelayFrame::Event {
+            seq: 2,
+            relay_time: later,
+            envelope,
+        }),
+    );
+    assert_eq!(a.replica().entity("tasks", "t").unwrap()["title"], "bob");
+}
+
+#[test]
+fn a_snapshot_that_does_not_open_is_reported_once_and_never_asked_for_again() {
+    let mut c = client();
+    c.handle_start(Millis(0));
+    c.handle_socket_opened(Millis(10));
+    c.handle_frame(Millis(20), WALL, &welcome());
+    // Junk of the right shape: kind snapshot, but not sealed with this room's key.
+    let mut junk = vec![0u8; 200];
+    junk[0] = 1;
+    junk[1] = 2;
+    c.handle_frame(
+        Millis(21),
+        WALL,
+        &frame(RelayFrame::Snapshot {
+            seq: 40,
+            envelope: junk,
+        }),
+    );
+    c.handle_frame(
+        Millis(22),
+        WALL,
+        &frame(RelayFrame::CaughtUp { head_seq: 40 }),
+    );
+    let outs = drain(&mut c);
+    assert_eq!(c.last_seq(), 40, "skipped over");
+    assert_eq!(c.status(), &Status::Live);
+    assert!(
+        !sent(&outs)
+            .iter()
+            .any(|f| matches!(f, ClientFrame::Sync { .. })),
+        "no SYNC: it would only bring the same snapshot back"
+    );
+    let codes: Vec<String> = events(&outs)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Warning { code, .. } => Some(code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, ["DECRYPT_FAILED"]);
+}
+
+#[test]
+fn a_relay_that_keeps_a_hole_is_asked_once_then_reported() {
+    let mut c = live();
+    c.handle_frame(
+        Millis(100),
+        WALL,
+        &frame(RelayFrame::CaughtUp { head_seq: 5 }),
+    );
+    let first = sent(&drain(&mut c));
+    assert!(matches!(first[..], [ClientFrame::Sync { after_seq: 0 }]));
+    c.handle_frame(
+        Millis(110),
+        WALL,
+        &frame(RelayFrame::CaughtUp { head_seq: 5 }),
+    );
+    let outs = drain(&mut c);
+    assert!(sent(&outs).is_empty(), "no second SYNC for the same hole");
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Warning { code, .. } if code == "HISTORY_GAP")));
+}
+
+#[test]
+fn hostile_sequence_numbers_neither_panic_nor_freeze() {
+    let mut c = live();
+    let mut sender = live_with(2);
+    sender
+        .handle_local_op(Millis(200), WALL, create("a"))
+        .unwrap();
+    sender.handle_flush(Millis(200));
+    let envelope = sender.outbox_envelopes().pop().unwrap();
+    for seq in [u64::MAX, u64::MAX - 1, wire::MAX_SEQ + 1] {
+        c.handle_frame(
+            Millis(300),
+            WALL,
+            &frame(RelayFrame::Event {
+                seq,
+                relay_time: WALL.0,
+                envelope: envelope.clone(),
+            }),
+        );
+        c.handle_frame(
+            Millis(300),
+            WALL,
+            &frame(RelayFrame::Ack {
+                session: SessionId([1; 16]),
+                counter: 1,
+                seq,
+                relay_time: WALL.0,
+                duplicate: false,
+            }),
+        );
+        c.handle_frame(
+            Millis(300),
+            WALL,
+            &frame(RelayFrame::CaughtUp { head_seq: seq }),
+        );
+    }
+    drain(&mut c);
+    assert_eq!(c.last_seq(), 0);
+    // The honest event still applies.
+    c.handle_frame(
+        Millis(400),
+        WALL,
+        &frame(RelayFrame::Event {
+            seq: 1,
+            relay_time: WALL.0,
+            envelope,
+        }),
+    );
+    assert_eq!(c.last_seq(), 1);
+    assert_eq!(c.replica().get("tasks").len(), 1);
 }

@@ -1,5 +1,6 @@
-//! The bad-input corpus: every `corpus/bad-*.bin` must fail under both decoders, with the
-//! error codes `corpus/expected.tsv` lists for it.
+//! The bad-input corpus of wire version 2 (written by `corpus/generate.py`): every
+//! `corpus/bad-*.bin` must fail under both decoders, with the error codes
+//! `corpus/expected.tsv` lists for it.
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
@@ -10,7 +11,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use sealsync_core::wire::{ClientFrame, RelayFrame};
+use sealsync_core::wire::{ClientFrame, RelayFrame, VERSION};
+use sealsync_core::Error;
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
@@ -45,7 +47,7 @@ fn corpus_and_table_list_the_same_files() {
     let files = bad_files();
     let table: Vec<String> = expected().into_keys().collect();
     assert_eq!(files, table);
-    assert!(files.len() >= 15, "only {} corpus files", files.len());
+    assert!(files.len() >= 60, "only {} corpus files", files.len());
 }
 
 #[test]
@@ -63,4 +65,55 @@ fn every_bad_file_fails_with_its_expected_codes() {
             Err(err) => assert_eq!(err.code(), relay, "{name}: RelayFrame::decode: {err}"),
         }
     }
+}
+
+fn read(name: &str) -> Vec<u8> {
+    fs::read(corpus_dir().join(name)).unwrap()
+}
+
+#[test]
+fn the_corpus_has_bad_frames_of_every_type_of_this_version() {
+    let mut types: Vec<u8> = bad_files()
+        .iter()
+        .map(|name| read(name))
+        .filter(|bytes| bytes.len() >= 2 && bytes[0] == VERSION)
+        .map(|bytes| bytes[1])
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    for t in (0x01..=0x05).chain(0x81..=0x8C) {
+        assert!(types.contains(&t), "no bad frame of type {t:#04x}");
+    }
+}
+
+#[test]
+fn frames_of_wire_version_1_fail_on_their_version_byte() {
+    let v1: Vec<String> = bad_files()
+        .into_iter()
+        .filter(|name| read(name).first() == Some(&1))
+        .collect();
+    assert!(v1.len() >= 4, "{v1:?}");
+    let want = Error::WireVersion {
+        found: 1,
+        expected: VERSION,
+    };
+    for name in &v1 {
+        let bytes = read(name);
+        assert_eq!(ClientFrame::decode(&bytes), Err(want.clone()), "{name}");
+        assert_eq!(RelayFrame::decode(&bytes), Err(want.clone()), "{name}");
+    }
+    // HELLO and ERROR kept their layout: only the version byte is wrong.
+    let mut hello = read("bad-v1-hello.bin");
+    hello[0] = VERSION;
+    assert!(ClientFrame::decode(&hello).is_ok());
+    let mut error = read("bad-v1-error.bin");
+    error[0] = VERSION;
+    assert!(RelayFrame::decode(&error).is_ok());
+    // WELCOME did not: a v1 WELCOME body under the v2 version byte is truncated.
+    let mut welcome = read("bad-v1-welcome.bin");
+    welcome[0] = VERSION;
+    assert_eq!(
+        RelayFrame::decode(&welcome).unwrap_err().code(),
+        "MALFORMED_FRAME"
+    );
 }

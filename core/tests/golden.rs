@@ -1,6 +1,7 @@
-//! Golden bytes of wire version 1: `data/wire-v1.json` (written by `data/gen-wire-v1.py`,
-//! an implementation of PROTOCOL.md's tables independent of this codec). Each example must
-//! encode to its hex and its hex must decode to it.
+//! Golden bytes of wire version 2: `data/wire-v2.json` (written by `data/gen-wire-v2.py`,
+//! an implementation of PROTOCOL.md's tables independent of this codec). Each frame must
+//! encode to its hex and its hex must decode to it; each event body must decode to its
+//! stamped operations, and the canonical ones must be exactly what the encoder writes.
 //!
 //! A changed golden file means a wire change: bump `wire::VERSION`.
 #![allow(
@@ -11,11 +12,18 @@
 
 use serde_json::Value;
 
-use sealsync_core::wire::{ClientFrame, RelayErrorCode, RelayFrame, VerifierState, VERSION};
-use sealsync_core::{ChannelTag, SessionId};
+use sealsync_core::limits::RelayLimits;
+use sealsync_core::merge::{
+    batch_len, decode_event_body, encode_event_body, BatchItem, Op, ReorderItem, StampedOp,
+};
+use sealsync_core::wire::{
+    Access, ClientFrame, Refusal, RelayErrorCode, RelayFrame, VerifierState, MAX_ERROR_MESSAGE,
+    MIN_ENVELOPE_LEN, VERSION,
+};
+use sealsync_core::{ChannelTag, DeviceId, Hlc, SessionId};
 
 fn golden() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wire-v1.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wire-v2.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -35,8 +43,31 @@ fn u32_of(v: &Value) -> u32 {
     u32::try_from(u64_of(v)).unwrap()
 }
 
+fn u16_of(v: &Value) -> u16 {
+    u16::try_from(u64_of(v)).unwrap()
+}
+
 fn string(v: &Value) -> String {
     v.as_str().unwrap().to_owned()
+}
+
+fn access(v: &Value) -> Access {
+    match u64_of(v) {
+        0 => Access::Write,
+        1 => Access::ReadOnly,
+        2 => Access::Pending,
+        other => panic!("access {other}"),
+    }
+}
+
+fn limits(f: &Value) -> RelayLimits {
+    RelayLimits {
+        max_frame_bytes: u32_of(&f["max_frame_bytes"]),
+        rate_burst: u32_of(&f["rate_burst"]),
+        rate_per_second: u32_of(&f["rate_per_second"]),
+        max_history_events: u64_of(&f["max_history_events"]),
+        max_history_bytes: u64_of(&f["max_history_bytes"]),
+    }
 }
 
 fn client_frame(name: &str, f: &Value) -> ClientFrame {
@@ -80,6 +111,8 @@ fn relay_frame(name: &str, f: &Value) -> RelayFrame {
                 1 => VerifierState::Matched,
                 other => panic!("verifier_state {other}"),
             },
+            access: access(&f["access"]),
+            limits: limits(&f["limits"]),
         },
         "ACK" => RelayFrame::Ack {
             session: SessionId(array(&f["session_id"])),
@@ -107,7 +140,7 @@ fn relay_frame(name: &str, f: &Value) -> RelayFrame {
             count: u32_of(&f["count"]),
         },
         "ERROR" => RelayFrame::Error {
-            code: RelayErrorCode::from(u16::try_from(u64_of(&f["code"])).unwrap()),
+            code: RelayErrorCode::from(u16_of(&f["code"])),
             fatal: f["fatal"].as_bool().unwrap(),
             message: string(&f["message"]),
         },
@@ -116,6 +149,16 @@ fn relay_frame(name: &str, f: &Value) -> RelayFrame {
         },
         "SNAPSHOT_STORED" => RelayFrame::SnapshotStored {
             seq: u64_of(&f["seq"]),
+        },
+        "REFUSED" => RelayFrame::Refused {
+            session: SessionId(array(&f["session_id"])),
+            counter: u64_of(&f["counter"]),
+            code: RelayErrorCode::from(u16_of(&f["code"])),
+            retry_after_ms: u32_of(&f["retry_after_ms"]),
+            message: string(&f["message"]),
+        },
+        "ACCESS" => RelayFrame::Access {
+            access: access(&f["access"]),
         },
         other => panic!("unknown relay frame {other} in the golden file"),
     }
@@ -175,7 +218,9 @@ fn relay_frames_match_the_golden_bytes() {
             "PRESENCE",
             "ERROR",
             "NOTIFY",
-            "SNAPSHOT_STORED"
+            "SNAPSHOT_STORED",
+            "REFUSED",
+            "ACCESS"
         ],
         "one example of every relay frame"
     );
@@ -193,4 +238,261 @@ fn golden_error_frames_cover_a_known_and_an_unknown_code() {
     assert_eq!(codes[0], RelayErrorCode::RoomFull);
     assert_eq!(codes[1].name(), "UNKNOWN");
     assert_eq!(codes[1].code(), 513);
+}
+
+fn relay_frames(doc: &Value) -> Vec<RelayFrame> {
+    entries(doc, "relay")
+        .map(|(_, _, wire)| RelayFrame::decode(&wire).unwrap())
+        .collect()
+}
+
+#[test]
+fn golden_refused_frames_cover_retry_reject_an_unknown_code_and_the_longest_message() {
+    let refused: Vec<(RelayErrorCode, u32, String)> = relay_frames(&golden())
+        .into_iter()
+        .filter_map(|f| match f {
+            RelayFrame::Refused {
+                code,
+                retry_after_ms,
+                message,
+                ..
+            } => Some((code, retry_after_ms, message)),
+            _ => None,
+        })
+        .collect();
+    let codes: Vec<RelayErrorCode> = refused.iter().map(|r| r.0).collect();
+    assert_eq!(
+        codes[..2],
+        [RelayErrorCode::RateLimited, RelayErrorCode::TooLarge]
+    );
+    assert_eq!(codes[2].name(), "UNKNOWN");
+    assert_eq!(codes[2].code(), 0x1234);
+    let refusals: Vec<Refusal> = codes.iter().map(|c| c.refusal()).collect();
+    assert_eq!(refusals, [Refusal::Retry, Refusal::Reject, Refusal::Reject]);
+    assert_eq!(refused[0].1, 1500);
+    assert!(!refused[0].2.is_ascii(), "a message in UTF-8");
+    assert_eq!(refused[1].2.len(), MAX_ERROR_MESSAGE, "the longest message");
+    assert!(refused[2].2.is_empty());
+}
+
+#[test]
+fn golden_access_values_cover_every_access() {
+    let frames = relay_frames(&golden());
+    let access: Vec<Access> = frames
+        .iter()
+        .filter_map(|f| match f {
+            RelayFrame::Access { access } => Some(*access),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(access, [Access::Write, Access::ReadOnly, Access::Pending]);
+    let welcome: Vec<(VerifierState, Access)> = frames
+        .iter()
+        .filter_map(|f| match f {
+            RelayFrame::Welcome {
+                verifier_state,
+                access,
+                ..
+            } => Some((*verifier_state, *access)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        welcome,
+        [
+            (VerifierState::Matched, Access::Write),
+            (VerifierState::Created, Access::Pending)
+        ]
+    );
+}
+
+#[test]
+fn golden_envelopes_include_the_shortest_one() {
+    let doc = golden();
+    let lengths: Vec<usize> = ["client", "relay"]
+        .into_iter()
+        .flat_map(|side| entries(&doc, side).collect::<Vec<_>>())
+        .filter_map(|(_, f, _)| f.get("envelope").map(|e| bytes(e).len()))
+        .collect();
+    assert!(lengths.iter().all(|&len| len >= MIN_ENVELOPE_LEN));
+    assert!(lengths.contains(&MIN_ENVELOPE_LEN), "{lengths:?}");
+    assert!(lengths.iter().any(|&len| len > 255), "{lengths:?}");
+}
+
+/// An operation built field by field from its JSON (not through `Op`'s deserialiser).
+fn op_of(v: &Value) -> Op {
+    let collection = string(&v["collection"]);
+    let id = || string(&v["id"]);
+    let fields = || v["fields"].as_object().unwrap().clone();
+    match v["type"].as_str().unwrap() {
+        "created" => Op::Created {
+            collection,
+            id: id(),
+            fields: fields(),
+        },
+        "updated" => Op::Updated {
+            collection,
+            id: id(),
+            fields: fields(),
+        },
+        "deleted" => Op::Deleted {
+            collection,
+            id: id(),
+        },
+        "reordered" => Op::Reordered {
+            collection,
+            items: v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| ReorderItem {
+                    id: string(&item["id"]),
+                    sort_order: string(&item["sortOrder"]),
+                })
+                .collect(),
+        },
+        "claimed" => Op::Claimed {
+            collection,
+            id: id(),
+            claimed_by: v["claimedBy"].clone(),
+            claimed_by_name: v["claimedByName"].clone(),
+            claimed_by_avatar: v["claimedByAvatar"].clone(),
+        },
+        other => panic!("unknown operation type {other} in the golden file"),
+    }
+}
+
+struct BodyCase {
+    name: String,
+    canonical: bool,
+    stamp: Hlc,
+    body: Vec<u8>,
+    ops: Vec<StampedOp>,
+}
+
+fn body_cases() -> Vec<BodyCase> {
+    let doc = golden();
+    doc["event_bodies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| {
+            let s = &case["stamp"];
+            let device = DeviceId(array(&s["device"]));
+            let stamp = Hlc {
+                wall: u64_of(&s["wall"]),
+                counter: u32_of(&s["counter"]),
+                device,
+            };
+            let ops = case["ops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| StampedOp {
+                    hlc: Hlc {
+                        wall: u64_of(&item["wall"]),
+                        counter: u32_of(&item["counter"]),
+                        device,
+                    }
+                    .into(),
+                    op: op_of(&item["op"]),
+                })
+                .collect();
+            BodyCase {
+                name: string(&case["name"]),
+                canonical: case["canonical"].as_bool().unwrap(),
+                stamp,
+                body: string(&case["body"]).into_bytes(),
+                ops,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn golden_event_bodies_decode_to_their_stamped_operations() {
+    let cases = body_cases();
+    assert!(cases.len() >= 3);
+    for case in &cases {
+        let ops = decode_event_body(&case.body, case.stamp)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(ops, case.ops, "{}", case.name);
+        for op in &ops {
+            op.op.validate().unwrap();
+        }
+    }
+}
+
+#[test]
+fn canonical_golden_event_bodies_are_exactly_what_the_encoder_writes() {
+    let cases = body_cases();
+    let mut kinds = Vec::new();
+    for case in cases.iter().filter(|c| c.canonical) {
+        let items: Vec<BatchItem> = case.ops.iter().cloned().map(BatchItem::new).collect();
+        let (body, stamp) = encode_event_body(&items);
+        assert_eq!(
+            String::from_utf8(body.clone()).unwrap(),
+            String::from_utf8(case.body.clone()).unwrap(),
+            "{}",
+            case.name
+        );
+        assert_eq!(stamp, case.stamp, "{}: the envelope's stamp", case.name);
+        if items.len() > 1 {
+            let items_len = items.iter().map(|i| i.json.len()).sum();
+            assert_eq!(
+                body.len(),
+                batch_len(items_len, items.len()),
+                "{}",
+                case.name
+            );
+            kinds.push("batch");
+        } else {
+            kinds.push("bare");
+        }
+    }
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(kinds, ["bare", "batch"], "a bare operation and a batch");
+}
+
+#[test]
+fn non_canonical_golden_event_bodies_are_read_but_not_written() {
+    let mut seen = 0;
+    for case in body_cases().iter().filter(|c| !c.canonical) {
+        let items: Vec<BatchItem> = case.ops.iter().cloned().map(BatchItem::new).collect();
+        let (body, _) = encode_event_body(&items);
+        assert_ne!(body, case.body, "{}", case.name);
+        // What the encoder writes instead reads back to the same operations.
+        let stamp = items.iter().map(|i| i.stamped.hlc.raw).max().unwrap();
+        assert_eq!(
+            decode_event_body(&body, stamp).unwrap(),
+            case.ops,
+            "{}",
+            case.name
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}
+
+#[test]
+fn the_golden_batch_covers_every_operation_type() {
+    let cases = body_cases();
+    let mut types: Vec<&str> = cases
+        .iter()
+        .flat_map(|c| &c.ops)
+        .map(|o| match o.op {
+            Op::Created { .. } => "created",
+            Op::Updated { .. } => "updated",
+            Op::Deleted { .. } => "deleted",
+            Op::Reordered { .. } => "reordered",
+            Op::Claimed { .. } => "claimed",
+        })
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(
+        types,
+        ["claimed", "created", "deleted", "reordered", "updated"]
+    );
 }

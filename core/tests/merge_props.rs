@@ -1,6 +1,7 @@
 //! Merge properties: any delivery order with any duplicates converges; re-applying is a
 //! no-op; snapshot-then-tail equals the full log; the snapshot join is a semilattice; the
-//! reported changes rebuild exactly what `get` shows.
+//! reported changes rebuild exactly what `get` shows; `diff` turns one replica's view into
+//! another's.
 
 #![allow(
     clippy::unwrap_used,
@@ -65,19 +66,23 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// A log of stamped ops: small walls and 3 devices so stamps interleave; the counter is
-/// the index, so every stamp is unique (as real clocks guarantee).
+/// the index, so every stamp is unique (as real clocks guarantee). Some are clamped as a
+/// relay time far behind the sender's clock makes them (`effective`), so that clamped
+/// stamps, which share their wall, are in every property too.
 fn log() -> impl Strategy<Value = Vec<StampedOp>> {
-    proptest::collection::vec((0u64..8, 0u8..3, op()), 1..40).prop_map(|v| {
+    let relay = proptest::option::of(0u64..4);
+    proptest::collection::vec((0u64..8, 0u8..3, op(), relay), 1..40).prop_map(|v| {
         v.into_iter()
             .enumerate()
-            .map(|(i, (wall, dev, op))| {
+            .map(|(i, (wall, dev, op, relay))| {
                 op.validate().unwrap();
+                let raw = Hlc {
+                    wall: wall + relay.map_or(0, |_| sealsync_core::MAX_FORWARD_SKEW_MS),
+                    counter: u32::try_from(i).unwrap(),
+                    device: DeviceId([dev; 16]),
+                };
                 StampedOp {
-                    hlc: Hlc {
-                        wall,
-                        counter: u32::try_from(i).unwrap(),
-                        device: DeviceId([dev; 16]),
-                    },
+                    hlc: sealsync_core::effective(raw, relay),
                     op,
                 }
             })
@@ -117,6 +122,41 @@ fn log_and_schedules() -> impl Strategy<Value = (Vec<StampedOp>, Vec<Vec<usize>>
 
 fn views(r: &Replica) -> Vec<Vec<(String, Value)>> {
     COLLECTIONS.iter().map(|c| r.get(c)).collect()
+}
+
+/// What a front end shows: (collection, id) → read object.
+type Shown = BTreeMap<(String, String), Map<String, Value>>;
+
+fn shown(r: &Replica) -> Shown {
+    COLLECTIONS
+        .iter()
+        .flat_map(|c| {
+            r.get(c)
+                .into_iter()
+                .map(move |(id, v)| ((String::from(*c), id), v.as_object().unwrap().clone()))
+        })
+        .collect()
+}
+
+/// The same, without `null` fields: `diff` reports a field the newer replica lacks as
+/// `null`, which a front end shows as absent.
+fn without_nulls(mut view: Shown) -> Shown {
+    for obj in view.values_mut() {
+        obj.retain(|_, v| !v.is_null());
+    }
+    view
+}
+
+/// Two replicas that each saw a random subset of one log.
+fn two_parts(ops: &[StampedOp], picks: &[u8]) -> (Replica, Replica) {
+    let part = |bit: u8| -> Vec<StampedOp> {
+        ops.iter()
+            .zip(picks)
+            .filter(|(_, p)| *p & bit != 0)
+            .map(|(o, _)| o.clone())
+            .collect()
+    };
+    (replay(&part(1)), replay(&part(2)))
 }
 
 proptest! {
@@ -214,5 +254,91 @@ proptest! {
         // The join of the parts is the state of their union.
         let union: Vec<StampedOp> = ops.iter().zip(&picks).filter(|(_, p)| **p & 7 != 0).map(|(o, _)| o.clone()).collect();
         prop_assert_eq!(join(&join(&a, &b), &c).to_snapshot(), replay(&union).to_snapshot());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn diff_of_a_replica_with_itself_is_empty(ops in log(), picks in proptest::collection::vec(0u8..4, 40)) {
+        let (a, _) = two_parts(&ops, &picks);
+        prop_assert!(a.diff(&a).is_empty());
+        prop_assert!(a.diff(&a.clone()).is_empty());
+        // Equal states reached in another order have no difference either.
+        let rebuilt = Replica::from_snapshot(&a.to_snapshot()).unwrap();
+        prop_assert!(a.diff(&rebuilt).is_empty());
+    }
+
+    #[test]
+    fn diff_creates_and_deletes_exactly_what_one_side_alone_shows(
+        ops in log(),
+        picks in proptest::collection::vec(0u8..4, 40),
+    ) {
+        let (a, b) = two_parts(&ops, &picks);
+        let (old, new) = (shown(&a), shown(&b));
+        let changes = a.diff(&b);
+        let keyed = |kind: ChangeKind| -> Vec<(String, String)> {
+            changes
+                .iter()
+                .filter(|c| c.kind == kind)
+                .map(|c| (c.collection.clone(), c.id.clone()))
+                .collect()
+        };
+        let only_new: Vec<(String, String)> =
+            new.keys().filter(|k| !old.contains_key(*k)).cloned().collect();
+        let only_old: Vec<(String, String)> =
+            old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+        prop_assert_eq!(keyed(ChangeKind::Created), only_new);
+        prop_assert_eq!(keyed(ChangeKind::Deleted), only_old);
+        for c in &changes {
+            prop_assert!(!c.from_self, "a diff is not the replica's own change");
+            let key = (c.collection.clone(), c.id.clone());
+            match c.kind {
+                // A created entity comes with its whole object, as `get` shows it.
+                ChangeKind::Created => prop_assert_eq!(Some(&c.fields), new.get(&key)),
+                ChangeKind::Deleted => prop_assert!(c.fields.is_empty()),
+                // Anything else concerns an entity both sides show and changes something.
+                _ => {
+                    prop_assert!(old.contains_key(&key) && new.contains_key(&key));
+                    prop_assert!(!c.fields.is_empty());
+                    prop_assert_ne!(old.get(&key), new.get(&key));
+                }
+            }
+        }
+        // And the reverse diff swaps creations and deletions.
+        let back = b.diff(&a);
+        let count = |changes: &[sealsync_core::Change], kind| {
+            changes.iter().filter(|c| c.kind == kind).count()
+        };
+        prop_assert_eq!(count(&back, ChangeKind::Created), count(&changes, ChangeKind::Deleted));
+        prop_assert_eq!(count(&back, ChangeKind::Deleted), count(&changes, ChangeKind::Created));
+    }
+
+    #[test]
+    fn applying_a_diff_to_one_view_gives_the_other(
+        ops in log(),
+        picks in proptest::collection::vec(0u8..4, 40),
+    ) {
+        let (a, b) = two_parts(&ops, &picks);
+        let mut view = shown(&a);
+        for c in a.diff(&b) {
+            let key = (c.collection.clone(), c.id.clone());
+            match c.kind {
+                ChangeKind::Created => {
+                    prop_assert!(view.insert(key, c.fields).is_none());
+                }
+                ChangeKind::Deleted => {
+                    prop_assert!(view.remove(&key).is_some());
+                }
+                _ => {
+                    let obj = view.get_mut(&key).unwrap();
+                    for (k, v) in c.fields {
+                        obj.insert(k, v);
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(without_nulls(view), without_nulls(shown(&b)));
     }
 }

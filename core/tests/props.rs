@@ -9,12 +9,14 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+use sealsync_core::limits::RelayLimits;
 use sealsync_core::wire::{
-    ClientFrame, RelayErrorCode, RelayFrame, VerifierState, MAX_CHANNELS, MIN_ENVELOPE_LEN,
+    publish_header, Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState, MAX_CHANNELS,
+    MAX_ERROR_MESSAGE, MIN_ENVELOPE_LEN, VERSION,
 };
-use sealsync_core::{ChannelTag, SessionId};
+use sealsync_core::{ChannelTag, EnvelopeHeader, SessionId};
 
-/// A valid envelope for the codec: 106..=4096 bytes, version 1, the given kind.
+/// A valid envelope for the codec: 170..=4096 bytes, version 1, the given kind.
 fn envelope(kind: u8) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), (MIN_ENVELOPE_LEN - 2)..=(4096 - 2)).prop_map(move |tail| {
         let mut e = vec![1, kind];
@@ -43,23 +45,67 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     ]
 }
 
+fn access() -> impl Strategy<Value = Access> {
+    prop_oneof![
+        Just(Access::Write),
+        Just(Access::ReadOnly),
+        Just(Access::Pending)
+    ]
+}
+
+fn limits() -> impl Strategy<Value = RelayLimits> {
+    (
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(
+                max_frame_bytes,
+                rate_burst,
+                rate_per_second,
+                max_history_events,
+                max_history_bytes,
+            )| {
+                RelayLimits {
+                    max_frame_bytes,
+                    rate_burst,
+                    rate_per_second,
+                    max_history_events,
+                    max_history_bytes,
+                }
+            },
+        )
+}
+
+/// Text of at most 1024 bytes of UTF-8: 0 to 256 chars of at most 4 bytes.
+const MESSAGE: &str = "\\PC{0,256}";
+
 fn relay_frame() -> impl Strategy<Value = RelayFrame> {
     prop_oneof![
         (
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u32>(),
-            prop_oneof![Just(VerifierState::Created), Just(VerifierState::Matched)]
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u32>()),
+            prop_oneof![Just(VerifierState::Created), Just(VerifierState::Matched)],
+            access(),
+            limits(),
         )
             .prop_map(
-                |(relay_time, head_seq, snapshot_seq, presence, verifier_state)| {
+                |(
+                    (relay_time, head_seq, snapshot_seq, presence),
+                    verifier_state,
+                    access,
+                    limits,
+                )| {
                     RelayFrame::Welcome {
                         relay_time,
                         head_seq,
                         snapshot_seq,
                         presence,
                         verifier_state,
+                        access,
+                        limits,
                     }
                 }
             ),
@@ -91,8 +137,7 @@ fn relay_frame() -> impl Strategy<Value = RelayFrame> {
         any::<u64>().prop_map(|head_seq| RelayFrame::CaughtUp { head_seq }),
         envelope(3).prop_map(|envelope| RelayFrame::Ephemeral { envelope }),
         any::<u32>().prop_map(|count| RelayFrame::Presence { count }),
-        // At most 256 chars of at most 4 bytes: within the 1024-byte limit.
-        (any::<u16>(), any::<bool>(), "\\PC{0,256}").prop_map(|(code, fatal, message)| {
+        (any::<u16>(), any::<bool>(), MESSAGE).prop_map(|(code, fatal, message)| {
             RelayFrame::Error {
                 code: RelayErrorCode::from(code),
                 fatal,
@@ -101,6 +146,23 @@ fn relay_frame() -> impl Strategy<Value = RelayFrame> {
         }),
         "\\PC{0,512}".prop_map(|json| RelayFrame::Notify { json }),
         any::<u64>().prop_map(|seq| RelayFrame::SnapshotStored { seq }),
+        (
+            any::<[u8; 16]>(),
+            any::<u64>(),
+            any::<u16>(),
+            any::<u32>(),
+            MESSAGE
+        )
+            .prop_map(|(session, counter, code, retry_after_ms, message)| {
+                RelayFrame::Refused {
+                    session: SessionId(session),
+                    counter,
+                    code: RelayErrorCode::from(code),
+                    retry_after_ms,
+                    message,
+                }
+            }),
+        access().prop_map(|access| RelayFrame::Access { access }),
     ]
 }
 
@@ -164,10 +226,10 @@ proptest! {
 
     #[test]
     fn random_bytes_after_a_valid_header_never_panic(
-        frame_type in prop_oneof![0x00..=0x06u8, 0x80..=0x8Bu8],
+        frame_type in prop_oneof![0x00..=0x06u8, 0x80..=0x8Du8],
         body in vec(any::<u8>(), 0..=256),
     ) {
-        let mut bytes = vec![1, frame_type];
+        let mut bytes = vec![VERSION, frame_type];
         bytes.extend(body);
         decode_both(&bytes);
     }
@@ -206,5 +268,40 @@ proptest! {
         let accepted = decode_both(&long);
         // Only an envelope (the rest of the frame) can absorb extra bytes.
         prop_assert_eq!(accepted, ends_in_envelope);
+    }
+}
+
+proptest! {
+    #[test]
+    fn publish_header_reads_exactly_the_publish_frames(bytes in valid_bytes()) {
+        let header = publish_header(&bytes);
+        match ClientFrame::decode(&bytes) {
+            Ok(ClientFrame::Publish { envelope }) => {
+                prop_assert_eq!(header, Some(EnvelopeHeader::parse(&envelope).unwrap().0));
+            }
+            _ => prop_assert_eq!(header, None),
+        }
+        // Another version byte: not a PUBLISH of this version.
+        let mut other = bytes;
+        other[0] ^= 0x03;
+        prop_assert_eq!(publish_header(&other), None);
+    }
+
+    #[test]
+    fn messages_over_the_limit_are_refused_by_both_encoders(
+        extra in 1..=64usize,
+        code in any::<u16>(),
+    ) {
+        let message = "x".repeat(MAX_ERROR_MESSAGE + extra);
+        let error = RelayFrame::Error { code: RelayErrorCode::from(code), fatal: false, message: message.clone() };
+        prop_assert_eq!(error.encode().unwrap_err().code(), "MALFORMED_FRAME");
+        let refused = RelayFrame::Refused {
+            session: SessionId([0; 16]),
+            counter: 1,
+            code: RelayErrorCode::from(code),
+            retry_after_ms: 0,
+            message,
+        };
+        prop_assert_eq!(refused.encode().unwrap_err().code(), "MALFORMED_FRAME");
     }
 }

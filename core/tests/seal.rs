@@ -18,7 +18,11 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use sealsync_core::envelope::{EnvelopeHeader, EnvelopeKind, ENVELOPE_HEADER_LEN};
+use sealsync_core::limits::{
+    RelayLimits, MIN_RELAY_FRAME_LIMIT, PUBLISH_OVERHEAD, SNAPSHOT_PUT_OVERHEAD,
+};
 use sealsync_core::seal::{MAX_COUNTER, MAX_ENVELOPE_LEN, OPENER_CACHE_SESSIONS};
+use sealsync_core::wire::{ClientFrame, MAX_FRAME_LEN, MIN_ENVELOPE_LEN};
 use sealsync_core::{
     padded_len, ChannelTag, DeviceId, Error, Hlc, Opener, RoomId, RoomKey, RoomKeys, SessionId,
     SessionSealer, MAX_BODY_LEN,
@@ -265,6 +269,55 @@ fn round_trips_at_the_edge_sizes() {
         before,
         "a failed seal uses no counter"
     );
+}
+
+/// The size limits of PROTOCOL.md, "Limits": the longest body seals into the longest
+/// envelope, whose `SNAPSHOT_PUT` is the smallest frame limit a relay may run with, which
+/// fits the 1 MiB a Cloudflare Worker receives.
+#[test]
+fn the_longest_envelope_fits_the_longest_frame() {
+    assert_eq!(MAX_BODY_LEN, 1_000_000);
+    assert_eq!(MAX_ENVELOPE_LEN, 1_015_914);
+    assert_eq!(MIN_ENVELOPE_LEN, 170);
+    assert_eq!(MAX_FRAME_LEN, 1_048_576);
+    assert_eq!(MIN_RELAY_FRAME_LIMIT, MAX_ENVELOPE_LEN + 10);
+
+    let keys = keys();
+    let mut sealer = SessionSealer::new(&keys, SessionId([6; 16]));
+    let body = vec![b'x'; MAX_BODY_LEN];
+    let seal = |sealer: &mut SessionSealer, kind| {
+        sealer
+            .seal(kind, keys.channel_tag("doc"), hlc(), &body, random_nonce())
+            .unwrap()
+    };
+    let snapshot = seal(&mut sealer, EnvelopeKind::Snapshot);
+    assert_eq!(snapshot.len(), MAX_ENVELOPE_LEN);
+    let put = ClientFrame::SnapshotPut {
+        upto_seq: u64::MAX,
+        envelope: snapshot,
+    }
+    .encode()
+    .unwrap();
+    assert_eq!(put.len(), MIN_RELAY_FRAME_LIMIT);
+    assert!(put.len() <= MAX_FRAME_LEN);
+    assert_eq!(put.len(), MAX_ENVELOPE_LEN + SNAPSHOT_PUT_OVERHEAD);
+    assert!(matches!(
+        ClientFrame::decode(&put),
+        Ok(ClientFrame::SnapshotPut { .. })
+    ));
+    let event = seal(&mut sealer, EnvelopeKind::Event);
+    let publish = ClientFrame::Publish { envelope: event }.encode().unwrap();
+    assert_eq!(publish.len(), MAX_ENVELOPE_LEN + PUBLISH_OVERHEAD);
+
+    // A relay announcing the smallest limit still takes every body the SDK seals.
+    let limits = RelayLimits {
+        max_frame_bytes: u32::try_from(MIN_RELAY_FRAME_LIMIT).unwrap(),
+        rate_burst: 1,
+        rate_per_second: 1,
+        max_history_events: 1,
+        max_history_bytes: 1,
+    };
+    assert_eq!(limits.max_body_len(), MAX_BODY_LEN);
 }
 
 #[test]

@@ -108,31 +108,44 @@ function fatal(message) {
 
 // ---------------------------------------------------------------- sealsync relay / echo
 
+// Wire version 2 (sealsync_core::wire::VERSION); envelopes are still version 1.
+const WIRE_VERSION = 2;
+// The shortest ciphertext an envelope carries (a 64-byte padded plaintext and its tag).
+const MIN_CIPHERTEXT = 80;
+
 const VERIFIER = randomBytes(32);
 const CHANNEL = randomBytes(16);
 const SESSION = randomBytes(16);
 
 function hello() {
   const b = Buffer.alloc(2 + 8 + 32 + 1 + 16);
-  b[0] = 1; b[1] = 0x01; // version, HELLO; after_seq 0
+  b[0] = WIRE_VERSION; b[1] = 0x01; // version, HELLO; after_seq 0
   VERIFIER.copy(b, 10); b[42] = 1; CHANNEL.copy(b, 43);
   return b;
 }
 
-// A PUBLISH frame with a well-formed envelope header (the relay never decrypts).
+// A PUBLISH frame with a well-formed envelope header (the relay never decrypts); its
+// ciphertext is at least as long as the shortest a sealed envelope has.
 function publish(counter) {
-  const env = Buffer.alloc(90 + PAYLOAD);
+  const env = Buffer.alloc(90 + Math.max(PAYLOAD, MIN_CIPHERTEXT));
   env[0] = 1; env[1] = 1; // version, kind event; key_epoch 0
   CHANNEL.copy(env, 6); SESSION.copy(env, 22);
   env.writeBigUInt64BE(BigInt(counter), 38);
-  randomBytes(12 + 32 + PAYLOAD).copy(env, 46);
-  return Buffer.concat([Buffer.from([1, 0x02]), env]);
+  randomBytes(env.length - 46).copy(env, 46);
+  return Buffer.concat([Buffer.from([WIRE_VERSION, 0x02]), env]);
 }
 
 function relayError(data) {
   const code = data.length >= 4 ? data.readUInt16BE(2) : -1;
   const len = data.length >= 7 ? data.readUInt16BE(5) : 0;
   return `relay ERROR code ${code}: ${data.subarray(7, 7 + len).toString("utf8")}`;
+}
+
+// REFUSED: session [16], counter u64, code u16, retry_after_ms u32, message_len u16, message.
+function relayRefused(data) {
+  const code = data.length >= 28 ? data.readUInt16BE(26) : -1;
+  const len = data.length >= 34 ? data.readUInt16BE(32) : 0;
+  return `relay REFUSED code ${code}: ${data.subarray(34, 34 + len).toString("utf8")}`;
 }
 
 // --------------------------------------------------------------------------- y-websocket
@@ -183,6 +196,7 @@ const TARGETS = {
     counterOf: (data) => {
       if (data[1] === 0x83) return Number(data.readBigUInt64BE(18 + 38)); // EVENT: seq, relay_time, envelope
       if (data[1] === 0x88) fatal(relayError(data));
+      if (data[1] === 0x8b) fatal(relayRefused(data));
       return null; // PRESENCE, ACK (sender)
     },
   },

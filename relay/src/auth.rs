@@ -3,8 +3,9 @@
 //! [`keys`]: `EdDSA`, `ES256` or `RS256`) and refuses with 403 otherwise.
 //!
 //! The token travels in `Sec-WebSocket-Protocol` (browsers cannot set other headers on a
-//! WebSocket) as the subprotocol `sealsync.auth.<jwt>`, next to `sealsync.v1`; the relay
-//! echoes only `sealsync.v1`, never the token. For `GET /room/:room/presence` it travels
+//! WebSocket) as the subprotocol `sealsync.auth.<jwt>` (`wire::AUTH_SUBPROTOCOL_PREFIX`),
+//! next to `sealsync.v2` (`wire::SUBPROTOCOL`); the relay echoes only `sealsync.v2`, never
+//! the token. For `GET /room/:room/presence` it travels
 //! as `Authorization: Bearer <jwt>`.
 //!
 //! Which rooms a token opens:
@@ -24,13 +25,11 @@ pub mod keys;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_compact::KeyPair;
+use sealsync_core::wire::AUTH_SUBPROTOCOL_PREFIX;
 use sealsync_core::RoomId;
 use serde::{Deserialize, Serialize};
 
 pub use keys::{Algorithm, KeySet, PublicKey};
-
-/// The subprotocol prefix that carries the token.
-pub const TOKEN_PROTOCOL_PREFIX: &str = "sealsync.auth.";
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 60;
@@ -152,8 +151,11 @@ impl core::fmt::Display for AuthError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Self::Missing => {
-                "this relay needs a token: offer the subprotocol sealsync.auth.<jwt> \
-                 (or Authorization: Bearer <jwt> for presence)"
+                return write!(
+                    f,
+                    "this relay needs a token: offer the subprotocol \
+                     {AUTH_SUBPROTOCOL_PREFIX}<jwt> (or Authorization: Bearer <jwt> for presence)"
+                );
             }
             Self::Malformed => "the token is not a well-formed JWT",
             Self::UnsupportedAlgorithm => {
@@ -179,7 +181,7 @@ pub fn token_from_protocols(header: &str) -> Option<&str> {
     header
         .split(',')
         .map(str::trim)
-        .find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX))
+        .find_map(|p| p.strip_prefix(AUTH_SUBPROTOCOL_PREFIX))
 }
 
 /// The token in an `Authorization: Bearer <jwt>` header value, if any.

@@ -7,13 +7,17 @@
 
 use std::collections::BTreeMap;
 
-use sealsync_core::envelope::{EnvelopeHeader, EnvelopeKind};
-use sealsync_core::wire::{encode_event, ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
+use sealsync_core::envelope::EnvelopeHeader;
+use sealsync_core::limits::{Take, TokenBucket, HISTORY_FULL_RETRY_MS};
+use sealsync_core::wire::{
+    encode_event, publish_header, Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState,
+    MAX_ERROR_MESSAGE, MAX_FRAME_LEN,
+};
 use sealsync_core::{ChannelTag, Error, SessionId};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::limits::{Limits, TokenBucket};
+use crate::limits::Limits;
 use crate::store::{NewEvent, RoomStore, StoreError};
 
 /// A socket's id within its room (unique while the room's object lives).
@@ -21,9 +25,6 @@ pub type PeerId = u64;
 
 /// Events read from storage per page during catch-up.
 const CATCH_UP_PAGE: usize = 256;
-
-/// The longest `ERROR` message the protocol allows, in bytes.
-const MAX_ERROR_MESSAGE: usize = 1024;
 
 /// Above this many joined sockets, presence changes are coalesced ([`Out::PresenceChanged`]).
 pub const PRESENCE_COALESCE_ABOVE: u32 = 64;
@@ -41,7 +42,7 @@ pub struct Peer {
     pub joined: bool,
     /// The channels it receives (from `HELLO`).
     pub channels: Vec<ChannelTag>,
-    /// Its rate limit.
+    /// Its rate limit (at [`Limits::pace`]).
     pub bucket: TokenBucket,
     /// The authenticated user (JWT `sub`), when auth is on.
     pub user: Option<String>,
@@ -62,11 +63,29 @@ impl Peer {
             id,
             joined: false,
             channels: Vec::new(),
-            bucket: TokenBucket::full(limits, now_ms),
+            bucket: TokenBucket::full(limits.pace(), now_ms),
             user: None,
             role: None,
             pending: false,
             client: None,
+        }
+    }
+
+    /// What the socket may do (`WELCOME.access`, `ACCESS`): a pending guest only reads, a
+    /// read-only role ([`crate::auth::is_read_only_role`]) reads and sends ephemeral
+    /// frames, anyone else writes.
+    #[must_use]
+    pub fn access(&self) -> Access {
+        if self.pending {
+            Access::Pending
+        } else if self
+            .role
+            .as_deref()
+            .is_some_and(crate::auth::is_read_only_role)
+        {
+            Access::ReadOnly
+        } else {
+            Access::Write
         }
     }
 }
@@ -123,13 +142,28 @@ fn encode(frame: &RelayFrame) -> Option<Vec<u8>> {
     frame.encode().ok()
 }
 
-/// The error code a frame that failed to decode gets.
+/// The error code a frame that failed to decode gets. (The relay checks the size before
+/// decoding, never above the codec's own limit, so `FrameTooLarge` cannot come from here.)
 fn decode_error_code(err: &Error) -> RelayErrorCode {
     match err {
         Error::WireVersion { .. } => RelayErrorCode::UnsupportedVersion,
-        Error::FrameTooLarge { .. } => RelayErrorCode::TooLarge,
         Error::WrongKind { .. } => RelayErrorCode::WrongKind,
         _ => RelayErrorCode::BadFrame,
+    }
+}
+
+/// Why a write (publish, snapshot) from a socket with this access is refused, if it is.
+fn write_refusal(access: Access) -> Option<(RelayErrorCode, &'static str)> {
+    match access {
+        Access::Write => None,
+        Access::ReadOnly => Some((
+            RelayErrorCode::ReadOnly,
+            "your role may read this room but not change it; the change was not stored",
+        )),
+        Access::Pending => Some((
+            RelayErrorCode::GuestPending,
+            "you are a guest waiting to be admitted; changes are refused until then",
+        )),
     }
 }
 
@@ -264,21 +298,11 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         }
     }
 
+    /// `ERROR`, fatal (then the socket is closed) when the protocol makes `code` always
+    /// fatal ([`RelayErrorCode::is_fatal`]).
     fn error(&mut self, to: PeerId, code: RelayErrorCode, message: String) {
-        if let Some(close) = code.close_code() {
-            if let Some(frame) = encode(&RelayFrame::Error {
-                code,
-                fatal: true,
-                message: bounded(message),
-            }) {
-                self.out.push(Out::Send { to, frame });
-            }
-            self.out.push(Out::Close {
-                to,
-                code: close,
-                reason: close_reason(code),
-            });
-            self.remove(to);
+        if code.is_fatal() {
+            self.give_up(to, code, message);
         } else {
             self.send(
                 to,
@@ -288,6 +312,94 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                     message: bounded(message),
                 },
             );
+        }
+    }
+
+    /// A fatal `ERROR`, then the socket is closed with the code's close code; the peer
+    /// leaves the room.
+    fn give_up(&mut self, to: PeerId, code: RelayErrorCode, message: String) {
+        if let Some(frame) = encode(&RelayFrame::Error {
+            code,
+            fatal: true,
+            message: bounded(message),
+        }) {
+            self.out.push(Out::Send { to, frame });
+        }
+        self.out.push(Out::Close {
+            to,
+            code: code.close_code().unwrap_or(CLOSE_INTERNAL_ERROR),
+            reason: close_reason(code),
+        });
+        self.remove(to);
+    }
+
+    /// `REFUSED`: the change `header` names was not stored; the socket stays.
+    fn refuse(
+        &mut self,
+        to: PeerId,
+        header: &EnvelopeHeader,
+        code: RelayErrorCode,
+        retry_after_ms: u32,
+        message: String,
+    ) {
+        self.send(
+            to,
+            &RelayFrame::Refused {
+                session: header.session,
+                counter: header.counter,
+                code,
+                retry_after_ms,
+                message: bounded(message),
+            },
+        );
+    }
+
+    /// Takes a token from `from`'s bucket for `frame` (`None`: a text message); `true`
+    /// when the frame may be handled. Out of tokens, a `PUBLISH` that names its change gets
+    /// `REFUSED RATE_LIMITED` with the wait, any other frame a non-fatal `ERROR
+    /// RATE_LIMITED`, and is dropped; a sender that ignored a whole burst of those hints is
+    /// closed (1008).
+    fn take_token(&mut self, from: PeerId, frame: Option<&[u8]>, now_ms: u64) -> bool {
+        let pace = self.limits.pace();
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return false;
+        };
+        match peer.bucket.take(pace, now_ms) {
+            Take::Ok => true,
+            Take::Wait { retry_after_ms } => {
+                let message = format!(
+                    "over {} frames in a burst or {} per second: wait {retry_after_ms} ms \
+                     before sending again",
+                    pace.burst, pace.per_second
+                );
+                match frame.and_then(publish_header) {
+                    Some(header) => self.refuse(
+                        from,
+                        &header,
+                        RelayErrorCode::RateLimited,
+                        retry_after_ms,
+                        message,
+                    ),
+                    None => self.send(
+                        from,
+                        &RelayFrame::Error {
+                            code: RelayErrorCode::RateLimited,
+                            fatal: false,
+                            message: bounded(format!("{message}; this frame was dropped")),
+                        },
+                    ),
+                }
+                false
+            }
+            Take::Exceeded => {
+                let message = format!(
+                    "kept sending past {} frames in a burst or {} per second despite the \
+                     retry hints; reconnect with backoff",
+                    pace.burst, pace.per_second
+                );
+                self.give_up(from, RelayErrorCode::RateLimited, message);
+                false
+            }
         }
     }
 
@@ -314,10 +426,11 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             .collect()
     }
 
-    /// A text message other than the heartbeat (which the runtime answers by itself).
+    /// A text message other than the heartbeat (which the runtime answers by itself) from
+    /// `from` at `now_ms`: it costs a token like a binary frame.
     #[must_use]
-    pub fn handle_text(mut self, from: PeerId) -> Vec<Out> {
-        if self.peers.contains_key(&from) {
+    pub fn handle_text(mut self, from: PeerId, now_ms: u64) -> Vec<Out> {
+        if self.take_token(from, None, now_ms) {
             self.error(
                 from,
                 RelayErrorCode::BadFrame,
@@ -339,32 +452,24 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Vec<Out>, StoreError> {
-        let limits = self.limits;
-        let Some(peer) = self.peers.get_mut(&from) else {
+        if !self.take_token(from, Some(bytes), now_ms) {
             return Ok(self.out);
-        };
-        if bytes.len() > limits.max_frame_bytes {
+        }
+        let max = self.limits.max_frame_bytes.min(MAX_FRAME_LEN);
+        if bytes.len() > max {
             let message = format!(
-                "frame of {} bytes is over this relay's limit of {} bytes",
-                bytes.len(),
-                limits.max_frame_bytes
+                "frame of {} bytes is over this relay's limit of {max} bytes",
+                bytes.len()
             );
-            self.error(from, RelayErrorCode::TooLarge, message);
+            // A PUBLISH that names its change is refused (the client drops that change);
+            // a frame the relay cannot name ends the socket.
+            match publish_header(bytes) {
+                Some(header) => self.refuse(from, &header, RelayErrorCode::TooLarge, 0, message),
+                None => self.give_up(from, RelayErrorCode::TooLarge, message),
+            }
             return Ok(self.out);
         }
-        let allowed = peer.bucket.take(limits, now_ms);
-        let joined = peer.joined;
-        if !allowed {
-            self.error(
-                from,
-                RelayErrorCode::RateLimited,
-                format!(
-                    "more than {} frames in a burst or {} per second; reconnect with backoff",
-                    limits.rate_burst, limits.rate_per_second
-                ),
-            );
-            return Ok(self.out);
-        }
+        let joined = self.peers.get(&from).is_some_and(|p| p.joined);
         let frame = match ClientFrame::decode(bytes) {
             Ok(frame) => frame,
             Err(err) => {
@@ -430,6 +535,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         peer.joined = true;
         peer.channels = channels;
         self.out.push(Out::Save(from));
+        let access = peer.access();
         let presence = self.presence();
         let welcome = RelayFrame::Welcome {
             relay_time: now_ms,
@@ -437,6 +543,8 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             snapshot_seq: self.store.snapshot_seq()?,
             presence,
             verifier_state,
+            access,
+            limits: self.limits.announced(),
         };
         self.send(from, &welcome);
         self.catch_up(from, after_seq)?;
@@ -447,9 +555,9 @@ impl<'a, S: RoomStore> Hub<'a, S> {
     /// Snapshot when `after_seq` is behind it, then the stored events in order, then
     /// `CAUGHT_UP` (PROTOCOL.md, "Ordering").
     ///
-    /// Every stored event goes to every joined socket, whatever its channel: sequence numbers
-    /// stay contiguous for each client, so a hole always means a loss. Clients skip events of
-    /// channels they do not follow after opening the header.
+    /// Every stored event goes to every joined socket, whatever its channel: stored changes
+    /// belong to the whole room (clients merge every event), and sequence numbers stay
+    /// contiguous for each client, so a hole always means a loss.
     fn catch_up(&mut self, from: PeerId, after_seq: u64) -> Result<(), StoreError> {
         if !self.peers.contains_key(&from) {
             return Ok(());
@@ -486,28 +594,11 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         Ok(())
     }
 
-    /// The envelope's header, checked against the kind the frame takes; `None` after an
-    /// error was queued.
-    fn header(
-        &mut self,
-        from: PeerId,
-        envelope: &[u8],
-        kind: EnvelopeKind,
-    ) -> Option<EnvelopeHeader> {
+    /// The header of an envelope the codec already checked (length, version, kind); `None`
+    /// after an error was queued, which a decoded frame never gets.
+    fn header(&mut self, from: PeerId, envelope: &[u8]) -> Option<EnvelopeHeader> {
         match EnvelopeHeader::parse(envelope) {
-            Ok((header, _)) if header.kind == kind => Some(header),
-            Ok((header, _)) => {
-                self.error(
-                    from,
-                    RelayErrorCode::WrongKind,
-                    format!(
-                        "envelope kind {} does not fit this frame (it takes kind {})",
-                        header.kind.as_u8(),
-                        kind.as_u8()
-                    ),
-                );
-                None
-            }
+            Ok((header, _)) => Some(header),
             Err(err) => {
                 self.error(from, decode_error_code(&err), err.to_string());
                 None
@@ -515,39 +606,9 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         }
     }
 
-    /// Refuses a write (publish, snapshot) from a pending guest or a read-only role with a
-    /// non-fatal error; `true` when refused.
-    fn refuse_write(&mut self, from: PeerId) -> bool {
-        if self.refuse_pending(from) {
-            return true;
-        }
-        let read_only = self
-            .peers
-            .get(&from)
-            .and_then(|p| p.role.as_deref())
-            .is_some_and(crate::auth::is_read_only_role);
-        if read_only {
-            self.error(
-                from,
-                RelayErrorCode::ReadOnly,
-                "your role may read this room but not change it; the change was not stored".into(),
-            );
-        }
-        read_only
-    }
-
-    /// Refuses an ephemeral frame from a pending guest (a read-only role may send them:
-    /// cursors and typing are not changes); `true` when refused.
-    fn refuse_pending(&mut self, from: PeerId) -> bool {
-        if self.peers.get(&from).is_some_and(|p| p.pending) {
-            self.error(
-                from,
-                RelayErrorCode::GuestPending,
-                "you are a guest waiting to be admitted; publishing is refused until then".into(),
-            );
-            return true;
-        }
-        false
+    /// The socket's access (a gone socket may do nothing).
+    fn access(&self, from: PeerId) -> Access {
+        self.peers.get(&from).map_or(Access::Pending, Peer::access)
     }
 
     /// Acknowledges a republished envelope with the sequence of its stored copy; `false`
@@ -575,12 +636,18 @@ impl<'a, S: RoomStore> Hub<'a, S> {
     }
 
     fn publish(&mut self, from: PeerId, envelope: &[u8], now_ms: u64) -> Result<(), StoreError> {
-        if self.refuse_write(from) {
-            return Ok(());
-        }
-        let Some(header) = self.header(from, envelope, EnvelopeKind::Event) else {
+        let Some(header) = self.header(from, envelope) else {
             return Ok(());
         };
+        // A change stored before (the socket's access changed since, or the room filled
+        // up) is acknowledged, never refused: refusing it would make its sender roll back
+        // what everyone else has.
+        if let Some((code, message)) = write_refusal(self.access(from)) {
+            if !self.ack_duplicate(from, &header.session, header.counter)? {
+                self.refuse(from, &header, code, 0, message.into());
+            }
+            return Ok(());
+        }
         let usage = self.store.usage()?;
         let len = envelope.len() as u64;
         if usage.events >= self.limits.max_history_events
@@ -595,7 +662,13 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                     self.limits.max_history_events,
                     self.limits.max_history_bytes
                 );
-                self.error(from, RelayErrorCode::HistoryFull, message);
+                self.refuse(
+                    from,
+                    &header,
+                    RelayErrorCode::HistoryFull,
+                    HISTORY_FULL_RETRY_MS,
+                    message,
+                );
             }
             return Ok(());
         }
@@ -642,13 +715,8 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         upto_seq: u64,
         envelope: &[u8],
     ) -> Result<(), StoreError> {
-        if self.refuse_write(from) {
-            return Ok(());
-        }
-        if self
-            .header(from, envelope, EnvelopeKind::Snapshot)
-            .is_none()
-        {
+        if let Some((code, message)) = write_refusal(self.access(from)) {
+            self.error(from, code, message.into());
             return Ok(());
         }
         let head = self.store.head_seq()?;
@@ -683,11 +751,19 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         Ok(())
     }
 
+    /// Relays an ephemeral frame to the joined sockets that follow its channel. A read-only
+    /// role may send them (cursors and typing are not changes), a pending guest may not.
     fn ephemeral(&mut self, from: PeerId, envelope: Vec<u8>) {
-        if self.refuse_pending(from) {
+        if self.access(from) == Access::Pending {
+            self.error(
+                from,
+                RelayErrorCode::GuestPending,
+                "you are a guest waiting to be admitted; ephemeral frames are refused until then"
+                    .into(),
+            );
             return;
         }
-        let Some(header) = self.header(from, &envelope, EnvelopeKind::Ephemeral) else {
+        let Some(header) = self.header(from, &envelope) else {
             return;
         };
         let to = self.audience(from, &header.channel);

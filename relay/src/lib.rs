@@ -6,10 +6,10 @@
 //! id, counter, channel tag, kind) through `sealsync_core`'s codec.
 //!
 //! Everything with a rule in it is plain Rust tested on the host: [`route`] (HTTP routing),
-//! [`limits`] (configuration and the token bucket), [`hub`] (the room's protocol rules,
-//! sans-IO), [`store`] (the storage trait, with an in-memory implementation), [`auth`]
-//! (the `jwt` auth mode) and [`notify`] (backend pushes). The wasm-only modules `room`
-//! (the Durable Object) and `sql` (SQLite) only translate.
+//! [`limits`] (configuration, what `WELCOME` announces, the token bucket's pace), [`hub`]
+//! (the room's protocol rules, sans-IO), [`store`] (the storage trait, with an in-memory
+//! implementation), [`auth`] (the `jwt` auth mode) and [`notify`] (backend pushes). The
+//! wasm-only modules `room` (the Durable Object) and `sql` (SQLite) only translate.
 #![deny(unsafe_code)]
 
 pub mod auth;
@@ -28,13 +28,13 @@ pub mod room;
 #[cfg(target_arch = "wasm32")]
 pub mod sql;
 
-/// The WebSocket subprotocol name the relay echoes when a client offers it.
-pub const PROTOCOL_NAME: &str = "sealsync.v1";
+use sealsync_core::wire::SUBPROTOCOL;
 
-/// Whether a `Sec-WebSocket-Protocol` header value offers [`PROTOCOL_NAME`].
+/// Whether a `Sec-WebSocket-Protocol` header value offers this wire version's subprotocol
+/// ([`SUBPROTOCOL`], `sealsync.v2`), which the relay then echoes.
 #[must_use]
 pub fn offers_protocol(header: &str) -> bool {
-    header.split(',').any(|p| p.trim() == PROTOCOL_NAME)
+    header.split(',').any(|p| p.trim() == SUBPROTOCOL)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -44,7 +44,7 @@ pub(crate) fn offered_protocol(req: &worker::Request) -> Option<&'static str> {
         .ok()
         .flatten()
         .filter(|h| offers_protocol(h))
-        .map(|_| PROTOCOL_NAME)
+        .map(|_| SUBPROTOCOL)
 }
 
 /// Routes a worker request: the Worker and the room's object route alike.
@@ -311,9 +311,14 @@ mod tests {
 
     #[test]
     fn protocol_offer() {
-        assert!(offers_protocol("sealsync.v1"));
-        assert!(offers_protocol("token.abc, sealsync.v1"));
-        assert!(!offers_protocol("sealsync.v2"));
+        assert_eq!(SUBPROTOCOL, "sealsync.v2");
+        assert!(offers_protocol("sealsync.v2"));
+        assert!(offers_protocol("sealsync.auth.abc, sealsync.v2"));
+        assert!(
+            !offers_protocol("sealsync.v1"),
+            "wire v1 clients are not served"
+        );
+        assert!(!offers_protocol("sealsync.v3"));
         assert!(!offers_protocol(""));
     }
 }

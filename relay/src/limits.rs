@@ -1,15 +1,21 @@
-//! The relay's configurable limits (`[vars]` in `wrangler.toml`) and the per-connection
-//! token bucket.
+//! The relay's configurable limits (`[vars]` in `wrangler.toml`): what it enforces and
+//! announces to every client in `WELCOME` ([`Limits::announced`]), and the pace of the
+//! per-connection token bucket ([`Limits::pace`]; the bucket itself is
+//! `sealsync_core::limits::TokenBucket`, the same one the client paces itself with).
 //!
 //! Every limit has a default that fits a small production deployment; a variable that is
-//! present but does not parse is a configuration error (the worker answers 500 naming it)
-//! rather than a silent fallback.
+//! present but does not parse, or is out of its range, is a configuration error (the
+//! worker answers 500 naming it) rather than a silent fallback.
 
-use serde::{Deserialize, Serialize};
+use sealsync_core::limits::{Pace, RelayLimits, MIN_RELAY_FRAME_LIMIT};
+use sealsync_core::wire::MAX_FRAME_LEN;
 
-/// `MAX_FRAME_BYTES`: the largest binary frame a socket may send; larger frames get
-/// `ERROR TOO_LARGE` and close code 1009.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 1_048_576;
+/// `MAX_FRAME_BYTES`: the largest binary frame a socket may send (1 MiB, also the most it
+/// may be set to: the largest WebSocket message a Worker receives). A larger `PUBLISH` gets
+/// `REFUSED TOO_LARGE` (the socket stays); any other larger frame gets `ERROR TOO_LARGE` and
+/// close code 1009. It may not be set below [`MIN_RELAY_FRAME_LIMIT`], the largest frame
+/// the SDK builds.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = MAX_FRAME_LEN;
 /// `RATE_BURST`: frames a connection may send back to back.
 pub const DEFAULT_RATE_BURST: u32 = 120;
 /// `RATE_PER_SECOND`: frames per second a connection may sustain.
@@ -23,21 +29,23 @@ pub const DEFAULT_MAX_HISTORY_BYTES: u64 = 256 * 1024 * 1024;
 /// `IDLE_ROOM_TTL_SECONDS`: a room with no socket for this long is deleted by its alarm.
 pub const DEFAULT_IDLE_ROOM_TTL_SECONDS: u64 = 30 * 24 * 3600;
 
-/// A variable in `[vars]` that does not parse.
+/// A variable in `[vars]` that does not parse or is out of its range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The variable's name.
     pub name: &'static str,
     /// Its value as found.
     pub value: String,
+    /// What it must be instead ("a positive integer", or its allowed range).
+    pub expected: String,
 }
 
 impl core::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "relay configuration: {} = {:?} is not a positive integer; fix [vars] in wrangler.toml",
-            self.name, self.value
+            "relay configuration: {} = {:?} is not {}; fix [vars] in wrangler.toml",
+            self.name, self.value, self.expected
         )
     }
 }
@@ -91,16 +99,63 @@ fn parse_positive<T: core::str::FromStr + PartialEq + Default>(
     };
     match raw.trim().parse::<T>() {
         Ok(v) if v != T::default() => Ok(v),
-        _ => Err(ConfigError { name, value: raw }),
+        _ => Err(ConfigError {
+            name,
+            value: raw,
+            expected: "a positive integer".into(),
+        }),
     }
 }
 
+/// `MAX_FRAME_BYTES`: a positive integer from [`MIN_RELAY_FRAME_LIMIT`] (below it the relay
+/// would refuse changes the SDK accepts) to [`MAX_FRAME_LEN`] (above it the runtime, and
+/// the codec, refuse the frame before the relay could name it).
+fn frame_limit(raw: Option<String>, default: usize) -> Result<usize, ConfigError> {
+    const NAME: &str = "MAX_FRAME_BYTES";
+    let found = raw.clone().unwrap_or_default();
+    let value = parse_positive(NAME, raw, default)?;
+    if (MIN_RELAY_FRAME_LIMIT..=MAX_FRAME_LEN).contains(&value) {
+        return Ok(value);
+    }
+    Err(ConfigError {
+        name: NAME,
+        value: found,
+        expected: format!(
+            "within {MIN_RELAY_FRAME_LIMIT}..={MAX_FRAME_LEN} bytes (the largest frame the SDK \
+             builds, a snapshot of the longest envelope, up to the 1 MiB a Worker receives)"
+        ),
+    })
+}
+
 impl Limits {
+    /// The token bucket's pace for each socket: [`Self::rate_burst`] frames back to back,
+    /// [`Self::rate_per_second`] sustained.
+    #[must_use]
+    pub const fn pace(&self) -> Pace {
+        Pace {
+            burst: self.rate_burst,
+            per_second: self.rate_per_second,
+        }
+    }
+
+    /// What `WELCOME` announces: the client paces itself and sizes its frames by it.
+    #[must_use]
+    pub fn announced(&self) -> RelayLimits {
+        RelayLimits {
+            max_frame_bytes: u32::try_from(self.max_frame_bytes).unwrap_or(u32::MAX),
+            rate_burst: self.rate_burst,
+            rate_per_second: self.rate_per_second,
+            max_history_events: self.max_history_events,
+            max_history_bytes: self.max_history_bytes,
+        }
+    }
+
     /// Reads every limit through `var` (the worker passes `env.var(name)`); a missing
     /// variable takes its default.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the first variable that is present but not a positive integer.
+    /// [`ConfigError`] naming the first variable that is present but not a positive integer,
+    /// or (`MAX_FRAME_BYTES`) outside [`MIN_RELAY_FRAME_LIMIT`]`..=`[`MAX_FRAME_LEN`].
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let d = Self::default();
         let ttl_s = parse_positive(
@@ -109,11 +164,7 @@ impl Limits {
             DEFAULT_IDLE_ROOM_TTL_SECONDS,
         )?;
         Ok(Self {
-            max_frame_bytes: parse_positive(
-                "MAX_FRAME_BYTES",
-                var("MAX_FRAME_BYTES"),
-                d.max_frame_bytes,
-            )?,
+            max_frame_bytes: frame_limit(var("MAX_FRAME_BYTES"), d.max_frame_bytes)?,
             rate_burst: parse_positive("RATE_BURST", var("RATE_BURST"), d.rate_burst)?,
             rate_per_second: parse_positive(
                 "RATE_PER_SECOND",
@@ -161,47 +212,6 @@ impl Limits {
     }
 }
 
-/// A per-connection token bucket in thousandths of a frame, so it refills smoothly with
-/// integer arithmetic. It lives in memory with the socket's peer and is written to the
-/// attachment only when the peer's lasting state changes (join, role), not per frame: an
-/// object hibernates only after seconds without a message, by which time a bucket of the
-/// default size has refilled anyway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenBucket {
-    /// Tokens left, in thousandths.
-    milli: u64,
-    /// When `milli` was last brought up to date, ms since the Unix epoch.
-    at: u64,
-}
-
-impl TokenBucket {
-    /// A full bucket at `now_ms`.
-    #[must_use]
-    pub fn full(limits: &Limits, now_ms: u64) -> Self {
-        Self {
-            milli: u64::from(limits.rate_burst) * 1000,
-            at: now_ms,
-        }
-    }
-
-    /// Takes one token at `now_ms`, refilling first; `false` when the bucket is empty
-    /// (the frame must be refused). A clock that goes backwards refills nothing.
-    pub fn take(&mut self, limits: &Limits, now_ms: u64) -> bool {
-        let cap = u64::from(limits.rate_burst) * 1000;
-        let elapsed = now_ms.saturating_sub(self.at);
-        // rate_per_second tokens per 1000 ms = rate_per_second thousandths per ms.
-        let refill = elapsed.saturating_mul(u64::from(limits.rate_per_second));
-        self.milli = self.milli.saturating_add(refill).min(cap);
-        self.at = self.at.max(now_ms);
-        if self.milli >= 1000 {
-            self.milli -= 1000;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,16 +233,25 @@ mod tests {
     #[test]
     fn vars_override_defaults() {
         let l = Limits::from_vars(vars(&[
-            ("MAX_FRAME_BYTES", "4096"),
+            ("MAX_FRAME_BYTES", &MIN_RELAY_FRAME_LIMIT.to_string()),
+            ("RATE_BURST", "10"),
+            ("RATE_PER_SECOND", "5"),
             ("IDLE_ROOM_TTL_SECONDS", "20"),
             ("ALLOWED_ORIGINS", "https://a.example/, https://b.example,,"),
         ]))
         .unwrap();
-        assert_eq!(l.max_frame_bytes, 4096);
+        assert_eq!(l.max_frame_bytes, MIN_RELAY_FRAME_LIMIT);
         assert_eq!(l.idle_room_ttl_ms, 20_000);
         assert_eq!(
             l.allowed_origins,
             ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(
+            l.pace(),
+            Pace {
+                burst: 10,
+                per_second: 5
+            }
         );
     }
 
@@ -242,7 +261,88 @@ mod tests {
             let err = Limits::from_vars(vars(&[("RATE_BURST", bad)])).unwrap_err();
             assert_eq!(err.name, "RATE_BURST");
             assert!(err.to_string().contains("RATE_BURST"), "{err}");
+            assert!(err.to_string().contains("positive integer"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_frame_limit_is_1_mib_by_default_and_may_not_leave_its_range() {
+        assert_eq!(DEFAULT_MAX_FRAME_BYTES, 1_048_576);
+        assert_eq!(Limits::default().max_frame_bytes, 1_048_576);
+        for ok in [MIN_RELAY_FRAME_LIMIT, MAX_FRAME_LEN] {
+            let l = Limits::from_vars(vars(&[("MAX_FRAME_BYTES", &ok.to_string())])).unwrap();
+            assert_eq!(l.max_frame_bytes, ok);
+        }
+        for bad in [1, 65_536, MIN_RELAY_FRAME_LIMIT - 1, MAX_FRAME_LEN + 1] {
+            let err =
+                Limits::from_vars(vars(&[("MAX_FRAME_BYTES", &bad.to_string())])).unwrap_err();
+            assert_eq!(err.name, "MAX_FRAME_BYTES");
+            let text = err.to_string();
+            assert!(text.contains("MAX_FRAME_BYTES"), "{text}");
+            assert!(
+                text.contains(&format!("{MIN_RELAY_FRAME_LIMIT}..={MAX_FRAME_LEN}")),
+                "the message gives the range: {text}"
+            );
+        }
+        let err = Limits::from_vars(vars(&[("MAX_FRAME_BYTES", "big")])).unwrap_err();
+        assert!(err.to_string().contains("positive integer"), "{err}");
+    }
+
+    /// `NAME = "value"` lines of a TOML or shell file (`NAME=value`), unquoted.
+    fn assignments(text: &str) -> BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_configurations_are_accepted() {
+        let deploy = assignments(include_str!("../wrangler.toml"));
+        let limits = Limits::from_vars(|k| deploy.get(k).cloned()).unwrap();
+        assert_eq!(
+            limits,
+            Limits::default(),
+            "wrangler.toml repeats the defaults"
+        );
+        // The integration tests run at the smallest frame limit allowed.
+        let tests = assignments(include_str!("../tests/run.sh"));
+        assert_eq!(
+            tests["MAX_FRAME"],
+            MIN_RELAY_FRAME_LIMIT.to_string(),
+            "relay/tests/run.sh"
+        );
+        Limits::from_vars(|k| match k {
+            "MAX_FRAME_BYTES" => tests.get("MAX_FRAME").cloned(),
+            "RATE_BURST" => tests.get("RATE_BURST").cloned(),
+            "RATE_PER_SECOND" => tests.get("RATE_PER_SECOND").cloned(),
+            "MAX_HISTORY_EVENTS" => tests.get("MAX_HISTORY").cloned(),
+            _ => None,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn welcome_announces_what_is_enforced() {
+        let l = Limits {
+            max_frame_bytes: MIN_RELAY_FRAME_LIMIT,
+            rate_burst: 7,
+            rate_per_second: 3,
+            max_history_events: 11,
+            max_history_bytes: 13,
+            ..Limits::default()
+        };
+        assert_eq!(
+            l.announced(),
+            RelayLimits {
+                max_frame_bytes: u32::try_from(MIN_RELAY_FRAME_LIMIT).unwrap(),
+                rate_burst: 7,
+                rate_per_second: 3,
+                max_history_events: 11,
+                max_history_bytes: 13,
+            }
+        );
     }
 
     #[test]
@@ -258,30 +358,5 @@ mod tests {
         assert!(l.origin_allowed(Some("https://app.example/")));
         assert!(!l.origin_allowed(Some("https://evil.example")));
         assert!(!l.origin_allowed(Some("https://app.example.evil.example")));
-    }
-
-    #[test]
-    fn bucket_allows_burst_then_refills_at_rate() {
-        let l = Limits {
-            rate_burst: 3,
-            rate_per_second: 2,
-            ..Limits::default()
-        };
-        let mut b = TokenBucket::full(&l, 1000);
-        assert!(b.take(&l, 1000));
-        assert!(b.take(&l, 1000));
-        assert!(b.take(&l, 1000));
-        assert!(!b.take(&l, 1000));
-        // 2 per second: after 499 ms less than one token, at 500 ms one.
-        assert!(!b.take(&l, 1499));
-        assert!(b.take(&l, 1500));
-        assert!(!b.take(&l, 1500));
-        // A long pause refills only up to the burst.
-        for _ in 0..3 {
-            assert!(b.take(&l, 100_000));
-        }
-        assert!(!b.take(&l, 100_000));
-        // A clock going backwards neither refills nor panics.
-        assert!(!b.take(&l, 5));
     }
 }

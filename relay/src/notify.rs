@@ -11,10 +11,10 @@
 //! - `direct`: `NOTIFY` with `data` to the sockets of `user`;
 //! - `ban`: `ERROR BANNED` and close 4010 for the sockets of `user`, and the user is refused
 //!   from then on (the ban is stored in the room);
-//! - `role`: sets `role` on the sockets of `user` and tells them with a `NOTIFY`
-//!   `{"kind":"role","role":…}`;
-//! - `admit`: a pending guest becomes a member (may publish) and is told with a `NOTIFY`
-//!   `{"kind":"admit"}`.
+//! - `role`: sets `role` on the sockets of `user` and tells them with an `ACCESS` frame
+//!   (what they may do now, as in `WELCOME`) and a `NOTIFY` `{"kind":"role","role":…}`;
+//! - `admit`: a pending guest becomes a member (may publish) and is told with an `ACCESS`
+//!   frame and a `NOTIFY` `{"kind":"admit"}`.
 //!
 //! `NOTIFY` is **not encrypted**: the backend must not push room content through it.
 
@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 
 use crate::hub::{leave, Out, Peer, PeerId};
 use crate::store::{RoomStore, StoreError};
-use sealsync_core::wire::{RelayErrorCode, RelayFrame};
+use sealsync_core::wire::{Access, RelayErrorCode, RelayFrame};
 
 /// The largest notify body, in bytes.
 pub const MAX_NOTIFY_BODY: usize = 64 * 1024;
@@ -227,14 +227,29 @@ pub fn apply<S: RoomStore>(
             } else {
                 serde_json::json!({ "kind": "admit" })
             };
-            for id in &targets {
-                if let Some(peer) = peers.get_mut(id) {
-                    if req.kind == NotifyKind::Role {
-                        peer.role.clone_from(&req.role);
-                    } else {
-                        peer.pending = false;
+            // Every socket of the user changes, joined or not yet (its WELCOME then says
+            // what it may do); the joined ones are told at once.
+            let mut told: Vec<(Access, Vec<PeerId>)> = Vec::new();
+            for peer in peers.values_mut().filter(|p| p.user.as_deref() == user) {
+                if req.kind == NotifyKind::Role {
+                    peer.role.clone_from(&req.role);
+                } else {
+                    peer.pending = false;
+                }
+                out.push(Out::Save(peer.id));
+                if peer.joined {
+                    let access = peer.access();
+                    match told.iter_mut().find(|(a, _)| *a == access) {
+                        Some((_, ids)) => ids.push(peer.id),
+                        None => told.push((access, vec![peer.id])),
                     }
-                    out.push(Out::Save(*id));
+                }
+            }
+            // ACCESS first: by the time the application hears of the change, the client
+            // already acts on it.
+            for (access, to) in told {
+                if let Ok(frame) = (RelayFrame::Access { access }).encode() {
+                    out.push(Out::Broadcast { to, frame });
                 }
             }
             if let (false, Some(frame)) = (targets.is_empty(), notify_frame(&json)) {
@@ -370,19 +385,110 @@ mod tests {
         assert_eq!(last, (vec![1], RelayFrame::Presence { count: 1 }));
     }
 
+    /// The frames of `out`, decoded, with their receivers.
+    fn frames(out: &[Out]) -> Vec<(Vec<PeerId>, RelayFrame)> {
+        out.iter()
+            .filter(|o| matches!(o, Out::Send { .. } | Out::Broadcast { .. }))
+            .map(decoded)
+            .collect()
+    }
+
     #[test]
-    fn role_and_admit_update_the_sockets() {
+    fn role_and_admit_update_the_sockets_and_send_access_then_notify() {
         let mut peers = room();
         peers.get_mut(&1).unwrap().pending = true;
         let req = NotifyRequest::parse(br#"{"room":"r","kind":"admit","user":"alice"}"#).unwrap();
-        let (out, _) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, reached) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        assert_eq!(reached, 1);
         assert!(!peers[&1].pending);
         assert!(out.contains(&Out::Save(1)));
+        assert_eq!(
+            frames(&out),
+            [
+                (
+                    vec![1],
+                    RelayFrame::Access {
+                        access: Access::Write
+                    }
+                ),
+                (
+                    vec![1],
+                    RelayFrame::Notify {
+                        json: r#"{"kind":"admit"}"#.into()
+                    }
+                ),
+            ]
+        );
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"viewer"}"#)
                 .unwrap();
-        apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, _) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
         assert_eq!(peers[&2].role.as_deref(), Some("viewer"));
         assert_eq!(peers[&1].role, None);
+        assert_eq!(
+            frames(&out)[0],
+            (
+                vec![2, 3],
+                RelayFrame::Access {
+                    access: Access::ReadOnly
+                }
+            )
+        );
+        // Back to a writing role.
+        let req =
+            NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"editor"}"#)
+                .unwrap();
+        let (out, _) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        assert_eq!(
+            frames(&out)[0],
+            (
+                vec![2, 3],
+                RelayFrame::Access {
+                    access: Access::Write
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn access_follows_each_socket_and_sockets_not_yet_joined_change_too() {
+        let mut peers = room();
+        // One of bob's sockets is still a pending guest: a role change leaves it pending.
+        peers.get_mut(&3).unwrap().pending = true;
+        let req =
+            NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"editor"}"#)
+                .unwrap();
+        let (out, _) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let access: Vec<_> = frames(&out)
+            .into_iter()
+            .filter(|(_, f)| matches!(f, RelayFrame::Access { .. }))
+            .collect();
+        assert_eq!(
+            access,
+            [
+                (
+                    vec![2],
+                    RelayFrame::Access {
+                        access: Access::Write
+                    }
+                ),
+                (
+                    vec![3],
+                    RelayFrame::Access {
+                        access: Access::Pending
+                    }
+                ),
+            ]
+        );
+        // carol's socket has not sent HELLO yet: it hears nothing, but its WELCOME will
+        // carry the new role.
+        let req =
+            NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"carol","role":"viewer"}"#)
+                .unwrap();
+        let (out, reached) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        assert_eq!(reached, 0);
+        assert!(frames(&out).is_empty());
+        assert_eq!(peers[&4].access(), Access::ReadOnly);
+        assert!(out.contains(&Out::Save(4)));
     }
 }

@@ -391,7 +391,7 @@ impl DurableObject for Room {
                 self.drive(limits, |hub| hub.handle_frame(id, &bytes, now))
             }
             WebSocketIncomingMessage::String(_) => {
-                self.drive(limits, |hub| Ok(hub.handle_text(id)))
+                self.drive(limits, |hub| Ok(hub.handle_text(id, now)))
             }
         };
         if let Err(e) = result {

@@ -19,7 +19,11 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use sealsync_core::wire::{ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
+use sealsync_core::limits::{RelayLimits, HISTORY_FULL_RETRY_MS};
+use sealsync_core::wire::{
+    Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState, AUTH_SUBPROTOCOL_PREFIX,
+    SUBPROTOCOL, VERSION,
+};
 use sealsync_core::{
     ChannelTag, EnvelopeKind, Hlc, Opener, RoomId, RoomKey, RoomKeys, SessionId, SessionSealer,
 };
@@ -88,6 +92,8 @@ struct Welcome {
     snapshot_seq: u64,
     presence: u32,
     verifier_state: VerifierState,
+    access: Access,
+    limits: RelayLimits,
     /// Frames between WELCOME and CAUGHT_UP.
     catch_up: Vec<RelayFrame>,
     caught_up_head: u64,
@@ -185,6 +191,8 @@ impl Peer {
             snapshot_seq,
             presence,
             verifier_state,
+            access,
+            limits,
             ..
         } = frame
         else {
@@ -203,20 +211,48 @@ impl Peer {
             snapshot_seq,
             presence,
             verifier_state,
+            access,
+            limits,
             catch_up,
             caught_up_head,
         }
     }
 
     fn seal(&mut self, kind: EnvelopeKind, body: &[u8]) -> Vec<u8> {
+        self.seal_in(kind, self.channel, body)
+    }
+
+    fn seal_in(&mut self, kind: EnvelopeKind, channel: ChannelTag, body: &[u8]) -> Vec<u8> {
         let hlc = Hlc {
             wall: 1,
             counter: 0,
             device: sealsync_core::DeviceId(random()),
         };
         self.sealer
-            .seal(kind, self.channel, hlc, body, random())
+            .seal(kind, channel, hlc, body, random())
             .unwrap()
+    }
+
+    /// Sends `envelope` in a `PUBLISH` and waits, as told, through `REFUSED RATE_LIMITED`
+    /// until the relay answers otherwise; that answer.
+    async fn publish_patiently(&mut self, envelope: &[u8]) -> RelayFrame {
+        loop {
+            self.send(&ClientFrame::Publish {
+                envelope: envelope.to_vec(),
+            })
+            .await;
+            match self.recv_data().await {
+                RelayFrame::Refused {
+                    code: RelayErrorCode::RateLimited,
+                    retry_after_ms,
+                    ..
+                } => {
+                    assert!(retry_after_ms > 0);
+                    tokio::time::sleep(Duration::from_millis(retry_after_ms.into())).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Publishes `body` and returns (envelope, ACK seq).
@@ -403,6 +439,7 @@ async fn publish_is_acked_in_sequence_and_broadcast_to_others() {
     let wa = a.hello(0).await;
     assert_eq!(wa.verifier_state, VerifierState::Created);
     assert_eq!((wa.head_seq, wa.snapshot_seq, wa.presence), (0, 0, 1));
+    assert_eq!(wa.access, Access::Write);
     let mut b = Peer::connect(&base, &room, &keys).await;
     let wb = b.hello(0).await;
     assert_eq!(wb.verifier_state, VerifierState::Matched);
@@ -500,14 +537,53 @@ async fn wrong_verifier_is_refused_with_4001() {
     a.publish(b"still here").await;
 }
 
-#[tokio::test]
-async fn oversize_frame_closes_1009_and_the_room_keeps_serving() {
-    let Some(base) = relay() else { return };
-    let Some(max) = env_u64("SEALSYNC_RELAY_MAX_FRAME") else {
+/// The relay's configured frame limit, or `None` after printing why the test is skipped.
+fn max_frame() -> Option<usize> {
+    let max = env_u64("SEALSYNC_RELAY_MAX_FRAME");
+    if max.is_none() {
         eprintln!("skipped: SEALSYNC_RELAY_MAX_FRAME is not set");
-        return;
-    };
+    }
+    max.map(|m| usize::try_from(m).unwrap())
+}
+
+#[tokio::test]
+async fn oversize_publish_is_refused_too_large_and_the_socket_keeps_publishing() {
+    let Some(base) = relay() else { return };
+    let Some(max) = max_frame() else { return };
     let room = unique_room("oversize");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    // A PUBLISH over the relay's limit, yet under the 1 MiB the runtime delivers: a sealed
+    // envelope with bytes appended (its header still names the change).
+    let mut envelope = a.seal(EnvelopeKind::Event, b"too big");
+    envelope.resize(max + 1000, 0);
+    let frame = ClientFrame::Publish { envelope }.encode().unwrap();
+    assert!(frame.len() > max && frame.len() < 1 << 20);
+    a.send_raw(frame).await;
+    match a.recv_data().await {
+        RelayFrame::Refused {
+            session,
+            counter,
+            code: RelayErrorCode::TooLarge,
+            retry_after_ms: 0,
+            ..
+        } => assert_eq!((session, counter), (a.sealer.session(), 1)),
+        other => panic!("expected REFUSED TOO_LARGE, got {other:?}"),
+    }
+    // The same socket's next change is stored and broadcast.
+    let (_, seq) = a.publish(b"after the oversize frame").await;
+    assert_eq!(seq, 1, "the oversize frame must not have been stored");
+    assert_eq!(event_seq(&b.recv_data().await), 1);
+}
+
+#[tokio::test]
+async fn an_oversize_frame_that_names_no_change_closes_1009_and_the_room_keeps_serving() {
+    let Some(base) = relay() else { return };
+    let Some(max) = max_frame() else { return };
+    let room = unique_room("oversize-close");
     let keys = room_keys(&room);
     let mut a = Peer::connect(&base, &room, &keys).await;
     a.hello(0).await;
@@ -515,12 +591,15 @@ async fn oversize_frame_closes_1009_and_the_room_keeps_serving() {
     b.hello(0).await;
     let mut c = Peer::connect(&base, &room, &keys).await;
     c.hello(0).await;
-    // A well-formed PUBLISH one byte over the relay's limit.
-    let body = vec![7u8; max as usize];
-    let envelope = a.seal(EnvelopeKind::Event, &body);
-    let frame = ClientFrame::Publish { envelope }.encode().unwrap();
-    assert!(frame.len() as u64 > max);
-    a.send_raw(frame).await;
+    b.publish(b"something to snapshot").await;
+    // A snapshot over the limit is no change the client could drop: the relay closes.
+    let mut envelope = a.seal(EnvelopeKind::Snapshot, b"state");
+    envelope.resize(max + 1000, 0);
+    a.send(&ClientFrame::SnapshotPut {
+        upto_seq: 1,
+        envelope,
+    })
+    .await;
     let (frames, code) = a.recv_close().await;
     assert_eq!(code, 1009);
     assert!(frames.iter().any(|f| matches!(
@@ -531,9 +610,44 @@ async fn oversize_frame_closes_1009_and_the_room_keeps_serving() {
             ..
         }
     )));
-    let (_, seq) = b.publish(b"after the oversize frame").await;
-    assert_eq!(seq, 1, "the oversize frame must not have been stored");
+    // Over 1 MiB, Cloudflare's runtime closes the socket with 1009 before the relay sees
+    // the message; a runtime that delivers it (the local one does) gets it refused by the
+    // relay, which never reads past the codec's 1 MiB. Either way nothing is stored.
+    let mut d = Peer::connect(&base, &room, &keys).await;
+    d.hello(0).await;
+    let mut envelope = d.seal(EnvelopeKind::Event, b"far too big");
+    envelope.resize((1 << 20) + 1000, 0);
+    let mut frame = vec![VERSION, 0x02];
+    frame.extend_from_slice(&envelope);
+    d.send_raw(frame).await;
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match d.ws.next().await {
+                Some(Ok(Message::Binary(b))) => match RelayFrame::decode(&b).unwrap() {
+                    RelayFrame::Presence { .. } => {}
+                    frame => return Ok(frame),
+                },
+                Some(Ok(Message::Close(c))) => return Err(c.map(|c| u16::from(c.code))),
+                Some(Ok(_)) => {}
+                other => panic!("expected a close or a frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("no answer to a message over 1 MiB in time");
+    match answer {
+        Err(code) => assert_eq!(code, Some(1009)),
+        Ok(RelayFrame::Refused {
+            counter,
+            code: RelayErrorCode::TooLarge,
+            ..
+        }) => assert_eq!(counter, 1),
+        Ok(other) => panic!("expected a close 1009 or REFUSED TOO_LARGE, got {other:?}"),
+    }
+    let (_, seq) = b.publish(b"after the oversize frames").await;
+    assert_eq!(seq, 2, "nothing oversize was stored");
     assert_eq!(event_seq(&c.recv_data().await), 1);
+    assert_eq!(event_seq(&c.recv_data().await), 2);
 }
 
 #[tokio::test]
@@ -554,10 +668,10 @@ async fn malformed_frames_get_bad_frame_and_the_socket_stays() {
     ));
     a.hello(0).await;
     for garbage in [
-        vec![1u8, 0x7f],
-        vec![1, 0x03, 0, 0],
-        vec![1, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 9],
-        vec![1],
+        vec![VERSION, 0x7f],
+        vec![VERSION, 0x03, 0, 0],
+        vec![VERSION, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+        vec![VERSION],
         Vec::new(),
     ] {
         a.send_raw(garbage.clone()).await;
@@ -581,7 +695,7 @@ async fn malformed_frames_get_bad_frame_and_the_socket_stays() {
     ));
     // A snapshot envelope in PUBLISH: WRONG_KIND, not stored.
     let snapshot = a.seal(EnvelopeKind::Snapshot, b"s");
-    let mut frame = vec![1u8, 0x02];
+    let mut frame = vec![VERSION, 0x02];
     frame.extend_from_slice(&snapshot);
     a.send_raw(frame).await;
     assert!(matches!(
@@ -607,8 +721,8 @@ async fn malformed_frames_get_bad_frame_and_the_socket_stays() {
     .await
     .unwrap();
     assert_eq!(pong, "pong");
-    // Another protocol version is fatal: 4400.
-    a.send_raw(vec![2u8, 0x03, 0, 0, 0, 0, 0, 0, 0, 0]).await;
+    // Another protocol version (a wire v1 client) is fatal: 4400.
+    a.send_raw(vec![1u8, 0x03, 0, 0, 0, 0, 0, 0, 0, 0]).await;
     let (_, code) = a.recv_close().await;
     assert_eq!(code, 4400);
 }
@@ -739,14 +853,19 @@ async fn history_cap_refuses_publishes_until_a_snapshot() {
     }
     let envelope = a.seal(EnvelopeKind::Event, b"one too many");
     a.send(&ClientFrame::Publish { envelope }).await;
-    assert!(matches!(
-        a.recv_data().await,
-        RelayFrame::Error {
+    match a.recv_data().await {
+        RelayFrame::Refused {
+            session,
+            counter,
             code: RelayErrorCode::HistoryFull,
-            fatal: false,
+            retry_after_ms,
             ..
+        } => {
+            assert_eq!((session, counter), (a.sealer.session(), cap + 1));
+            assert_eq!(retry_after_ms, HISTORY_FULL_RETRY_MS);
         }
-    ));
+        other => panic!("expected REFUSED HISTORY_FULL, got {other:?}"),
+    }
     let snap = a.seal(EnvelopeKind::Snapshot, b"all of it");
     a.send(&ClientFrame::SnapshotPut {
         upto_seq: cap,
@@ -758,32 +877,171 @@ async fn history_cap_refuses_publishes_until_a_snapshot() {
     assert_eq!(seq, cap + 1);
 }
 
-#[tokio::test]
-async fn flood_is_rate_limited_with_1008() {
-    let Some(base) = relay() else { return };
-    let Some(burst) = env_u64("SEALSYNC_RELAY_RATE_BURST") else {
+/// The relay's `RATE_BURST`, or `None` after printing why the test is skipped.
+fn rate_burst() -> Option<u64> {
+    let burst = env_u64("SEALSYNC_RELAY_RATE_BURST");
+    if burst.is_none() {
         eprintln!("skipped: SEALSYNC_RELAY_RATE_BURST is not set");
+    }
+    burst
+}
+
+#[tokio::test]
+async fn welcome_announces_the_configured_limits() {
+    let Some(base) = relay() else { return };
+    let (Some(max), Some(burst), Some(rate), Some(history)) = (
+        env_u64("SEALSYNC_RELAY_MAX_FRAME"),
+        env_u64("SEALSYNC_RELAY_RATE_BURST"),
+        env_u64("SEALSYNC_RELAY_RATE_PER_SECOND"),
+        env_u64("SEALSYNC_RELAY_MAX_HISTORY"),
+    ) else {
+        eprintln!("skipped: the SEALSYNC_RELAY_* limits are not set");
         return;
     };
+    let room = unique_room("limits");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    let w = a.hello(0).await;
+    assert_eq!(
+        w.limits,
+        RelayLimits {
+            max_frame_bytes: u32::try_from(max).unwrap(),
+            rate_burst: u32::try_from(burst).unwrap(),
+            rate_per_second: u32::try_from(rate).unwrap(),
+            max_history_events: history,
+            max_history_bytes: sealsync_relay::limits::DEFAULT_MAX_HISTORY_BYTES,
+        }
+    );
+    assert_eq!(w.access, Access::Write);
+}
+
+#[tokio::test]
+async fn a_burst_past_the_rate_is_refused_with_a_retry_hint_and_waiting_succeeds() {
+    let Some(base) = relay() else { return };
+    let Some(burst) = rate_burst() else { return };
+    let room = unique_room("burst");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    // Spend the whole bucket and go a little into debt with ephemeral frames on a channel
+    // nobody follows (so they have no answer but the refusals), then publish.
+    let extra = 50;
+    let ephemeral = ClientFrame::Ephemeral {
+        envelope: a.seal_in(
+            EnvelopeKind::Ephemeral,
+            keys.channel_tag("nobody"),
+            b"cursor",
+        ),
+    }
+    .encode()
+    .unwrap();
+    let envelopes: Vec<Vec<u8>> = (0..3)
+        .map(|i| a.seal(EnvelopeKind::Event, format!("change {i}").as_bytes()))
+        .collect();
+    for _ in 0..burst + extra {
+        a.ws.feed(Message::binary(ephemeral.clone())).await.unwrap();
+    }
+    for envelope in &envelopes {
+        let frame = ClientFrame::Publish {
+            envelope: envelope.clone(),
+        };
+        a.ws.feed(Message::binary(frame.encode().unwrap()))
+            .await
+            .unwrap();
+    }
+    a.ws.flush().await.unwrap();
+    // The frames past the bucket get non-fatal ERROR RATE_LIMITED, the publishes REFUSED
+    // RATE_LIMITED naming them, with how long to wait.
+    let mut dropped = 0;
+    let mut refused = Vec::new();
+    while refused.len() < envelopes.len() {
+        match a.recv_data().await {
+            RelayFrame::Error {
+                code: RelayErrorCode::RateLimited,
+                fatal: false,
+                ..
+            } => dropped += 1,
+            RelayFrame::Refused {
+                session,
+                counter,
+                code: RelayErrorCode::RateLimited,
+                retry_after_ms,
+                ..
+            } => {
+                assert_eq!(session, a.sealer.session());
+                assert!(retry_after_ms > 0);
+                refused.push((counter, retry_after_ms));
+            }
+            other => panic!("expected a rate-limit answer, got {other:?}"),
+        }
+    }
+    assert!(dropped > 0, "the burst never emptied the bucket");
+    assert_eq!(
+        refused.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [2, 3, 4],
+        "every publish is refused by its counter (1 is the ephemeral)"
+    );
+    // Waiting as told, each change is stored, and the socket stays open.
+    tokio::time::sleep(Duration::from_millis(refused[0].1.into())).await;
+    for (i, envelope) in envelopes.iter().enumerate() {
+        match a.publish_patiently(envelope).await {
+            RelayFrame::Ack { seq, duplicate, .. } => {
+                assert_eq!((seq, duplicate), (i as u64 + 1, false));
+            }
+            other => panic!("expected ACK, got {other:?}"),
+        }
+        assert_eq!(event_seq(&b.recv_data().await), i as u64 + 1);
+    }
+    // Still open: the next change is stored too (the bucket may still be near empty, so
+    // it may have to wait as well).
+    let next = a.seal(EnvelopeKind::Event, b"and on");
+    assert!(matches!(
+        a.publish_patiently(&next).await,
+        RelayFrame::Ack { seq: 4, .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_flood_that_ignores_the_hints_is_closed_with_1008() {
+    let Some(base) = relay() else { return };
+    let Some(burst) = rate_burst() else { return };
     let room = unique_room("flood");
     let keys = room_keys(&room);
     let mut a = Peer::connect(&base, &room, &keys).await;
     a.hello(0).await;
+    let mut honest = Peer::connect(&base, &room, &keys).await;
+    honest.hello(0).await;
     let sync = ClientFrame::Sync { after_seq: 0 }.encode().unwrap();
-    for _ in 0..burst * 3 {
-        if a.ws.send(Message::binary(sync.clone())).await.is_err() {
+    // A whole burst, then a whole burst of ignored refusals, and more.
+    for _ in 0..burst * 4 {
+        if a.ws.feed(Message::binary(sync.clone())).await.is_err() {
             break;
         }
     }
+    let _ = a.ws.flush().await;
     let (frames, code) = a.recv_close().await;
     assert_eq!(code, 1008);
     assert!(frames.iter().any(|f| matches!(
         f,
         RelayFrame::Error {
             code: RelayErrorCode::RateLimited,
+            fatal: false,
             ..
         }
     )));
+    assert!(matches!(
+        frames.last(),
+        Some(RelayFrame::Error {
+            code: RelayErrorCode::RateLimited,
+            fatal: true,
+            ..
+        })
+    ));
+    // The honest peer in the same room keeps publishing.
+    let (_, seq) = honest.publish(b"still here").await;
+    assert_eq!(seq, 1);
 }
 
 #[tokio::test]
@@ -1103,7 +1361,7 @@ fn signed(
     Some(sealsync_relay::auth::mint(&claims, &key))
 }
 
-/// Opens a socket offering `sealsync.v1` and, when given, the token.
+/// Opens a socket offering `sealsync.v2` and, when given, the token.
 async fn connect_with_token(
     base: &str,
     room: &str,
@@ -1111,8 +1369,8 @@ async fn connect_with_token(
 ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, u16> {
     let mut req = ws_url(base, room).into_client_request().unwrap();
     let protocols = match token {
-        Some(t) => format!("sealsync.v1, sealsync.auth.{t}"),
-        None => "sealsync.v1".into(),
+        Some(t) => format!("{SUBPROTOCOL}, {AUTH_SUBPROTOCOL_PREFIX}{t}"),
+        None => SUBPROTOCOL.into(),
     };
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", protocols.parse().unwrap());
@@ -1122,8 +1380,8 @@ async fn connect_with_token(
                 resp.headers()
                     .get("Sec-WebSocket-Protocol")
                     .map(|v| v.to_str().unwrap()),
-                Some("sealsync.v1"),
-                "only the fixed protocol name is echoed"
+                Some(SUBPROTOCOL),
+                "only the wire protocol's name is echoed"
             );
             Ok(ws)
         }
@@ -1200,7 +1458,7 @@ async fn auth_jwt_is_checked_before_the_upgrade() {
 }
 
 #[tokio::test]
-async fn auth_viewer_reads_but_may_not_publish() {
+async fn auth_viewer_reads_but_may_not_publish_until_its_role_changes() {
     let Some(base) = relay() else { return };
     let room = unique_room("acme:viewer");
     let Some(editor) = token("eve", "acme", None, Some("editor"), false) else {
@@ -1209,23 +1467,48 @@ async fn auth_viewer_reads_but_may_not_publish() {
     let viewer = token("vic", "acme", None, Some("viewer"), false).unwrap();
     let keys = room_keys(&room);
     let (mut e, _) = Peer::join_with_token(&base, &room, &editor, &keys).await;
-    let (mut v, _) = Peer::join_with_token(&base, &room, &viewer, &keys).await;
+    let (mut v, welcome) = Peer::join_with_token(&base, &room, &viewer, &keys).await;
+    assert_eq!(welcome.access, Access::ReadOnly);
     e.recv().await; // presence 2
     let envelope = v.seal(EnvelopeKind::Event, b"may I?");
-    v.send(&ClientFrame::Publish { envelope }).await;
-    assert!(matches!(
-        v.recv_data().await,
-        RelayFrame::Error {
+    v.send(&ClientFrame::Publish {
+        envelope: envelope.clone(),
+    })
+    .await;
+    match v.recv_data().await {
+        RelayFrame::Refused {
+            session,
+            counter,
             code: RelayErrorCode::ReadOnly,
-            fatal: false,
+            retry_after_ms: 0,
             ..
-        }
-    ));
+        } => assert_eq!((session, counter), (v.sealer.session(), 1)),
+        other => panic!("expected REFUSED READ_ONLY, got {other:?}"),
+    }
     // The viewer still reads what others publish.
     e.publish(b"read this").await;
     assert!(matches!(
         v.recv_data().await,
         RelayFrame::Event { seq: 1, .. }
+    ));
+    // The backend makes the viewer an editor: ACCESS, then the application's NOTIFY.
+    let Some(notify_token) = service_token() else {
+        return;
+    };
+    let role = serde_json::json!({"room": room, "kind": "role", "user": "vic", "role": "editor"});
+    let (status, body) = notify(&base, &notify_token, &role).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"delivered":1}"#));
+    assert_eq!(
+        v.recv_data().await,
+        RelayFrame::Access {
+            access: Access::Write
+        }
+    );
+    assert!(matches!(v.recv_data().await, RelayFrame::Notify { .. }));
+    v.send(&ClientFrame::Publish { envelope }).await;
+    assert!(matches!(
+        v.recv_data().await,
+        RelayFrame::Ack { seq: 2, .. }
     ));
 }
 
@@ -1264,26 +1547,38 @@ async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
     };
     let keys = room_keys(&room);
     let owner_token = token("olga", "acme", Some(&room), Some("owner"), false).unwrap();
-    let (mut owner, _) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
-    let (mut guest, _) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
-    // A pending guest reads but may not publish.
+    let (mut owner, welcome) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
+    assert_eq!(welcome.access, Access::Write);
+    let (mut guest, welcome) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
+    assert_eq!(welcome.access, Access::Pending);
+    // A pending guest reads but may not publish: the change is refused by name, and the
+    // client holds it.
     let envelope = guest.seal(EnvelopeKind::Event, b"let me in");
     guest
         .send(&ClientFrame::Publish {
             envelope: envelope.clone(),
         })
         .await;
-    assert!(matches!(
-        guest.recv_data().await,
-        RelayFrame::Error {
+    match guest.recv_data().await {
+        RelayFrame::Refused {
+            session,
+            counter,
             code: RelayErrorCode::GuestPending,
-            fatal: false,
+            retry_after_ms: 0,
             ..
-        }
-    ));
+        } => assert_eq!((session, counter), (guest.sealer.session(), 1)),
+        other => panic!("expected REFUSED GUEST_PENDING, got {other:?}"),
+    }
     let admit = serde_json::json!({"room": room, "kind": "admit", "user": "gus"});
     let (status, body) = notify(&base, &notify_token, &admit).await;
     assert_eq!((status, body.as_str()), (200, r#"{"delivered":1}"#));
+    // ACCESS first (the client resumes publishing), then the application's NOTIFY.
+    assert_eq!(
+        guest.recv_data().await,
+        RelayFrame::Access {
+            access: Access::Write
+        }
+    );
     assert_eq!(
         guest.recv_data().await,
         RelayFrame::Notify {

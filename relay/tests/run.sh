@@ -34,6 +34,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 PORT=$(free_port)
 INSPECTOR_PORT=$(free_port)
 FANOUT=${SEALSYNC_FANOUT:-1000}
+# Test limits. The frame limit is the smallest a relay accepts
+# (sealsync_core::limits::MIN_RELAY_FRAME_LIMIT), so that a frame over it still fits
+# under the 1 MiB the runtime delivers.
+MAX_FRAME=1015924
+RATE_BURST=200
+RATE_PER_SECOND=100
+MAX_HISTORY=60
 
 # The deploy config, pointing at the worker built above by absolute path.
 sed -e "s#^main = .*#main = \"$RELAY_DIR/build/worker/shim.mjs\"#" \
@@ -45,8 +52,8 @@ set -euo pipefail
 cd "$TMP"
 setsid "$WRANGLER" dev -c "$TMP/wrangler.toml" --ip 127.0.0.1 --port $PORT \\
   --persist-to "$TMP/state" --inspector-port $INSPECTOR_PORT --show-interactive-dev-session=false \\
-  --var MAX_FRAME_BYTES:65536 --var RATE_BURST:200 --var RATE_PER_SECOND:100 \\
-  --var MAX_SOCKETS_PER_ROOM:$FANOUT --var MAX_HISTORY_EVENTS:60 \\
+  --var MAX_FRAME_BYTES:$MAX_FRAME --var RATE_BURST:$RATE_BURST --var RATE_PER_SECOND:$RATE_PER_SECOND \\
+  --var MAX_SOCKETS_PER_ROOM:$FANOUT --var MAX_HISTORY_EVENTS:$MAX_HISTORY \\
   --var IDLE_ROOM_TTL_SECONDS:12 --var ALLOWED_ORIGINS:http://allowed.test "\$@" \\
   >> "$TMP/wrangler.log" 2>&1 < /dev/null &
 echo \$! > "$TMP/pid"
@@ -89,10 +96,11 @@ echo "== starting wrangler dev on 127.0.0.1:$PORT (state in $TMP/state)"
 export SEALSYNC_RELAY_URL="http://127.0.0.1:$PORT"
 export SEALSYNC_RELAY_PERSIST="$TMP/state"
 export SEALSYNC_RELAY_RESTART="$TMP/restart.sh"
-export SEALSYNC_RELAY_MAX_FRAME=65536
-export SEALSYNC_RELAY_RATE_BURST=200
+export SEALSYNC_RELAY_MAX_FRAME=$MAX_FRAME
+export SEALSYNC_RELAY_RATE_BURST=$RATE_BURST
+export SEALSYNC_RELAY_RATE_PER_SECOND=$RATE_PER_SECOND
 export SEALSYNC_RELAY_MAX_SOCKETS=$FANOUT
-export SEALSYNC_RELAY_MAX_HISTORY=60
+export SEALSYNC_RELAY_MAX_HISTORY=$MAX_HISTORY
 export SEALSYNC_RELAY_IDLE_TTL=12
 export SEALSYNC_RELAY_ALLOWED_ORIGIN=http://allowed.test
 export SEALSYNC_RELAY_NOTIFY_ID=integration-tests SEALSYNC_RELAY_NOTIFY_SECRET=$NOTIFY_SECRET

@@ -106,8 +106,11 @@ export class Relay {
 
   async start() {
     const bin = process.env.WRANGLER_BIN || join(TOOLS, "node_modules", ".bin", "wrangler");
+    // Its own inspector port: two relays may run at once (the default 9229 is shared).
+    const inspector = await freePort();
     this.proc = spawn(bin, [
       "dev", "--config", this.config, "--ip", "127.0.0.1", "--port", String(this.port),
+      "--inspector-port", String(inspector),
       "--persist-to", this.state, "--show-interactive-dev-session=false", "--log-level", "warn",
       ...this.vars,
     ], { cwd: this.dir, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } });

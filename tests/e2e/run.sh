@@ -26,4 +26,4 @@ if [[ ! -f relay/build/worker/shim.mjs ]]; then
   echo "e2e: building the relay"
   (cd relay && worker-build --release)
 fi
-exec node --test --test-concurrency=1 tests/e2e/board.test.mjs tests/e2e/auth.test.mjs
+exec node --test --test-concurrency=1 tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs

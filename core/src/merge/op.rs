@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::hlc::Hlc;
 
 /// The longest collection name, in bytes (`[A-Za-z0-9_-]`).
 pub const MAX_COLLECTION_LEN: usize = 64;
@@ -103,8 +102,8 @@ pub struct ReorderItem {
 /// see [`crate::hlc::effective`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StampedOp {
-    /// The event's effective hybrid-logical-clock stamp.
-    pub hlc: Hlc,
+    /// The event's effective stamp.
+    pub hlc: crate::hlc::Stamp,
     /// The operation.
     pub op: Op,
 }
@@ -294,6 +293,12 @@ impl Op {
     /// [`Error::InvalidOperation`] when the bytes are not an operation's JSON (the reason
     /// quotes the parser) or the operation fails [`Op::validate`].
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        // Only the object form: serde would also read a struct from an array.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(invalid(
+                "not an operation's JSON: an operation is an object".into(),
+            ));
+        }
         let op: Self = serde_json::from_slice(bytes)
             .map_err(|e| invalid(format!("not an operation's JSON: {e}")))?;
         op.validate()?;
@@ -343,8 +348,9 @@ mod tests {
 
     #[test]
     fn bad_operations_say_what_is_wrong() {
-        let cases: [(&[u8], &str); 12] = [
+        let cases: [(&[u8], &str); 13] = [
             (b"not json", "not an operation's JSON"),
+            (br#"["deleted","c","x"]"#, "is an object"),
             (br#"{"type":"moved","collection":"c","id":"x"}"#, "unknown variant"),
             (br#"{"type":"deleted","collection":"c"}"#, "missing field `id`"),
             (br#"{"type":"deleted","collection":"","id":"x"}"#, "1 to 64"),

@@ -4,12 +4,13 @@ use super::*;
 use crate::ids::DeviceId;
 use serde_json::json;
 
-fn h(wall: u64, device: u8) -> Hlc {
-    Hlc {
+fn h(wall: u64, device: u8) -> Stamp {
+    crate::hlc::Hlc {
         wall,
         counter: 0,
         device: DeviceId([device; 16]),
     }
+    .into()
 }
 
 fn op(v: Value) -> Op {
@@ -224,10 +225,11 @@ fn snapshot_round_trips_and_rejects_garbage() {
     assert!(back.is_deleted("cards", "b"));
     for bad in [
         &b"{"[..],
-        br#"{"v":2,"collections":{}}"#,
-        br#"{"v":1,"collections":{"bad name":{"a":{}}}}"#,
-        br#"{"v":1,"collections":{},"extra":1}"#,
-        br#"{"v":1,"collections":{"c":{"a":{"fields":{"$x":{"hlc":{"wall":1,"counter":0,"device":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"value":1}}}}}}"#,
+        br#"{"v":1,"collections":{}}"#,
+        br#"{"v":3,"collections":{}}"#,
+        br#"{"v":2,"collections":{"bad name":{"a":{}}}}"#,
+        br#"{"v":2,"collections":{},"extra":1}"#,
+        br#"{"v":2,"collections":{"c":{"a":{"fields":{"$x":{"hlc":{"wall":1,"raw":{"wall":1,"counter":0,"device":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}},"value":1}}}}}}"#,
     ] {
         let err = Replica::from_snapshot(bad).unwrap_err();
         assert_eq!(err.code(), "INVALID_SNAPSHOT", "{}", String::from_utf8_lossy(bad));

@@ -5,6 +5,8 @@ and the `cryptography` package (OpenSSL's Argon2id and AES-GCM). Run once; the R
 (core/tests/seal.rs) check that sealsync-core reproduces these bytes. A changed golden file
 means a wire change: bump the protocol version instead.
 
+Wire frames and event bodies have their own generator, gen-wire-v2.py (wire-v2.json).
+
     python3 core/tests/data/golden.py   # needs `cryptography` >= 44
 """
 import base64, hashlib, hmac, json, os, struct, unicodedata

@@ -353,10 +353,10 @@ fn no_offered_token_is_missing() {
 #[test]
 fn tokens_ride_in_the_subprotocol_or_the_authorization_header() {
     assert_eq!(
-        token_from_protocols("sealsync.v1, sealsync.auth.abc.def.ghi"),
+        token_from_protocols("sealsync.v2, sealsync.auth.abc.def.ghi"),
         Some("abc.def.ghi")
     );
-    assert_eq!(token_from_protocols("sealsync.v1"), None);
+    assert_eq!(token_from_protocols("sealsync.v2"), None);
     assert_eq!(token_from_authorization("Bearer a.b.c"), Some("a.b.c"));
     assert_eq!(token_from_authorization("bearer  a.b.c "), Some("a.b.c"));
     assert_eq!(token_from_authorization("Basic a.b.c"), None);

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::store::MemoryStore;
-use sealsync_core::wire::ClientFrame;
+use sealsync_core::envelope::EnvelopeKind;
+use sealsync_core::wire::{ClientFrame, VERSION};
 use sealsync_core::SessionId;
 
 const T0: u64 = 1_700_000_000_000;
@@ -48,13 +49,25 @@ impl Room {
     }
 
     fn raw(&mut self, from: PeerId, bytes: &[u8]) -> Vec<Out> {
+        self.raw_at(from, bytes, T0)
+    }
+
+    fn raw_at(&mut self, from: PeerId, bytes: &[u8], now: u64) -> Vec<Out> {
         Hub::new(&mut self.store, &self.limits, &mut self.peers)
-            .handle_frame(from, bytes, T0)
+            .handle_frame(from, bytes, now)
             .unwrap()
     }
 
     fn frame(&mut self, from: PeerId, frame: &ClientFrame) -> Vec<Out> {
         self.raw(from, &frame.encode().unwrap())
+    }
+
+    fn frame_at(&mut self, from: PeerId, frame: &ClientFrame, now: u64) -> Vec<Out> {
+        self.raw_at(from, &frame.encode().unwrap(), now)
+    }
+
+    fn text_at(&mut self, from: PeerId, now: u64) -> Vec<Out> {
+        Hub::new(&mut self.store, &self.limits, &mut self.peers).handle_text(from, now)
     }
 
     fn hello(&mut self, from: PeerId, after_seq: u64, verifier: u8, channels: &[u8]) -> Vec<Out> {
@@ -107,6 +120,26 @@ fn error_code(frame: &RelayFrame) -> Option<(RelayErrorCode, bool)> {
     }
 }
 
+/// A `REFUSED`'s (session byte, counter, code, retry_after_ms).
+fn refused(frame: &RelayFrame) -> Option<(u8, u64, RelayErrorCode, u32)> {
+    match frame {
+        RelayFrame::Refused {
+            session,
+            counter,
+            code,
+            retry_after_ms,
+            ..
+        } => Some((session.0[0], *counter, *code, *retry_after_ms)),
+        _ => None,
+    }
+}
+
+fn publish_frame(channel: u8, session: u8, counter: u64) -> ClientFrame {
+    ClientFrame::Publish {
+        envelope: envelope(EnvelopeKind::Event, tag(channel), session, counter),
+    }
+}
+
 #[test]
 fn first_hello_creates_the_verifier_later_ones_must_match() {
     let mut room = Room::new();
@@ -121,6 +154,8 @@ fn first_hello_creates_the_verifier_later_ones_must_match() {
                 snapshot_seq: 0,
                 presence: 1,
                 verifier_state: VerifierState::Created,
+                access: Access::Write,
+                limits: room.limits.announced(),
             },
             RelayFrame::CaughtUp { head_seq: 0 },
         ]
@@ -346,10 +381,17 @@ fn history_cap_refuses_without_storing_until_a_snapshot_compacts() {
     room.publish(1, 1, 9, 2);
     let outs = room.publish(1, 1, 9, 3);
     assert_eq!(
-        error_code(&to(&outs, 1)[0]),
-        Some((RelayErrorCode::HistoryFull, false))
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((
+            9,
+            3,
+            RelayErrorCode::HistoryFull,
+            HISTORY_FULL_RETRY_MS
+        ))],
+        "the refusal names the change and says when to retry"
     );
     assert!(to(&outs, 2).is_empty());
+    assert!(room.peers.contains_key(&1), "the socket stays");
     assert_eq!(room.store.head_seq().unwrap(), 2);
     let snap = envelope(EnvelopeKind::Snapshot, tag(1), 9, 4);
     room.frame(
@@ -381,7 +423,7 @@ fn history_cap_refuses_without_storing_until_a_snapshot_compacts() {
 }
 
 #[test]
-fn oversize_frame_closes_1009_and_the_others_hear_presence() {
+fn oversize_publish_is_refused_and_the_socket_stays() {
     let mut room = Room::new();
     room.limits.max_frame_bytes = 200;
     room.join(1, &[1]);
@@ -392,39 +434,207 @@ fn oversize_frame_closes_1009_and_the_others_hear_presence() {
         .collect();
     let outs = room.frame(1, &ClientFrame::Publish { envelope: big });
     assert_eq!(
-        error_code(&to(&outs, 1)[0]),
-        Some((RelayErrorCode::TooLarge, true))
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 1, RelayErrorCode::TooLarge, 0))]
     );
-    assert_eq!(closes(&outs), [(1, 1009)]);
-    assert_eq!(to(&outs, 2), [RelayFrame::Presence { count: 1 }]);
+    assert!(closes(&outs).is_empty());
+    assert!(to(&outs, 2).is_empty());
     assert_eq!(room.store.head_seq().unwrap(), 0);
-    // A frame right at the limit is fine.
-    let outs = room.publish(2, 1, 8, 1);
-    assert!(matches!(to(&outs, 2)[..], [RelayFrame::Ack { seq: 1, .. }]));
+    // The same socket's next change (within the limit) is stored and broadcast.
+    let outs = room.publish(1, 1, 9, 2);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            seq: 1,
+            counter: 2,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        to(&outs, 2)[..],
+        [RelayFrame::Event { seq: 1, .. }]
+    ));
 }
 
 #[test]
-fn token_bucket_closes_a_flood_with_1008() {
+fn an_oversize_frame_that_names_no_change_closes_1009_and_the_others_hear_presence() {
+    let mut room = Room::new();
+    room.limits.max_frame_bytes = 200;
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    room.join(3, &[1]);
+    // A snapshot is not a change the client can drop: the socket goes.
+    let snapshot = envelope(EnvelopeKind::Snapshot, tag(1), 9, 1)
+        .into_iter()
+        .chain([0u8; 100])
+        .collect();
+    let outs = room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 1,
+            envelope: snapshot,
+        },
+    );
+    assert_eq!(
+        to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::TooLarge, true))]
+    );
+    assert_eq!(closes(&outs), [(1, 1009)]);
+    assert_eq!(to(&outs, 2), [RelayFrame::Presence { count: 2 }]);
+    // A PUBLISH whose envelope header does not parse names no change either.
+    let mut garbage = vec![VERSION, 0x02];
+    garbage.extend_from_slice(&[0xFF; 300]);
+    let outs = room.raw(2, &garbage);
+    assert_eq!(
+        to(&outs, 2).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::TooLarge, true))]
+    );
+    assert_eq!(closes(&outs), [(2, 1009)]);
+    assert_eq!(room.store.head_seq().unwrap(), 0);
+    let outs = room.publish(3, 1, 8, 1);
+    assert!(matches!(to(&outs, 3)[..], [RelayFrame::Ack { seq: 1, .. }]));
+}
+
+#[test]
+fn the_frame_limit_never_exceeds_what_the_codec_reads() {
+    // Limits built over the codec's ceiling (from_vars refuses them) still name an
+    // oversize PUBLISH instead of failing to decode it.
+    let mut room = Room::new();
+    room.limits.max_frame_bytes = usize::MAX;
+    room.join(1, &[1]);
+    let mut frame = publish_frame(1, 9, 1).encode().unwrap();
+    frame.resize(MAX_FRAME_LEN + 1, 0);
+    let outs = room.raw(1, &frame);
+    assert_eq!(
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 1, RelayErrorCode::TooLarge, 0))]
+    );
+}
+
+#[test]
+fn an_empty_bucket_refuses_with_retry_hints_then_closes_a_flood_with_1008() {
     let mut room = Room::new();
     room.limits.rate_burst = 3;
-    room.limits.rate_per_second = 1;
-    room.open(1);
-    room.hello(1, 0, 7, &[1]);
+    room.limits.rate_per_second = 2;
+    room.join(1, &[1]); // HELLO takes the first token
+    room.join(2, &[1]);
     room.frame(1, &ClientFrame::Sync { after_seq: 0 });
-    room.frame(1, &ClientFrame::Sync { after_seq: 0 });
+    room.publish(1, 1, 9, 1);
+    // The bucket is empty: a PUBLISH is refused by name with how long to wait.
+    let outs = room.publish(1, 1, 9, 2);
+    assert_eq!(
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 2, RelayErrorCode::RateLimited, 1000))]
+    );
+    assert!(to(&outs, 2).is_empty(), "not broadcast");
+    assert_eq!(room.store.head_seq().unwrap(), 1, "not stored");
+    // Any other frame gets a non-fatal ERROR and is dropped.
     let outs = room.frame(1, &ClientFrame::Sync { after_seq: 0 });
     assert_eq!(
-        error_code(&to(&outs, 1)[0]),
-        Some((RelayErrorCode::RateLimited, true))
+        to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::RateLimited, false))]
+    );
+    // So is a text message: it costs a token too.
+    let outs = room.text_at(1, T0);
+    assert_eq!(
+        to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::RateLimited, false))]
+    );
+    assert!(closes(&outs).is_empty());
+    // A whole burst of ignored hints: the relay gives up on the socket.
+    let outs = room.publish(1, 1, 9, 2);
+    assert_eq!(
+        to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::RateLimited, true))]
     );
     assert_eq!(closes(&outs), [(1, 1008)]);
+    assert_eq!(to(&outs, 2), [RelayFrame::Presence { count: 1 }]);
+}
+
+#[test]
+fn a_sender_that_waits_as_told_is_never_closed_a_flooder_is_and_the_room_keeps_serving() {
+    let mut room = Room::new();
+    room.limits.rate_burst = 4;
+    room.limits.rate_per_second = 2;
+    room.join(1, &[1]); // patient: waits as told
+    room.join(2, &[1]); // flooder: ignores every hint
+    room.join(3, &[1]); // honest: publishes now and then, reads everything
+    let mut now = T0;
+    let mut patient_refusals = 0;
+    let mut flooder_closed = false;
+    let mut flooder_counter = 1;
+    let mut honest_counter = 1;
+    let mut received_by_honest = Vec::new();
+    for patient_counter in 1..=400 {
+        // The patient sender sends its next change; refused, it waits as told and sends
+        // the same change again.
+        let mut outs = room.frame_at(1, &publish_frame(1, 1, patient_counter), now);
+        if let Some(Some((1, counter, RelayErrorCode::RateLimited, wait))) =
+            to(&outs, 1).first().map(refused)
+        {
+            assert_eq!(counter, patient_counter);
+            patient_refusals += 1;
+            now += u64::from(wait);
+            outs = room.frame_at(1, &publish_frame(1, 1, patient_counter), now);
+        }
+        assert!(
+            matches!(to(&outs, 1)[..], [RelayFrame::Ack { counter, .. }] if counter == patient_counter),
+            "change {patient_counter} of the patient sender: {:?}",
+            to(&outs, 1)
+        );
+        received_by_honest.extend(to(&outs, 3));
+        // The flooder sends ten changes at each step.
+        for _ in 0..10 {
+            if flooder_closed {
+                break;
+            }
+            let outs = room.frame_at(2, &publish_frame(1, 2, flooder_counter), now);
+            flooder_counter += 1;
+            received_by_honest.extend(to(&outs, 3));
+            flooder_closed = closes(&outs) == [(2, 1008)];
+        }
+        // The honest peer publishes once in a while, well under the rate.
+        if patient_counter % 10 == 0 {
+            now += 1000;
+            let outs = room.frame_at(3, &publish_frame(1, 3, honest_counter), now);
+            assert!(
+                matches!(to(&outs, 3)[..], [RelayFrame::Ack { .. }]),
+                "{:?}",
+                to(&outs, 3)
+            );
+            honest_counter += 1;
+        }
+    }
+    assert!(patient_refusals > 0, "the test never reached the limit");
+    assert!(flooder_closed, "the flooder was never closed");
+    assert!(room.peers.contains_key(&1) && room.peers.contains_key(&3));
+    assert!(!room.peers.contains_key(&2));
+    // The honest peer received every change the others stored, in order, without a hole.
+    let seqs: Vec<u64> = received_by_honest
+        .iter()
+        .filter_map(|f| match f {
+            RelayFrame::Event { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    let head = room.store.head_seq().unwrap();
+    let own = honest_counter - 1;
+    assert_eq!(seqs.len() as u64, head - own);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn a_frame_from_a_gone_socket_is_ignored() {
+    let mut room = Room::new();
+    assert!(room.publish(5, 1, 9, 1).is_empty());
+    assert!(room.text_at(5, T0).is_empty());
 }
 
 #[test]
 fn undecodable_frames_are_bad_frame_but_another_version_is_fatal() {
     let mut room = Room::new();
     room.join(1, &[1]);
-    for garbage in [&[][..], &[1], &[1, 0x7f], &[1, 3, 0]] {
+    for garbage in [&[][..], &[VERSION], &[VERSION, 0x7f], &[VERSION, 3, 0]] {
         let outs = room.raw(1, garbage);
         assert_eq!(
             to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
@@ -433,9 +643,16 @@ fn undecodable_frames_are_bad_frame_but_another_version_is_fatal() {
         );
         assert!(closes(&outs).is_empty());
     }
-    let outs = room.raw(1, &[2, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // A text message that is not the heartbeat: BAD_FRAME, the socket stays.
+    let outs = room.text_at(1, T0);
+    assert_eq!(
+        to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::BadFrame, false))]
+    );
+    // Wire version 1 (or any other) is fatal.
+    let outs = room.raw(1, &[1, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(closes(&outs), [(1, 4400)]);
-    let outs = Hub::new(&mut room.store, &room.limits, &mut room.peers).handle_text(1);
+    let outs = room.text_at(1, T0);
     assert!(outs.is_empty(), "peer 1 is gone after the fatal error");
 }
 
@@ -445,7 +662,7 @@ fn wrong_kind_is_refused_and_ephemerals_are_never_stored() {
     room.join(1, &[1]);
     room.join(2, &[1]);
     let snap = envelope(EnvelopeKind::Snapshot, tag(1), 9, 1);
-    let mut frame = vec![1, 0x02];
+    let mut frame = vec![VERSION, 0x02];
     frame.extend_from_slice(&snap);
     let outs = room.raw(1, &frame);
     assert_eq!(
@@ -465,35 +682,132 @@ fn wrong_kind_is_refused_and_ephemerals_are_never_stored() {
 }
 
 #[test]
-fn pending_guests_may_not_publish() {
+fn pending_guests_are_refused_by_name_and_welcome_says_so() {
     let mut room = Room::new();
-    room.join(1, &[1]);
+    room.join(2, &[1]);
+    room.open(1);
     room.peers.get_mut(&1).unwrap().pending = true;
+    let outs = room.hello(1, 0, 7, &[1]);
+    assert!(matches!(
+        to(&outs, 1)[0],
+        RelayFrame::Welcome {
+            access: Access::Pending,
+            ..
+        }
+    ));
     let outs = room.publish(1, 1, 9, 1);
     assert_eq!(
-        error_code(&to(&outs, 1)[0]),
-        Some((RelayErrorCode::GuestPending, false))
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 1, RelayErrorCode::GuestPending, 0))]
     );
     assert_eq!(room.store.head_seq().unwrap(), 0);
+    // Snapshots and ephemeral frames get a non-fatal ERROR, as before.
+    let outs = room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 1,
+            envelope: envelope(EnvelopeKind::Snapshot, tag(1), 9, 2),
+        },
+    );
+    assert_eq!(
+        to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::GuestPending, false))]
+    );
+    let outs = room.frame(
+        1,
+        &ClientFrame::Ephemeral {
+            envelope: envelope(EnvelopeKind::Ephemeral, tag(1), 9, 3),
+        },
+    );
+    assert_eq!(
+        to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::GuestPending, false))]
+    );
+    assert!(to(&outs, 2).is_empty());
+    assert!(room.peers.contains_key(&1), "the socket stays");
 }
 
 #[test]
-fn a_read_only_role_may_not_publish_until_its_role_changes() {
+fn a_read_only_role_is_refused_by_name_until_its_role_changes() {
     let mut room = Room::new();
-    room.join(1, &[1]);
     room.join(2, &[1]);
+    room.open(1);
     room.peers.get_mut(&1).unwrap().role = Some(crate::auth::READ_ONLY_ROLE.into());
+    let outs = room.hello(1, 0, 7, &[1]);
+    assert!(matches!(
+        to(&outs, 1)[0],
+        RelayFrame::Welcome {
+            access: Access::ReadOnly,
+            ..
+        }
+    ));
     let outs = room.publish(1, 1, 9, 1);
     assert_eq!(
-        error_code(&to(&outs, 1)[0]),
-        Some((RelayErrorCode::ReadOnly, false))
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 1, RelayErrorCode::ReadOnly, 0))]
     );
     assert!(to(&outs, 2).is_empty(), "nothing reaches the others");
     assert_eq!(room.store.head_seq().unwrap(), 0, "nothing is stored");
     assert!(room.peers.contains_key(&1), "the socket stays");
+    // A snapshot gets a non-fatal ERROR; an ephemeral frame (a cursor) goes through.
+    room.publish(2, 1, 8, 1);
+    let outs = room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 1,
+            envelope: envelope(EnvelopeKind::Snapshot, tag(1), 9, 2),
+        },
+    );
+    assert_eq!(
+        to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::ReadOnly, false))]
+    );
+    assert_eq!(room.store.snapshot_seq().unwrap(), 0);
+    let outs = room.frame(
+        1,
+        &ClientFrame::Ephemeral {
+            envelope: envelope(EnvelopeKind::Ephemeral, tag(1), 9, 3),
+        },
+    );
+    assert!(matches!(to(&outs, 2)[..], [RelayFrame::Ephemeral { .. }]));
     room.peers.get_mut(&1).unwrap().role = Some("editor".into());
     let outs = room.publish(1, 1, 9, 1);
-    assert!(matches!(to(&outs, 1)[0], RelayFrame::Ack { seq: 1, .. }));
+    assert!(matches!(to(&outs, 1)[0], RelayFrame::Ack { seq: 2, .. }));
+}
+
+#[test]
+fn a_change_stored_before_access_was_lost_is_acked_not_refused() {
+    // The ACK of a stored change was lost with the socket; meanwhile the user became a
+    // viewer. The resent change is acknowledged: refusing it would make its sender roll
+    // back what the room has.
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.publish(1, 1, 9, 1);
+    room.peers.get_mut(&1).unwrap().role = Some(crate::auth::READ_ONLY_ROLE.into());
+    let outs = room.publish(1, 1, 9, 1);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            seq: 1,
+            duplicate: true,
+            ..
+        }]
+    ));
+    room.peers.get_mut(&1).unwrap().pending = true;
+    let outs = room.publish(1, 1, 9, 1);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            duplicate: true,
+            ..
+        }]
+    ));
+    let outs = room.publish(1, 1, 9, 2);
+    assert_eq!(
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 2, RelayErrorCode::GuestPending, 0))],
+        "a pending guest's access comes before its role"
+    );
 }
 
 #[test]
@@ -573,6 +887,7 @@ fn room_full_and_refusal_frame() {
 #[test]
 fn error_messages_are_bounded_on_a_char_boundary() {
     let long = "é".repeat(1000);
+    assert!(long.len() > MAX_ERROR_MESSAGE);
     let b = bounded(long);
     assert!(b.len() <= MAX_ERROR_MESSAGE);
     assert!(b.len() >= MAX_ERROR_MESSAGE - 1);

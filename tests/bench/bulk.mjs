@@ -1,0 +1,110 @@
+// Bulk changes through the real relay (`wrangler dev` with the shipped relay/wrangler.toml
+// limits) between two headless Chromium tabs: how long until what one tab did is visible
+// in the other, and whether anything was refused for the rate. Prints one JSON object.
+//
+//   node tests/bench/bulk.mjs [ROUNDS]     (pkg/ and relay/build must be built: ./run test
+//                                           or ./run demo builds both)
+//
+// Scenarios, each ROUNDS times (default 3) in a fresh room:
+//  - bulk-one-task: 600 creates then 600 updates in one synchronous task;
+//  - bulk-per-task: the same, each change in its own task (a MessageChannel task between
+//    changes, the worst case for coalescing);
+//  - import-10k: 10,000 creates in tasks of 100 (an importer yielding to the page).
+// The clock runs from the first change in tab A to the moment tab B's `room.get` shows the
+// final state; "acked" is when tab A has nothing pending.
+import { CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "../e2e/harness.mjs";
+
+const ROUNDS = Number(process.argv[2] || 3);
+const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+const relay = new Relay(await freePort());
+await relay.start();
+const site = await serveStatic(await freePort());
+const browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+const chromium = browser.version();
+
+async function tab(room) {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(site.url + "/pkg/package.json");
+  await page.evaluate(async ({ url, room, secret }) => {
+    const { default: init, Room } = await import("/pkg/sealsync.js");
+    await init();
+    window.codes = [];
+    const r = await Room.join({ url, room, secret, persist: false });
+    r.on("warning", (w) => window.codes.push(w.code));
+    r.on("rejected", (w) => window.codes.push(`rejected:${w.code}`));
+    r.on("status", (s) => s.state === "reconnecting" && window.codes.push("reconnecting"));
+    window.room = r;
+  }, { url: relay.url, room, secret: SECRET });
+  await page.waitForFunction(() => window.room.status.state === "live", null, { timeout: 20_000 });
+  return page;
+}
+
+const scenarios = {
+  "bulk-one-task": {
+    expect: { n: 600, done: 600 },
+    run: async () => {
+      const ids = [];
+      for (let i = 0; i < 600; i++) ids.push(window.room.create("tasks", { title: `t${i}`, done: false }));
+      for (const id of ids) window.room.update("tasks", id, { done: true });
+    },
+  },
+  "bulk-per-task": {
+    expect: { n: 600, done: 600 },
+    run: async () => {
+      // A real task between changes (a MessageChannel message: no 4 ms setTimeout clamp).
+      const channel = new MessageChannel();
+      const tick = () => new Promise((ok) => { channel.port1.onmessage = ok; channel.port2.postMessage(0); });
+      const ids = [];
+      for (let i = 0; i < 600; i++) { ids.push(window.room.create("tasks", { title: `t${i}`, done: false })); await tick(); }
+      for (const id of ids) { window.room.update("tasks", id, { done: true }); await tick(); }
+    },
+  },
+  "import-10k": {
+    expect: { n: 10_000, done: 0 },
+    run: async () => {
+      for (let i = 0; i < 10_000; i += 100) {
+        for (let j = i; j < i + 100; j++) window.room.create("tasks", { title: `imported ${j}`, done: false, estimate: j % 13 });
+        await new Promise((ok) => { const c = new MessageChannel(); c.port1.onmessage = ok; c.port2.postMessage(0); });
+      }
+    },
+  },
+};
+
+const results = [];
+try {
+  for (const [name, s] of Object.entries(scenarios)) {
+    for (let round = 0; round < ROUNDS; round++) {
+      const room = `bench-${name}-${round}-${Date.now().toString(36)}`;
+      const a = await tab(room);
+      const b = await tab(room);
+      await b.evaluate(({ n, done }) => {
+        window.visible = new Promise((ok) => {
+          const check = () => {
+            const tasks = window.room.get("tasks");
+            if (tasks.length === n && tasks.filter((t) => t.done === true).length === done) ok(performance.timeOrigin + performance.now());
+          };
+          window.room.on("change", check);
+        });
+      }, s.expect);
+      const started = await a.evaluate(async (src) => {
+        const run = new Function(`return (${src})`)();
+        const t0 = performance.timeOrigin + performance.now();
+        window.acked = new Promise((ok) => window.room.on("pending", (n) => n === 0 && ok(performance.timeOrigin + performance.now())));
+        await run();
+        return t0;
+      }, s.run.toString());
+      const visible = await b.evaluate(() => window.visible);
+      const acked = await a.evaluate(() => window.acked);
+      const codes = [...await a.evaluate(() => window.codes), ...await b.evaluate(() => window.codes)];
+      results.push({ scenario: name, round, visibleMs: Math.round(visible - started), ackedMs: Math.round(acked - started), refusals: codes });
+      await a.context().close();
+      await b.context().close();
+    }
+  }
+} finally {
+  await browser.close();
+  await site.close();
+  await relay.dispose();
+}
+console.log(JSON.stringify({ chromium, rounds: ROUNDS, results }, null, 2));

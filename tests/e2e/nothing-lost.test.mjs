@@ -1,0 +1,243 @@
+// Nothing lost, nothing stuck: the SDK in headless Chromium against the real relay under
+// `wrangler dev` with the shipped relay/wrangler.toml limits. Each test reproduces an edge
+// a front end reaches (issue 10): two channels and a late joiner, a bulk edit, a change
+// too large for the relay, a read-only member, and a transaction seen all at once.
+// Run with tests/e2e/run.sh (node --test).
+import assert from "node:assert/strict";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join as pathJoin } from "node:path";
+import { after, before, test } from "node:test";
+
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+
+const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const ORG = "acme";
+const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+const JWKS = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "ed-1" }] });
+const CONVERGE_MS = 30_000;
+
+let relay; // open mode, shipped limits
+let jwtRelay; // jwt mode, shipped limits
+let site;
+let browser;
+
+const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+function mint(room, claims) {
+  const body = { sub: "vera", org: ORG, room, exp: Math.floor(Date.now() / 1000) + 600, ...claims };
+  const input = `${b64({ alg: "EdDSA", typ: "JWT", kid: "ed-1" })}.${b64(body)}`;
+  return `${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}`;
+}
+
+function roomName(prefix) {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * A fresh page with the SDK joined to `room`: `window.room`, and every event it emitted in
+ * `window.seen` ({ type, value }). Resolves once the room is live.
+ */
+async function tab(name, { url = relay.url, room, channel, token } = {}) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("WebSocket connection to")) console.error(`[${name}] console:`, m.text());
+  });
+  await page.goto(site.url + "/pkg/package.json");
+  await page.evaluate(async ({ url, room, channel, token, secret }) => {
+    const { default: init, Room } = await import("/pkg/sealsync.js");
+    await init();
+    window.Room = Room;
+    window.seen = [];
+    const r = await Room.join({ url, room, secret, persist: false, ...(channel ? { channel } : {}), ...(token ? { token } : {}) });
+    for (const type of ["status", "change", "warning", "rejected", "pending"]) {
+      r.on(type, (value) => window.seen.push({ type, value }));
+    }
+    window.room = r;
+  }, { url, room, channel, token, secret: SECRET });
+  await page.waitForFunction(() => window.room?.status.state === "live", null, { timeout: 20_000 });
+  return { page, context, name };
+}
+
+function warnings(t) {
+  return t.page.evaluate(() => window.seen.filter((e) => e.type === "warning").map((e) => e.value.code));
+}
+
+async function count(t, collection = "tasks") {
+  return t.page.evaluate((c) => window.room.get(c).length, collection);
+}
+
+async function waitCount(t, n, what = "tasks") {
+  await t.page.waitForFunction(({ n, what }) => window.room.get(what).length === n, { n, what }, { timeout: CONVERGE_MS, polling: 50 });
+}
+
+async function waitSynced(t) {
+  await t.page.waitForFunction(() => window.room.pendingChanges === 0, null, { timeout: CONVERGE_MS, polling: 50 });
+}
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  relay = new Relay(await freePort());
+  jwtRelay = new Relay(await freePort(), ["--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`]);
+  await Promise.all([relay.start(), jwtRelay.start()]);
+  site = await serveStatic(await freePort());
+  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await relay?.dispose();
+  await jwtRelay?.dispose();
+});
+
+test("two channels: a late joiner of either channel sees every task", async () => {
+  const room = roomName("channels");
+  const a = await tab("a", { room, channel: "main" });
+  const b = await tab("b", { room, channel: "side" });
+  await b.page.evaluate(() => { for (let i = 0; i < 10; i++) window.room.create("tasks", { title: `b${i}` }); });
+  await waitSynced(b);
+  await a.page.evaluate(() => {
+    const ids = [];
+    for (let i = 0; i < 600; i++) ids.push(window.room.create("tasks", { title: `a${i}`, done: false }));
+    window.ids = ids;
+  });
+  await a.page.evaluate(() => { for (const id of window.ids) window.room.update("tasks", id, { done: true }); });
+  await waitSynced(a);
+  for (const channel of ["side", "main"]) {
+    const late = await tab(`late-${channel}`, { room, channel });
+    await waitCount(late, 610);
+    const done = await late.page.evaluate(() => window.room.get("tasks").filter((t) => t.done === true).length);
+    assert.equal(done, 600, `late joiner on ${channel}`);
+    await late.context.close();
+  }
+  await a.context.close();
+  await b.context.close();
+});
+
+test("600 creates and 600 updates reach another tab without RATE_LIMITED", async () => {
+  const room = roomName("bulk");
+  const a = await tab("a", { room });
+  const b = await tab("b", { room });
+  const t0 = Date.now();
+  // One change per task (the worst case for coalescing): every create and update yields
+  // to the event loop (a MessageChannel task: no 4 ms setTimeout clamp).
+  await a.page.evaluate(async () => {
+    const channel = new MessageChannel();
+    const yieldTask = () => new Promise((ok) => { channel.port1.onmessage = ok; channel.port2.postMessage(0); });
+    const ids = [];
+    for (let i = 0; i < 600; i++) {
+      ids.push(window.room.create("tasks", { title: `t${i}`, done: false }));
+      await yieldTask();
+    }
+    for (const id of ids) {
+      window.room.update("tasks", id, { done: true });
+      await yieldTask();
+    }
+  });
+  await b.page.waitForFunction(() => window.room.get("tasks").filter((t) => t.done).length === 600, null, { timeout: CONVERGE_MS, polling: 50 });
+  await waitSynced(a);
+  console.log(`# 600 creates + 600 updates, one per task, visible in the other tab after ${Date.now() - t0} ms`);
+  for (const t of [a, b]) {
+    const codes = await warnings(t);
+    assert.ok(!codes.includes("RATE_LIMITED"), `${t.name}: ${codes.join(",")}`);
+    const states = await t.page.evaluate(() => window.seen.filter((e) => e.type === "status").map((e) => e.value.state));
+    assert.ok(!states.includes("reconnecting"), `${t.name} reconnected: ${states.join(",")}`);
+  }
+  await a.context.close();
+  await b.context.close();
+});
+
+test("a change too large for the relay is refused at once and later edits still arrive", async () => {
+  const room = roomName("large");
+  const a = await tab("a", { room });
+  const b = await tab("b", { room });
+  const refused = await a.page.evaluate(() => {
+    try {
+      window.room.create("tasks", { title: "huge", blob: "x".repeat(1_032_160) });
+      return null;
+    } catch (err) {
+      return { code: err.code, name: err.name };
+    }
+  });
+  assert.deepEqual(refused, { code: "BODY_TOO_LARGE", name: "SealsyncError" });
+  assert.equal(await count(a), 0, "nothing applied");
+  // Just under the limit is accepted and stored.
+  await a.page.evaluate(() => window.room.create("tasks", { title: "big", blob: "x".repeat(990_000) }));
+  await a.page.evaluate(() => window.room.create("tasks", { title: "after" }));
+  await waitCount(b, 2);
+  await waitSynced(a);
+  const codes = await warnings(a);
+  assert.ok(!codes.includes("TOO_LARGE") && !codes.includes("RATE_LIMITED"), codes.join(","));
+  await a.context.close();
+  await b.context.close();
+});
+
+test("a read-only member's change is rolled back with a rejected event", async () => {
+  const room = `${ORG}:${roomName("viewer")}`;
+  const editor = await tab("editor", { url: jwtRelay.url, room, token: mint(room, { sub: "ed" }) });
+  await editor.page.evaluate(() => window.room.create("tasks", { title: "by the editor" }));
+  // The viewer changes something before the relay has told it its role (offline, or
+  // right after join): the change shows, then is rolled back and reported.
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(site.url + "/pkg/package.json");
+  const rejected = await page.evaluate(async ({ url, room, secret, token }) => {
+    const { default: init, Room } = await import("/pkg/sealsync.js");
+    await init();
+    const r = await Room.join({ url, room, secret, token, persist: false });
+    window.room = r;
+    const shown = [];
+    const rejected = new Promise((ok) => r.on("rejected", ok));
+    r.create("tasks", { title: "by the viewer" });
+    shown.push(r.get("tasks").map((t) => t.title));
+    const event = await rejected;
+    shown.push(r.get("tasks").map((t) => t.title));
+    await new Promise((ok) => { if (r.status.state === "live") ok(); else r.on("status", (s) => s.state === "live" && ok()); });
+    let thrown = null;
+    try { r.create("tasks", { title: "again" }); } catch (err) { thrown = err.code; }
+    return { code: event.code, ops: event.ops.map((o) => o.type + ":" + o.fields?.title), shown, thrown, after: r.get("tasks").map((t) => t.title) };
+  }, { url: jwtRelay.url, room, secret: SECRET, token: mint(room, { sub: "vera", role: "viewer" }) });
+  assert.equal(rejected.code, "READ_ONLY");
+  assert.deepEqual(rejected.ops, ["created:by the viewer"]);
+  assert.ok(rejected.shown[0].includes("by the viewer"), "applied at once");
+  assert.ok(!rejected.shown[1].includes("by the viewer"), "rolled back");
+  assert.equal(rejected.thrown, "READ_ONLY", "once the role is known, a change throws");
+  assert.deepEqual(rejected.after, ["by the editor"]);
+  await context.close();
+  await editor.context.close();
+});
+
+test("a transaction is seen all at once by another tab", async () => {
+  const room = roomName("tx");
+  const a = await tab("a", { room });
+  const b = await tab("b", { room });
+  // In b, every change event records how many tasks the room shows at that moment.
+  await b.page.evaluate(() => {
+    window.sizes = [];
+    window.room.on("change", () => window.sizes.push(window.room.get("tasks").length));
+  });
+  await a.page.evaluate(() => {
+    window.room.transact(() => {
+      for (let i = 0; i < 50; i++) window.room.create("tasks", { title: `move ${i}` });
+    });
+  });
+  await waitCount(b, 50);
+  const sizes = await b.page.evaluate(() => window.sizes);
+  assert.equal(sizes.length, 50, "one change event per operation");
+  assert.ok(sizes.every((n) => n === 50), `b saw a partial transaction: ${sizes.slice(0, 10).join(",")}…`);
+  // A transaction that throws leaves nothing behind, here or there.
+  const thrown = await a.page.evaluate(() => {
+    try {
+      window.room.transact(() => { window.room.create("tasks", { title: "half" }); throw new Error("app bug"); });
+    } catch (err) { return err.message; }
+    return null;
+  });
+  assert.equal(thrown, "app bug");
+  await a.page.evaluate(() => window.room.create("tasks", { title: "after" }));
+  await waitCount(b, 51);
+  assert.ok(!(await b.page.evaluate(() => window.room.get("tasks").some((t) => t.title === "half"))));
+  await a.context.close();
+  await b.context.close();
+});
