@@ -22,6 +22,7 @@ use sealsync_core::{RoomId, SessionId};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
+use zeroize::Zeroizing;
 
 use crate::browser::{self, Hook};
 use crate::env::{now, wall};
@@ -40,8 +41,8 @@ pub(crate) struct Inner {
     pub(crate) client: Client,
     pub(crate) room: String,
     pub(crate) relay_url: String,
-    /// The room key as a share-link secret (base64url).
-    pub(crate) secret: String,
+    /// The room key as a share-link secret (base64url), wiped from wasm memory on drop.
+    pub(crate) secret: Zeroizing<String>,
     /// Collections seen in changes, for `snapshot()`.
     pub(crate) collections: BTreeSet<String>,
     socket_url: String,
@@ -98,7 +99,7 @@ impl Inner {
         relay_url: &str,
         room: &RoomId,
         session: SessionId,
-        secret: String,
+        secret: Zeroizing<String>,
     ) -> Self {
         let base = relay_url.trim_end_matches('/');
         // `client` is the session id the relay already sees in every envelope header: it

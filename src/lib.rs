@@ -35,6 +35,7 @@ mod timer;
 mod ts;
 
 use std::rc::Rc;
+use zeroize::Zeroizing;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -165,9 +166,9 @@ impl Room {
 
         let mut worker_failure = None;
         let secret = if let Some(secret) = opts.secret {
-            secret
+            Zeroizing::new(secret)
         } else {
-            let password = opts.password.unwrap_or_default();
+            let password = Zeroizing::new(opts.password.unwrap_or_default());
             progress(
                 opts.on_progress.as_ref(),
                 &events::progress_to_js("deriving-key", None, None),
@@ -182,7 +183,8 @@ impl Room {
             if let kdf::Route::MainThread { reason } = route {
                 worker_failure = Some(reason);
             }
-            URL_SAFE_NO_PAD.encode(key)
+            let key = Zeroizing::new(key);
+            Zeroizing::new(URL_SAFE_NO_PAD.encode(*key))
         };
         let key = RoomKey::from_secret(&secret).map_err(|e| error::from_core(&e))?;
         let keys = RoomKeys::derive(&key, room_id.clone());

@@ -25,7 +25,7 @@ export type ErrorCode =
   | "INVALID_ROOM_ID" | "INVALID_SECRET" | "EMPTY_PASSWORD" | "UNKNOWN_KEY_EPOCH"
   | "WIRE_VERSION" | "UNKNOWN_FRAME" | "FRAME_TOO_LARGE" | "MALFORMED_FRAME" | "WRONG_KIND"
   | "INVALID_OPERATION" | "INVALID_SNAPSHOT" | "KDF_FAILED" | "OUTBOX_FULL" | "READ_ONLY"
-  | "REPLAY"
+  | "REPLAY" | "HISTORY_GAP"
   // from the browser SDK
   | "INVALID_OPTIONS" | "INVALID_ARGUMENT" | "ROOM_CLOSED" | "STORAGE_FAILED"
   | "KDF_WORKER_FAILED" | "NO_RANDOMNESS" | "BROWSER_API" | "TOKEN_FAILED"
@@ -33,7 +33,7 @@ export type ErrorCode =
   // from the relay, in `warning` and `rejected` events (`READ_ONLY`, `WRONG_KIND` above)
   | "BAD_FRAME" | "WRONG_VERIFIER" | "FORBIDDEN" | "UNSUPPORTED_VERSION" | "TOO_LARGE"
   | "RATE_LIMITED" | "ROOM_FULL" | "HISTORY_FULL" | "NOT_JOINED" | "BANNED"
-  | "GUEST_PENDING" | "UNKNOWN"
+  | "GUEST_PENDING" | "DUPLICATE_MISMATCH" | "UNKNOWN"
   | (string & {});
 
 /** Every error the SDK throws or rejects with. */
@@ -287,9 +287,9 @@ mod tests {
             crate::error::TOKEN_FAILED,
             crate::error::CONNECTION_REFUSED,
             crate::error::BROWSER_API,
-            "REPLAY",
         ];
-        for code in relay.into_iter().chain(sdk) {
+        let client = sealsync_core::client::WARNING_CODES.iter().copied();
+        for code in relay.into_iter().chain(sdk).chain(client) {
             assert!(union.contains(&format!("\"{code}\"")), "{code} missing");
         }
     }

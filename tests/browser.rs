@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use sealsync::{derive_room_key, Room};
+use sealsync_core::member::{verify_proof, CHALLENGE_LEN};
 use sealsync_core::wire::{Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
 use sealsync_core::SessionId;
 use wasm_bindgen::prelude::*;
@@ -837,10 +838,18 @@ async fn the_changes_of_one_task_are_sealed_together() {
 //
 // `WebSocket` is wrapped so that sockets to `ws://fake-relay.test` are fakes whose frames
 // the test reads and answers with the core's own codec; every other URL gets a real one.
+// As a relay does, a fake sends `CHALLENGE` first (right after `open`, built by the core's
+// codec), and `FakeRelay` checks the signed `HELLO` that must answer it before replying.
 
 #[wasm_bindgen(inline_js = r#"
 const fakes = [];
-export function installFakeRelay() {
+// Builds the relay's CHALLENGE frame (a Rust function: the core's codec, fresh bytes).
+let makeChallenge = null;
+// Rooms (socket paths) whose sockets get their CHALLENGE only when the test sends it.
+const held = new Set();
+function roomPath(room) { return "/room/" + encodeURIComponent(room) + "/ws"; }
+export function installFakeRelay(challenge) {
+  makeChallenge = challenge;
   if (globalThis.__sealsyncFakeRelay) return;
   globalThis.__sealsyncFakeRelay = true;
   class FakeSocket {
@@ -852,18 +861,27 @@ export function installFakeRelay() {
       this.frames = [];
       this.texts = [];
       this.closedWith = null;
+      // The CHALLENGE frame this socket got (null: none yet), and how many binary frames
+      // the room sent before it (a relay would refuse them all).
+      this.challenge = null;
+      this.framesBeforeChallenge = 0;
       this.onopen = this.onmessage = this.onclose = this.onerror = null;
       fakes.push(this);
       setTimeout(() => {
         if (this.readyState !== 0) return;
         this.readyState = 1;
         if (this.onopen) this.onopen(new Event("open"));
+        // As a relay does: CHALLENGE is the first frame, in a task of its own.
+        if (!held.has(new URL(this.url).pathname)) setTimeout(() => sendChallenge(this), 0);
       }, 0);
     }
     send(data) {
       if (this.readyState !== 1) throw new DOMException("not open", "InvalidStateError");
       if (typeof data === "string") this.texts.push(data);
-      else this.frames.push(new Uint8Array(data));
+      else {
+        if (this.challenge === null) this.framesBeforeChallenge += 1;
+        this.frames.push(new Uint8Array(data));
+      }
     }
     close(code) {
       if (this.readyState >= 2) return;
@@ -880,8 +898,23 @@ export function installFakeRelay() {
   });
 }
 export function fakeSockets(room) {
-  const path = "/room/" + encodeURIComponent(room) + "/ws";
+  const path = roomPath(room);
   return fakes.filter((f) => new URL(f.url).pathname === path);
+}
+export function sendChallenge(socket) {
+  if (socket.readyState !== 1 || socket.challenge !== null) return;
+  socket.challenge = makeChallenge();
+  if (socket.onmessage) socket.onmessage({ data: socket.challenge.slice().buffer });
+}
+export function holdChallenges(room, hold) {
+  if (hold) held.add(roomPath(room));
+  else held.delete(roomPath(room));
+}
+export function closeFromRelay(socket, code) {
+  if (socket.readyState >= 2) return;
+  socket.readyState = 3;
+  socket.closedWith = code;
+  if (socket.onclose) socket.onclose(new CloseEvent("close", { code, wasClean: true }));
 }
 export function takeFrames(socket) { const out = socket.frames; socket.frames = []; return out; }
 export function deliver(socket, bytes) {
@@ -896,7 +929,16 @@ export function captureConsoleWarn() {
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = installFakeRelay)]
-    fn install_fake_relay();
+    fn install_fake_relay(challenge: &Function);
+    /// Sends `socket` its `CHALLENGE` now (once per socket; a held room's are not sent on
+    /// open).
+    #[wasm_bindgen(js_name = sendChallenge)]
+    fn send_challenge(socket: &JsValue);
+    #[wasm_bindgen(js_name = holdChallenges)]
+    fn hold_challenges(room: &str, hold: bool);
+    /// The relay closes `socket` with `code` (the room sees a `close` event).
+    #[wasm_bindgen(js_name = closeFromRelay)]
+    fn close_from_relay(socket: &JsValue, code: u16);
     #[wasm_bindgen(js_name = fakeSockets)]
     fn fake_sockets(room: &str) -> Array;
     #[wasm_bindgen(js_name = takeFrames)]
@@ -930,6 +972,22 @@ fn shipped_limits() -> sealsync_core::limits::RelayLimits {
     }
 }
 
+thread_local! {
+    /// The fake relay's `CHALLENGE` for a new socket: 32 fresh random bytes, encoded by the
+    /// core's codec.
+    static MAKE_CHALLENGE: Closure<dyn FnMut() -> Uint8Array> = Closure::new(|| {
+        let mut challenge = [0u8; CHALLENGE_LEN];
+        getrandom::fill(&mut challenge).unwrap();
+        let frame = RelayFrame::Challenge { challenge }.encode().unwrap();
+        Uint8Array::from(frame.as_slice())
+    });
+}
+
+/// Wraps `WebSocket` (once) so that sockets to [`FAKE_RELAY`] are fakes.
+fn install() {
+    MAKE_CHALLENGE.with(|make| install_fake_relay(make.as_ref().unchecked_ref()));
+}
+
 /// One room's fake relay connection: what the room sent, and the answers.
 struct FakeRelay {
     room: String,
@@ -937,14 +995,22 @@ struct FakeRelay {
     seq: u64,
     opener: sealsync_core::Opener,
     keys: sealsync_core::RoomKeys,
-    /// The `HELLO` the room opened with.
+    /// The `HELLO` the room opened the current socket with.
     hello: ClientFrame,
 }
 
 impl FakeRelay {
-    /// Joins `room` through the fake relay and waits for its `HELLO`.
+    /// Joins `room` through the fake relay and waits for its `HELLO` (see
+    /// [`Self::expect_hello`]).
     async fn join(room: &str, pairs: &[(&str, JsValue)]) -> (Room, Self) {
-        install_fake_relay();
+        let (joined, mut relay) = Self::connect(room, pairs).await;
+        relay.expect_hello().await;
+        (joined, relay)
+    }
+
+    /// Joins `room` through the fake relay and waits for its first socket.
+    async fn connect(room: &str, pairs: &[(&str, JsValue)]) -> (Room, Self) {
+        install();
         let mut all = vec![
             ("url", JsValue::from(FAKE_RELAY)),
             ("secret", SECRET_A.into()),
@@ -956,29 +1022,67 @@ impl FakeRelay {
             &sealsync_core::RoomKey::from_secret(SECRET_A).unwrap(),
             sealsync_core::RoomId::new(room).unwrap(),
         );
-        let mut relay = None;
-        for _ in 0..500 {
-            if let Some(socket) = fake_sockets(room).iter().last() {
-                relay = Some(socket);
-                break;
-            }
-            pause(10).await;
-        }
-        let mut relay = Self {
+        let relay = Self {
             room: room.to_owned(),
-            socket: relay.expect("the room opened no socket"),
+            socket: JsValue::NULL,
             seq: 0,
             opener: sealsync_core::Opener::new(&keys),
             keys,
             hello: ClientFrame::Sync { after_seq: 0 },
         };
-        relay.hello = relay.next_frame().await;
-        assert!(
-            matches!(relay.hello, ClientFrame::Hello { .. }),
-            "first frame: {:?}",
-            relay.hello
+        let socket = relay.socket_after(0).await;
+        (joined, Self { socket, ..relay })
+    }
+
+    /// Waits for the room's socket number `n + 1` (0: the first).
+    async fn socket_after(&self, n: u32) -> JsValue {
+        for _ in 0..500 {
+            let sockets = fake_sockets(&self.room);
+            if sockets.length() > n {
+                return sockets.get(n);
+            }
+            pause(10).await;
+        }
+        panic!("the room opened no socket number {}", n + 1);
+    }
+
+    /// Waits for the current socket's first frame: a `HELLO` sent after the relay's
+    /// `CHALLENGE` (nothing before it), with the room's member key and a proof that
+    /// verifies for this socket's challenge (as a relay checks it).
+    async fn expect_hello(&mut self) {
+        self.hello = self.next_frame().await;
+        let challenge = self
+            .challenge()
+            .expect("a frame before the relay's CHALLENGE");
+        assert_eq!(
+            get(&self.socket, "framesBeforeChallenge").as_f64(),
+            Some(0.0),
+            "the room sent frames before the relay's CHALLENGE"
         );
-        (joined, relay)
+        let ClientFrame::Hello {
+            member_key, proof, ..
+        } = &self.hello
+        else {
+            panic!("first frame: {:?}", self.hello);
+        };
+        assert_eq!(*member_key, self.keys.member_key(), "the room's member key");
+        assert!(
+            verify_proof(self.keys.room(), &challenge, member_key, proof),
+            "the HELLO's proof does not verify for this socket's challenge"
+        );
+    }
+
+    /// The challenge the relay sent on the current socket, if it sent one.
+    fn challenge(&self) -> Option<[u8; CHALLENGE_LEN]> {
+        let frame = get(&self.socket, "challenge");
+        if frame.is_null() {
+            return None;
+        }
+        let bytes = frame.dyn_into::<Uint8Array>().unwrap().to_vec();
+        match RelayFrame::decode(&bytes).unwrap() {
+            RelayFrame::Challenge { challenge } => Some(challenge),
+            other => panic!("the fake relay's first frame: {other:?}"),
+        }
     }
 
     fn deliver(&self, frame: &RelayFrame) {
@@ -1278,5 +1382,71 @@ async fn the_channel_option_names_only_the_ephemeral_channel() {
     let opened = relay.opener.open(&envelope).unwrap();
     assert_eq!(opened.header.channel, side);
     assert_eq!(opened.body, br#"{"x":1}"#);
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn the_room_waits_for_the_relays_challenge_and_signs_each_sockets_own() {
+    let name = unique_room("fake-challenge");
+    // This room's sockets get no CHALLENGE on open: the test sends it.
+    hold_challenges(&name, true);
+    let (room, mut relay) = FakeRelay::connect(&name, &[]).await;
+    for _ in 0..500 {
+        if get(&relay.socket, "readyState").as_f64() == Some(1.0) {
+            break;
+        }
+        pause(10).await;
+    }
+    assert_eq!(get(&relay.socket, "readyState").as_f64(), Some(1.0));
+    pause(200).await;
+    assert!(
+        relay.frames().await.is_empty(),
+        "nothing before the relay's CHALLENGE"
+    );
+    assert_eq!(state(&room), "syncing");
+
+    send_challenge(&relay.socket);
+    relay.expect_hello().await;
+    let first_challenge = relay.challenge().unwrap();
+    let ClientFrame::Hello {
+        member_key,
+        proof: first_proof,
+        ..
+    } = relay.hello.clone()
+    else {
+        unreachable!("expect_hello checked it");
+    };
+    // A second CHALLENGE on the same socket gets no second HELLO.
+    relay.deliver(&RelayFrame::Challenge {
+        challenge: [9; CHALLENGE_LEN],
+    });
+    assert!(relay.frames().await.is_empty(), "one HELLO per socket");
+    relay.welcome(Access::Write);
+    assert_eq!(state(&room), "live");
+
+    // The relay drops the socket. The next one gets its own challenge on open, and the
+    // room signs that one: the first socket's proof does not verify there.
+    hold_challenges(&name, false);
+    close_from_relay(&relay.socket, 1011);
+    relay.socket = relay.socket_after(1).await;
+    relay.expect_hello().await;
+    let second_challenge = relay.challenge().unwrap();
+    assert_ne!(second_challenge, first_challenge);
+    let ClientFrame::Hello { proof, .. } = &relay.hello else {
+        unreachable!("expect_hello checked it");
+    };
+    assert_ne!(proof, &first_proof);
+    assert!(
+        !verify_proof(
+            relay.keys.room(),
+            &second_challenge,
+            &member_key,
+            &first_proof
+        ),
+        "a recorded HELLO is useless on another socket"
+    );
+    relay.welcome(Access::Write);
+    assert_eq!(state(&room), "live");
+    assert_eq!(relay.sockets(), 2);
     room.leave().await;
 }

@@ -1,5 +1,6 @@
-//! Benchmarks of the core crypto: seal and open at 64 B, 1 KiB and 64 KiB bodies, and the
-//! Argon2id room-key derivation from a password.
+//! Benchmarks of the core crypto: seal and open at 64 B, 1 KiB and 64 KiB bodies, the
+//! Argon2id room-key derivation from a password, and the membership proof (the client's
+//! signature per connection, the relay's check per `HELLO`).
 //!
 //! `cargo bench -p sealsync-core --bench crypto`
 
@@ -12,6 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sealsync_core::member::verify_proof;
 use sealsync_core::{
     DeviceId, EnvelopeKind, Hlc, Opener, RoomId, RoomKey, RoomKeys, SessionId, SessionSealer,
 };
@@ -88,5 +90,27 @@ fn room_key_from_password(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, seal_open, room_key_from_password);
+fn membership_proof(c: &mut Criterion) {
+    let keys = keys();
+    let challenge = [0x5c; 32];
+    let member_key = keys.member_key();
+    let proof = keys.prove(&challenge);
+    let mut group = c.benchmark_group("member");
+    group.bench_function("RoomKeys::prove (Ed25519 sign)", |b| {
+        b.iter(|| keys.prove(black_box(&challenge)));
+    });
+    group.bench_function("member::verify_proof (Ed25519 verify)", |b| {
+        b.iter(|| {
+            assert!(verify_proof(
+                keys.room(),
+                black_box(&challenge),
+                &member_key,
+                black_box(&proof)
+            ));
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, seal_open, room_key_from_password, membership_proof);
 criterion_main!(benches);

@@ -97,26 +97,33 @@ fn history() -> History {
     History { events, snapshot }
 }
 
-/// Frames the relay sends a joiner with `after_seq = 0`.
+/// Frames the relay sends a joiner with `after_seq = 0`: the socket's `CHALLENGE` (which
+/// the client answers with a signed `HELLO`), then the catch-up.
 fn catch_up(h: &History, with_snapshot: bool) -> Vec<Vec<u8>> {
     let snapshot_seq = if with_snapshot { HISTORY - TAIL } else { 0 } as u64;
-    let mut frames = vec![RelayFrame::Welcome {
-        relay_time: WALL.0,
-        head_seq: HISTORY as u64,
-        snapshot_seq,
-        presence: 2,
-        verifier_state: VerifierState::Matched,
-        access: Access::Write,
-        limits: RelayLimits {
-            max_frame_bytes: 1 << 20,
-            rate_burst: 120,
-            rate_per_second: 60,
-            max_history_events: 100_000,
-            max_history_bytes: 1 << 30,
-        },
-    }
-    .encode()
-    .unwrap()];
+    let challenge = RelayFrame::Challenge {
+        challenge: [0x5c; 32],
+    };
+    let mut frames = vec![challenge.encode().unwrap()];
+    frames.push(
+        RelayFrame::Welcome {
+            relay_time: WALL.0,
+            head_seq: HISTORY as u64,
+            snapshot_seq,
+            presence: 2,
+            verifier_state: VerifierState::Matched,
+            access: Access::Write,
+            limits: RelayLimits {
+                max_frame_bytes: 1 << 20,
+                rate_burst: 120,
+                rate_per_second: 60,
+                max_history_events: 100_000,
+                max_history_bytes: 1 << 30,
+            },
+        }
+        .encode()
+        .unwrap(),
+    );
     if with_snapshot {
         frames.push(
             RelayFrame::Snapshot {

@@ -29,7 +29,8 @@
 //!
 //! ```
 //! use sealsync_core::client::{Client, ClientConfig, Output, Status};
-//! use sealsync_core::{DeviceId, Entropy, Millis, RoomId, SessionId};
+//! use sealsync_core::wire::RelayFrame;
+//! use sealsync_core::{DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
 //! use sealsync_core::kdf::{RoomKey, RoomKeys};
 //!
 //! struct Counter(u8);
@@ -48,6 +49,9 @@
 //! client.handle_start(Millis(0));
 //! assert_eq!(client.poll(), Some(Output::Connect));
 //! client.handle_socket_opened(Millis(40));
+//! // The relay's first frame is a challenge; the client answers it with a signed HELLO.
+//! let challenge = RelayFrame::Challenge { challenge: [7; 32] }.encode()?;
+//! client.handle_frame(Millis(41), WallMillis(1_700_000_000_000), &challenge);
 //! let mut sent_hello = false;
 //! while let Some(out) = client.poll() {
 //!     if let Output::Send(_) = out { sent_hello = true; }
@@ -84,6 +88,14 @@ use crate::wire::{self, Access, ClientFrame, Refusal, RelayErrorCode, RelayFrame
 /// The channel tag of every event and snapshot: they belong to the whole room. Channel
 /// tags filter ephemeral frames only (PROTOCOL.md, "Channels").
 pub const ROOM_TAG: ChannelTag = ChannelTag([0; 16]);
+
+/// Warning code: an event whose sender counter was already seen was dropped (a replay).
+pub const WARNING_REPLAY: &str = "REPLAY";
+/// Warning code: the relay's catch-up left the same hole twice; the client waits for the
+/// next connection instead of asking again.
+pub const WARNING_HISTORY_GAP: &str = "HISTORY_GAP";
+/// The warning codes the client emits besides [`Error::code`]s and relay error names.
+pub const WARNING_CODES: &[&str] = &[WARNING_REPLAY, WARNING_HISTORY_GAP];
 
 /// How long the client waits after a non-fatal `RATE_LIMITED` `ERROR` (a frame other than a
 /// publish was refused) before it sends again.
@@ -311,6 +323,8 @@ pub struct Client {
     /// Which `(session, counter)` pairs have been applied: a second one is a replay.
     replay: ReplayGuard,
     sync_requested: bool,
+    /// Whether this connection's `HELLO` went out (after the relay's `CHALLENGE`).
+    hello_sent: bool,
     /// `last_seq` when the last `SYNC` went out on this connection.
     synced_from: Option<u64>,
     armed: Option<Millis>,
@@ -371,6 +385,7 @@ impl Client {
             snapshot_seq: 0,
             replay: ReplayGuard::new(),
             sync_requested: false,
+            hello_sent: false,
             synced_from: None,
             armed: None,
             outputs: VecDeque::new(),
@@ -515,14 +530,25 @@ impl Client {
         self.sync_after_pause = false;
         self.paused_until = None;
         self.outbox.mark_all_unsent();
+        // HELLO waits for the relay's CHALLENGE: it signs it.
+        self.hello_sent = false;
+        self.set_status(Status::Syncing);
+        self.rearm(now);
+    }
+
+    /// The relay's `CHALLENGE` (the first frame on a socket): answer with `HELLO`, signed.
+    fn on_challenge(&mut self, challenge: &[u8; crate::member::CHALLENGE_LEN]) {
+        if self.hello_sent {
+            return;
+        }
+        self.hello_sent = true;
         let hello = ClientFrame::Hello {
             after_seq: self.last_seq,
-            verifier: self.keys.verifier(),
+            member_key: self.keys.member_key(),
+            proof: self.keys.prove(challenge),
             channels: alloc::vec![self.channel],
         };
         self.send(&hello);
-        self.set_status(Status::Syncing);
-        self.rearm(now);
     }
 
     /// The socket closed (or failed to open) with `code`.
@@ -601,6 +627,7 @@ impl Client {
                 message,
             } => self.on_refused(now, session, counter, code, retry_after_ms, message),
             RelayFrame::Access { access } => self.set_access(now, access),
+            RelayFrame::Challenge { challenge } => self.on_challenge(&challenge),
             RelayFrame::Ephemeral { envelope } => match self.opener.open(&envelope) {
                 Ok(opened) => self.event(ClientEvent::Ephemeral { body: opened.body }),
                 Err(err) => self.warn(&err),
@@ -1013,7 +1040,7 @@ impl Client {
                 // The answer to our SYNC left the same hole: asking again would only loop.
                 // Report it once; the next connection asks again.
                 self.event(ClientEvent::Warning {
-                    code: String::from("HISTORY_GAP"),
+                    code: String::from(WARNING_HISTORY_GAP),
                     message: format!(
                         "the relay says it holds events up to {head_seq} but sent none after \
                          {}; waiting for the next connection",
@@ -1150,7 +1177,7 @@ impl Client {
                 }
                 if !self.replay.accept(session, counter) {
                     return self.event(ClientEvent::Warning {
-                        code: String::from("REPLAY"),
+                        code: String::from(WARNING_REPLAY),
                         message: String::from(
                             "dropped an event whose sender counter was already seen (replay)",
                         ),

@@ -8,9 +8,10 @@
 //!
 //! room key ─HKDF-SHA256(salt = "sealsync/v1")─┬─ "sealsync/v1/event"       event root
 //!                                             ├─ "sealsync/v1/commit"      commitment root
-//!                                             ├─ "sealsync/v1/verifier"    verifier (relay)
 //!                                             ├─ "sealsync/v1/channel"     channel-tag key
-//!                                             └─ "sealsync/v1/fingerprint" fingerprint
+//!                                             ├─ "sealsync/v1/fingerprint" fingerprint
+//!                                             └─ "sealsync/v2/member"      Ed25519 seed:
+//!                                                  member key (relay) + HELLO proofs
 //! event root  ─HKDF(salt = session id, "sealsync/v1/session-enc")    AES-256-GCM key
 //! commit root ─HKDF(salt = session id, "sealsync/v1/session-commit") commitment HMAC key
 //! ```
@@ -55,7 +56,6 @@ const ROOM_SALT_LABEL: &[u8] = b"sealsync/v1/room-salt";
 const HKDF_SALT: &[u8] = b"sealsync/v1";
 const LABEL_EVENT: &[u8] = b"sealsync/v1/event";
 const LABEL_COMMIT: &[u8] = b"sealsync/v1/commit";
-const LABEL_VERIFIER: &[u8] = b"sealsync/v1/verifier";
 const LABEL_CHANNEL: &[u8] = b"sealsync/v1/channel";
 const LABEL_FINGERPRINT: &[u8] = b"sealsync/v1/fingerprint";
 const LABEL_MEMBER: &[u8] = b"sealsync/v2/member";
@@ -234,7 +234,6 @@ pub struct RoomKeys {
     room: RoomId,
     event_root: [u8; KEY_LEN],
     commit_root: [u8; KEY_LEN],
-    verifier: [u8; KEY_LEN],
     channel_key: [u8; KEY_LEN],
     fingerprint: [u8; 16],
     /// The seed of the room's membership key pair (Ed25519).
@@ -263,14 +262,12 @@ impl RoomKeys {
             room,
             event_root: [0; KEY_LEN],
             commit_root: [0; KEY_LEN],
-            verifier: [0; KEY_LEN],
             channel_key: [0; KEY_LEN],
             fingerprint: [0; 16],
             member_seed: [0; KEY_LEN],
         };
         expand(&hkdf, LABEL_EVENT, &mut keys.event_root);
         expand(&hkdf, LABEL_COMMIT, &mut keys.commit_root);
-        expand(&hkdf, LABEL_VERIFIER, &mut keys.verifier);
         expand(&hkdf, LABEL_CHANNEL, &mut keys.channel_key);
         expand(&hkdf, LABEL_FINGERPRINT, &mut keys.fingerprint);
         expand(&hkdf, LABEL_MEMBER, &mut keys.member_seed);
@@ -301,14 +298,6 @@ impl RoomKeys {
     #[must_use]
     pub const fn room(&self) -> &RoomId {
         &self.room
-    }
-
-    /// The 32-byte verifier sent in `HELLO`. The relay stores the first one it sees per
-    /// room and refuses others (`WRONG_VERIFIER`); it reveals nothing about the key beyond
-    /// what an offline password guess (one Argon2id per guess) can test.
-    #[must_use]
-    pub const fn verifier(&self) -> [u8; KEY_LEN] {
-        self.verifier
     }
 
     /// The relay-visible tag of a channel: HMAC-SHA256(channel key, name)[..16].
@@ -443,13 +432,13 @@ mod tests {
 
     #[test]
     fn secret_leniency_is_exactly_whitespace_and_one_pad() {
-        let expected = keys(SECRET, "r").verifier();
+        let expected = keys(SECRET, "r").member_key();
         for ok in [
             alloc::format!("{SECRET}="),
             alloc::format!("  {SECRET}\n"),
             alloc::format!("\t{SECRET}= "),
         ] {
-            assert_eq!(keys(&ok, "r").verifier(), expected, "{ok:?}");
+            assert_eq!(keys(&ok, "r").member_key(), expected, "{ok:?}");
         }
         let mut plus = String::from(SECRET);
         plus.replace_range(0..1, "+");
@@ -473,13 +462,13 @@ mod tests {
     fn subkeys_are_distinct_and_depend_on_the_key() {
         let a = keys(SECRET, "room");
         let b = keys("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "room");
-        let all = [a.event_root, a.commit_root, a.verifier, a.channel_key];
+        let all = [a.event_root, a.commit_root, a.member_seed, a.channel_key];
         for (i, x) in all.iter().enumerate() {
             for y in &all[i + 1..] {
                 assert_ne!(x, y);
             }
         }
-        assert_ne!(a.verifier(), b.verifier());
+        assert_ne!(a.member_key(), b.member_key());
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.channel_tag("doc"), b.channel_tag("doc"));
         assert_ne!(a.channel_tag("doc"), a.channel_tag("cursor"));

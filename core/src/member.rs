@@ -53,8 +53,9 @@ pub fn proof_message(
     message
 }
 
-/// Whether `proof` is `member_key`'s signature over this room and challenge. The relay's
-/// check; constant-time in the signature as the underlying Ed25519 verification is.
+/// Whether `proof` is `member_key`'s signature over this room and challenge: the relay's
+/// check. Every input is public, so Ed25519's variable-time verification is fine; weak
+/// (small-order) keys and non-canonical proofs are refused.
 #[must_use]
 pub fn verify_proof(
     room: &RoomId,

@@ -37,6 +37,7 @@ use crate::envelope::{EnvelopeKind, ENVELOPE_VERSION};
 use crate::error::{Error, Result};
 use crate::ids::{ChannelTag, SessionId};
 use crate::limits::RelayLimits;
+use crate::member::{CHALLENGE_LEN, MEMBER_KEY_LEN, PROOF_LEN};
 
 pub use crate::envelope::MIN_ENVELOPE_LEN;
 
@@ -114,6 +115,7 @@ const T_NOTIFY: u8 = 0x89;
 const T_SNAPSHOT_STORED: u8 = 0x8A;
 const T_REFUSED: u8 = 0x8B;
 const T_ACCESS: u8 = 0x8C;
+const T_CHALLENGE: u8 = 0x8D;
 
 // The envelope kinds this codec checks (the rest of the header is `envelope`'s business).
 const KIND_EVENT: u8 = EnvelopeKind::Event.as_u8();
@@ -127,8 +129,11 @@ pub enum ClientFrame {
     Hello {
         /// Send every stored event after this sequence (0 = the whole history).
         after_seq: u64,
-        /// The room's 32-byte verifier, derived from the room key.
-        verifier: [u8; 32],
+        /// The room's member key (an Ed25519 public key derived from the room key; see
+        /// [`crate::member`]).
+        member_key: [u8; MEMBER_KEY_LEN],
+        /// The member key's signature over this socket's `CHALLENGE`.
+        proof: [u8; PROOF_LEN],
         /// The channels to receive: 1 to [`MAX_CHANNELS`] tags.
         channels: Vec<ChannelTag>,
     },
@@ -156,12 +161,12 @@ pub enum ClientFrame {
     },
 }
 
-/// Whether the `HELLO`'s verifier created the room or matched the stored one.
+/// Whether the `HELLO`'s member key created the room or matched the stored one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VerifierState {
-    /// The room was empty: this client's verifier is now the room's (`0`).
+    /// The room was empty: this client's member key is now the room's (`0`).
     Created = 0,
-    /// The verifier matched the one the room already had (`1`).
+    /// The member key matched the one the room already had (`1`).
     Matched = 1,
 }
 
@@ -253,6 +258,9 @@ pub enum RelayErrorCode {
     WrongKind,
     /// 13 `READ_ONLY`: the user's role may read, not publish; the publish was not stored.
     ReadOnly,
+    /// 14 `DUPLICATE_MISMATCH`: a publish reused a `(session, counter)` the room already
+    /// stored with other bytes; it was not stored (in `REFUSED`).
+    DuplicateMismatch,
     /// A code this build does not know (from a newer relay). Trust the frame's `fatal` flag.
     Unknown(UnknownErrorCode),
 }
@@ -275,6 +283,7 @@ impl RelayErrorCode {
             Self::GuestPending => 11,
             Self::WrongKind => 12,
             Self::ReadOnly => 13,
+            Self::DuplicateMismatch => 14,
             Self::Unknown(unknown) => unknown.0,
         }
     }
@@ -296,6 +305,7 @@ impl RelayErrorCode {
             Self::GuestPending => "GUEST_PENDING",
             Self::WrongKind => "WRONG_KIND",
             Self::ReadOnly => "READ_ONLY",
+            Self::DuplicateMismatch => "DUPLICATE_MISMATCH",
             Self::Unknown(_) => "UNKNOWN",
         }
     }
@@ -339,6 +349,7 @@ impl RelayErrorCode {
             | Self::GuestPending
             | Self::WrongKind
             | Self::ReadOnly
+            | Self::DuplicateMismatch
             | Self::Unknown(_) => None,
         }
     }
@@ -361,6 +372,7 @@ impl From<u16> for RelayErrorCode {
             11 => Self::GuestPending,
             12 => Self::WrongKind,
             13 => Self::ReadOnly,
+            14 => Self::DuplicateMismatch,
             other => Self::Unknown(UnknownErrorCode(other)),
         }
     }
@@ -395,7 +407,7 @@ pub enum RelayFrame {
         snapshot_seq: u64,
         /// Sockets joined to the room, including this one.
         presence: u32,
-        /// Whether this client created the room's verifier or matched it.
+        /// Whether this client created the room's member key or matched it.
         verifier_state: VerifierState,
         /// What this socket may do.
         access: Access,
@@ -484,6 +496,11 @@ pub enum RelayFrame {
         /// The new access.
         access: Access,
     },
+    /// `0x8D CHALLENGE`: the first frame on every socket; the client signs it in `HELLO`.
+    Challenge {
+        /// 32 random bytes, new per socket.
+        challenge: [u8; CHALLENGE_LEN],
+    },
 }
 
 impl ClientFrame {
@@ -499,13 +516,16 @@ impl ClientFrame {
         match self {
             Self::Hello {
                 after_seq,
-                verifier,
+                member_key,
+                proof,
                 channels,
             } => {
                 let count = channel_count(channels.len())?;
-                let mut out = start(T_HELLO, 8 + 32 + 1 + ChannelTag::LEN * channels.len())?;
+                let len = 8 + MEMBER_KEY_LEN + PROOF_LEN + 1 + ChannelTag::LEN * channels.len();
+                let mut out = start(T_HELLO, len)?;
                 out.extend_from_slice(&after_seq.to_be_bytes());
-                out.extend_from_slice(verifier);
+                out.extend_from_slice(member_key);
+                out.extend_from_slice(proof);
                 out.push(count);
                 for tag in channels {
                     out.extend_from_slice(tag.as_bytes());
@@ -539,7 +559,8 @@ impl ClientFrame {
         let frame = match frame_type {
             T_HELLO => {
                 let after_seq = r.u64("HELLO ends inside after_seq")?;
-                let verifier = r.array::<32>("HELLO ends inside verifier")?;
+                let member_key = r.array("HELLO ends inside member_key")?;
+                let proof = r.array("HELLO ends inside proof")?;
                 let count = r.u8("HELLO ends before channel_count")?;
                 let count = usize::from(channel_count(usize::from(count))?);
                 // `count` is at most 16: this allocation is bounded.
@@ -550,7 +571,8 @@ impl ClientFrame {
                 r.finish("HELLO has trailing bytes after its channel tags")?;
                 Self::Hello {
                     after_seq,
-                    verifier,
+                    member_key,
+                    proof,
                     channels,
                 }
             }
@@ -674,6 +696,7 @@ impl RelayFrame {
                 Ok(out)
             }
             Self::Access { access } => fixed(T_ACCESS, &[*access as u8]),
+            Self::Challenge { challenge } => fixed(T_CHALLENGE, challenge),
             Self::Notify { json } => {
                 // `start` refuses anything over MAX_FRAME_LEN, so the length fits a u32.
                 let mut out = start(T_NOTIFY, json.len().saturating_add(4))?;
@@ -839,6 +862,11 @@ impl RelayFrame {
                     retry_after_ms,
                     message,
                 }
+            }
+            T_CHALLENGE => {
+                let challenge = r.array("CHALLENGE ends inside challenge")?;
+                r.finish("CHALLENGE has trailing bytes")?;
+                Self::Challenge { challenge }
             }
             T_ACCESS => {
                 let access = Access::decode(
@@ -1113,13 +1141,14 @@ mod tests {
         }
         assert_eq!(RelayErrorCode::from(2).name(), "WRONG_VERIFIER");
         assert_eq!(RelayErrorCode::from(13).name(), "READ_ONLY");
-        assert_eq!(RelayErrorCode::from(14).name(), "UNKNOWN");
-        assert_eq!(RelayErrorCode::from(14).to_string(), "UNKNOWN(14)");
+        assert_eq!(RelayErrorCode::from(14).name(), "DUPLICATE_MISMATCH");
+        assert_eq!(RelayErrorCode::from(15).name(), "UNKNOWN");
+        assert_eq!(RelayErrorCode::from(15).to_string(), "UNKNOWN(15)");
     }
 
     #[test]
     fn fatal_codes_and_close_codes_follow_the_table() {
-        let expected: [(u16, Option<u16>); 13] = [
+        let expected: [(u16, Option<u16>); 14] = [
             (1, None),
             (2, Some(4001)),
             (3, Some(4003)),
@@ -1133,6 +1162,7 @@ mod tests {
             (11, None),
             (12, None),
             (13, None),
+            (14, None),
         ];
         for (code, close) in expected {
             let c = RelayErrorCode::from(code);
@@ -1149,7 +1179,8 @@ mod tests {
     fn encode_refuses_what_decode_would_refuse() {
         let hello = |n: usize| ClientFrame::Hello {
             after_seq: 0,
-            verifier: [0; 32],
+            member_key: [0; 32],
+            proof: [0; 64],
             channels: vec![ChannelTag([0; 16]); n],
         };
         assert_eq!(hello(0).encode().unwrap_err().code(), "MALFORMED_FRAME");

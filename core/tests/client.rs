@@ -79,6 +79,20 @@ fn frame(f: RelayFrame) -> Vec<u8> {
     f.encode().unwrap()
 }
 
+const CHALLENGE: [u8; 32] = [0xC5; 32];
+
+/// The socket opened and the relay sent its challenge: the client answers with HELLO.
+fn opened(c: &mut Client, now: Millis) {
+    c.handle_socket_opened(now);
+    c.handle_frame(
+        now,
+        WALL,
+        &frame(RelayFrame::Challenge {
+            challenge: CHALLENGE,
+        }),
+    );
+}
+
 /// The limits of the shipped `wrangler.toml`.
 const LIMITS: RelayLimits = RelayLimits {
     max_frame_bytes: 1_048_576,
@@ -121,23 +135,49 @@ fn create(id: &str) -> Op {
 }
 
 #[test]
-fn hello_carries_the_verifier_the_channel_and_the_cursor() {
+fn hello_waits_for_the_challenge_and_proves_membership() {
     let mut c = client();
     c.handle_start(Millis(0));
     assert_eq!(drain(&mut c)[0], Output::Connect);
     c.handle_socket_opened(Millis(10));
+    assert!(
+        sent(&drain(&mut c)).is_empty(),
+        "no HELLO before the challenge"
+    );
+    c.handle_frame(
+        Millis(11),
+        WALL,
+        &frame(RelayFrame::Challenge {
+            challenge: CHALLENGE,
+        }),
+    );
     let frames = sent(&drain(&mut c));
     let ClientFrame::Hello {
         after_seq,
-        verifier,
+        member_key,
+        proof,
         channels,
     } = &frames[0]
     else {
         panic!("first frame is {:?}", frames[0]);
     };
     assert_eq!(*after_seq, 0);
-    assert_eq!(*verifier, keys().verifier());
+    assert_eq!(*member_key, keys().member_key());
+    let room = RoomId::new("room").unwrap();
+    assert!(sealsync_core::member::verify_proof(
+        &room, &CHALLENGE, member_key, proof
+    ));
+    assert!(!sealsync_core::member::verify_proof(
+        &room, &[0; 32], member_key, proof
+    ));
     assert_eq!(channels, &vec![keys().channel_tag("main")]);
+    // A second challenge on the same socket gets no second HELLO.
+    c.handle_frame(
+        Millis(12),
+        WALL,
+        &frame(RelayFrame::Challenge { challenge: [1; 32] }),
+    );
+    assert!(sent(&drain(&mut c)).is_empty());
 }
 
 #[test]
@@ -151,7 +191,7 @@ fn local_changes_wait_in_the_outbox_until_acknowledged() {
     assert_eq!(c.outbox_len(), 0, "staged until the flush");
     c.handle_flush(Millis(1));
     assert_eq!(c.outbox_len(), 1);
-    c.handle_socket_opened(Millis(10));
+    opened(&mut c, Millis(10));
     c.handle_frame(Millis(20), WALL, &welcome());
     assert!(
         !sent(&drain(&mut c))
@@ -175,7 +215,7 @@ fn local_changes_wait_in_the_outbox_until_acknowledged() {
         _ => None,
     });
     c.handle_timer(wake.unwrap());
-    c.handle_socket_opened(wake.unwrap().plus(5));
+    opened(&mut c, wake.unwrap().plus(5));
     c.handle_frame(wake.unwrap().plus(6), WALL, &welcome());
     c.handle_frame(
         wake.unwrap().plus(7),
@@ -301,7 +341,7 @@ fn remote_events_apply_once_whatever_the_order_or_repetition() {
 fn live_with(session: u8) -> Client {
     let mut c = client_with(session);
     c.handle_start(Millis(0));
-    c.handle_socket_opened(Millis(50));
+    opened(&mut c, Millis(50));
     c.handle_frame(Millis(60), WALL, &welcome());
     c.handle_frame(
         Millis(70),
@@ -370,7 +410,7 @@ fn wrong_password_and_forbidden_are_terminal() {
     ] {
         let mut c = client();
         c.handle_start(Millis(0));
-        c.handle_socket_opened(Millis(10));
+        opened(&mut c, Millis(10));
         drain(&mut c);
         c.handle_frame(
             Millis(20),
@@ -394,7 +434,7 @@ fn wrong_password_and_forbidden_are_terminal() {
     // The close code alone is enough too.
     let mut c = client();
     c.handle_start(Millis(0));
-    c.handle_socket_opened(Millis(10));
+    opened(&mut c, Millis(10));
     c.handle_socket_closed(Millis(20), wire::CLOSE_WRONG_VERIFIER);
     assert_eq!(c.status(), &Status::WrongPassword);
 }
@@ -424,7 +464,7 @@ fn reconnects_back_off_and_reset_only_after_a_healthy_connection() {
         );
     }
     // A connection that drops right after going live does not reset the schedule…
-    c.handle_socket_opened(now);
+    opened(&mut c, now);
     c.handle_frame(now, WALL, &welcome());
     c.handle_frame(now, WALL, &frame(RelayFrame::CaughtUp { head_seq: 0 }));
     c.handle_socket_closed(now.plus(1_000), 1006);
@@ -435,7 +475,7 @@ fn reconnects_back_off_and_reset_only_after_a_healthy_connection() {
     // …one that stays healthy for 10 s does.
     now = now.plus(1_000 + in_ms);
     c.handle_timer(now);
-    c.handle_socket_opened(now);
+    opened(&mut c, now);
     c.handle_frame(now, WALL, &welcome());
     c.handle_frame(now, WALL, &frame(RelayFrame::CaughtUp { head_seq: 0 }));
     c.handle_timer(now.plus(10_000));
@@ -749,7 +789,7 @@ fn the_client_paces_itself_and_merges_what_waited() {
     };
     let mut c = client();
     c.handle_start(Millis(0));
-    c.handle_socket_opened(Millis(50));
+    opened(&mut c, Millis(50));
     c.handle_frame(Millis(60), WALL, &welcome_with(Access::Write, limits));
     c.handle_frame(
         Millis(70),
@@ -848,7 +888,7 @@ fn a_read_only_member_is_told_and_its_offline_changes_are_rolled_back() {
         .unwrap();
     c.handle_flush(Millis(2));
     let stored = c.outbox_envelopes().remove(0);
-    c.handle_socket_opened(Millis(50));
+    opened(&mut c, Millis(50));
     c.handle_frame(Millis(60), WALL, &welcome_with(Access::ReadOnly, LIMITS));
     assert!(
         !events(&drain(&mut c))
@@ -956,7 +996,7 @@ fn a_clock_minutes_ahead_wins_no_conflict_past_the_skew_bound() {
     a.handle_local_op(Millis(1), ahead, update("t", "alice"))
         .unwrap();
     a.handle_flush(Millis(1));
-    a.handle_socket_opened(Millis(50));
+    opened(&mut a, Millis(50));
     a.handle_frame(Millis(60), ahead, &welcome());
     a.handle_frame(
         Millis(70),
@@ -1006,7 +1046,7 @@ fn a_clock_minutes_ahead_wins_no_conflict_past_the_skew_bound() {
 fn a_snapshot_that_does_not_open_is_reported_once_and_never_asked_for_again() {
     let mut c = client();
     c.handle_start(Millis(0));
-    c.handle_socket_opened(Millis(10));
+    opened(&mut c, Millis(10));
     c.handle_frame(Millis(20), WALL, &welcome());
     // Junk of the right shape: kind snapshot, but not sealed with this room's key.
     let mut junk = vec![0u8; 200];

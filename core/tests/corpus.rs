@@ -81,7 +81,7 @@ fn the_corpus_has_bad_frames_of_every_type_of_this_version() {
         .collect();
     types.sort_unstable();
     types.dedup();
-    for t in (0x01..=0x05).chain(0x81..=0x8C) {
+    for t in (0x01..=0x05).chain(0x81..=0x8D) {
         assert!(types.contains(&t), "no bad frame of type {t:#04x}");
     }
 }
@@ -102,10 +102,7 @@ fn frames_of_wire_version_1_fail_on_their_version_byte() {
         assert_eq!(ClientFrame::decode(&bytes), Err(want.clone()), "{name}");
         assert_eq!(RelayFrame::decode(&bytes), Err(want.clone()), "{name}");
     }
-    // HELLO and ERROR kept their layout: only the version byte is wrong.
-    let mut hello = read("bad-v1-hello.bin");
-    hello[0] = VERSION;
-    assert!(ClientFrame::decode(&hello).is_ok());
+    // ERROR kept its layout: only the version byte is wrong.
     let mut error = read("bad-v1-error.bin");
     error[0] = VERSION;
     assert!(RelayFrame::decode(&error).is_ok());
@@ -115,5 +112,79 @@ fn frames_of_wire_version_1_fail_on_their_version_byte() {
     assert_eq!(
         RelayFrame::decode(&welcome).unwrap_err().code(),
         "MALFORMED_FRAME"
+    );
+    // Nor did HELLO (a verifier, no proof): under the v2 version byte it ends inside the
+    // proof.
+    let mut hello = read("bad-v1-hello.bin");
+    hello[0] = VERSION;
+    assert_eq!(
+        ClientFrame::decode(&hello),
+        Err(Error::MalformedFrame {
+            reason: "HELLO ends inside proof"
+        })
+    );
+}
+
+/// The reason of a `MALFORMED_FRAME`, or a panic.
+fn malformed_reason(result: Result<ClientFrame, Error>) -> &'static str {
+    match result {
+        Err(Error::MalformedFrame { reason }) => reason,
+        other => panic!("not MALFORMED_FRAME: {other:?}"),
+    }
+}
+
+/// The bad HELLOs fail where the v2 layout (after_seq, member_key [32], proof [64],
+/// channel_count, tags) says they go wrong: each reason names that field.
+#[test]
+fn bad_hellos_fail_at_the_field_of_the_new_layout() {
+    let cases = [
+        ("bad-hello-truncated-after-seq.bin", "after_seq"),
+        ("bad-hello-truncated-member-key.bin", "member_key"),
+        ("bad-hello-truncated-proof.bin", "proof"),
+        ("bad-hello-proof-63.bin", "proof"),
+        ("bad-hello-verifier-layout.bin", "proof"),
+        ("bad-hello-no-channel-count.bin", "channel_count"),
+        ("bad-hello-channel-count-0.bin", "channel_count"),
+        ("bad-hello-channel-count-17.bin", "channel_count"),
+        ("bad-hello-channel-count-255.bin", "channel_count"),
+        ("bad-hello-verifier-layout-16.bin", "channel_count"),
+        ("bad-hello-truncated-tag.bin", "tag"),
+        ("bad-hello-trailing.bin", "trailing"),
+    ];
+    for (name, field) in cases {
+        let reason = malformed_reason(ClientFrame::decode(&read(name)));
+        assert!(reason.contains(field), "{name}: {reason:?}");
+    }
+    // Each is one fix away from a valid HELLO: the same head with a count and a tag.
+    let head = &read("bad-hello-no-channel-count.bin");
+    assert_eq!(head.len(), 2 + 8 + 32 + 64);
+    let mut fixed = head.clone();
+    fixed.push(1);
+    fixed.extend_from_slice(&[0x11; 16]);
+    assert!(matches!(
+        ClientFrame::decode(&fixed),
+        Ok(ClientFrame::Hello { channels, .. }) if channels.len() == 1
+    ));
+}
+
+/// A CHALLENGE is exactly 32 bytes: the bad ones are one byte off either way (or empty).
+#[test]
+fn bad_challenges_are_one_byte_off() {
+    for (name, len) in [
+        ("bad-challenge-empty.bin", 0),
+        ("bad-challenge-31.bin", 31),
+        ("bad-challenge-33.bin", 33),
+    ] {
+        let bytes = read(name);
+        assert_eq!(bytes[..2], [VERSION, 0x8D], "{name}");
+        assert_eq!(bytes.len() - 2, len, "{name}");
+    }
+    let mut good = read("bad-challenge-33.bin");
+    good.pop();
+    assert_eq!(
+        RelayFrame::decode(&good),
+        Ok(RelayFrame::Challenge {
+            challenge: std::array::from_fn(|i| u8::try_from(i).unwrap())
+        })
     );
 }

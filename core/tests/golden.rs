@@ -3,6 +3,10 @@
 //! encode to its hex and its hex must decode to it; each event body must decode to its
 //! stamped operations, and the canonical ones must be exactly what the encoder writes.
 //!
+//! The first `HELLO` carries a real membership proof (the generator has its own Ed25519, RFC
+//! 8032's reference code): `RoomKeys` must derive its member key and sign its challenge to
+//! exactly its bytes.
+//!
 //! A changed golden file means a wire change: bump `wire::VERSION`.
 #![allow(
     clippy::unwrap_used,
@@ -12,15 +16,17 @@
 
 use serde_json::Value;
 
+use sealsync_core::kdf::{RoomKey, RoomKeys};
 use sealsync_core::limits::RelayLimits;
+use sealsync_core::member::verify_proof;
 use sealsync_core::merge::{
     batch_len, decode_event_body, encode_event_body, BatchItem, Op, ReorderItem, StampedOp,
 };
 use sealsync_core::wire::{
-    Access, ClientFrame, Refusal, RelayErrorCode, RelayFrame, VerifierState, MAX_ERROR_MESSAGE,
-    MIN_ENVELOPE_LEN, VERSION,
+    Access, ClientFrame, Refusal, RelayErrorCode, RelayFrame, VerifierState, MAX_CHANNELS,
+    MAX_ERROR_MESSAGE, MAX_SEQ, MIN_ENVELOPE_LEN, VERSION,
 };
-use sealsync_core::{ChannelTag, DeviceId, Hlc, SessionId};
+use sealsync_core::{ChannelTag, DeviceId, Hlc, RoomId, SessionId};
 
 fn golden() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wire-v2.json");
@@ -74,7 +80,8 @@ fn client_frame(name: &str, f: &Value) -> ClientFrame {
     match name {
         "HELLO" => ClientFrame::Hello {
             after_seq: u64_of(&f["after_seq"]),
-            verifier: array(&f["verifier"]),
+            member_key: array(&f["member_key"]),
+            proof: array(&f["proof"]),
             channels: f["channels"]
                 .as_array()
                 .unwrap()
@@ -160,6 +167,9 @@ fn relay_frame(name: &str, f: &Value) -> RelayFrame {
         "ACCESS" => RelayFrame::Access {
             access: access(&f["access"]),
         },
+        "CHALLENGE" => RelayFrame::Challenge {
+            challenge: array(&f["challenge"]),
+        },
         other => panic!("unknown relay frame {other} in the golden file"),
     }
 }
@@ -220,7 +230,8 @@ fn relay_frames_match_the_golden_bytes() {
             "NOTIFY",
             "SNAPSHOT_STORED",
             "REFUSED",
-            "ACCESS"
+            "ACCESS",
+            "CHALLENGE"
         ],
         "one example of every relay frame"
     );
@@ -267,12 +278,101 @@ fn golden_refused_frames_cover_retry_reject_an_unknown_code_and_the_longest_mess
     );
     assert_eq!(codes[2].name(), "UNKNOWN");
     assert_eq!(codes[2].code(), 0x1234);
+    assert_eq!(codes[3], RelayErrorCode::DuplicateMismatch);
+    assert_eq!(codes[3].code(), 14);
+    assert_eq!(codes[3].name(), "DUPLICATE_MISMATCH");
     let refusals: Vec<Refusal> = codes.iter().map(|c| c.refusal()).collect();
-    assert_eq!(refusals, [Refusal::Retry, Refusal::Reject, Refusal::Reject]);
+    assert_eq!(
+        refusals,
+        [
+            Refusal::Retry,
+            Refusal::Reject,
+            Refusal::Reject,
+            Refusal::Reject
+        ]
+    );
     assert_eq!(refused[0].1, 1500);
     assert!(!refused[0].2.is_ascii(), "a message in UTF-8");
     assert_eq!(refused[1].2.len(), MAX_ERROR_MESSAGE, "the longest message");
     assert!(refused[2].2.is_empty());
+}
+
+fn client_frames(doc: &Value) -> Vec<ClientFrame> {
+    entries(doc, "client")
+        .map(|(_, _, wire)| ClientFrame::decode(&wire).unwrap())
+        .collect()
+}
+
+/// The first golden `HELLO` answers the first golden `CHALLENGE` with a proof that
+/// `RoomKeys` reproduces byte for byte and the relay's check accepts.
+#[test]
+fn the_golden_hello_proves_membership_for_the_golden_challenge() {
+    let doc = golden();
+    let signed = &doc["hello_proof"];
+    let room = RoomId::new(signed["room"].as_str().unwrap()).unwrap();
+    assert!(
+        room.as_str().len() > room.as_str().chars().count(),
+        "the length prefix counts bytes, not characters"
+    );
+    let room_key: [u8; 32] = array(&signed["room_key"]);
+    let secret =
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, room_key);
+    let keys = RoomKeys::derive(&RoomKey::from_secret(&secret).unwrap(), room.clone());
+    let challenge: [u8; 32] = array(&signed["challenge"]);
+    let member_key: [u8; 32] = array(&signed["member_key"]);
+    let proof: [u8; 64] = array(&signed["proof"]);
+
+    assert_eq!(keys.member_key(), member_key);
+    assert_eq!(keys.prove(&challenge), proof);
+    assert!(verify_proof(&room, &challenge, &member_key, &proof));
+
+    let hellos: Vec<([u8; 32], [u8; 64])> = client_frames(&doc)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Hello {
+                member_key, proof, ..
+            } => Some((member_key, proof)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hellos[0], (member_key, proof), "the first HELLO carries it");
+    let challenges: Vec<[u8; 32]> = relay_frames(&doc)
+        .into_iter()
+        .filter_map(|f| match f {
+            RelayFrame::Challenge { challenge } => Some(challenge),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        challenges[0], challenge,
+        "the first CHALLENGE is the one signed"
+    );
+    assert_eq!(challenges[1], [0; 32]);
+
+    // The other HELLO is well-formed but its junk proof proves nothing, and the real proof
+    // answers no other challenge.
+    for &(key, junk) in &hellos[1..] {
+        for c in &challenges {
+            assert!(!verify_proof(&room, c, &key, &junk));
+        }
+    }
+    assert!(!verify_proof(&room, &challenges[1], &member_key, &proof));
+}
+
+#[test]
+fn golden_hellos_cover_one_and_the_most_channels_and_the_largest_sequence() {
+    let hellos: Vec<(u64, usize)> = client_frames(&golden())
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Hello {
+                after_seq,
+                channels,
+                ..
+            } => Some((after_seq, channels.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hellos, [(42, 3), (MAX_SEQ, MAX_CHANNELS)]);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use sealsync_core::limits::RelayLimits;
+use sealsync_core::member::{CHALLENGE_LEN, MEMBER_KEY_LEN, PROOF_LEN};
 use sealsync_core::wire::{
     publish_header, Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState, MAX_CHANNELS,
     MAX_ERROR_MESSAGE, MIN_ENVELOPE_LEN, VERSION,
@@ -29,14 +30,18 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         (
             any::<u64>(),
-            any::<[u8; 32]>(),
+            any::<[u8; MEMBER_KEY_LEN]>(),
+            any::<[u8; PROOF_LEN]>(),
             vec(any::<[u8; 16]>().prop_map(ChannelTag), 1..=MAX_CHANNELS)
         )
-            .prop_map(|(after_seq, verifier, channels)| ClientFrame::Hello {
-                after_seq,
-                verifier,
-                channels
-            }),
+            .prop_map(
+                |(after_seq, member_key, proof, channels)| ClientFrame::Hello {
+                    after_seq,
+                    member_key,
+                    proof,
+                    channels
+                }
+            ),
         envelope(1).prop_map(|envelope| ClientFrame::Publish { envelope }),
         any::<u64>().prop_map(|after_seq| ClientFrame::Sync { after_seq }),
         (any::<u64>(), envelope(2))
@@ -163,6 +168,7 @@ fn relay_frame() -> impl Strategy<Value = RelayFrame> {
                 }
             }),
         access().prop_map(|access| RelayFrame::Access { access }),
+        any::<[u8; CHALLENGE_LEN]>().prop_map(|challenge| RelayFrame::Challenge { challenge }),
     ]
 }
 
@@ -226,7 +232,7 @@ proptest! {
 
     #[test]
     fn random_bytes_after_a_valid_header_never_panic(
-        frame_type in prop_oneof![0x00..=0x06u8, 0x80..=0x8Du8],
+        frame_type in prop_oneof![0x00..=0x06u8, 0x80..=0x8Eu8],
         body in vec(any::<u8>(), 0..=256),
     ) {
         let mut bytes = vec![VERSION, frame_type];

@@ -1,5 +1,6 @@
 //! Sealing and opening: golden envelopes, tampering, key and room separation, nonce
-//! uniqueness, sizes, padding, session exhaustion, and a property test.
+//! uniqueness, sizes, padding, session exhaustion, and property tests; and the membership
+//! proof of the golden room (member key, proof, and what the relay's check refuses).
 
 #![allow(
     clippy::expect_used,
@@ -21,6 +22,7 @@ use sealsync_core::envelope::{EnvelopeHeader, EnvelopeKind, ENVELOPE_HEADER_LEN}
 use sealsync_core::limits::{
     RelayLimits, MIN_RELAY_FRAME_LIMIT, PUBLISH_OVERHEAD, SNAPSHOT_PUT_OVERHEAD,
 };
+use sealsync_core::member::{verify_proof, CHALLENGE_LEN, MEMBER_KEY_LEN, PROOF_LEN};
 use sealsync_core::seal::{MAX_COUNTER, MAX_ENVELOPE_LEN, OPENER_CACHE_SESSIONS};
 use sealsync_core::wire::{ClientFrame, MAX_FRAME_LEN, MIN_ENVELOPE_LEN};
 use sealsync_core::{
@@ -78,13 +80,11 @@ fn unhex(value: &Value) -> Vec<u8> {
 /// Envelopes computed independently (Python, see `data/golden.py`) from PROTOCOL.md.
 #[test]
 fn golden_envelopes() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/envelope_golden.json");
-    let golden: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+    let golden = golden_envelope_file();
     let keys = keys_for(
         golden["secret"].as_str().unwrap(),
         golden["room"].as_str().unwrap(),
     );
-    assert_eq!(keys.verifier().as_slice(), unhex(&golden["verifier"]));
     assert_eq!(keys.fingerprint(), golden["fingerprint"].as_str().unwrap());
     let mut opener = Opener::new(&keys);
     for case in golden["cases"].as_array().unwrap() {
@@ -117,6 +117,63 @@ fn golden_envelopes() {
             (kind, counter, session)
         );
     }
+}
+
+fn golden_envelope_file() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/envelope_golden.json");
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// The golden room's member key and its proof for the golden challenge (computed by
+/// `data/golden.py` with OpenSSL's Ed25519): `RoomKeys` reproduces both, the relay's
+/// check accepts them, and refuses a flipped bit, another challenge and another room.
+#[test]
+fn golden_membership_proof() {
+    let golden = golden_envelope_file();
+    let room = RoomId::new(golden["room"].as_str().unwrap()).unwrap();
+    let keys = keys_for(golden["secret"].as_str().unwrap(), room.as_str());
+    let challenge: [u8; CHALLENGE_LEN] = unhex(&golden["challenge"]).try_into().unwrap();
+    let member_key: [u8; MEMBER_KEY_LEN] = unhex(&golden["member_key"]).try_into().unwrap();
+    let proof: [u8; PROOF_LEN] = unhex(&golden["proof"]).try_into().unwrap();
+
+    assert_eq!(keys.member_key(), member_key);
+    assert_eq!(keys.prove(&challenge), proof);
+    assert!(verify_proof(&room, &challenge, &member_key, &proof));
+
+    let mut flipped = proof;
+    flipped[63] ^= 0x01;
+    assert!(!verify_proof(&room, &challenge, &member_key, &flipped));
+    let mut other_challenge = challenge;
+    other_challenge[0] ^= 0x80;
+    assert!(!verify_proof(&room, &other_challenge, &member_key, &proof));
+    let other_room = RoomId::new("team-notes-2").unwrap();
+    assert!(!verify_proof(&other_room, &challenge, &member_key, &proof));
+    // The same room key in another room: another proof, and the same member key (the
+    // member key depends on the key alone; the proof binds the room).
+    let elsewhere = keys_for(golden["secret"].as_str().unwrap(), other_room.as_str());
+    assert_eq!(elsewhere.member_key(), member_key);
+    assert_ne!(elsewhere.prove(&challenge), proof);
+    assert!(verify_proof(
+        &other_room,
+        &challenge,
+        &member_key,
+        &elsewhere.prove(&challenge)
+    ));
+    // Another key in the same room: another member key, whose proof is not this one.
+    let other = keys_for(OTHER_SECRET, room.as_str());
+    assert_ne!(other.member_key(), member_key);
+    assert!(!verify_proof(
+        &room,
+        &challenge,
+        &other.member_key(),
+        &proof
+    ));
+    assert!(!verify_proof(
+        &room,
+        &challenge,
+        &member_key,
+        &other.prove(&challenge)
+    ));
 }
 
 #[test]
@@ -509,5 +566,37 @@ proptest! {
         prop_assert_eq!(opened.header.counter, counter);
         prop_assert_eq!(opened.header.nonce, nonce);
         prop_assert_eq!(opened.header.session, SessionId(session));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any room, key and challenge: the proof verifies for exactly that room, challenge and
+    /// member key; one flipped bit of the proof, another challenge or another room fails.
+    #[test]
+    fn membership_proofs_verify_only_where_they_were_made(
+        room_key in any::<[u8; 32]>(),
+        room in "[a-zé0-9-]{1,40}",
+        challenge in any::<[u8; CHALLENGE_LEN]>(),
+        other_challenge in any::<[u8; CHALLENGE_LEN]>(),
+        bit in 0..PROOF_LEN * 8,
+    ) {
+        let secret =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, room_key);
+        let keys = keys_for(&secret, &room);
+        let room = RoomId::new(&room).unwrap();
+        let (member_key, proof) = (keys.member_key(), keys.prove(&challenge));
+        prop_assert!(verify_proof(&room, &challenge, &member_key, &proof));
+        prop_assert_eq!(keys.prove(&challenge), proof, "deterministic");
+
+        let mut flipped = proof;
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(!verify_proof(&room, &challenge, &member_key, &flipped));
+        if other_challenge != challenge {
+            prop_assert!(!verify_proof(&room, &other_challenge, &member_key, &proof));
+        }
+        let longer = RoomId::new(&format!("{}x", room.as_str())).unwrap();
+        prop_assert!(!verify_proof(&longer, &challenge, &member_key, &proof));
     }
 }

@@ -2,8 +2,10 @@
 // up to four targets in the same run (relay/bench/run.sh starts all four):
 //
 //   relay        the sealsync relay (workers-rs Durable Object) under `wrangler dev`:
-//                HELLO → CAUGHT_UP to join; PUBLISH of a 256-byte-ciphertext envelope in,
-//                EVENT out (decoded, deduplicated, appended to SQLite, ACKed, broadcast).
+//                CHALLENGE → HELLO (the challenge signed with the room's member key, as
+//                sealsync_core::member does) → CAUGHT_UP to join; PUBLISH of a
+//                256-byte-ciphertext envelope in, EVENT out (decoded, deduplicated,
+//                appended to SQLite, ACKed, broadcast).
 //   echo         js-do/: a bare JS Durable Object under `wrangler dev` that rebroadcasts
 //                each frame to the other sockets (no protocol, no storage): the floor.
 //   store        js-do/ with STORE=1: the same echo, but each frame is first INSERTed into
@@ -53,7 +55,7 @@
 //                         the payloads are random bytes, so the default leaves it off to
 //                         measure relaying, not zlib. The negotiated extension is printed.
 //   WRANGLER_VERSION      printed in the machine line (run.sh sets it)
-import { randomBytes } from "node:crypto";
+import { createPrivateKey, createPublicKey, hkdfSync, randomBytes, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -113,14 +115,46 @@ const WIRE_VERSION = 2;
 // The shortest ciphertext an envelope carries (a 64-byte padded plaintext and its tag).
 const MIN_CIPHERTEXT = 80;
 
-const VERIFIER = randomBytes(32);
 const CHANNEL = randomBytes(16);
 const SESSION = randomBytes(16);
 
-function hello() {
-  const b = Buffer.alloc(2 + 8 + 32 + 1 + 16);
+// Membership (sealsync_core::member): the room key derives an Ed25519 key pair, seed =
+// HKDF-SHA256(ikm = room key, salt = "sealsync/v1", info = "sealsync/v2/member", 32 bytes);
+// HELLO carries its public half (the member key) and its signature over
+// "sealsync/v2/hello" ‖ u16 len(room id) ‖ room id (NFC, UTF-8) ‖ challenge ‖ member key.
+const ROOM_KEY = randomBytes(32);
+// A PKCS#8 DER wrapper for a raw 32-byte Ed25519 seed (RFC 8410).
+const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+function memberKeyPair(roomKey) {
+  const seed = Buffer.from(hkdfSync("sha256", roomKey, "sealsync/v1", "sealsync/v2/member", 32));
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+  // The raw public key is the last 32 bytes of its SPKI DER encoding.
+  const publicKey = createPublicKey(privateKey).export({ format: "der", type: "spki" }).subarray(-32);
+  return { privateKey, publicKey };
+}
+
+function proveMembership({ privateKey, publicKey }, room, challenge) {
+  const id = Buffer.from(room.normalize("NFC"), "utf8");
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(id.length);
+  const message = Buffer.concat([Buffer.from("sealsync/v2/hello", "utf8"), len, id, challenge, publicKey]);
+  return sign(null, message, privateKey);
+}
+
+const MEMBER = memberKeyPair(ROOM_KEY);
+
+// HELLO: after_seq u64 (0), member_key [32], proof [64], channel_count u8, tags [16] each.
+function hello(room, challenge) {
+  const b = Buffer.alloc(2 + 8 + 32 + 64 + 1 + 16);
   b[0] = WIRE_VERSION; b[1] = 0x01; // version, HELLO; after_seq 0
-  VERIFIER.copy(b, 10); b[42] = 1; CHANNEL.copy(b, 43);
+  MEMBER.publicKey.copy(b, 10);
+  proveMembership(MEMBER, room, challenge).copy(b, 42);
+  b[106] = 1; CHANNEL.copy(b, 107);
   return b;
 }
 
@@ -185,10 +219,16 @@ const TARGETS = {
   relay: {
     label: "sealsync relay",
     wsUrl: (room) => `${relayUrl.replace(/^http/, "ws")}/room/${room}/ws`,
-    handshake: (ws) => ({
-      start: () => ws.send(hello()),
+    // The relay's first frame is CHALLENGE (0x8D, 32 bytes): HELLO signs it.
+    handshake: (ws, room) => ({
+      start: () => {},
       message: (data) => {
         if (data[1] === 0x88) fatal(`relay refused the join: ${relayError(data)}`);
+        if (data[1] === 0x8d) {
+          if (data.length !== 2 + 32) fatal(`relay CHALLENGE of ${data.length} bytes`);
+          ws.send(hello(room, data.subarray(2)));
+          return false;
+        }
         return data[1] === 0x85; // CAUGHT_UP
       },
     }),
@@ -258,7 +298,7 @@ function connect(name, room) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(target.wsUrl(room), { perMessageDeflate: DEFLATE });
     ws.binaryType = "nodebuffer";
-    const hs = target.handshake(ws);
+    const hs = target.handshake(ws, room);
     const client = { ws, doc: hs.doc, onFrame: null, joined: false, closing: false };
     const timer = setTimeout(() => reject(new Error(`${target.label}: join timed out`)), TIMEOUT_MS);
     const joined = () => { client.joined = true; clearTimeout(timer); resolve(client); };

@@ -12,8 +12,8 @@
 //! - rooms belong to organisations: in `jwt` mode a room id is `<org>:<name>`, and only a
 //!   token whose `org` claim is `<org>` opens it ([`room_org`]);
 //! - a `room` claim narrows the token to that one room of its org (compared after NFC);
-//! - the `role` claim decides what the user may do there: [`READ_ONLY_ROLE`] reads and
-//!   sends ephemeral frames but may not publish; any other role may.
+//! - the `role` claim decides what the user may do there: [`READ_ONLY_ROLE`] (in any ASCII
+//!   case) reads and sends ephemeral frames but may not publish; any other role may.
 //!
 //! Claims: `sub` (user id, required), `org` (required), `room` (optional), `exp` (required)
 //! and `nbf` (optional) in seconds since the Unix epoch with [`LEEWAY_SECONDS`] of clock
@@ -40,13 +40,15 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// The longest accepted `sub`, `org` and `role`, in bytes.
 pub const MAX_CLAIM_LEN: usize = 256;
 
-/// The role that may read a room but not change it.
+/// The role that may read a room but not change it (compared without regard to ASCII case
+/// or surrounding whitespace: `Viewer` and `VIEWER` read only too).
 pub const READ_ONLY_ROLE: &str = "viewer";
 
-/// Whether `role` may read but not publish.
+/// Whether `role` may read but not publish: [`READ_ONLY_ROLE`] in any ASCII case, with or
+/// without surrounding whitespace.
 #[must_use]
 pub fn is_read_only_role(role: &str) -> bool {
-    role == READ_ONLY_ROLE
+    role.trim().eq_ignore_ascii_case(READ_ONLY_ROLE)
 }
 
 /// The organisation a room belongs to in `jwt` mode: the part of its id before the first

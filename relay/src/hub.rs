@@ -1,7 +1,17 @@
-//! The room's rules, sans-IO: one input (a frame from a socket, a socket leaving, a push
-//! from the backend) in, a list of [`Out`]s (frames to send, sockets to close, attachments
-//! to save) out. The Durable Object glue (`room.rs`) owns the sockets and the clock and
-//! performs the outputs in order; host tests drive the same code with a [`MemoryStore`].
+//! The room's rules, sans-IO: one input (a socket accepted, a frame from a socket, a socket
+//! leaving, the alarm, a push from the backend) in, a list of [`Out`]s (frames to send,
+//! sockets to close, attachments to save) out. The Durable Object glue (`room.rs`) owns the
+//! sockets, the clock and the randomness and performs the outputs in order; host tests
+//! drive the same code with a [`MemoryStore`].
+//!
+//! A socket's life: the glue draws 32 random bytes, makes its [`Peer`] with
+//! [`Peer::new`] and hands it to [`accept`], whose first output is the socket's `CHALLENGE`.
+//! The socket joins with a `HELLO` whose proof signs that challenge
+//! ([`sealsync_core::member`]); [`Hub::handle_frame`] checks it against the room's member
+//! key. Until then the socket does not count toward [`Limits::max_sockets_per_room`], at
+//! most [`Limits::max_unjoined_sockets`] such sockets stay open, and the room's alarm
+//! closes one [`Limits::unjoined_timeout_ms`] after it opened ([`expire_unjoined`],
+//! [`next_alarm`]).
 //!
 //! [`MemoryStore`]: crate::store::MemoryStore
 
@@ -9,16 +19,17 @@ use std::collections::BTreeMap;
 
 use sealsync_core::envelope::EnvelopeHeader;
 use sealsync_core::limits::{Take, TokenBucket, HISTORY_FULL_RETRY_MS};
+use sealsync_core::member::{self, CHALLENGE_LEN, MEMBER_KEY_LEN, PROOF_LEN};
 use sealsync_core::wire::{
     encode_event, publish_header, Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState,
-    MAX_ERROR_MESSAGE, MAX_FRAME_LEN,
+    CLOSE_POLICY, MAX_ERROR_MESSAGE, MAX_FRAME_LEN, MAX_SEQ,
 };
-use sealsync_core::{ChannelTag, Error, SessionId};
+use sealsync_core::{ChannelTag, Error, RoomId};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::limits::Limits;
-use crate::store::{NewEvent, RoomStore, StoreError};
+use crate::store::{envelope_digest, NewEvent, RoomStore, StoreError, DIGEST_LEN};
 
 /// A socket's id within its room (unique while the room's object lives).
 pub type PeerId = u64;
@@ -31,6 +42,13 @@ pub const PRESENCE_COALESCE_ABOVE: u32 = 64;
 
 /// Close code for a storage failure: the client reconnects with backoff.
 pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+
+/// Close code for a socket that sent no accepted `HELLO` in time (policy violation: the
+/// client reconnects with backoff).
+pub const CLOSE_NO_HELLO: u16 = CLOSE_POLICY;
+
+/// Close reason for [`CLOSE_NO_HELLO`].
+pub const NO_HELLO_REASON: &str = "no HELLO";
 
 /// What the room knows about one socket. It is the socket's hibernation attachment, so it
 /// survives the object being evicted from memory.
@@ -53,12 +71,19 @@ pub struct Peer {
     /// The id the socket was opened with (`?client=`), if any.
     #[serde(default)]
     pub client: Option<String>,
+    /// The 32 random bytes of this socket's `CHALLENGE`: its `HELLO` must sign them.
+    pub challenge: [u8; CHALLENGE_LEN],
+    /// When the socket was accepted (ms since the Unix epoch): unjoined, it is closed
+    /// [`Limits::unjoined_timeout_ms`] later.
+    pub opened_ms: u64,
 }
 
 impl Peer {
-    /// A new, not yet joined socket with a full token bucket.
+    /// A new, not yet joined socket accepted at `now_ms`, with a full token bucket and
+    /// `challenge` (32 bytes from a cryptographic random source, new for every socket).
+    /// Hand it to [`accept`], which sends the challenge.
     #[must_use]
-    pub fn new(id: PeerId, limits: &Limits, now_ms: u64) -> Self {
+    pub fn new(id: PeerId, limits: &Limits, now_ms: u64, challenge: [u8; CHALLENGE_LEN]) -> Self {
         Self {
             id,
             joined: false,
@@ -68,6 +93,8 @@ impl Peer {
             role: None,
             pending: false,
             client: None,
+            challenge,
+            opened_ms: now_ms,
         }
     }
 
@@ -170,7 +197,7 @@ fn write_refusal(access: Access) -> Option<(RelayErrorCode, &'static str)> {
 /// The close reason sent with a fatal error's close code.
 const fn close_reason(code: RelayErrorCode) -> &'static str {
     match code {
-        RelayErrorCode::WrongVerifier => "wrong verifier",
+        RelayErrorCode::WrongVerifier => "not a member",
         RelayErrorCode::Forbidden => "forbidden",
         RelayErrorCode::UnsupportedVersion => "unsupported version",
         RelayErrorCode::TooLarge => "frame too large",
@@ -181,10 +208,122 @@ const fn close_reason(code: RelayErrorCode) -> &'static str {
     }
 }
 
-/// Whether a room with `sockets` open sockets must refuse one more.
+/// Whether the room holds [`Limits::max_sockets_per_room`] joined sockets: a new socket is
+/// refused (`ERROR ROOM_FULL`, 4029) before it is accepted, a `HELLO` gets the same. Sockets
+/// that have not joined do not count.
 #[must_use]
-pub fn room_full(sockets: usize, limits: &Limits) -> bool {
-    sockets >= limits.max_sockets_per_room
+pub fn room_full(peers: &BTreeMap<PeerId, Peer>, limits: &Limits) -> bool {
+    peers.values().filter(|p| p.joined).count() >= limits.max_sockets_per_room
+}
+
+/// The `CHALLENGE` frame of `peer`'s socket (what [`accept`] sends first).
+#[must_use]
+pub fn challenge_frame(peer: &Peer) -> Vec<u8> {
+    encode(&RelayFrame::Challenge {
+        challenge: peer.challenge,
+    })
+    .unwrap_or_default()
+}
+
+/// A socket was accepted (the glue checked [`room_full`] and bans first): `peer` (from
+/// [`Peer::new`]) joins the room's peers, unjoined, and its socket's first frame is its
+/// `CHALLENGE`. When the room already has [`Limits::max_unjoined_sockets`] unjoined
+/// sockets, the oldest of them is closed (`ERROR ROOM_FULL`, 4029) to make room: idle
+/// sockets cannot keep out a member, whose `HELLO` follows one round trip later.
+#[must_use]
+pub fn accept(peers: &mut BTreeMap<PeerId, Peer>, limits: &Limits, peer: Peer) -> Vec<Out> {
+    let mut out = Vec::new();
+    let mut unjoined: Vec<(u64, PeerId)> = peers
+        .values()
+        .filter(|p| !p.joined)
+        .map(|p| (p.opened_ms, p.id))
+        .collect();
+    unjoined.sort_unstable();
+    let excess = (unjoined.len() + 1).saturating_sub(limits.max_unjoined_sockets.max(1));
+    for &(_, id) in unjoined.iter().take(excess) {
+        let message = format!(
+            "this room has {} sockets that have not sent HELLO; the oldest is closed to make \
+             room for a new one: send HELLO as soon as CHALLENGE arrives",
+            limits.max_unjoined_sockets
+        );
+        out.push(Out::Send {
+            to: id,
+            frame: refusal(RelayErrorCode::RoomFull, &message),
+        });
+        out.push(Out::Close {
+            to: id,
+            code: RelayErrorCode::RoomFull
+                .close_code()
+                .unwrap_or(CLOSE_INTERNAL_ERROR),
+            reason: close_reason(RelayErrorCode::RoomFull),
+        });
+        out.extend(leave(peers, id));
+    }
+    out.push(Out::Send {
+        to: peer.id,
+        frame: challenge_frame(&peer),
+    });
+    peers.insert(peer.id, peer);
+    out
+}
+
+/// When the earliest unjoined socket times out (ms since the Unix epoch), if any is open.
+#[must_use]
+pub fn unjoined_deadline(peers: &BTreeMap<PeerId, Peer>, limits: &Limits) -> Option<u64> {
+    peers
+        .values()
+        .filter(|p| !p.joined)
+        .map(|p| p.opened_ms.saturating_add(limits.unjoined_timeout_ms))
+        .min()
+}
+
+/// The room's alarm at `now_ms`: every socket still unjoined
+/// [`Limits::unjoined_timeout_ms`] after it opened gets a fatal `ERROR NOT_JOINED` and is
+/// closed with [`CLOSE_NO_HELLO`] ("no HELLO"), and leaves the room (it never joined, so
+/// nobody hears a presence change).
+#[must_use]
+pub fn expire_unjoined(
+    peers: &mut BTreeMap<PeerId, Peer>,
+    limits: &Limits,
+    now_ms: u64,
+) -> Vec<Out> {
+    let expired: Vec<PeerId> = peers
+        .values()
+        .filter(|p| !p.joined && p.opened_ms.saturating_add(limits.unjoined_timeout_ms) <= now_ms)
+        .map(|p| p.id)
+        .collect();
+    let mut out = Vec::new();
+    for id in expired {
+        let message = format!(
+            "no accepted HELLO within {} ms of the CHALLENGE; reconnect",
+            limits.unjoined_timeout_ms
+        );
+        if let Some(frame) = encode(&RelayFrame::Error {
+            code: RelayErrorCode::NotJoined,
+            fatal: true,
+            message: bounded(message),
+        }) {
+            out.push(Out::Send { to: id, frame });
+        }
+        out.push(Out::Close {
+            to: id,
+            code: CLOSE_NO_HELLO,
+            reason: NO_HELLO_REASON,
+        });
+        out.extend(leave(peers, id));
+    }
+    out
+}
+
+/// When the room's alarm must next fire while it has sockets (ms since the Unix epoch): at
+/// the earliest unjoined socket's deadline, else one idle TTL from `now_ms` (the alarm is
+/// always kept set, so a room whose last socket vanished without a close is still reaped).
+/// A coalesced presence update ([`Out::PresenceChanged`]) may want it earlier; the glue
+/// takes the earlier of the two.
+#[must_use]
+pub fn next_alarm(peers: &BTreeMap<PeerId, Peer>, limits: &Limits, now_ms: u64) -> u64 {
+    let idle = now_ms.saturating_add(limits.idle_room_ttl_ms);
+    unjoined_deadline(peers, limits).map_or(idle, |deadline| deadline.min(idle))
 }
 
 /// The frames a refused socket gets before it is closed with `code.close_code()`.
@@ -265,6 +404,7 @@ pub fn leave(peers: &mut BTreeMap<PeerId, Peer>, id: PeerId) -> Vec<Out> {
 /// One room's rules over its store and its peers, for the duration of one input.
 #[derive(Debug)]
 pub struct Hub<'a, S> {
+    room: &'a RoomId,
     store: &'a mut S,
     limits: &'a Limits,
     peers: &'a mut BTreeMap<PeerId, Peer>,
@@ -272,13 +412,16 @@ pub struct Hub<'a, S> {
 }
 
 impl<'a, S: RoomStore> Hub<'a, S> {
-    /// Borrows the room's parts for one input.
+    /// Borrows the room's parts for one input. `room` is the room's id (what `HELLO`
+    /// proofs sign).
     pub fn new(
+        room: &'a RoomId,
         store: &'a mut S,
         limits: &'a Limits,
         peers: &'a mut BTreeMap<PeerId, Peer>,
     ) -> Self {
         Self {
+            room,
             store,
             limits,
             peers,
@@ -480,16 +623,21 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         match frame {
             ClientFrame::Hello {
                 after_seq,
-                verifier,
+                member_key,
+                proof,
                 channels,
-            } => self.hello(from, after_seq, &verifier, channels, now_ms)?,
+            } => self.hello(from, after_seq, &member_key, &proof, channels, now_ms)?,
             _ if !joined => self.error(
                 from,
                 RelayErrorCode::NotJoined,
                 "send HELLO first: it must be the first frame on a socket".into(),
             ),
             ClientFrame::Publish { envelope } => self.publish(from, &envelope, now_ms)?,
-            ClientFrame::Sync { after_seq } => self.catch_up(from, after_seq)?,
+            ClientFrame::Sync { after_seq } => {
+                if self.seq_in_range(from, "SYNC", after_seq) {
+                    self.catch_up(from, after_seq)?;
+                }
+            }
             ClientFrame::SnapshotPut { upto_seq, envelope } => {
                 self.snapshot_put(from, upto_seq, &envelope)?;
             }
@@ -498,15 +646,39 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         Ok(self.out)
     }
 
+    /// Whether `after_seq` (of a `HELLO` or `SYNC`) is a sequence number at all (at most
+    /// [`MAX_SEQ`]); otherwise the frame gets a non-fatal `ERROR BAD_FRAME`.
+    fn seq_in_range(&mut self, from: PeerId, frame: &str, after_seq: u64) -> bool {
+        if after_seq <= MAX_SEQ {
+            return true;
+        }
+        self.error(
+            from,
+            RelayErrorCode::BadFrame,
+            format!(
+                "{frame} after_seq {after_seq} is above 2^53 - 1, the largest sequence number; \
+                 the frame was ignored"
+            ),
+        );
+        false
+    }
+
+    /// `HELLO`: the proof must sign this socket's challenge with the offered member key,
+    /// and that key must be the room's (or becomes it, in an empty room).
     fn hello(
         &mut self,
         from: PeerId,
         after_seq: u64,
-        verifier: &[u8; 32],
+        member_key: &[u8; MEMBER_KEY_LEN],
+        proof: &[u8; PROOF_LEN],
         channels: Vec<ChannelTag>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        if self.peers.get(&from).is_some_and(|p| p.joined) {
+        let Some((joined, challenge)) = self.peers.get(&from).map(|p| (p.joined, p.challenge))
+        else {
+            return Ok(());
+        };
+        if joined {
             self.error(
                 from,
                 RelayErrorCode::BadFrame,
@@ -514,12 +686,25 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             );
             return Ok(());
         }
-        let verifier_state = match self.store.verifier()? {
+        if !self.seq_in_range(from, "HELLO", after_seq) {
+            return Ok(());
+        }
+        // A recorded HELLO signs another socket's challenge; the stored member key alone
+        // signs nothing.
+        if !member::verify_proof(self.room, &challenge, member_key, proof) {
+            self.error(
+                from,
+                RelayErrorCode::WrongVerifier,
+                "the membership proof does not verify".into(),
+            );
+            return Ok(());
+        }
+        let verifier_state = match self.store.member_key()? {
             None => {
-                self.store.set_verifier(verifier)?;
+                self.store.set_member_key(member_key)?;
                 VerifierState::Created
             }
-            Some(stored) if bool::from(stored.ct_eq(verifier)) => VerifierState::Matched,
+            Some(stored) if bool::from(stored.ct_eq(member_key)) => VerifierState::Matched,
             Some(_) => {
                 self.error(
                     from,
@@ -529,6 +714,17 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 return Ok(());
             }
         };
+        if room_full(self.peers, self.limits) {
+            self.error(
+                from,
+                RelayErrorCode::RoomFull,
+                format!(
+                    "this room has its maximum of {} joined sockets; retry later",
+                    self.limits.max_sockets_per_room
+                ),
+            );
+            return Ok(());
+        }
         let Some(peer) = self.peers.get_mut(&from) else {
             return Ok(());
         };
@@ -611,27 +807,48 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         self.peers.get(&from).map_or(Access::Pending, Peer::access)
     }
 
-    /// Acknowledges a republished envelope with the sequence of its stored copy; `false`
-    /// when none is stored.
-    fn ack_duplicate(
+    /// Answers a publish whose `(session, counter)` the room already stored: the same
+    /// bytes (digest) get an `ACK` with `duplicate = 1` and the stored copy's sequence,
+    /// other bytes `REFUSED DUPLICATE_MISMATCH` (not stored: whoever stored the first copy
+    /// cannot make a later, different change vanish behind a duplicate `ACK`). `false` when
+    /// nothing is stored under that pair.
+    fn answer_stored(
         &mut self,
         from: PeerId,
-        session: &SessionId,
-        counter: u64,
+        header: &EnvelopeHeader,
+        digest: &[u8; DIGEST_LEN],
     ) -> Result<bool, StoreError> {
-        let Some((seq, relay_time)) = self.store.find(session, counter)? else {
+        let Some(stored) = self.store.find(&header.session, header.counter)? else {
             return Ok(false);
         };
-        self.send(
-            from,
-            &RelayFrame::Ack {
-                session: *session,
-                counter,
-                seq,
-                relay_time,
-                duplicate: true,
-            },
-        );
+        if stored.digest.as_ref() == Some(digest) {
+            self.send(
+                from,
+                &RelayFrame::Ack {
+                    session: header.session,
+                    counter: header.counter,
+                    seq: stored.seq,
+                    relay_time: stored.relay_time,
+                    duplicate: true,
+                },
+            );
+        } else {
+            let message = if stored.digest.is_some() {
+                format!(
+                    "the room already stored another envelope from this session with counter \
+                     {} (seq {}); this one was not stored",
+                    header.counter, stored.seq
+                )
+            } else {
+                format!(
+                    "the room stored an envelope from this session with counter {} (seq {}) \
+                     before it kept digests and has compacted it since, so it cannot tell \
+                     whether this one is the same; it was not stored",
+                    header.counter, stored.seq
+                )
+            };
+            self.refuse(from, header, RelayErrorCode::DuplicateMismatch, 0, message);
+        }
         Ok(true)
     }
 
@@ -639,11 +856,12 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         let Some(header) = self.header(from, envelope) else {
             return Ok(());
         };
+        let digest = envelope_digest(envelope);
         // A change stored before (the socket's access changed since, or the room filled
         // up) is acknowledged, never refused: refusing it would make its sender roll back
         // what everyone else has.
         if let Some((code, message)) = write_refusal(self.access(from)) {
-            if !self.ack_duplicate(from, &header.session, header.counter)? {
+            if !self.answer_stored(from, &header, &digest)? {
                 self.refuse(from, &header, code, 0, message.into());
             }
             return Ok(());
@@ -653,7 +871,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         if usage.events >= self.limits.max_history_events
             || usage.bytes.saturating_add(len) > self.limits.max_history_bytes
         {
-            if !self.ack_duplicate(from, &header.session, header.counter)? {
+            if !self.answer_stored(from, &header, &digest)? {
                 let message = format!(
                     "the room stores {} events ({} bytes), its cap is {} events ({} bytes); \
                      a snapshot lets it compact",
@@ -680,9 +898,10 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             counter: header.counter,
             channel: header.channel,
             envelope,
+            digest,
         })?;
         if !appended {
-            if !self.ack_duplicate(from, &header.session, header.counter)? {
+            if !self.answer_stored(from, &header, &digest)? {
                 return Err(StoreError(
                     "the store refused an event as a duplicate it cannot find".into(),
                 ));

@@ -20,8 +20,18 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = MAX_FRAME_LEN;
 pub const DEFAULT_RATE_BURST: u32 = 120;
 /// `RATE_PER_SECOND`: frames per second a connection may sustain.
 pub const DEFAULT_RATE_PER_SECOND: u32 = 60;
-/// `MAX_SOCKETS_PER_ROOM`: sockets one room accepts; more get `ERROR ROOM_FULL` and 4029.
+/// `MAX_SOCKETS_PER_ROOM`: joined sockets (`HELLO` accepted) one room holds; a socket opened
+/// or a `HELLO` sent while the room holds that many gets `ERROR ROOM_FULL` and 4029. Sockets
+/// that have not joined do not count (see [`DEFAULT_MAX_UNJOINED_SOCKETS`]).
 pub const DEFAULT_MAX_SOCKETS_PER_ROOM: usize = 1000;
+/// `MAX_UNJOINED_SOCKETS`: sockets of one room that have not sent an accepted `HELLO` yet.
+/// A new socket past it is still accepted: the oldest unjoined one gets `ERROR ROOM_FULL`
+/// and 4029 instead, so idle sockets cannot keep a member out (a member's socket sends
+/// `HELLO` one round trip after it opens).
+pub const DEFAULT_MAX_UNJOINED_SOCKETS: usize = 64;
+/// `UNJOINED_TIMEOUT_SECONDS`: a socket that has not joined this long after it opened is
+/// closed (1008, "no HELLO") by the room's alarm.
+pub const DEFAULT_UNJOINED_TIMEOUT_SECONDS: u64 = 10;
 /// `MAX_HISTORY_EVENTS`: stored (not yet compacted) events per room.
 pub const DEFAULT_MAX_HISTORY_EVENTS: u64 = 100_000;
 /// `MAX_HISTORY_BYTES`: stored envelope bytes per room (events and snapshot).
@@ -63,6 +73,10 @@ pub struct Limits {
     pub rate_per_second: u32,
     /// See [`DEFAULT_MAX_SOCKETS_PER_ROOM`].
     pub max_sockets_per_room: usize,
+    /// See [`DEFAULT_MAX_UNJOINED_SOCKETS`].
+    pub max_unjoined_sockets: usize,
+    /// See [`DEFAULT_UNJOINED_TIMEOUT_SECONDS`], in milliseconds.
+    pub unjoined_timeout_ms: u64,
     /// `ALLOWED_ORIGINS`: comma-separated exact origins (`https://app.example`); empty allows
     /// every origin. Requests without an `Origin` header (native clients) are allowed.
     pub allowed_origins: Vec<String>,
@@ -81,6 +95,8 @@ impl Default for Limits {
             rate_burst: DEFAULT_RATE_BURST,
             rate_per_second: DEFAULT_RATE_PER_SECOND,
             max_sockets_per_room: DEFAULT_MAX_SOCKETS_PER_ROOM,
+            max_unjoined_sockets: DEFAULT_MAX_UNJOINED_SOCKETS,
+            unjoined_timeout_ms: DEFAULT_UNJOINED_TIMEOUT_SECONDS * 1000,
             allowed_origins: Vec::new(),
             max_history_events: DEFAULT_MAX_HISTORY_EVENTS,
             max_history_bytes: DEFAULT_MAX_HISTORY_BYTES,
@@ -163,6 +179,11 @@ impl Limits {
             var("IDLE_ROOM_TTL_SECONDS"),
             DEFAULT_IDLE_ROOM_TTL_SECONDS,
         )?;
+        let unjoined_s = parse_positive(
+            "UNJOINED_TIMEOUT_SECONDS",
+            var("UNJOINED_TIMEOUT_SECONDS"),
+            DEFAULT_UNJOINED_TIMEOUT_SECONDS,
+        )?;
         Ok(Self {
             max_frame_bytes: frame_limit(var("MAX_FRAME_BYTES"), d.max_frame_bytes)?,
             rate_burst: parse_positive("RATE_BURST", var("RATE_BURST"), d.rate_burst)?,
@@ -176,6 +197,12 @@ impl Limits {
                 var("MAX_SOCKETS_PER_ROOM"),
                 d.max_sockets_per_room,
             )?,
+            max_unjoined_sockets: parse_positive(
+                "MAX_UNJOINED_SOCKETS",
+                var("MAX_UNJOINED_SOCKETS"),
+                d.max_unjoined_sockets,
+            )?,
+            unjoined_timeout_ms: unjoined_s.saturating_mul(1000),
             allowed_origins: var("ALLOWED_ORIGINS")
                 .map(|list| {
                     list.split(',')
@@ -237,11 +264,14 @@ mod tests {
             ("RATE_BURST", "10"),
             ("RATE_PER_SECOND", "5"),
             ("IDLE_ROOM_TTL_SECONDS", "20"),
+            ("MAX_UNJOINED_SOCKETS", "8"),
+            ("UNJOINED_TIMEOUT_SECONDS", "3"),
             ("ALLOWED_ORIGINS", "https://a.example/, https://b.example,,"),
         ]))
         .unwrap();
         assert_eq!(l.max_frame_bytes, MIN_RELAY_FRAME_LIMIT);
         assert_eq!(l.idle_room_ttl_ms, 20_000);
+        assert_eq!((l.max_unjoined_sockets, l.unjoined_timeout_ms), (8, 3_000));
         assert_eq!(
             l.allowed_origins,
             ["https://a.example", "https://b.example"]
@@ -318,6 +348,8 @@ mod tests {
             "RATE_BURST" => tests.get("RATE_BURST").cloned(),
             "RATE_PER_SECOND" => tests.get("RATE_PER_SECOND").cloned(),
             "MAX_HISTORY_EVENTS" => tests.get("MAX_HISTORY").cloned(),
+            "MAX_UNJOINED_SOCKETS" => tests.get("MAX_UNJOINED").cloned(),
+            "UNJOINED_TIMEOUT_SECONDS" => tests.get("UNJOINED_TIMEOUT").cloned(),
             _ => None,
         })
         .unwrap();

@@ -1,12 +1,18 @@
-//! The room Durable Object: accepts hibernating WebSockets, keeps each socket's [`Peer`] in
-//! its attachment, feeds frames to the [`Hub`] and performs its outputs. No rule lives
-//! here; see `hub.rs`.
+//! The room Durable Object: accepts hibernating WebSockets, draws each socket's challenge,
+//! keeps each socket's [`Peer`] in its attachment, feeds frames to the [`Hub`], runs the
+//! alarm and performs the outputs. No rule lives here; see `hub.rs`.
+//!
+//! The room's id (what `HELLO` proofs sign) comes with every socket request (the route);
+//! each socket also carries it as a tag (`r:<room>`), so an object woken from hibernation
+//! by a message knows it without a request.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use sealsync_core::member::CHALLENGE_LEN;
 use sealsync_core::wire::{RelayErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG};
+use sealsync_core::RoomId;
 use worker::{
     console_error, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Request,
     Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
@@ -25,6 +31,8 @@ use crate::store::{RoomStore, StoreError};
 /// attachments after hibernation.
 #[derive(Debug)]
 struct Live {
+    /// The room's id, from the socket route or a socket's `r:` tag.
+    room: Option<RoomId>,
     sockets: BTreeMap<PeerId, WebSocket>,
     peers: BTreeMap<PeerId, Peer>,
     next_id: PeerId,
@@ -60,6 +68,10 @@ const PRESENCE_FLUSH_MS: u64 = 1000;
 /// The prefix of the tag that carries a socket's peer id (`p:12`).
 const PEER_TAG: &str = "p:";
 
+/// The prefix of the tag that carries the room's id (`r:team-42`; a room id is at most
+/// 128 bytes, a tag 256 characters).
+const ROOM_TAG: &str = "r:";
+
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
 
@@ -83,14 +95,23 @@ impl Room {
         let live = slot.get_or_insert_with(|| {
             let mut sockets = BTreeMap::new();
             let mut peers = BTreeMap::new();
+            let mut room = None;
             for ws in self.state.get_websockets() {
                 if let Ok(Some(peer)) = ws.deserialize_attachment::<Peer>() {
+                    if room.is_none() {
+                        room = self
+                            .state
+                            .get_tags(&ws)
+                            .iter()
+                            .find_map(|tag| RoomId::new(tag.strip_prefix(ROOM_TAG)?).ok());
+                    }
                     sockets.insert(peer.id, ws);
                     peers.insert(peer.id, peer);
                 }
             }
             let next_id = peers.keys().next_back().map_or(1, |id| id + 1);
             Live {
+                room,
                 sockets,
                 peers,
                 next_id,
@@ -151,14 +172,23 @@ impl Room {
         f: impl FnOnce(Hub<'_, SqlStore>) -> std::result::Result<Vec<Out>, StoreError>,
     ) -> std::result::Result<(), StoreError> {
         self.with_live(|live| {
+            let room = live
+                .room
+                .as_ref()
+                .ok_or_else(|| StoreError("the room does not know its id".into()))?;
             let store = open_store(&mut live.store, &self.state)?;
-            let outs = f(Hub::new(store, limits, &mut live.peers))?;
+            let outs = f(Hub::new(room, store, limits, &mut live.peers))?;
             perform(live, outs);
             Ok(())
         })
     }
 
-    async fn accept(&self, req: &Request, client: Option<ClientId>) -> Result<Response> {
+    async fn accept(
+        &self,
+        req: &Request,
+        room: &RoomId,
+        client: Option<ClientId>,
+    ) -> Result<Response> {
         let limits = match &self.limits {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
@@ -172,7 +202,10 @@ impl Room {
                 .map_err(|e| store_failure(&e))?,
             None => false,
         };
-        let full = self.with_live(|live| hub::room_full(live.sockets.len(), limits));
+        let full = self.with_live(|live| {
+            live.room.get_or_insert_with(|| room.clone());
+            hub::room_full(&live.peers, limits)
+        });
         let refusal = if banned {
             Some((
                 RelayErrorCode::Banned,
@@ -193,24 +226,32 @@ impl Room {
             pair.server.close(code.close_code(), Some(message))?;
         } else {
             let now = now_ms();
+            let mut challenge = [0u8; CHALLENGE_LEN];
+            getrandom::fill(&mut challenge)
+                .map_err(|e| worker::Error::RustError(format!("no randomness: {e}")))?;
             let (id, mut peer) = self.with_live(|live| {
                 let id = live.next_id;
                 live.next_id += 1;
-                (id, Peer::new(id, limits, now))
+                (id, Peer::new(id, limits, now, challenge))
             });
             peer.user = user;
             peer.role = header(forwarded::ROLE);
             peer.pending = header(forwarded::GUEST).is_some_and(|g| g == "1");
             peer.client = client.map(|c| c.as_str().to_owned());
-            let tag = format!("{PEER_TAG}{id}");
+            let deadline = peer.opened_ms.saturating_add(limits.unjoined_timeout_ms);
+            let peer_tag = format!("{PEER_TAG}{id}");
+            let room_tag = format!("{ROOM_TAG}{}", room.as_str());
             self.state
-                .accept_websocket_with_tags(&pair.server, &[tag.as_str()]);
+                .accept_websocket_with_tags(&pair.server, &[peer_tag.as_str(), room_tag.as_str()]);
             pair.server.serialize_attachment(&peer)?;
             self.with_live(|live| {
                 live.sockets.insert(id, pair.server.clone());
-                live.peers.insert(id, peer);
+                // The CHALLENGE first (and maybe the oldest unjoined socket closed).
+                let outs = hub::accept(&mut live.peers, limits, peer);
+                perform(live, outs);
             });
-            self.touch_alarm(limits).await?;
+            // The alarm closes this socket if it has not joined by then.
+            self.arm_by(deadline).await?;
         }
         let mut builder = ResponseBuilder::new().with_status(101);
         if let Some(protocol) = crate::offered_protocol(req) {
@@ -220,13 +261,24 @@ impl Room {
     }
 
     /// Arms the alarm a second from now when a coalesced presence update is waiting
-    /// (the alarm handler sends it, then re-arms the idle alarm).
+    /// (the alarm handler sends it, then re-arms by [`hub::next_alarm`]).
     async fn schedule_presence(&self) -> Result<()> {
         let needed = self.with_live(|live| core::mem::take(&mut live.presence_alarm_needed));
         if needed {
-            self.state
-                .storage()
-                .set_alarm(Duration::from_millis(PRESENCE_FLUSH_MS))
+            self.arm_by(now_ms().saturating_add(PRESENCE_FLUSH_MS))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the alarm fire at `at_ms` (ms since the Unix epoch) at the latest: sets it
+    /// unless one is set earlier.
+    async fn arm_by(&self, at_ms: u64) -> Result<()> {
+        let storage = self.state.storage();
+        let set = storage.get_alarm().await?;
+        if set.is_none_or(|t| u64::try_from(t).map_or(true, |t| t > at_ms)) {
+            storage
+                .set_alarm(Duration::from_millis(at_ms.saturating_sub(now_ms())))
                 .await?;
         }
         Ok(())
@@ -244,14 +296,6 @@ impl Room {
             }
         } else {
             self.schedule_presence().await?;
-        }
-        Ok(())
-    }
-
-    /// Keeps an alarm set: one TTL from now when none is, so an idle room is reaped.
-    async fn touch_alarm(&self, limits: &Limits) -> Result<()> {
-        if self.state.storage().get_alarm().await?.is_none() {
-            self.arm_alarm(limits).await?;
         }
         Ok(())
     }
@@ -351,7 +395,7 @@ impl DurableObject for Room {
             Err(e) => return Response::error(e.to_string(), 500),
         };
         match crate::route_request(&req, limits)? {
-            Ok(Route::Socket { client, .. }) => self.accept(&req, client).await,
+            Ok(Route::Socket { room, client }) => self.accept(&req, &room, client).await,
             Ok(Route::Presence { client, .. }) => {
                 let client = client.as_ref().map(ClientId::as_str);
                 let count = self.with_live(|live| hub::presence_for(&live.peers, client));
@@ -430,15 +474,20 @@ impl DurableObject for Room {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
         };
-        // A coalesced presence update (sent unconditionally in a big room: the pending
-        // flag does not survive hibernation, and one extra PRESENCE is harmless).
-        self.with_live(|live| {
+        let now = now_ms();
+        // Sockets that never joined in time are closed; then a coalesced presence update
+        // (sent unconditionally in a big room: the pending flag does not survive
+        // hibernation, and one extra PRESENCE is harmless).
+        let next = self.with_live(|live| {
+            let outs = hub::expire_unjoined(&mut live.peers, limits, now);
+            perform(live, outs);
             let big = hub::presence(&live.peers) > hub::PRESENCE_COALESCE_ABOVE;
             if live.presence_pending || big {
                 live.presence_pending = false;
                 let outs: Vec<Out> = hub::presence_now(&live.peers).into_iter().collect();
                 perform(live, outs);
             }
+            hub::next_alarm(&live.peers, limits, now)
         });
         let open = self
             .state
@@ -447,10 +496,12 @@ impl DurableObject for Room {
             .filter(|ws| ws.as_ref().ready_state() == OPEN)
             .count();
         if open > 0 {
-            self.arm_alarm(limits).await?;
+            self.state
+                .storage()
+                .set_alarm(Duration::from_millis(next.saturating_sub(now)))
+                .await?;
             return Response::ok("");
         }
-        let now = now_ms();
         match self.state.storage().get::<u64>(IDLE_AT).await? {
             Some(at) if now >= at => {
                 // Idle past the TTL: the room and its log go.

@@ -3,9 +3,11 @@
 //! Schema (created on first use, so asking a fresh room for its presence writes nothing):
 //!
 //! ```sql
-//! meta(key TEXT PRIMARY KEY, value BLOB)            -- 'verifier' → 32 bytes, 'ban:<user>'
+//! meta(key TEXT PRIMARY KEY, value BLOB)  -- 'member_key' → 32 bytes (Ed25519 public key),
+//!                                         -- 'ban:<user>'
 //! events(seq INTEGER PRIMARY KEY, relay_time INTEGER, session BLOB, counter BLOB,
-//!        channel BLOB, envelope BLOB NULL)           -- envelope NULL once compacted
+//!        channel BLOB, envelope BLOB NULL,   -- envelope NULL once compacted
+//!        digest BLOB NULL)                   -- SHA-256 of envelope; kept after compaction
 //! UNIQUE INDEX events_sender ON events(session, counter)
 //! snapshot(id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, envelope BLOB)
 //! ```
@@ -13,13 +15,25 @@
 //! `counter` is stored as 8 big-endian bytes: it is a `u64` from the peer, and SQLite
 //! integers cross into JavaScript as doubles, exact only below 2^53. Sequences and times
 //! stay far below that.
+//!
+//! Migration: a database made before `digest` existed gets the column (`ALTER TABLE … ADD
+//! COLUMN`, NULL in the old rows) when the store opens. An old row is compared by the
+//! SHA-256 of its envelope while the envelope is stored; once compacted it has nothing left
+//! to compare, and a publish under its `(session, counter)` is refused as
+//! `DUPLICATE_MISMATCH` (a resend of that very envelope included: the relay cannot tell it
+//! from a pre-emption, and a reported refusal is better than a silent loss). An old
+//! `meta('verifier')` row is ignored: wire v2 has no verifier, and the first proven `HELLO`
+//! sets `member_key`.
 
 use std::cell::Cell;
 
 use sealsync_core::SessionId;
 use worker::{SqlStorage, SqlStorageValue};
 
-use crate::store::{NewEvent, RoomStore, StoreError, StoredEvent, StoredSnapshot, Usage};
+use crate::store::{
+    envelope_digest, NewEvent, RoomStore, StoreError, StoredEvent, StoredSender, StoredSnapshot,
+    Usage, DIGEST_LEN,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -29,7 +43,8 @@ CREATE TABLE IF NOT EXISTS events (
   session BLOB NOT NULL,
   counter BLOB NOT NULL,
   channel BLOB NOT NULL,
-  envelope BLOB
+  envelope BLOB,
+  digest BLOB
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_sender ON events(session, counter);
 CREATE TABLE IF NOT EXISTS snapshot (
@@ -63,6 +78,31 @@ fn as_blob(v: SqlStorageValue) -> Result<Vec<u8>, StoreError> {
     }
 }
 
+/// A blob of exactly `N` bytes (`what` names it in the error).
+fn as_array<const N: usize>(v: SqlStorageValue, what: &str) -> Result<[u8; N], StoreError> {
+    <[u8; N]>::try_from(as_blob(v)?.as_slice())
+        .map_err(|_| StoreError(format!("the stored {what} is not {N} bytes")))
+}
+
+/// Adds `events.digest` to a database made before it existed.
+fn migrate(sql: &SqlStorage) -> Result<(), StoreError> {
+    let columns = sql
+        .exec("PRAGMA table_info(events)", None)
+        .map_err(err)?
+        .raw()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    // table_info rows: (cid, name, type, notnull, dflt_value, pk).
+    let has_digest = columns
+        .iter()
+        .any(|row| matches!(row.get(1), Some(SqlStorageValue::String(name)) if name == "digest"));
+    if !has_digest {
+        sql.exec("ALTER TABLE events ADD COLUMN digest BLOB", None)
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// The room's SQLite store. Usage and the head sequence are read once per object
 /// lifetime, then kept up to date in memory (the object is the database's only writer).
 #[derive(Debug)]
@@ -79,6 +119,7 @@ impl SqlStore {
     /// [`StoreError`] when SQLite refuses the schema.
     pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
         sql.exec(SCHEMA, None).map_err(err)?;
+        migrate(&sql)?;
         Ok(Self {
             sql,
             usage: Cell::new(None),
@@ -108,24 +149,22 @@ impl SqlStore {
 }
 
 impl RoomStore for SqlStore {
-    fn verifier(&self) -> Result<Option<[u8; 32]>, StoreError> {
-        let rows = self.rows("SELECT value FROM meta WHERE key = 'verifier'", Vec::new())?;
+    fn member_key(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        let rows = self.rows(
+            "SELECT value FROM meta WHERE key = 'member_key'",
+            Vec::new(),
+        )?;
         match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
             None => Ok(None),
-            Some(v) => {
-                let bytes = as_blob(v)?;
-                <[u8; 32]>::try_from(bytes.as_slice())
-                    .map(Some)
-                    .map_err(|_| StoreError("the stored verifier is not 32 bytes".into()))
-            }
+            Some(v) => as_array(v, "member key").map(Some),
         }
     }
 
-    fn set_verifier(&mut self, verifier: &[u8; 32]) -> Result<(), StoreError> {
+    fn set_member_key(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
         self.sql
             .exec(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('verifier', ?)",
-                vec![SqlStorageValue::Blob(verifier.to_vec())],
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('member_key', ?)",
+                vec![SqlStorageValue::Blob(key.to_vec())],
             )
             .map(|_| ())
             .map_err(err)
@@ -162,26 +201,42 @@ impl RoomStore for SqlStore {
         }
     }
 
-    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError> {
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<StoredSender>, StoreError> {
+        // The envelope only for a row from before digests (see the module docs).
         let rows = self.rows(
-            "SELECT seq, relay_time FROM events WHERE session = ? AND counter = ?",
+            "SELECT seq, relay_time, digest, CASE WHEN digest IS NULL THEN envelope END \
+             FROM events WHERE session = ? AND counter = ?",
             vec![
                 SqlStorageValue::Blob(session.0.to_vec()),
                 SqlStorageValue::Blob(counter.to_be_bytes().to_vec()),
             ],
         )?;
-        match rows.first().map(Vec::as_slice) {
-            Some([seq, time]) => Ok(Some((as_u64(seq)?, as_u64(time)?))),
-            Some(_) => Err(StoreError("event row has the wrong shape".into())),
-            None => Ok(None),
-        }
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut it = row.into_iter();
+        let (Some(seq), Some(time), Some(digest), Some(envelope)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            return Err(StoreError("event row has the wrong shape".into()));
+        };
+        let digest = match (digest, envelope) {
+            (SqlStorageValue::Null, SqlStorageValue::Null) => None,
+            (SqlStorageValue::Null, envelope) => Some(envelope_digest(&as_blob(envelope)?)),
+            (digest, _) => Some(as_array::<DIGEST_LEN>(digest, "envelope digest")?),
+        };
+        Ok(Some(StoredSender {
+            seq: as_u64(&seq)?,
+            relay_time: as_u64(&time)?,
+            digest,
+        }))
     }
 
     fn append(&mut self, e: NewEvent<'_>) -> Result<bool, StoreError> {
         // One statement for the common case: the duplicate check is the unique index.
         let inserted = self.rows(
-            "INSERT INTO events (seq, relay_time, session, counter, channel, envelope) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session, counter) DO NOTHING RETURNING seq",
+            "INSERT INTO events (seq, relay_time, session, counter, channel, envelope, digest) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session, counter) DO NOTHING RETURNING seq",
             vec![
                 int(e.seq)?,
                 int(e.relay_time)?,
@@ -189,6 +244,7 @@ impl RoomStore for SqlStore {
                 SqlStorageValue::Blob(e.counter.to_be_bytes().to_vec()),
                 SqlStorageValue::Blob(e.channel.0.to_vec()),
                 SqlStorageValue::Blob(e.envelope.to_vec()),
+                SqlStorageValue::Blob(e.digest.to_vec()),
             ],
         )?;
         if inserted.is_empty() {

@@ -1,13 +1,26 @@
-//! What a room keeps: the verifier, the ciphertext log and one snapshot, behind the small
+//! What a room keeps: the member key, the ciphertext log and one snapshot, behind the small
 //! [`RoomStore`] trait, so the room's rules ([`crate::hub`]) run on the host against
 //! [`MemoryStore`] and in the Durable Object against SQLite (`sql.rs`).
 //!
-//! Rows hold only what the relay may see: envelope headers' session id, counter and
-//! channel tag, and the sealed envelope bytes.
+//! Rows hold only what the relay may see: the room's member key (an Ed25519 public key: it
+//! checks `HELLO` proofs and lets nobody join), envelope headers' session id, counter and
+//! channel tag, the sealed envelope bytes and their SHA-256 ([`envelope_digest`]), which
+//! outlives the bytes so that a republished envelope is told from another one under the
+//! same `(session, counter)` after compaction too.
 
 use std::collections::BTreeMap;
 
 use sealsync_core::{ChannelTag, SessionId};
+use sha2::Digest as _;
+
+/// Length of an [`envelope_digest`].
+pub const DIGEST_LEN: usize = 32;
+
+/// The SHA-256 of an envelope's bytes: what deduplication compares.
+#[must_use]
+pub fn envelope_digest(envelope: &[u8]) -> [u8; DIGEST_LEN] {
+    sha2::Sha256::digest(envelope).into()
+}
 
 /// A storage failure (SQLite refused a statement, a row had an unexpected shape).
 /// At fault: the platform or a relay bug; the socket is closed with 1011 and the client
@@ -58,6 +71,20 @@ pub struct NewEvent<'a> {
     pub channel: ChannelTag,
     /// The sealed envelope.
     pub envelope: &'a [u8],
+    /// [`envelope_digest`] of `envelope`.
+    pub digest: [u8; DIGEST_LEN],
+}
+
+/// Where an event with a given `(session, counter)` was stored, and what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredSender {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The relay's wall clock when it was stored.
+    pub relay_time: u64,
+    /// [`envelope_digest`] of the stored envelope; `None` only for a row written before
+    /// the relay kept digests whose envelope was compacted since (nothing left to compare).
+    pub digest: Option<[u8; DIGEST_LEN]>,
 }
 
 /// How much of the history caps a room uses: events with their envelope still stored
@@ -73,20 +100,22 @@ pub struct Usage {
 /// A room's persistent state. Every method is synchronous (SQLite in a Durable Object is).
 ///
 /// Invariants an implementation keeps: sequences are unique and increasing;
-/// `(session, counter)` is unique over every event ever appended, compacted or not, so a
-/// republished envelope is recognised after a snapshot too.
+/// `(session, counter)` is unique over every event ever appended, compacted or not, and
+/// keeps its envelope's digest, so a republished envelope is recognised (and one with other
+/// bytes refused) after a snapshot too.
 pub trait RoomStore {
-    /// The room's verifier, once a first `HELLO` set it.
+    /// The room's member key (an Ed25519 public key, `sealsync_core::member`), once a
+    /// first `HELLO` with a valid proof set it.
     ///
     /// # Errors
     /// [`StoreError`] when storage fails.
-    fn verifier(&self) -> Result<Option<[u8; 32]>, StoreError>;
+    fn member_key(&self) -> Result<Option<[u8; 32]>, StoreError>;
 
-    /// Sets the verifier (first `HELLO` of an empty room).
+    /// Sets the member key (first proven `HELLO` of an empty room).
     ///
     /// # Errors
     /// [`StoreError`] when storage fails.
-    fn set_verifier(&mut self, verifier: &[u8; 32]) -> Result<(), StoreError>;
+    fn set_member_key(&mut self, key: &[u8; 32]) -> Result<(), StoreError>;
 
     /// The highest sequence ever assigned (0 for an empty room).
     ///
@@ -106,16 +135,16 @@ pub trait RoomStore {
     /// [`StoreError`] when storage fails.
     fn snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError>;
 
-    /// The sequence and relay time an envelope with this `(session, counter)` was stored
-    /// under, if it was.
+    /// Where an envelope with this `(session, counter)` was stored, and its digest, if it
+    /// was.
     ///
     /// # Errors
     /// [`StoreError`] when storage fails.
-    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError>;
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<StoredSender>, StoreError>;
 
     /// Appends an event unless its `(session, counter)` is already stored: `true` when it
-    /// was appended, `false` for a duplicate (nothing is written; [`RoomStore::find`] says
-    /// where the first copy is).
+    /// was appended, `false` when that pair is taken, whatever the bytes (nothing is
+    /// written; [`RoomStore::find`] says where and what the stored one is).
     ///
     /// # Errors
     /// [`StoreError`] when storage fails or `seq` is already taken.
@@ -158,12 +187,13 @@ pub trait RoomStore {
 struct MemRow {
     relay_time: u64,
     envelope: Option<Vec<u8>>,
+    digest: [u8; DIGEST_LEN],
 }
 
 /// A [`RoomStore`] in memory, for host tests of the room's rules.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
-    verifier: Option<[u8; 32]>,
+    member_key: Option<[u8; 32]>,
     events: BTreeMap<u64, MemRow>,
     senders: BTreeMap<(SessionId, u64), u64>,
     snapshot: Option<StoredSnapshot>,
@@ -171,12 +201,12 @@ pub struct MemoryStore {
 }
 
 impl RoomStore for MemoryStore {
-    fn verifier(&self) -> Result<Option<[u8; 32]>, StoreError> {
-        Ok(self.verifier)
+    fn member_key(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self.member_key)
     }
 
-    fn set_verifier(&mut self, verifier: &[u8; 32]) -> Result<(), StoreError> {
-        self.verifier = Some(*verifier);
+    fn set_member_key(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
+        self.member_key = Some(*key);
         Ok(())
     }
 
@@ -192,11 +222,14 @@ impl RoomStore for MemoryStore {
         Ok(self.snapshot.clone())
     }
 
-    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<(u64, u64)>, StoreError> {
-        Ok(self
-            .senders
-            .get(&(*session, counter))
-            .and_then(|seq| self.events.get(seq).map(|row| (*seq, row.relay_time))))
+    fn find(&self, session: &SessionId, counter: u64) -> Result<Option<StoredSender>, StoreError> {
+        Ok(self.senders.get(&(*session, counter)).and_then(|seq| {
+            self.events.get(seq).map(|row| StoredSender {
+                seq: *seq,
+                relay_time: row.relay_time,
+                digest: Some(row.digest),
+            })
+        }))
     }
 
     fn append(&mut self, e: NewEvent<'_>) -> Result<bool, StoreError> {
@@ -212,6 +245,7 @@ impl RoomStore for MemoryStore {
             MemRow {
                 relay_time: e.relay_time,
                 envelope: Some(e.envelope.to_vec()),
+                digest: e.digest,
             },
         );
         Ok(true)

@@ -1,6 +1,7 @@
 //! Integration tests against the relay running in workerd (`wrangler dev`), through real
 //! WebSockets, with envelopes sealed by `sealsync-core` (the relay never decrypts them; the
-//! receiving test clients do).
+//! receiving test clients do). Every accepted socket reads its `CHALLENGE` first and signs
+//! it in `HELLO` with `RoomKeys::prove`, as the SDK does.
 //!
 //! Run them with `relay/tests/run.sh`, which builds the worker, starts `wrangler dev` with
 //! test limits and sets the `SEALSYNC_RELAY_*` variables read here. Without
@@ -20,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use sealsync_core::limits::{RelayLimits, HISTORY_FULL_RETRY_MS};
+use sealsync_core::member::{CHALLENGE_LEN, MEMBER_KEY_LEN, PROOF_LEN};
 use sealsync_core::wire::{
     Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState, AUTH_SUBPROTOCOL_PREFIX,
-    SUBPROTOCOL, VERSION,
+    MAX_SEQ, SUBPROTOCOL, VERSION,
 };
 use sealsync_core::{
     ChannelTag, EnvelopeKind, Hlc, Opener, RoomId, RoomKey, RoomKeys, SessionId, SessionSealer,
@@ -79,12 +81,18 @@ fn room_keys(room: &str) -> RoomKeys {
     RoomKeys::derive(&key, RoomId::new(room).unwrap())
 }
 
-/// One test participant: a session sealer and a socket.
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One test participant: a session sealer and a socket, with the socket's challenge signed.
 struct Peer {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: Socket,
     sealer: SessionSealer,
     channel: ChannelTag,
-    verifier: [u8; 32],
+    /// The socket's `CHALLENGE`.
+    challenge: [u8; CHALLENGE_LEN],
+    member_key: [u8; MEMBER_KEY_LEN],
+    /// `member_key`'s signature over `challenge`.
+    proof: [u8; PROOF_LEN],
 }
 
 struct Welcome {
@@ -104,7 +112,7 @@ fn ws_url(base: &str, room: &str) -> String {
     format!("{base}/room/{room}/ws")
 }
 
-async fn open_socket(base: &str, room: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+async fn open_socket(base: &str, room: &str) -> Socket {
     let (ws, _) = tokio::time::timeout(WAIT, connect_async(ws_url(base, room)))
         .await
         .expect("connect timed out")
@@ -112,17 +120,73 @@ async fn open_socket(base: &str, room: &str) -> WebSocketStream<MaybeTlsStream<T
     ws
 }
 
+/// The next binary frame of a raw socket, decoded (skips heartbeat text); panics on a close.
+async fn next_frame(ws: &mut Socket) -> RelayFrame {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("no frame from the relay in time")
+            .expect("socket ended")
+            .expect("socket failed");
+        match msg {
+            Message::Binary(b) => return RelayFrame::decode(&b).unwrap(),
+            Message::Close(c) => panic!("socket closed unexpectedly: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Reads a fresh socket's first frame, which must be its `CHALLENGE`.
+async fn read_challenge(ws: &mut Socket) -> [u8; CHALLENGE_LEN] {
+    match next_frame(ws).await {
+        RelayFrame::Challenge { challenge } => challenge,
+        other => panic!("the first frame must be CHALLENGE, got {other:?}"),
+    }
+}
+
+/// Frames until the close frame, and its code (1006 for a reset without one).
+async fn close_of(ws: &mut Socket) -> (Vec<RelayFrame>, u16) {
+    let mut frames = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("no close from the relay in time");
+        match msg {
+            Some(Ok(Message::Binary(b))) => frames.push(RelayFrame::decode(&b).unwrap()),
+            Some(Ok(Message::Close(Some(c)))) => return (frames, u16::from(c.code)),
+            Some(Ok(Message::Close(None))) => return (frames, 1005),
+            Some(Ok(_)) => {}
+            // A reset without a closing handshake (the relay process died) is 1006.
+            Some(Err(_)) | None => return (frames, 1006),
+        }
+    }
+}
+
 impl Peer {
     async fn connect(base: &str, room: &str, keys: &RoomKeys) -> Self {
-        Self::with_socket(open_socket(base, room).await, keys)
+        Self::with_socket(open_socket(base, room).await, keys).await
     }
 
-    fn with_socket(ws: WebSocketStream<MaybeTlsStream<TcpStream>>, keys: &RoomKeys) -> Self {
+    /// Takes an accepted socket: reads its `CHALLENGE` and signs it.
+    async fn with_socket(mut ws: Socket, keys: &RoomKeys) -> Self {
+        let challenge = read_challenge(&mut ws).await;
         Self {
             ws,
             sealer: SessionSealer::new(keys, SessionId(random())),
             channel: keys.channel_tag("main"),
-            verifier: keys.verifier(),
+            challenge,
+            member_key: keys.member_key(),
+            proof: keys.prove(&challenge),
+        }
+    }
+
+    /// This socket's `HELLO` (signed over its own challenge).
+    fn hello_frame(&self, after_seq: u64) -> ClientFrame {
+        ClientFrame::Hello {
+            after_seq,
+            member_key: self.member_key,
+            proof: self.proof,
+            channels: vec![self.channel],
         }
     }
 
@@ -136,18 +200,7 @@ impl Peer {
 
     /// The next binary frame, decoded (skips heartbeat text).
     async fn recv(&mut self) -> RelayFrame {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("no frame from the relay in time")
-                .expect("socket ended")
-                .expect("socket failed");
-            match msg {
-                Message::Binary(b) => return RelayFrame::decode(&b).unwrap(),
-                Message::Close(c) => panic!("socket closed unexpectedly: {c:?}"),
-                _ => {}
-            }
-        }
+        next_frame(&mut self.ws).await
     }
 
     /// The next frame that is not PRESENCE.
@@ -162,28 +215,11 @@ impl Peer {
 
     /// Waits for the close frame; returns its code (frames before it are returned too).
     async fn recv_close(&mut self) -> (Vec<RelayFrame>, u16) {
-        let mut frames = Vec::new();
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("no close from the relay in time");
-            match msg {
-                Some(Ok(Message::Binary(b))) => frames.push(RelayFrame::decode(&b).unwrap()),
-                Some(Ok(Message::Close(Some(c)))) => return (frames, u16::from(c.code)),
-                Some(Ok(Message::Close(None))) => return (frames, 1005),
-                Some(Ok(_)) => {}
-                // A reset without a closing handshake (the relay process died) is 1006.
-                Some(Err(_)) | None => return (frames, 1006),
-            }
-        }
+        close_of(&mut self.ws).await
     }
 
     async fn hello(&mut self, after_seq: u64) -> Welcome {
-        let frame = ClientFrame::Hello {
-            after_seq,
-            verifier: self.verifier,
-            channels: vec![self.channel],
-        };
+        let frame = self.hello_frame(after_seq);
         self.send(&frame).await;
         let frame = self.recv().await;
         let RelayFrame::Welcome {
@@ -356,7 +392,7 @@ async fn http_routes_answer_without_a_socket() {
     let (ws, _) = connect_async(format!("{}?client=bee-1", ws_url(&base, &room)))
         .await
         .unwrap();
-    let mut b = Peer::with_socket(ws, &keys);
+    let mut b = Peer::with_socket(ws, &keys).await;
     b.hello(0).await;
     let presence = |q: &'static str| {
         let (base, path) = (base.clone(), format!("/room/{room}/presence{q}"));
@@ -516,13 +552,9 @@ async fn wrong_verifier_is_refused_with_4001() {
     a.hello(0).await;
     let other = room_keys(&room);
     let mut intruder = Peer::connect(&base, &room, &other).await;
-    intruder
-        .send(&ClientFrame::Hello {
-            after_seq: 0,
-            verifier: other.verifier(),
-            channels: vec![other.channel_tag("main")],
-        })
-        .await;
+    // Its proof verifies (its own key signed its challenge), but the key is not the room's.
+    let hello = intruder.hello_frame(0);
+    intruder.send(&hello).await;
     let (frames, code) = intruder.recv_close().await;
     assert_eq!(code, 4001);
     assert!(matches!(
@@ -535,6 +567,254 @@ async fn wrong_verifier_is_refused_with_4001() {
     ));
     // The room is unharmed.
     a.publish(b"still here").await;
+}
+
+/// Asserts a fatal `WRONG_VERIFIER` with `message` and close 4001.
+async fn assert_refused_4001(ws: &mut Socket, message: &str) {
+    let (frames, code) = close_of(ws).await;
+    assert_eq!(code, 4001, "{frames:?}");
+    match frames.as_slice() {
+        [RelayFrame::Error {
+            code: RelayErrorCode::WrongVerifier,
+            fatal: true,
+            message: got,
+        }] => assert_eq!(got, message),
+        other => panic!("expected one fatal WRONG_VERIFIER, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_hello_replayed_on_another_socket_is_refused_4001_while_a_member_joins() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("replay");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    // What a network observer records: a's HELLO, as sent.
+    let recorded = a.hello_frame(0).encode().unwrap();
+    a.hello(0).await;
+    // Replayed on the observer's own socket, it signs the wrong challenge.
+    let mut replay = open_socket(&base, &room).await;
+    let challenge = read_challenge(&mut replay).await;
+    assert_ne!(
+        challenge, a.challenge,
+        "every socket gets its own challenge"
+    );
+    replay.send(Message::binary(recorded)).await.unwrap();
+    // Meanwhile a member opens a socket and joins.
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    assert_refused_4001(&mut replay, "the membership proof does not verify").await;
+    let w = b.hello(0).await;
+    assert_eq!(w.verifier_state, VerifierState::Matched);
+    assert_eq!(w.presence, 2);
+    let (_, seq) = a.publish(b"after the replay").await;
+    assert_eq!(event_seq(&b.recv_data().await), seq);
+}
+
+#[tokio::test]
+async fn the_stored_member_key_and_recorded_hellos_do_not_join() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("member-key");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    let recorded = a.proof;
+    a.hello(0).await;
+    let (_, seq) = a.publish(b"members only").await;
+    // Someone holding what the relay stores (the member key) and every proof ever sent.
+    let stranger = room_keys(&room);
+    let stolen = keys.member_key();
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    let mut other_proof = Peer::connect(&base, &room, &stranger).await;
+    let own_proof = other_proof.proof;
+    for (proof, why) in [
+        (recorded, "a's recorded proof"),
+        (b.proof, "a proof for another socket"),
+        (own_proof, "a proof made with another key"),
+        ([0; PROOF_LEN], "zeros"),
+        ([0xFF; PROOF_LEN], "ones"),
+    ] {
+        let mut ws = open_socket(&base, &room).await;
+        read_challenge(&mut ws).await;
+        let hello = ClientFrame::Hello {
+            after_seq: 0,
+            member_key: stolen,
+            proof,
+            channels: vec![keys.channel_tag("main")],
+        };
+        ws.send(Message::binary(hello.encode().unwrap()))
+            .await
+            .unwrap();
+        let (frames, code) = close_of(&mut ws).await;
+        assert_eq!(code, 4001, "{why}: {frames:?}");
+        assert!(
+            !frames
+                .iter()
+                .any(|f| matches!(f, RelayFrame::Welcome { .. } | RelayFrame::Event { .. })),
+            "{why}: {frames:?}"
+        );
+    }
+    // Its own key proves itself, and is refused as another password.
+    let hello = other_proof.hello_frame(0);
+    other_proof.send(&hello).await;
+    assert_refused_4001(
+        &mut other_proof.ws,
+        "this room exists with another password or secret",
+    )
+    .await;
+    // The member joins, and nothing of the attempts reached the room.
+    let w = b.hello(0).await;
+    assert_eq!(w.presence, 2);
+    assert_eq!(w.head_seq, seq);
+    assert_eq!(w.catch_up.iter().map(event_seq).collect::<Vec<_>>(), [seq]);
+}
+
+#[tokio::test]
+async fn a_publish_pre_empting_another_sessions_counter_gets_the_real_one_refused_not_acked() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("preempt");
+    let keys = room_keys(&room);
+    let mut victim = Peer::connect(&base, &room, &keys).await;
+    victim.hello(0).await;
+    let mut honest = Peer::connect(&base, &room, &keys).await;
+    honest.hello(0).await;
+    let mut squatter = Peer::connect(&base, &room, &keys).await;
+    squatter.hello(0).await;
+    // The victim's session id and next counter are in every header it sent: the squatter
+    // publishes other bytes under them first.
+    squatter.sealer = SessionSealer::new(&keys, victim.sealer.session());
+    let (squat, squat_seq) = squatter.publish(b"not what the victim wrote").await;
+    assert_eq!(event_seq(&honest.recv_data().await), squat_seq);
+    assert_eq!(event_seq(&victim.recv_data().await), squat_seq);
+    // The victim's real change is refused by name, not acknowledged as a duplicate.
+    let real = victim.seal(EnvelopeKind::Event, b"the victim's change");
+    victim
+        .send(&ClientFrame::Publish {
+            envelope: real.clone(),
+        })
+        .await;
+    match victim.recv_data().await {
+        RelayFrame::Refused {
+            session,
+            counter,
+            code: RelayErrorCode::DuplicateMismatch,
+            retry_after_ms: 0,
+            ..
+        } => assert_eq!((session, counter), (victim.sealer.session(), 1)),
+        other => panic!("expected REFUSED DUPLICATE_MISMATCH, got {other:?}"),
+    }
+    // Only the very same bytes are a duplicate.
+    squatter
+        .send(&ClientFrame::Publish { envelope: squat })
+        .await;
+    assert!(matches!(
+        squatter.recv_data().await,
+        RelayFrame::Ack {
+            seq,
+            duplicate: true,
+            ..
+        } if seq == squat_seq
+    ));
+    // The honest member keeps receiving: the victim's next change reaches it.
+    let (envelope, seq) = victim.publish(b"the victim goes on").await;
+    assert_eq!(seq, squat_seq + 1);
+    match honest.recv_data().await {
+        RelayFrame::Event {
+            seq: got,
+            envelope: got_env,
+            ..
+        } => {
+            assert_eq!((got, &got_env), (seq, &envelope));
+            assert_eq!(
+                Opener::new(&keys).open(&got_env).unwrap().body,
+                b"the victim goes on"
+            );
+        }
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn after_seq_2_pow_53_gets_bad_frame_and_the_socket_stays_usable() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("max-seq");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    let bad_frame = |frame: RelayFrame, what: &str| match frame {
+        RelayFrame::Error {
+            code: RelayErrorCode::BadFrame,
+            fatal: false,
+            ..
+        } => {}
+        other => panic!("{what}: expected a non-fatal BAD_FRAME, got {other:?}"),
+    };
+    // HELLO: refused, the socket stays unjoined and may say HELLO again.
+    let too_far = MAX_SEQ + 1;
+    assert_eq!(too_far, 1 << 53);
+    a.send(&a.hello_frame(too_far)).await;
+    bad_frame(a.recv().await, "HELLO after_seq 2^53");
+    a.hello(0).await;
+    a.publish(b"one").await;
+    for after_seq in [too_far, u64::MAX] {
+        a.send(&ClientFrame::Sync { after_seq }).await;
+        bad_frame(a.recv_data().await, "SYNC");
+    }
+    // The socket is still open and served.
+    a.send(&ClientFrame::Sync { after_seq: 0 }).await;
+    assert_eq!(event_seq(&a.recv_data().await), 1);
+    assert_eq!(a.recv_data().await, RelayFrame::CaughtUp { head_seq: 1 });
+    let (_, seq) = a.publish(b"two").await;
+    assert_eq!(seq, 2);
+}
+
+#[tokio::test]
+async fn idle_unjoined_sockets_do_not_keep_a_member_out_and_are_closed_after_the_timeout() {
+    let Some(base) = relay() else { return };
+    let Some(cap) = env_u64("SEALSYNC_RELAY_MAX_UNJOINED") else {
+        eprintln!("skipped: SEALSYNC_RELAY_MAX_UNJOINED is not set");
+        return;
+    };
+    let cap = usize::try_from(cap).unwrap();
+    let room = unique_room("unjoined");
+    let keys = room_keys(&room);
+    let mut member = Peer::connect(&base, &room, &keys).await;
+    member.hello(0).await;
+    // More idle sockets than the cap: each gets its challenge and never answers.
+    let idle_count = cap + 6;
+    let mut idle = Vec::new();
+    for _ in 0..idle_count {
+        let mut ws = open_socket(&base, &room).await;
+        read_challenge(&mut ws).await;
+        idle.push(ws);
+    }
+    // A member still gets in and joins (the oldest idle socket makes room).
+    let mut late = Peer::connect(&base, &room, &keys).await;
+    let w = late.hello(0).await;
+    assert_eq!(w.presence, 2, "idle sockets are not in the presence count");
+    let (_, seq) = member.publish(b"while they idle").await;
+    assert_eq!(event_seq(&late.recv_data().await), seq);
+    // The oldest idle sockets were closed to make room for newer ones (ROOM_FULL, 4029),
+    // the others by the alarm once their time was up (NOT_JOINED, 1008 "no HELLO").
+    let evicted = idle_count + 1 - cap;
+    for (i, ws) in idle.iter_mut().enumerate() {
+        let (frames, code) = close_of(ws).await;
+        let expected = if i < evicted {
+            (RelayErrorCode::RoomFull, 4029)
+        } else {
+            (RelayErrorCode::NotJoined, 1008)
+        };
+        assert_eq!(code, expected.1, "idle socket {i}: {frames:?}");
+        assert!(
+            matches!(
+                frames.as_slice(),
+                [RelayFrame::Error { code, fatal: true, .. }] if *code == expected.0
+            ),
+            "idle socket {i}: {frames:?}"
+        );
+    }
+    // The members were never disturbed, and the room still serves them.
+    let (_, seq) = late.publish(b"after the timeout").await;
+    assert_eq!(event_seq(&member.recv_data().await), seq);
+    let (status, body) = http_get(&base, &format!("/room/{room}/presence"), &[]).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"count":2}"#));
 }
 
 /// The relay's configured frame limit, or `None` after printing why the test is skipped.
@@ -1285,7 +1565,7 @@ async fn notify_broadcast_reaches_joined_sockets_and_needs_the_service_token() {
     req.headers_mut()
         .insert("x-sealsync-user", "bob".parse().unwrap());
     let (ws, _) = connect_async(req).await.unwrap();
-    let mut b = Peer::with_socket(ws, &keys);
+    let mut b = Peer::with_socket(ws, &keys).await;
     b.hello(0).await;
     a.recv().await; // presence 2
 
@@ -1362,11 +1642,7 @@ fn signed(
 }
 
 /// Opens a socket offering `sealsync.v2` and, when given, the token.
-async fn connect_with_token(
-    base: &str,
-    room: &str,
-    token: Option<&str>,
-) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, u16> {
+async fn connect_with_token(base: &str, room: &str, token: Option<&str>) -> Result<Socket, u16> {
     let mut req = ws_url(base, room).into_client_request().unwrap();
     let protocols = match token {
         Some(t) => format!("{SUBPROTOCOL}, {AUTH_SUBPROTOCOL_PREFIX}{t}"),
@@ -1402,7 +1678,7 @@ impl Peer {
         let ws = connect_with_token(base, room, Some(token))
             .await
             .unwrap_or_else(|status| panic!("the relay refused the token with {status}"));
-        let mut peer = Self::with_socket(ws, keys);
+        let mut peer = Self::with_socket(ws, keys).await;
         let welcome = peer.hello(0).await;
         (peer, welcome)
     }
@@ -1469,6 +1745,12 @@ async fn auth_viewer_reads_but_may_not_publish_until_its_role_changes() {
     let (mut e, _) = Peer::join_with_token(&base, &room, &editor, &keys).await;
     let (mut v, welcome) = Peer::join_with_token(&base, &room, &viewer, &keys).await;
     assert_eq!(welcome.access, Access::ReadOnly);
+    // Roles are compared without regard to case.
+    for shouted in ["Viewer", "VIEWER"] {
+        let t = token("val", "acme", None, Some(shouted), false).unwrap();
+        let (_, welcome) = Peer::join_with_token(&base, &room, &t, &keys).await;
+        assert_eq!(welcome.access, Access::ReadOnly, "{shouted}");
+    }
     e.recv().await; // presence 2
     let envelope = v.seal(EnvelopeKind::Event, b"may I?");
     v.send(&ClientFrame::Publish {

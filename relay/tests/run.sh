@@ -41,6 +41,10 @@ MAX_FRAME=1015924
 RATE_BURST=200
 RATE_PER_SECOND=100
 MAX_HISTORY=60
+# Sockets without an accepted HELLO: at most this many per room (the oldest is closed to
+# make room), each closed this many seconds after it opened.
+MAX_UNJOINED=64
+UNJOINED_TIMEOUT=10
 
 # The deploy config, pointing at the worker built above by absolute path.
 sed -e "s#^main = .*#main = \"$RELAY_DIR/build/worker/shim.mjs\"#" \
@@ -54,6 +58,7 @@ setsid "$WRANGLER" dev -c "$TMP/wrangler.toml" --ip 127.0.0.1 --port $PORT \\
   --persist-to "$TMP/state" --inspector-port $INSPECTOR_PORT --show-interactive-dev-session=false \\
   --var MAX_FRAME_BYTES:$MAX_FRAME --var RATE_BURST:$RATE_BURST --var RATE_PER_SECOND:$RATE_PER_SECOND \\
   --var MAX_SOCKETS_PER_ROOM:$FANOUT --var MAX_HISTORY_EVENTS:$MAX_HISTORY \\
+  --var MAX_UNJOINED_SOCKETS:$MAX_UNJOINED --var UNJOINED_TIMEOUT_SECONDS:$UNJOINED_TIMEOUT \\
   --var IDLE_ROOM_TTL_SECONDS:12 --var ALLOWED_ORIGINS:http://allowed.test "\$@" \\
   >> "$TMP/wrangler.log" 2>&1 < /dev/null &
 echo \$! > "$TMP/pid"
@@ -101,6 +106,7 @@ export SEALSYNC_RELAY_RATE_BURST=$RATE_BURST
 export SEALSYNC_RELAY_RATE_PER_SECOND=$RATE_PER_SECOND
 export SEALSYNC_RELAY_MAX_SOCKETS=$FANOUT
 export SEALSYNC_RELAY_MAX_HISTORY=$MAX_HISTORY
+export SEALSYNC_RELAY_MAX_UNJOINED=$MAX_UNJOINED
 export SEALSYNC_RELAY_IDLE_TTL=12
 export SEALSYNC_RELAY_ALLOWED_ORIGIN=http://allowed.test
 export SEALSYNC_RELAY_NOTIFY_ID=integration-tests SEALSYNC_RELAY_NOTIFY_SECRET=$NOTIFY_SECRET

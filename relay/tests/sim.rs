@@ -21,6 +21,19 @@
 //! - Some clocks run minutes ahead or behind; a member becomes read-only for a while
 //!   (often with changes in flight); a guest waits to be admitted. The backend's requests
 //!   go through [`notify::apply`], as in the relay.
+//! - Sockets are accepted as `room.rs` accepts them ([`hub::accept`]): each gets a
+//!   challenge from the simulation's generator, and its `CHALLENGE` is the first frame the
+//!   client receives (right after its `open` event); the client answers with a signed
+//!   `HELLO`. The room's alarm closes sockets that did not join in time
+//!   ([`hub::expire_unjoined`]); some runs keep at most 2-4 unjoined sockets.
+//! - Adversaries open sockets of their own: an outsider that knows the room's stored
+//!   member key replays `HELLO`s recorded from members' sockets (or signs with a key of its
+//!   own, or sends the stored key with a proof it cannot make); a member-key holder without
+//!   the room key sends `PUBLISH`, `SNAPSHOT_PUT`, `SYNC` and `EPHEMERAL` frames (replayed
+//!   and altered member frames) on a socket it cannot join. Neither may ever join (every
+//!   such `HELLO` is refused, `WRONG_VERIFIER`, and counted), and no frame from a socket
+//!   that has not joined may change the store (checked on every such frame, members'
+//!   included: only an accepted first `HELLO` may set the member key).
 //!
 //! After the faults stop, everyone must reach a quiet state (live, nothing pending, at the
 //! relay's head) within 400 s; a late joiner per channel then joins, and the test asserts:
@@ -35,7 +48,8 @@
 //!    clock runs minutes ahead never beats a write by an honest member stamped more than
 //!    [`MAX_FORWARD_SKEW_MS`] after the relay stored its own.
 //!
-//! Ephemeral frames must reach only the members of their channel. Scripted scenarios at the
+//! Ephemeral frames must reach only the members of their channel; adversaries get nothing
+//! but `CHALLENGE`, `ERROR` and `REFUSED`. Scripted scenarios at the
 //! end of the file reproduce single rules in isolation.
 //!
 //! `SEALSYNC_SIM_SEEDS=N` runs N seeds (default 1,000); `SEALSYNC_SIM_SEED=S` replays one
@@ -55,6 +69,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -62,10 +77,13 @@ use std::time::Instant;
 use sealsync_core::client::{Client, ClientConfig, ClientEvent, Output, Status};
 use sealsync_core::hlc::{effective, Hlc, MAX_FORWARD_SKEW_MS};
 use sealsync_core::kdf::{RoomKey, RoomKeys};
+use sealsync_core::member::{CHALLENGE_LEN, MEMBER_KEY_LEN, PROOF_LEN};
 use sealsync_core::merge::{decode_event_body, Op, ReorderItem, Replica, StampedOp};
 use sealsync_core::seal::Opener;
 use sealsync_core::wire::{self, ClientFrame, RelayErrorCode, RelayFrame};
-use sealsync_core::{DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
+use sealsync_core::{
+    ChannelTag, DeviceId, Entropy, EnvelopeHeader, Millis, RoomId, SessionId, WallMillis,
+};
 use sealsync_relay::hub::{self, Hub, Out, Peer, PeerId};
 use sealsync_relay::limits::Limits;
 use sealsync_relay::notify::{self, NotifyRequest};
@@ -285,11 +303,31 @@ enum Msg {
     Role(usize, bool),
     /// The backend admits the pending guest.
     Admit(usize),
+    /// The room's alarm: sockets unjoined for too long are closed.
+    RelayAlarm,
+    /// An adversary opens a socket of its own.
+    Attack(Attack),
+    /// The adversary on this socket closes it.
+    AttackerLeaves(PeerId),
+}
+
+/// What an adversary attempts on a socket of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attack {
+    /// An outsider that knows the room's stored member key (and what crossed the wire)
+    /// sends a `HELLO` it could not have signed for this socket's challenge.
+    ReplayHello,
+    /// A member-key holder without the room key sends frames on a socket it cannot join
+    /// (then, sometimes, a `HELLO` it cannot sign).
+    Unjoined,
 }
 
 /// One socket, both ends.
 struct Socket {
+    /// The member at the client end (`usize::MAX` for an adversary's socket).
     client: usize,
+    /// An adversary holds the client end.
+    outsider: bool,
     /// The relay still has it (its peer may be in `peers`).
     relay_open: bool,
     /// When the last frame each way is delivered (frames on one socket stay in order).
@@ -364,6 +402,7 @@ struct Sim {
     secret: String,
     plan: Plan,
     // The relay.
+    room: RoomId,
     limits: Limits,
     store: MemoryStore,
     peers: BTreeMap<PeerId, Peer>,
@@ -384,7 +423,17 @@ struct Sim {
     cut_on_store: Option<usize>,
     /// Scripted: what happens right after that cut.
     after_cut_on_store: Vec<Msg>,
+    /// `HELLO` frames members sent (as an observer of the network, or a compromised relay,
+    /// records them), for the adversaries to replay.
+    recorded_hellos: Vec<Vec<u8>>,
+    /// `PUBLISH`, `SNAPSHOT_PUT` and `EPHEMERAL` frames members sent, likewise.
+    recorded_frames: Vec<Vec<u8>>,
+    /// The adversaries' sockets and what each attempts.
+    attackers: BTreeMap<PeerId, Attack>,
 }
+
+/// How many frames of each kind the adversaries keep (the newest replace random ones).
+const RECORDED: usize = 16;
 
 impl Sim {
     fn new(seed: u64, plan: Plan) -> Self {
@@ -398,6 +447,7 @@ impl Sim {
             msgs: BTreeMap::new(),
             next_msg: 0,
             trace,
+            room: RoomId::new(ROOM).unwrap(),
             limits: plan.limits.clone(),
             store: MemoryStore::default(),
             peers: BTreeMap::new(),
@@ -412,6 +462,9 @@ impl Sim {
             violations: Vec::new(),
             cut_on_store: None,
             after_cut_on_store: Vec::new(),
+            recorded_hellos: Vec::new(),
+            recorded_frames: Vec::new(),
+            attackers: BTreeMap::new(),
             secret,
             plan: plan.clone(),
             rng,
@@ -596,7 +649,8 @@ impl Sim {
     }
 
     fn relay_frame(&mut self, id: PeerId, frame: &[u8]) {
-        if let Ok(ClientFrame::SnapshotPut { .. }) = ClientFrame::decode(frame) {
+        let decoded = ClientFrame::decode(frame);
+        if let Ok(ClientFrame::SnapshotPut { .. }) = decoded {
             self.stats
                 .max("max snapshot frame bytes", frame.len() as u64);
             if frame.len() > self.limits.max_frame_bytes {
@@ -609,12 +663,40 @@ impl Sim {
                 ));
             }
         }
+        let joined_before = self.peers.get(&id).is_some_and(|p| p.joined);
+        // A socket that has not joined may change nothing stored (its accepted first
+        // HELLO may set the member key of an empty room, nothing else).
+        let store_before = (!joined_before).then(|| self.store_print());
         let head = self.store.head_seq().unwrap();
         let snapshot = self.store.snapshot_seq().unwrap();
         let now = self.relay_now();
-        let outs = Hub::new(&mut self.store, &self.limits, &mut self.peers)
+        let outs = Hub::new(&self.room, &mut self.store, &self.limits, &mut self.peers)
             .handle_frame(id, frame, now)
             .unwrap_or_else(|e| panic!("seed {}: the memory store failed: {e}", self.seed));
+        let joined_after = self.peers.get(&id).is_some_and(|p| p.joined);
+        if let Some((key_before, rest_before)) = store_before {
+            let (key_after, rest_after) = self.store_print();
+            let key_set_by_join = key_before.is_none() && joined_after;
+            if rest_after != rest_before || (key_after != key_before && !key_set_by_join) {
+                self.violation(format!(
+                    "a frame from socket s{id}, which had not joined, changed the store: {}",
+                    frame_kind(frame)
+                ));
+            }
+            self.stats.bump("frames from unjoined sockets");
+        }
+        if self.attackers.contains_key(&id) {
+            self.judge_attack(id, &decoded, joined_after, &outs);
+        } else if let Ok(ClientFrame::Hello { .. }) = decoded {
+            self.record(true, frame);
+        } else if let Ok(
+            ClientFrame::Publish { .. }
+            | ClientFrame::SnapshotPut { .. }
+            | ClientFrame::Ephemeral { .. },
+        ) = decoded
+        {
+            self.record(false, frame);
+        }
         let new_head = self.store.head_seq().unwrap();
         if new_head > head {
             for event in self.store.events_after(head, usize::MAX).unwrap() {
@@ -636,9 +718,47 @@ impl Sim {
         self.perform(outs);
     }
 
+    /// What a frame from a socket that has not joined may not change: the member key, and
+    /// (hashed) everything else the store holds.
+    fn store_print(&self) -> (Option<[u8; MEMBER_KEY_LEN]>, u64) {
+        let store = &self.store;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        store.head_seq().unwrap().hash(&mut h);
+        store.snapshot_seq().unwrap().hash(&mut h);
+        store.snapshot().unwrap().map(|s| s.envelope).hash(&mut h);
+        let usage = store.usage().unwrap();
+        (usage.events, usage.bytes).hash(&mut h);
+        for event in store.events_after(0, usize::MAX).unwrap() {
+            (event.seq, event.relay_time, event.envelope).hash(&mut h);
+        }
+        (store.member_key().unwrap(), h.finish())
+    }
+
+    /// Keeps a member's frame for the adversaries (at most [`RECORDED`] of each kind).
+    fn record(&mut self, hello: bool, frame: &[u8]) {
+        let slot = self.rng.below(RECORDED as u64) as usize;
+        let kept = if hello {
+            &mut self.recorded_hellos
+        } else {
+            &mut self.recorded_frames
+        };
+        if kept.len() < RECORDED {
+            kept.push(frame.to_vec());
+        } else {
+            kept[slot] = frame.to_vec();
+        }
+    }
+
     /// Opens a stored event as every replica does and keeps its operations for the oracle.
     fn record_stored(&mut self, relay_time: u64, envelope: &[u8]) {
-        let opened = self.opener.open(envelope).unwrap();
+        let Ok(opened) = self.opener.open(envelope) else {
+            // Only an adversary's altered envelope would not open.
+            self.violation(format!(
+                "the relay stored an envelope that does not open ({} bytes)",
+                envelope.len()
+            ));
+            return;
+        };
         let ops = decode_event_body(&opened.body, opened.hlc).unwrap();
         let client = usize::from(opened.hlc.device.0[0]);
         for op in ops {
@@ -680,6 +800,7 @@ impl Sim {
             id,
             Socket {
                 client: c,
+                outsider: false,
                 relay_open: up,
                 up_at: 0,
                 down_at: 0,
@@ -688,17 +809,45 @@ impl Sim {
         );
         let lat = self.latency();
         if up {
+            self.at(self.now + lat, Msg::Opened(c, id));
             // As room.rs: the peer is made when the socket is accepted, with what the
             // member's token says.
-            let mut peer = Peer::new(id, &self.limits, self.relay_now());
-            peer.user = Some(self.members[c].user.clone());
-            peer.role.clone_from(&self.accounts[c].role);
-            peer.pending = self.accounts[c].pending;
-            self.peers.insert(id, peer);
-            self.at(self.now + lat, Msg::Opened(c, id));
+            let user = self.members[c].user.clone();
+            let account = self.accounts[c].clone();
+            self.accept(id, user, account, self.now + lat);
         } else {
             self.at(self.now + lat, Msg::ConnectFailed(c, id));
         }
+    }
+
+    /// The relay accepts socket `id` as room.rs does: a peer with what the token says and
+    /// a challenge from the simulation's generator, handed to [`hub::accept`], whose
+    /// `CHALLENGE` reaches the client after its `open` event at `opened_at`. The room's
+    /// alarm is due when the socket times out unjoined.
+    fn accept(&mut self, id: PeerId, user: String, account: Account, opened_at: u64) {
+        if hub::room_full(&self.peers, &self.limits) {
+            // Not reached with the simulation's limits; as room.rs would, for completeness.
+            let frame = hub::refusal(RelayErrorCode::RoomFull, "room full");
+            self.down(id, Down::Frame(frame));
+            self.down(id, Down::Close(wire::CLOSE_ROOM_FULL));
+            if let Some(s) = self.sockets.get_mut(&id) {
+                s.relay_open = false;
+            }
+            return;
+        }
+        let mut challenge = [0u8; CHALLENGE_LEN];
+        self.rng.fill(&mut challenge);
+        let mut peer = Peer::new(id, &self.limits, self.relay_now(), challenge);
+        peer.user = Some(user);
+        peer.role = account.role;
+        peer.pending = account.pending;
+        if let Some(s) = self.sockets.get_mut(&id) {
+            s.down_at = opened_at;
+        }
+        let outs = hub::accept(&mut self.peers, &self.limits, peer);
+        self.perform(outs);
+        self.stats.bump("challenges sent");
+        self.at(self.now + self.limits.unjoined_timeout_ms, Msg::RelayAlarm);
     }
 
     fn drain(&mut self, c: usize) {
@@ -806,6 +955,254 @@ impl Sim {
                 duplicate: true, ..
             } => self.stats.bump("duplicate acks"),
             _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------------------ adversaries
+
+    /// An adversary opens a socket (with a valid token of the application: it is a user,
+    /// not a member of this room) and closes it a few seconds later.
+    fn attack(&mut self, attack: Attack) {
+        let id = self.next_peer;
+        self.next_peer += 1;
+        self.sockets.insert(
+            id,
+            Socket {
+                client: usize::MAX,
+                outsider: true,
+                relay_open: true,
+                up_at: 0,
+                down_at: 0,
+                broken: None,
+            },
+        );
+        self.attackers.insert(id, attack);
+        self.stats.bump(match attack {
+            Attack::ReplayHello => "attacks: replayed HELLO",
+            Attack::Unjoined => "attacks: frames without joining",
+        });
+        let opened_at = self.now + self.latency();
+        let account = Account {
+            role: Some(EDITOR.to_owned()),
+            pending: false,
+        };
+        self.accept(id, format!("intruder{id}"), account, opened_at);
+        // Some stay past the relay's timeout for unjoined sockets.
+        let leaves = opened_at + self.rng.range(500, 15_000);
+        self.at(leaves, Msg::AttackerLeaves(id));
+    }
+
+    /// What an adversary's socket receives: its `CHALLENGE` (then it acts), refusals
+    /// (counted), and nothing else.
+    fn attacker_hears(&mut self, id: PeerId, item: Down) {
+        match item {
+            Down::Frame(bytes) => match RelayFrame::decode(&bytes) {
+                Ok(RelayFrame::Challenge { challenge }) => self.attacker_acts(id, challenge),
+                Ok(RelayFrame::Error { code, fatal, .. }) => self.stats.bump(&format!(
+                    "adversary got error {}{}",
+                    code.name(),
+                    if fatal { " (fatal)" } else { "" }
+                )),
+                Ok(RelayFrame::Refused { code, .. }) => self
+                    .stats
+                    .bump(&format!("adversary got refused {}", code.name())),
+                Ok(other) => {
+                    let kind = format!("{other:?}").chars().take(60).collect::<String>();
+                    self.violation(format!("adversary socket s{id} received room data: {kind}"));
+                }
+                Err(err) => {
+                    self.violation(format!(
+                        "adversary socket s{id} got an undecodable frame: {err}"
+                    ));
+                }
+            },
+            Down::Pong => {}
+            Down::Close(code) => self.stats.bump(&format!("adversary closed {code}")),
+        }
+    }
+
+    /// The adversary on `id` got its socket's challenge: it sends what its attack is.
+    fn attacker_acts(&mut self, id: PeerId, challenge: [u8; CHALLENGE_LEN]) {
+        let Some(&attack) = self.attackers.get(&id) else {
+            return;
+        };
+        let mut frames = Vec::new();
+        if attack == Attack::Unjoined {
+            for _ in 0..self.rng.range(1, 5) {
+                frames.push(self.unjoined_frame());
+            }
+        }
+        if attack == Attack::ReplayHello || self.rng.chance(50) {
+            frames.push(self.forged_hello(&challenge));
+            self.stats.bump("adversary HELLOs sent");
+        }
+        for frame in frames {
+            self.up(id, Up::Frame(frame));
+        }
+    }
+
+    /// A `HELLO` from someone who knows the room's stored member key and everything that
+    /// crossed the wire, but not the room key.
+    fn forged_hello(&mut self, challenge: &[u8; CHALLENGE_LEN]) -> Vec<u8> {
+        let stored = self.store.member_key().unwrap();
+        let recorded: Vec<ClientFrame> = self
+            .recorded_hellos
+            .iter()
+            .filter_map(|f| ClientFrame::decode(f).ok())
+            .collect();
+        let pick = if recorded.is_empty() {
+            None
+        } else {
+            Some(self.rng.below(recorded.len() as u64) as usize)
+        };
+        let roll = self.rng.below(4);
+        // A recorded HELLO, as it was sent on another socket.
+        if let (0, Some(i)) = (roll, pick) {
+            self.stats.bump("forged HELLO: replayed");
+            return self.recorded_hellos[i].clone();
+        }
+        let (member_key, proof, channels) = match pick.map(|i| &recorded[i]) {
+            Some(ClientFrame::Hello {
+                member_key,
+                proof,
+                channels,
+                ..
+            }) => (*member_key, *proof, channels.clone()),
+            _ => {
+                let mut proof = [0u8; PROOF_LEN];
+                self.rng.fill(&mut proof);
+                let mut tag = [0u8; 16];
+                self.rng.fill(&mut tag);
+                (
+                    stored.unwrap_or([0; MEMBER_KEY_LEN]),
+                    proof,
+                    vec![ChannelTag(tag)],
+                )
+            }
+        };
+        let member_key = stored.unwrap_or(member_key);
+        // A key pair of its own (another room key): a valid signature of this challenge,
+        // but not by the room's member key.
+        let own = room_keys(&RoomKey::generate_secret(&mut self.rng));
+        let (member_key, proof) = match roll {
+            // Its own key and a proof that verifies for it: refused only because the room
+            // has another member key (never sent to a room that has none yet: it would
+            // create the room).
+            1 if stored.is_some() => {
+                self.stats.bump("forged HELLO: own key");
+                (own.member_key(), own.prove(challenge))
+            }
+            // The stored key with its own signature of this challenge.
+            2 => {
+                self.stats.bump("forged HELLO: stored key, own signature");
+                (member_key, own.prove(challenge))
+            }
+            // The stored key with a proof recorded from a member's socket (or random).
+            _ => {
+                self.stats.bump("forged HELLO: stored key, recorded proof");
+                (member_key, proof)
+            }
+        };
+        let after_seq = self.rng.below(self.store.head_seq().unwrap() + 1);
+        ClientFrame::Hello {
+            after_seq,
+            member_key,
+            proof,
+            channels,
+        }
+        .encode()
+        .unwrap()
+    }
+
+    /// A frame for a socket that has not joined: a member's recorded `PUBLISH`,
+    /// `SNAPSHOT_PUT` or `EPHEMERAL`, as sent or altered (its last byte flipped, or its
+    /// envelope's counter changed, so that it is not a duplicate), or a `SYNC`.
+    fn unjoined_frame(&mut self) -> Vec<u8> {
+        if self.recorded_frames.is_empty() || self.rng.chance(15) {
+            self.stats.bump("unjoined frame: SYNC");
+            return ClientFrame::Sync { after_seq: 0 }.encode().unwrap();
+        }
+        let i = self.rng.below(self.recorded_frames.len() as u64) as usize;
+        let mut frame = self.recorded_frames[i].clone();
+        match self.rng.below(3) {
+            0 => self.stats.bump("unjoined frame: replayed"),
+            1 => {
+                *frame.last_mut().unwrap() ^= 1;
+                self.stats.bump("unjoined frame: altered");
+            }
+            _ => {
+                // The envelope's counter (after the frame header and, for SNAPSHOT_PUT,
+                // upto_seq): a change the room has not stored.
+                if let Ok(ClientFrame::Publish { mut envelope }) = ClientFrame::decode(&frame) {
+                    let (mut header, body) = EnvelopeHeader::parse(&envelope).unwrap();
+                    header.counter = header.counter.wrapping_add(1 << 40);
+                    let mut rewritten = Vec::with_capacity(envelope.len());
+                    header.write_to(&mut rewritten);
+                    rewritten.extend_from_slice(body);
+                    envelope = rewritten;
+                    frame = ClientFrame::Publish { envelope }.encode().unwrap();
+                    self.stats.bump("unjoined frame: new counter");
+                } else {
+                    self.stats.bump("unjoined frame: replayed");
+                }
+            }
+        }
+        frame
+    }
+
+    /// Checks what the relay did with an adversary's frame: it never joins; a `HELLO` is
+    /// refused (`WRONG_VERIFIER`, 4001; or dropped for the rate); any other frame gets
+    /// `NOT_JOINED` (or a refusal for its size or the rate).
+    fn judge_attack(
+        &mut self,
+        id: PeerId,
+        frame: &sealsync_core::Result<ClientFrame>,
+        joined: bool,
+        outs: &[Out],
+    ) {
+        if joined {
+            self.violation(format!("adversary socket s{id} joined the room"));
+        }
+        let answers: Vec<RelayFrame> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Out::Send { to, frame } if *to == id => RelayFrame::decode(frame).ok(),
+                _ => None,
+            })
+            .collect();
+        let kinds: Vec<String> = answers
+            .iter()
+            .map(|a| format!("{a:?}").chars().take(60).collect())
+            .collect();
+        let closed_with = outs.iter().find_map(|o| match o {
+            Out::Close { to, code, .. } if *to == id => Some(*code),
+            _ => None,
+        });
+        let error = |code: RelayErrorCode| {
+            answers.iter().any(|a| {
+                matches!(a, RelayFrame::Error { code: c, .. } | RelayFrame::Refused { code: c, .. } if *c == code)
+            })
+        };
+        let rate = error(RelayErrorCode::RateLimited);
+        if let Ok(ClientFrame::Hello { .. }) = frame {
+            if error(RelayErrorCode::WrongVerifier)
+                && closed_with == Some(wire::CLOSE_WRONG_VERIFIER)
+            {
+                self.stats.bump("adversary HELLOs refused");
+            } else if rate {
+                self.stats.bump("adversary HELLOs dropped for the rate");
+            } else {
+                self.violation(format!(
+                    "adversary socket s{id}: a forged HELLO was not refused: {kinds:?}"
+                ));
+            }
+        } else if error(RelayErrorCode::NotJoined) {
+            self.stats.bump("adversary frames refused NOT_JOINED");
+        } else if !(rate || error(RelayErrorCode::TooLarge)) {
+            self.violation(format!(
+                "adversary socket s{id}: a frame before HELLO ({}) got {kinds:?}",
+                frame_kind_of(frame)
+            ));
         }
     }
 
@@ -1067,6 +1464,10 @@ impl Sim {
                 if self.lost(id) {
                     return true;
                 }
+                if self.sockets[&id].outsider {
+                    self.attacker_hears(id, item);
+                    return true;
+                }
                 let c = self.sockets[&id].client;
                 if self.members[c].sock != Some(id) {
                     return true;
@@ -1151,6 +1552,18 @@ impl Sim {
                 let user = self.members[c].user.clone();
                 self.notify(&json!({"room": ROOM, "kind": "admit", "user": user}));
             }
+            Msg::RelayAlarm => {
+                let now = self.relay_now();
+                let outs = hub::expire_unjoined(&mut self.peers, &self.limits, now);
+                let closed = outs
+                    .iter()
+                    .filter(|o| matches!(o, Out::Close { .. }))
+                    .count();
+                self.stats.add("unjoined sockets timed out", closed as u64);
+                self.perform(outs);
+            }
+            Msg::Attack(attack) => self.attack(attack),
+            Msg::AttackerLeaves(id) => self.up(id, Up::Close),
         }
         true
     }
@@ -1266,6 +1679,21 @@ impl Sim {
     }
 }
 
+/// A client frame's kind, for messages.
+fn frame_kind(frame: &[u8]) -> String {
+    frame_kind_of(&ClientFrame::decode(frame))
+}
+
+fn frame_kind_of(frame: &sealsync_core::Result<ClientFrame>) -> String {
+    match frame {
+        Ok(f) => format!("{f:?}")
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect(),
+        Err(e) => format!("undecodable ({e})"),
+    }
+}
+
 fn short_status(s: &Status) -> &'static str {
     match s {
         Status::Idle => "idle",
@@ -1322,12 +1750,17 @@ fn plan(seed: u64) -> (Plan, Rng) {
         let i = rng.below(n as u64) as usize;
         members[i].1 = rng.range(2 * 60_000, 15 * 60_000) as i64;
     }
-    let plan = Plan {
+    let mut plan = Plan {
         limits,
         snapshot_every,
         channels,
         members,
     };
+    // Few unjoined sockets allowed in some runs: a new socket then closes the oldest one
+    // that has not joined yet, a member's included.
+    if rng.chance(25) {
+        plan.limits.max_unjoined_sockets = rng.range(2, 4) as usize;
+    }
     (plan, rng)
 }
 
@@ -1385,6 +1818,18 @@ fn schedule_random(sim: &mut Sim, rng: &mut Rng) {
             }
             sim.at(from, Msg::Role(r, true));
             sim.at(to, Msg::Role(r, false));
+        }
+    }
+    // Adversaries (see the module docs), in most runs.
+    if rng.chance(70) {
+        for _ in 0..rng.range(1, 6) {
+            let t = rng.range(500, FAULT_END_MS - 10_000);
+            let attack = if rng.chance(50) {
+                Attack::ReplayHello
+            } else {
+                Attack::Unjoined
+            };
+            sim.at(t, Msg::Attack(attack));
         }
     }
 }
@@ -1701,6 +2146,9 @@ fn failure_classes(report: &str) -> Vec<&'static str> {
         ("diverged", "diverged"),
         ("closed for its rate", "closed for its rate"),
         ("panicked", "panicked"),
+        ("adversary socket", "adversary"),
+        ("changed the store", "unjoined frame changed the store"),
+        ("does not open", "stored what no member sealed"),
     ]
     .into_iter()
     .filter(|(needle, _)| report.contains(needle))
@@ -1826,6 +2274,15 @@ fn replicas_converge_and_nothing_is_lost_against_the_real_relay() {
         "sync error BODY_TOO_LARGE (commit)",
         "sync error READ_ONLY",
         "access frames",
+        "challenges sent",
+        "adversary HELLOs refused",
+        "adversary frames refused NOT_JOINED",
+        "forged HELLO: replayed",
+        "forged HELLO: own key",
+        "forged HELLO: stored key, own signature",
+        "forged HELLO: stored key, recorded proof",
+        "unjoined frame: new counter",
+        "unjoined sockets timed out",
     ]
     .into_iter()
     .filter(|what| seeds >= 1_000 && total.get(what) == 0)
@@ -2043,4 +2500,44 @@ fn a_room_at_its_history_cap_compacts_and_accepts_changes_again() {
         );
     }
     run(&mut sim).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Adversaries against a room with two busy members: an outsider that replays recorded
+/// `HELLO`s (or forges them with the stored member key) never joins, each of its `HELLO`s
+/// is refused, and frames sent on a socket that has not joined change nothing stored
+/// (`run` checks every such frame, and everything else, as for a random seed).
+#[test]
+fn adversaries_never_join_and_frames_before_joining_change_nothing() {
+    let mut sim = scripted(roomy_limits(), 50, vec![(0, 0, 0), (1, 0, 0)]);
+    for i in 0..30_u64 {
+        let c = (i % 2) as usize;
+        let op = set_title("created", &format!("t{i}"), &format!("v{i}"));
+        sim.at(1_000 + i * 1_000, Msg::Task(c, Task::Ops(vec![op])));
+    }
+    for i in 0..40_u64 {
+        let attack = if i % 2 == 0 {
+            Attack::ReplayHello
+        } else {
+            Attack::Unjoined
+        };
+        sim.at(3_000 + i * 1_500, Msg::Attack(attack));
+    }
+    run(&mut sim).unwrap_or_else(|e| panic!("{e}"));
+    let stats = &sim.stats;
+    let sent = stats.get("adversary HELLOs sent");
+    assert!(sent >= 20, "{stats:#?}");
+    assert_eq!(stats.get("adversary HELLOs refused"), sent, "{stats:#?}");
+    assert!(
+        stats.get("adversary frames refused NOT_JOINED") > 0,
+        "{stats:#?}"
+    );
+    for what in [
+        "forged HELLO: replayed",
+        "forged HELLO: own key",
+        "forged HELLO: stored key, recorded proof",
+    ] {
+        assert!(stats.get(what) > 0, "never: {what}\n{stats:#?}");
+    }
+    // Every member's change is stored, nothing else.
+    assert_eq!(sim.log.len(), 30);
 }

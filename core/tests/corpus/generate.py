@@ -27,7 +27,12 @@ def env(kind=1, length=MIN_ENVELOPE, version=1):
 
 
 tag = bytes([0x11] * 16)
-hello_head = u64(0) + bytes(32)
+# HELLO v2: after_seq, member_key [32], proof [64], then channel_count and the tags.
+member_key, proof = bytes([0x4B] * 32), bytes([0x50] * 64)
+hello_head = u64(0) + member_key + proof
+assert len(hello_head) == 104
+# The layout before the membership proof: after_seq, verifier [32], channel_count, tags.
+verifier_head = u64(0) + bytes([0x56] * 32)
 # WELCOME v2: relay_time, head_seq, snapshot_seq, presence, verifier_state, access, then
 # max_frame_bytes, rate_burst, rate_per_second (u32), max_history_events, max_history_bytes
 # (u64).
@@ -47,20 +52,28 @@ cases = [
     ("version-3", f(0x81, welcome, version=3), V, V),
     ("unknown-type", f(0x7F, u64(0)), U, U),
     ("type-zero", f(0x00), U, U),
-    ("type-after-relay-range", f(0x8D, u64(0)), U, U),
+    ("type-after-relay-range", f(0x8E, u64(0)), U, U),
     # well-formed frames of wire version 1, which this version no longer speaks
-    ("v1-hello", f(0x01, hello_head + b"\x01" + tag, version=1), V, V),
+    ("v1-hello", f(0x01, verifier_head + b"\x01" + tag, version=1), V, V),
     ("v1-publish", f(0x02, env(1, 106), version=1), V, V),
     ("v1-welcome", f(0x81, welcome_head + u8(1), version=1), V, V),
     ("v1-error", f(0x88, u16(7) + b"\x01" + u16(2) + b"hi", version=1), V, V),
     # client -> relay (unknown to the relay decoder)
-    ("hello-truncated-verifier", f(0x01, u64(0) + bytes(20)), M, U),
+    ("hello-truncated-after-seq", f(0x01, u64(0)[:5]), M, U),
+    ("hello-truncated-member-key", f(0x01, u64(0) + member_key[:20]), M, U),
+    ("hello-truncated-proof", f(0x01, u64(0) + member_key + proof[:40]), M, U),
+    ("hello-proof-63", f(0x01, u64(0) + member_key + proof[:63]), M, U),
     ("hello-no-channel-count", f(0x01, hello_head), M, U),
     ("hello-channel-count-0", f(0x01, hello_head + b"\x00"), M, U),
     ("hello-channel-count-17", f(0x01, hello_head + b"\x11" + tag * 17), M, U),
     ("hello-channel-count-255", f(0x01, hello_head + b"\xff" + tag * 2), M, U),
     ("hello-truncated-tag", f(0x01, hello_head + b"\x02" + tag + tag[:8]), M, U),
     ("hello-trailing", f(0x01, hello_head + b"\x01" + tag + b"\x00"), M, U),
+    # The layout with a verifier and no proof, under this version byte: with one tag it
+    # ends inside the proof; with 16, the proof takes the count byte and 63 bytes of tags,
+    # and the next tag byte (0x11) reads as a channel_count of 17.
+    ("hello-verifier-layout", f(0x01, verifier_head + b"\x01" + tag), M, U),
+    ("hello-verifier-layout-16", f(0x01, verifier_head + b"\x10" + tag * 16), M, U),
     ("publish-no-envelope", f(0x02), M, U),
     ("publish-short-envelope", f(0x02, env(1, MIN_ENVELOPE - 1)), M, U),
     ("publish-v1-sized-envelope", f(0x02, env(1, 106)), M, U),
@@ -113,6 +126,9 @@ cases = [
     ("access-3", f(0x8C, u8(3)), U, M),
     ("access-255", f(0x8C, u8(255)), U, M),
     ("access-trailing", f(0x8C, u8(0) + b"\x00"), U, M),
+    ("challenge-empty", f(0x8D), U, M),
+    ("challenge-31", f(0x8D, bytes(range(31))), U, M),
+    ("challenge-33", f(0x8D, bytes(range(33))), U, M),
 ]
 
 here = Path(__file__).parent

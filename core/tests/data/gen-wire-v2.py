@@ -6,8 +6,15 @@ An implementation of the byte tables independent of the Rust codec: core/tests/g
 checks that the Rust encoder produces these bytes and the decoder reads these values.
 Run once per wire version. A changed golden file means a wire change: bump VERSION.
 
+The HELLO example carries a real membership proof (PROTOCOL.md, "Membership proof"):
+HKDF-SHA256 from hmac/hashlib and Ed25519 from the reference code of RFC 8032, section 6
+(below, checked against the RFC's test vectors on every run), so the proof is a golden
+value too (Ed25519 signatures are deterministic).
+
     python3 core/tests/data/gen-wire-v2.py   # standard library only
 """
+import hashlib
+import hmac
 import json
 import struct
 from pathlib import Path
@@ -39,7 +46,163 @@ def text(s):
     return u16(len(b)) + b
 
 
-verifier = bytes(range(0x20, 0x40))
+# Ed25519, the reference implementation of RFC 8032, section 6 (slow, not constant-time:
+# for test vectors only).
+P = 2**255 - 19
+Q = 2**252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def sha512(s): return hashlib.sha512(s).digest()
+
+
+def point_add(a, b):
+    A, B = (a[1] - a[0]) * (b[1] - b[0]) % P, (a[1] + a[0]) * (b[1] + b[0]) % P
+    C, Dd = 2 * a[3] * b[3] * D % P, 2 * a[2] * b[2] % P
+    E, F, G, H = B - A, Dd - C, Dd + C, B + A
+    return (E * F, G * H, F * G, E * H)
+
+
+def point_mul(s, p):
+    q = (0, 1, 1, 0)  # the neutral element
+    while s > 0:
+        if s & 1:
+            q = point_add(q, p)
+        p = point_add(p, p)
+        s >>= 1
+    return q
+
+
+def point_equal(a, b):
+    if (a[0] * b[2] - b[0] * a[2]) % P != 0:
+        return False
+    return (a[1] * b[2] - b[1] * a[2]) % P == 0
+
+
+def recover_x(y, sign):
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P)
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P != 0:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P != 0:
+        return None
+    if (x & 1) != sign:
+        x = P - x
+    return x
+
+
+G_Y = 4 * pow(5, P - 2, P) % P
+G_X = recover_x(G_Y, 0)
+G = (G_X, G_Y, 1, G_X * G_Y % P)
+
+
+def point_compress(p):
+    zinv = pow(p[2], P - 2, P)
+    x, y = p[0] * zinv % P, p[1] * zinv % P
+    return int.to_bytes(y | ((x & 1) << 255), 32, "little")
+
+
+def point_decompress(s):
+    if len(s) != 32:
+        raise ValueError("invalid input length for decompression")
+    y = int.from_bytes(s, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    x = recover_x(y, sign)
+    return None if x is None else (x, y, 1, x * y % P)
+
+
+def secret_expand(secret):
+    assert len(secret) == 32
+    h = sha512(secret)
+    a = int.from_bytes(h[:32], "little")
+    a &= (1 << 254) - 8
+    a |= 1 << 254
+    return a, h[32:]
+
+
+def secret_to_public(secret):
+    a, _ = secret_expand(secret)
+    return point_compress(point_mul(a, G))
+
+
+def sha512_modq(s): return int.from_bytes(sha512(s), "little") % Q
+
+
+def ed25519_sign(secret, msg):
+    a, prefix = secret_expand(secret)
+    A = point_compress(point_mul(a, G))
+    r = sha512_modq(prefix + msg)
+    Rs = point_compress(point_mul(r, G))
+    h = sha512_modq(Rs + A + msg)
+    s = (r + h * a) % Q
+    return Rs + int.to_bytes(s, 32, "little")
+
+
+def ed25519_verify(public, msg, signature):
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    A = point_decompress(public)
+    if A is None:
+        return False
+    R = point_decompress(signature[:32])
+    if R is None:
+        return False
+    s = int.from_bytes(signature[32:], "little")
+    if s >= Q:
+        return False
+    h = sha512_modq(signature[:32] + public + msg)
+    return point_equal(point_mul(s, G), point_add(R, point_mul(h, A)))
+
+
+# RFC 8032, section 7.1, TEST 1 to 3: (secret key, public key, message, signature).
+for sk, pk, m, sig in [
+    ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
+    ("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+     "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
+    ("c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+     "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025", "af82",
+     "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"),
+]:
+    sk, pk, m, sig = (bytes.fromhex(x) for x in (sk, pk, m, sig))
+    assert secret_to_public(sk) == pk, "RFC 8032 public key"
+    assert ed25519_sign(sk, m) == sig, "RFC 8032 signature"
+    assert ed25519_verify(pk, m, sig) and not ed25519_verify(pk, m + b"x", sig)
+
+
+def hkdf(ikm, salt, info, n=32):
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    out, t, i = b"", b"", 1
+    while len(out) < n:
+        t = hmac.new(prk, t + info + bytes([i]), hashlib.sha256).digest()
+        out, i = out + t, i + 1
+    return out[:n]
+
+
+def member_proof(room_key, room, challenge):
+    """(member_key, proof) of PROTOCOL.md, "Membership proof"; `room` is already NFC."""
+    seed = hkdf(room_key, b"sealsync/v1", b"sealsync/v2/member")
+    member_key = secret_to_public(seed)
+    r = room.encode()
+    message = b"sealsync/v2/hello" + u16(len(r)) + r + challenge + member_key
+    proof = ed25519_sign(seed, message)
+    assert ed25519_verify(member_key, message, proof)
+    return member_key, proof
+
+
+# A room whose id is longer in UTF-8 bytes (10) than in characters (9), its room key (the
+# room secret AAECAwQF…HR8), and the challenge the relay sent this socket: the golden HELLO
+# carries that challenge's proof.
+signed = {"room": "équipe-42", "room_key": bytes(range(32)), "challenge": bytes(range(0xC0, 0xE0))}
+member_key, proof = member_proof(signed["room_key"], signed["room"], signed["challenge"])
 tags = [bytes([0x10 + i] * 16) for i in range(3)]
 session = bytes(range(0xA0, 0xB0))
 # The shortest envelope, one of a round length, and one longer than 255 bytes.
@@ -72,16 +235,28 @@ def refused(counter, code, retry_after_ms, message):
             frame(0x8B, session + u64(counter) + u16(code) + u32(retry_after_ms) + text(message)))
 
 
+
+
+def hello(after_seq, key, sig, channels):
+    return ("HELLO", {"after_seq": after_seq, "member_key": key.hex(), "proof": sig.hex(),
+                      "channels": [t.hex() for t in channels]},
+            frame(0x01, u64(after_seq) + key + sig + u8(len(channels)) + b"".join(channels)))
+
+
+# The codec carries any 32 + 64 bytes: only the relay verifies the proof. The second HELLO
+# (junk key and proof, the most channels, the largest after_seq a relay accepts) is a
+# well-formed frame that a relay refuses.
+all_tags = [bytes([0x30 + i]) * 16 for i in range(16)]
 client = [
-    ("HELLO", {"after_seq": 42, "verifier": verifier.hex(), "channels": [t.hex() for t in tags]},
-     frame(0x01, u64(42) + verifier + u8(len(tags)) + b"".join(tags))),
+    hello(42, member_key, proof, tags),
+    hello(2**53 - 1, bytes([0xEE] * 32), bytes(range(64)), all_tags),
     ("PUBLISH", {"envelope": ev.hex()}, frame(0x02, ev)),
     ("SYNC", {"after_seq": 0x0102030405060708}, frame(0x03, u64(0x0102030405060708))),
     ("SNAPSHOT_PUT", {"upto_seq": 1000, "envelope": snap.hex()}, frame(0x04, u64(1000) + snap)),
     ("EPHEMERAL", {"envelope": eph.hex()}, frame(0x05, eph)),
 ]
 relay = [
-    # A writer that matched the verifier, with a relay's default limits; a pending guest
+    # A writer that matched the member key, with a relay's default limits; a pending guest
     # that created the room, with the largest values every field holds.
     welcome(1_795_000_000_000, 17, 10, 3, 1, 0,
             limits(1_048_576, 120, 60, 100_000, 128 * 1024 * 1024)),
@@ -107,9 +282,14 @@ relay = [
     refused(6, 6, 1500, "slow down — 60 frames/s"),
     refused(0xFFFFFFFFFFFFFFFF, 5, 0, "é" * (MAX_MESSAGE // 2)),
     refused(7, 0x1234, 0xFFFFFFFF, ""),
+    # DUPLICATE_MISMATCH: this (session, counter) is stored with other bytes.
+    refused(8, 14, 0, "counter 8 is stored with other bytes"),
     ("ACCESS", {"access": 0}, frame(0x8C, u8(0))),
     ("ACCESS", {"access": 1}, frame(0x8C, u8(1))),
     ("ACCESS", {"access": 2}, frame(0x8C, u8(2))),
+    # The challenge the golden HELLO signs, and one of all zero bytes.
+    ("CHALLENGE", {"challenge": signed["challenge"].hex()}, frame(0x8D, signed["challenge"])),
+    ("CHALLENGE", {"challenge": bytes(32).hex()}, frame(0x8D, bytes(32))),
 ]
 
 
@@ -192,6 +372,11 @@ doc = {
                "file means a wire change: bump the version.",
     "version": VERSION,
     "client": [{"frame": n, "fields": f, "hex": b.hex()} for n, f, b in client],
+    # What the first HELLO's proof signs: the member key is derived from `room_key`, the
+    # proof is over `room` (NFC, UTF-8) and `challenge` (a CHALLENGE frame's below).
+    "hello_proof": {"room": signed["room"], "room_key": signed["room_key"].hex(),
+                    "challenge": signed["challenge"].hex(), "member_key": member_key.hex(),
+                    "proof": proof.hex()},
     "relay": [{"frame": n, "fields": f, "hex": b.hex()} for n, f, b in relay],
     "event_bodies": event_bodies,
 }

@@ -161,7 +161,12 @@ fn room_org_is_the_prefix_before_the_first_colon() {
 fn the_viewer_role_is_read_only() {
     assert!(is_read_only_role(READ_ONLY_ROLE));
     assert!(!is_read_only_role("editor"));
-    assert!(!is_read_only_role("Viewer"), "roles are compared exactly");
+    for viewer in ["Viewer", "VIEWER", "vIeWeR", " viewer ", "viewer\n"] {
+        assert!(is_read_only_role(viewer), "{viewer:?} reads only");
+    }
+    for writer in ["viewers", "view", "", "v iewer", "viewer-plus"] {
+        assert!(!is_read_only_role(writer), "{writer:?} may write");
+    }
 }
 
 #[test]

@@ -1,12 +1,33 @@
 //! The room's rules on the host, against [`MemoryStore`].
 
 use super::*;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, StoreError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use sealsync_core::envelope::EnvelopeKind;
 use sealsync_core::wire::{ClientFrame, VERSION};
-use sealsync_core::SessionId;
+use sealsync_core::{RoomKey, RoomKeys, SessionId};
 
 const T0: u64 = 1_700_000_000_000;
+
+const ROOM: &str = "team-42";
+
+/// The keys of room [`ROOM`] under the secret `[who; 32]`: 7 is the room's members' key,
+/// any other byte someone else's.
+fn keys(who: u8) -> RoomKeys {
+    let secret = URL_SAFE_NO_PAD.encode([who; 32]);
+    RoomKeys::derive(
+        &RoomKey::from_secret(&secret).unwrap(),
+        RoomId::new(ROOM).unwrap(),
+    )
+}
+
+/// A distinct challenge per socket (the glue draws random ones).
+fn challenge_of(id: PeerId) -> [u8; CHALLENGE_LEN] {
+    let mut c = [0x5A; CHALLENGE_LEN];
+    c[..8].copy_from_slice(&id.to_be_bytes());
+    c
+}
 
 fn tag(n: u8) -> ChannelTag {
     ChannelTag([n; 16])
@@ -30,6 +51,7 @@ fn envelope(kind: EnvelopeKind, channel: ChannelTag, session: u8, counter: u64) 
 }
 
 struct Room {
+    id: RoomId,
     store: MemoryStore,
     limits: Limits,
     peers: BTreeMap<PeerId, Peer>,
@@ -37,15 +59,32 @@ struct Room {
 
 impl Room {
     fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    fn with_limits(limits: Limits) -> Self {
         Self {
+            id: RoomId::new(ROOM).unwrap(),
             store: MemoryStore::default(),
-            limits: Limits::default(),
+            limits,
             peers: BTreeMap::new(),
         }
     }
 
+    /// Accepts socket `id` at `T0`; its first frame is its CHALLENGE.
     fn open(&mut self, id: PeerId) {
-        self.peers.insert(id, Peer::new(id, &self.limits, T0));
+        let outs = self.open_at(id, T0);
+        assert_eq!(
+            to(&outs, id),
+            [RelayFrame::Challenge {
+                challenge: challenge_of(id)
+            }]
+        );
+    }
+
+    fn open_at(&mut self, id: PeerId, now: u64) -> Vec<Out> {
+        let peer = Peer::new(id, &self.limits, now, challenge_of(id));
+        accept(&mut self.peers, &self.limits, peer)
     }
 
     fn raw(&mut self, from: PeerId, bytes: &[u8]) -> Vec<Out> {
@@ -53,7 +92,7 @@ impl Room {
     }
 
     fn raw_at(&mut self, from: PeerId, bytes: &[u8], now: u64) -> Vec<Out> {
-        Hub::new(&mut self.store, &self.limits, &mut self.peers)
+        Hub::new(&self.id, &mut self.store, &self.limits, &mut self.peers)
             .handle_frame(from, bytes, now)
             .unwrap()
     }
@@ -67,18 +106,14 @@ impl Room {
     }
 
     fn text_at(&mut self, from: PeerId, now: u64) -> Vec<Out> {
-        Hub::new(&mut self.store, &self.limits, &mut self.peers).handle_text(from, now)
+        Hub::new(&self.id, &mut self.store, &self.limits, &mut self.peers).handle_text(from, now)
     }
 
-    fn hello(&mut self, from: PeerId, after_seq: u64, verifier: u8, channels: &[u8]) -> Vec<Out> {
-        self.frame(
-            from,
-            &ClientFrame::Hello {
-                after_seq,
-                verifier: [verifier; 32],
-                channels: channels.iter().map(|c| tag(*c)).collect(),
-            },
-        )
+    /// `HELLO` from `from`, signed with `keys(who)` over the socket's own challenge.
+    fn hello(&mut self, from: PeerId, after_seq: u64, who: u8, channels: &[u8]) -> Vec<Out> {
+        let keys = keys(who);
+        let frame = hello_frame(&keys, &challenge_of(from), after_seq, channels);
+        self.frame(from, &frame)
     }
 
     fn join(&mut self, id: PeerId, channels: &[u8]) {
@@ -134,6 +169,20 @@ fn refused(frame: &RelayFrame) -> Option<(u8, u64, RelayErrorCode, u32)> {
     }
 }
 
+fn hello_frame(
+    keys: &RoomKeys,
+    challenge: &[u8; CHALLENGE_LEN],
+    after_seq: u64,
+    channels: &[u8],
+) -> ClientFrame {
+    ClientFrame::Hello {
+        after_seq,
+        member_key: keys.member_key(),
+        proof: keys.prove(challenge),
+        channels: channels.iter().map(|c| tag(*c)).collect(),
+    }
+}
+
 fn publish_frame(channel: u8, session: u8, counter: u64) -> ClientFrame {
     ClientFrame::Publish {
         envelope: envelope(EnvelopeKind::Event, tag(channel), session, counter),
@@ -141,7 +190,7 @@ fn publish_frame(channel: u8, session: u8, counter: u64) -> ClientFrame {
 }
 
 #[test]
-fn first_hello_creates_the_verifier_later_ones_must_match() {
+fn first_hello_creates_the_member_key_later_ones_must_match() {
     let mut room = Room::new();
     room.open(1);
     let outs = room.hello(1, 0, 7, &[1]);
@@ -878,8 +927,24 @@ fn room_full_and_refusal_frame() {
         max_sockets_per_room: 2,
         ..Limits::default()
     };
-    assert!(!room_full(1, &limits));
-    assert!(room_full(2, &limits));
+    let mut room = Room::with_limits(limits.clone());
+    room.join(1, &[1]);
+    room.open(2);
+    room.open(3);
+    assert!(
+        !room_full(&room.peers, &limits),
+        "unjoined sockets do not count"
+    );
+    room.hello(2, 0, 7, &[1]);
+    assert!(room_full(&room.peers, &limits));
+    // A socket accepted before the room filled up cannot join past the limit.
+    let outs = room.hello(3, 0, 7, &[1]);
+    assert_eq!(
+        to(&outs, 3).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::RoomFull, true))]
+    );
+    assert_eq!(closes(&outs), [(3, 4029)]);
+    assert_eq!(presence(&room.peers), 2);
     let frame = RelayFrame::decode(&refusal(RelayErrorCode::RoomFull, "full")).unwrap();
     assert_eq!(error_code(&frame), Some((RelayErrorCode::RoomFull, true)));
 }
@@ -926,4 +991,486 @@ fn presence_in_a_big_room_is_coalesced() {
     // Back at the threshold, presence is immediate again.
     let outs = leave(&mut room.peers, 3);
     assert!(matches!(outs[..], [Out::Broadcast { .. }]));
+}
+
+/// The same (session, counter) as [`envelope`] with other bytes.
+fn other_envelope(channel: ChannelTag, session: u8, counter: u64) -> Vec<u8> {
+    let mut e = envelope(EnvelopeKind::Event, channel, session, counter);
+    let last = e.len() - 1;
+    e[last] ^= 0xFF;
+    e
+}
+
+fn error_message(frame: &RelayFrame) -> &str {
+    match frame {
+        RelayFrame::Error { message, .. } => message,
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_socket_gets_its_own_challenge_first() {
+    let mut room = Room::new();
+    let outs = room.open_at(1, T0);
+    assert_eq!(
+        outs,
+        [Out::Send {
+            to: 1,
+            frame: challenge_frame(&room.peers[&1]),
+        }]
+    );
+    assert_eq!(
+        RelayFrame::decode(&challenge_frame(&room.peers[&1])).unwrap(),
+        RelayFrame::Challenge {
+            challenge: challenge_of(1)
+        }
+    );
+    room.open(2);
+    assert_ne!(room.peers[&1].challenge, room.peers[&2].challenge);
+    assert!(!room.peers[&1].joined);
+    assert_eq!(room.peers[&1].opened_ms, T0);
+}
+
+#[test]
+fn a_hello_replayed_on_another_socket_is_refused_and_the_member_joins() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    // An observer records socket 1's HELLO and replays it on its own socket 2.
+    let recorded = hello_frame(&keys(7), &challenge_of(1), 0, &[1]);
+    room.open(2);
+    let outs = room.frame(2, &recorded);
+    assert_eq!(
+        to(&outs, 2).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::WrongVerifier, true))]
+    );
+    assert_eq!(
+        error_message(&to(&outs, 2)[0]),
+        "the membership proof does not verify"
+    );
+    assert_eq!(closes(&outs), [(2, 4001)]);
+    assert!(!room.peers.contains_key(&2));
+    assert!(to(&outs, 1).is_empty(), "the member hears nothing");
+    // A member on a new socket signs that socket's challenge and joins.
+    room.open(3);
+    let outs = room.hello(3, 0, 7, &[1]);
+    assert!(matches!(
+        to(&outs, 3)[0],
+        RelayFrame::Welcome {
+            verifier_state: VerifierState::Matched,
+            presence: 2,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_stored_member_key_alone_joins_nothing_and_creates_nothing() {
+    let mut room = Room::new();
+    // A proof that does not verify never creates the room's member key.
+    room.open(1);
+    let member = keys(7).member_key();
+    let outs = room.frame(
+        1,
+        &ClientFrame::Hello {
+            after_seq: 0,
+            member_key: member,
+            proof: [0; 64],
+            channels: vec![tag(1)],
+        },
+    );
+    assert_eq!(closes(&outs), [(1, 4001)]);
+    assert_eq!(room.store.member_key().unwrap(), None);
+    room.join(2, &[1]);
+    room.publish(2, 1, 9, 1);
+    assert_eq!(room.store.member_key().unwrap(), Some(member));
+    // Everything the relay stores and a network observer sees: the member key, a recorded
+    // proof (any socket's), junk.
+    let recorded = keys(7).prove(&challenge_of(2));
+    for (id, proof) in [(3, recorded), (4, [0; 64]), (5, [0xFF; 64])] {
+        room.open(id);
+        let outs = room.frame(
+            id,
+            &ClientFrame::Hello {
+                after_seq: 0,
+                member_key: member,
+                proof,
+                channels: vec![tag(1)],
+            },
+        );
+        assert_eq!(closes(&outs), [(id, 4001)], "socket {id}");
+        assert!(to(&outs, id)
+            .iter()
+            .all(|f| !matches!(f, RelayFrame::Event { .. })));
+        // Its own key pair proves itself, but is not the room's.
+        room.open(id + 10);
+        let outs = room.hello(id + 10, 0, 8, &[1]);
+        assert_eq!(
+            error_message(&to(&outs, id + 10)[0]),
+            "this room exists with another password or secret"
+        );
+        assert_eq!(closes(&outs), [(id + 10, 4001)]);
+    }
+    assert_eq!(presence(&room.peers), 1);
+    assert_eq!(room.store.member_key().unwrap(), Some(member));
+}
+
+#[test]
+fn after_seq_past_the_largest_sequence_is_bad_frame_and_the_socket_stays() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.publish(1, 1, 9, 1);
+    room.open(2);
+    for too_far in [MAX_SEQ + 1, u64::MAX] {
+        let frame = hello_frame(&keys(7), &challenge_of(2), too_far, &[1]);
+        let outs = room.frame(2, &frame);
+        assert_eq!(
+            to(&outs, 2).iter().map(error_code).collect::<Vec<_>>(),
+            [Some((RelayErrorCode::BadFrame, false))]
+        );
+        assert!(closes(&outs).is_empty());
+        assert!(!room.peers[&2].joined, "the socket stays unjoined");
+        let outs = room.frame(1, &ClientFrame::Sync { after_seq: too_far });
+        assert_eq!(
+            to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+            [Some((RelayErrorCode::BadFrame, false))]
+        );
+        assert!(closes(&outs).is_empty());
+    }
+    // The largest sequence itself is fine (nothing after it).
+    let outs = room.frame(1, &ClientFrame::Sync { after_seq: MAX_SEQ });
+    assert_eq!(to(&outs, 1), [RelayFrame::CaughtUp { head_seq: 1 }]);
+    // Both sockets go on: 2 joins with the same challenge, 1 syncs.
+    let outs = room.hello(2, 0, 7, &[1]);
+    assert!(matches!(to(&outs, 2)[1], RelayFrame::Event { seq: 1, .. }));
+    let outs = room.frame(1, &ClientFrame::Sync { after_seq: 0 });
+    assert_eq!(to(&outs, 1).len(), 2);
+}
+
+#[test]
+fn a_publish_that_reuses_a_stored_session_and_counter_with_other_bytes_is_refused() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    // Socket 2 pre-empts session 9's next counter with its own bytes.
+    let squat = other_envelope(tag(1), 9, 1);
+    let outs = room.frame(2, &ClientFrame::Publish { envelope: squat });
+    assert!(matches!(
+        to(&outs, 2)[0],
+        RelayFrame::Ack {
+            seq: 1,
+            duplicate: false,
+            ..
+        }
+    ));
+    // The real change is refused by name, never acknowledged as a duplicate, not stored.
+    let outs = room.publish(1, 1, 9, 1);
+    assert_eq!(
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 1, RelayErrorCode::DuplicateMismatch, 0))]
+    );
+    assert!(to(&outs, 2).is_empty(), "nothing is broadcast");
+    assert_eq!(room.store.head_seq().unwrap(), 1);
+    // The same bytes again are a duplicate.
+    let outs = room.frame(
+        2,
+        &ClientFrame::Publish {
+            envelope: other_envelope(tag(1), 9, 1),
+        },
+    );
+    assert!(matches!(
+        to(&outs, 2)[..],
+        [RelayFrame::Ack {
+            seq: 1,
+            duplicate: true,
+            ..
+        }]
+    ));
+    // After compaction the digest still tells them apart.
+    room.publish(1, 1, 9, 2);
+    room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 2,
+            envelope: envelope(EnvelopeKind::Snapshot, tag(1), 9, 3),
+        },
+    );
+    let outs = room.publish(1, 1, 9, 2);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            seq: 2,
+            duplicate: true,
+            ..
+        }]
+    ));
+    let outs = room.frame(
+        2,
+        &ClientFrame::Publish {
+            envelope: other_envelope(tag(1), 9, 2),
+        },
+    );
+    assert_eq!(
+        to(&outs, 2).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 2, RelayErrorCode::DuplicateMismatch, 0))]
+    );
+    // A refused socket's access or a full history does not turn a mismatch into an ACK.
+    room.limits.max_history_events = 0;
+    let outs = room.frame(
+        2,
+        &ClientFrame::Publish {
+            envelope: other_envelope(tag(1), 9, 2),
+        },
+    );
+    assert_eq!(
+        to(&outs, 2).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 2, RelayErrorCode::DuplicateMismatch, 0))]
+    );
+    room.peers.get_mut(&2).unwrap().pending = true;
+    let outs = room.frame(
+        2,
+        &ClientFrame::Publish {
+            envelope: other_envelope(tag(1), 9, 2),
+        },
+    );
+    assert_eq!(
+        to(&outs, 2).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 2, RelayErrorCode::DuplicateMismatch, 0))]
+    );
+    let outs = room.publish(2, 1, 9, 1);
+    assert_eq!(
+        to(&outs, 2).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 1, RelayErrorCode::DuplicateMismatch, 0))]
+    );
+    // Both sockets stay and the room goes on.
+    room.limits.max_history_events = 100;
+    let outs = room.publish(1, 1, 9, 3);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            seq: 3,
+            duplicate: false,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        to(&outs, 2)[..],
+        [RelayFrame::Event { seq: 3, .. }]
+    ));
+}
+
+#[test]
+fn unjoined_sockets_do_not_count_and_the_oldest_makes_room_for_a_new_one() {
+    let limits = Limits {
+        max_sockets_per_room: 2,
+        max_unjoined_sockets: 3,
+        ..Limits::default()
+    };
+    let mut room = Room::with_limits(limits);
+    room.join(1, &[1]);
+    for id in 10..13 {
+        assert_eq!(room.open_at(id, T0 + id).len(), 1, "only the CHALLENGE");
+    }
+    assert!(!room_full(&room.peers, &room.limits));
+    // One more: the oldest unjoined socket (10) is closed, the new one gets its challenge.
+    let outs = room.open_at(20, T0 + 20);
+    assert_eq!(closes(&outs), [(10, 4029)]);
+    assert_eq!(
+        to(&outs, 10).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::RoomFull, true))]
+    );
+    assert!(matches!(to(&outs, 20)[..], [RelayFrame::Challenge { .. }]));
+    assert!(to(&outs, 1).is_empty(), "joined sockets hear nothing");
+    assert_eq!(
+        room.peers.keys().copied().collect::<Vec<_>>(),
+        [1, 11, 12, 20]
+    );
+    // The new socket joins; the room is full of joined sockets now.
+    room.hello(20, 0, 7, &[1]);
+    assert!(room_full(&room.peers, &room.limits));
+    // Joined sockets are never closed to make room: only unjoined ones, oldest first.
+    assert!(
+        room.open_at(21, T0 + 21).len() == 1,
+        "3 unjoined: 11, 12, 21"
+    );
+    let outs = room.open_at(22, T0 + 22);
+    assert_eq!(closes(&outs), [(11, 4029)]);
+    let outs = room.open_at(23, T0 + 23);
+    assert_eq!(closes(&outs), [(12, 4029)]);
+    assert!(room.peers[&1].joined && room.peers[&20].joined);
+}
+
+#[test]
+fn unjoined_sockets_are_closed_by_the_alarm_after_the_timeout() {
+    let mut room = Room::new();
+    let timeout = room.limits.unjoined_timeout_ms;
+    let ttl = room.limits.idle_room_ttl_ms;
+    assert_eq!(timeout, 10_000);
+    assert_eq!(unjoined_deadline(&room.peers, &room.limits), None);
+    assert_eq!(next_alarm(&room.peers, &room.limits, T0), T0 + ttl);
+    room.join(1, &[1]);
+    let _ = room.open_at(2, T0 + 100);
+    let _ = room.open_at(3, T0 + 5_000);
+    assert_eq!(
+        unjoined_deadline(&room.peers, &room.limits),
+        Some(T0 + 100 + timeout)
+    );
+    assert_eq!(
+        next_alarm(&room.peers, &room.limits, T0 + 200),
+        T0 + 100 + timeout
+    );
+    // Too early: nothing.
+    let outs = expire_unjoined(&mut room.peers, &room.limits, T0 + 99 + timeout);
+    assert!(outs.is_empty());
+    // Socket 2's time is up: a fatal NOT_JOINED, close 1008 "no HELLO"; 1 hears nothing.
+    let outs = expire_unjoined(&mut room.peers, &room.limits, T0 + 100 + timeout);
+    assert_eq!(
+        to(&outs, 2).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::NotJoined, true))]
+    );
+    assert!(outs.contains(&Out::Close {
+        to: 2,
+        code: CLOSE_NO_HELLO,
+        reason: NO_HELLO_REASON,
+    }));
+    assert_eq!(CLOSE_NO_HELLO, 1008);
+    assert!(to(&outs, 1).is_empty());
+    assert!(!room.peers.contains_key(&2));
+    // The next alarm is socket 3's deadline; once it joins, the idle TTL.
+    assert_eq!(
+        next_alarm(&room.peers, &room.limits, T0 + 10_100),
+        T0 + 5_000 + timeout
+    );
+    room.hello(3, 0, 7, &[1]);
+    let outs = expire_unjoined(&mut room.peers, &room.limits, T0 + 100 * timeout);
+    assert!(outs.is_empty(), "joined sockets never expire");
+    assert_eq!(
+        next_alarm(&room.peers, &room.limits, T0 + 20_000),
+        T0 + 20_000 + ttl
+    );
+    assert_eq!(presence(&room.peers), 2);
+}
+
+/// A store whose rows all predate digests and were compacted (what `sql.rs` returns for
+/// them): `find` has no digest to compare.
+struct LegacyStore(MemoryStore);
+
+impl RoomStore for LegacyStore {
+    fn member_key(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        self.0.member_key()
+    }
+    fn set_member_key(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
+        self.0.set_member_key(key)
+    }
+    fn head_seq(&self) -> Result<u64, StoreError> {
+        self.0.head_seq()
+    }
+    fn snapshot_seq(&self) -> Result<u64, StoreError> {
+        self.0.snapshot_seq()
+    }
+    fn snapshot(&self) -> Result<Option<crate::store::StoredSnapshot>, StoreError> {
+        self.0.snapshot()
+    }
+    fn find(
+        &self,
+        session: &SessionId,
+        counter: u64,
+    ) -> Result<Option<crate::store::StoredSender>, StoreError> {
+        Ok(self
+            .0
+            .find(session, counter)?
+            .map(|s| crate::store::StoredSender { digest: None, ..s }))
+    }
+    fn append(&mut self, event: NewEvent<'_>) -> Result<bool, StoreError> {
+        self.0.append(event)
+    }
+    fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::store::StoredEvent>, StoreError> {
+        self.0.events_after(after, limit)
+    }
+    fn put_snapshot(&mut self, seq: u64, envelope: &[u8]) -> Result<(), StoreError> {
+        self.0.put_snapshot(seq, envelope)
+    }
+    fn usage(&self) -> Result<crate::store::Usage, StoreError> {
+        self.0.usage()
+    }
+    fn ban(&mut self, user: &str) -> Result<(), StoreError> {
+        self.0.ban(user)
+    }
+    fn is_banned(&self, user: &str) -> Result<bool, StoreError> {
+        self.0.is_banned(user)
+    }
+}
+
+#[test]
+fn a_compacted_row_without_a_digest_refuses_even_the_same_bytes() {
+    let room = RoomId::new(ROOM).unwrap();
+    let limits = Limits::default();
+    let mut store = LegacyStore(MemoryStore::default());
+    let mut peers = BTreeMap::new();
+    let _ = accept(
+        &mut peers,
+        &limits,
+        Peer::new(1, &limits, T0, challenge_of(1)),
+    );
+    let frame = |store: &mut LegacyStore, peers: &mut BTreeMap<PeerId, Peer>, f: ClientFrame| {
+        Hub::new(&room, store, &limits, peers)
+            .handle_frame(1, &f.encode().unwrap(), T0)
+            .unwrap()
+    };
+    frame(
+        &mut store,
+        &mut peers,
+        hello_frame(&keys(7), &challenge_of(1), 0, &[1]),
+    );
+    let outs = frame(&mut store, &mut peers, publish_frame(1, 9, 1));
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Ack {
+            seq: 1,
+            duplicate: false,
+            ..
+        }]
+    ));
+    // The same bytes again: with no digest stored, refused by name (never a silent ACK).
+    let outs = frame(&mut store, &mut peers, publish_frame(1, 9, 1));
+    assert_eq!(
+        to(&outs, 1).iter().map(refused).collect::<Vec<_>>(),
+        [Some((9, 1, RelayErrorCode::DuplicateMismatch, 0))]
+    );
+    match &to(&outs, 1)[0] {
+        RelayFrame::Refused { message, .. } => {
+            assert!(message.contains("before it kept digests"), "{message}");
+        }
+        other => panic!("expected REFUSED, got {other:?}"),
+    }
+    assert_eq!(store.head_seq().unwrap(), 1);
+}
+
+#[test]
+fn the_memory_store_keeps_each_envelopes_digest_past_compaction() {
+    let mut store = MemoryStore::default();
+    let e = envelope(EnvelopeKind::Event, tag(1), 9, 1);
+    let digest = envelope_digest(&e);
+    assert_ne!(digest, envelope_digest(&other_envelope(tag(1), 9, 1)));
+    let event = NewEvent {
+        seq: 1,
+        relay_time: T0,
+        session: SessionId([9; 16]),
+        counter: 1,
+        channel: tag(1),
+        envelope: &e,
+        digest,
+    };
+    assert!(store.append(event).unwrap());
+    assert!(!store.append(event).unwrap(), "the pair is taken");
+    store.put_snapshot(1, &e).unwrap();
+    let found = store.find(&SessionId([9; 16]), 1).unwrap().unwrap();
+    assert_eq!(
+        (found.seq, found.relay_time, found.digest),
+        (1, T0, Some(digest))
+    );
+    assert_eq!(store.find(&SessionId([9; 16]), 2).unwrap(), None);
 }
