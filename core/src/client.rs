@@ -312,8 +312,6 @@ pub struct Client {
     paused_until: Option<Millis>,
     /// A `SYNC` the relay refused for the rate: sent again once the pause is over.
     sync_after_pause: bool,
-    /// Groups [`Self::pack`] could not seal, to roll back and report.
-    rejected_later: Vec<(Error, Vec<Op>)>,
     /// Every sequence number up to here has been seen (applied, acked or skipped).
     last_seq: u64,
     /// Sequences above `last_seq` already seen (arrived ahead of a hole).
@@ -379,7 +377,6 @@ impl Client {
             ),
             paused_until: None,
             sync_after_pause: false,
-            rejected_later: Vec::new(),
             last_seq: 0,
             seen_above: BTreeSet::new(),
             snapshot_seq: 0,
@@ -897,25 +894,32 @@ impl Client {
         self.sealer.seal(kind, channel, hlc, body, nonce)
     }
 
-    /// Seals `items` into one outbox entry.
-    fn seal_entry(&mut self, items: Vec<BatchItem>, ever_sent: bool) -> Result<OutboxEntry> {
+    /// Seals `items` into one outbox entry that never left this client; on failure the
+    /// items come back with the error.
+    fn seal_entry(
+        &mut self,
+        items: Vec<BatchItem>,
+    ) -> core::result::Result<OutboxEntry, (Error, Vec<BatchItem>)> {
         let (body, hlc) = encode_event_body(&items);
         let counter = self.sealer.next_counter();
-        let envelope = self.seal(EnvelopeKind::Event, ROOM_TAG, hlc, &body)?;
-        Ok(OutboxEntry {
-            session: self.sealer.session(),
-            counter,
-            hlc,
-            items,
-            envelope,
-            sent: false,
-            ever_sent,
-        })
+        match self.seal(EnvelopeKind::Event, ROOM_TAG, hlc, &body) {
+            Ok(envelope) => Ok(OutboxEntry {
+                session: self.sealer.session(),
+                counter,
+                hlc,
+                items,
+                envelope,
+                sent: false,
+                ever_sent: false,
+            }),
+            Err(err) => Err((err, items)),
+        }
     }
 
     /// Packs groups (each indivisible) into as few envelopes as fit [`Self::max_body_len`],
-    /// in order. A group that cannot be sealed is rolled back and reported as rejected.
-    fn pack(&mut self, groups: Vec<Vec<BatchItem>>) -> Vec<OutboxEntry> {
+    /// in order. What cannot be sealed comes back as `(error, ops)` for
+    /// [`Self::report_unsealable`] once the sealed entries are in the outbox.
+    fn pack(&mut self, groups: Vec<Vec<BatchItem>>) -> (Vec<OutboxEntry>, Vec<(Error, Vec<Op>)>) {
         let max = self.max_body_len();
         let mut batches: Vec<Vec<BatchItem>> = Vec::new();
         let mut len = 0;
@@ -934,14 +938,16 @@ impl Client {
             }
         }
         let mut entries = Vec::with_capacity(batches.len());
+        let mut failed = Vec::new();
         for items in batches {
-            let ops: Vec<Op> = items.iter().map(|i| i.stamped.op.clone()).collect();
-            match self.seal_entry(items, false) {
+            match self.seal_entry(items) {
                 Ok(entry) => entries.push(entry),
-                Err(err) => self.rejected_later.push((err, ops)),
+                Err((err, items)) => {
+                    failed.push((err, items.into_iter().map(|i| i.stamped.op).collect()));
+                }
             }
         }
-        entries
+        (entries, failed)
     }
 
     /// Seals the staged changes into the outbox.
@@ -950,19 +956,19 @@ impl Client {
             return;
         }
         let groups = core::mem::take(&mut self.staged);
-        for entry in self.pack(groups) {
+        let (entries, failed) = self.pack(groups);
+        for entry in entries {
             self.outbox.push(entry);
         }
-        self.report_unsealable();
+        self.report_unsealable(failed);
         self.outputs.push_back(Output::OutboxChanged);
     }
 
     /// Rolls back and reports the groups [`Self::pack`] could not seal.
-    fn report_unsealable(&mut self) {
-        if self.rejected_later.is_empty() {
+    fn report_unsealable(&mut self, failed: Vec<(Error, Vec<Op>)>) {
+        if failed.is_empty() {
             return;
         }
-        let failed = core::mem::take(&mut self.rejected_later);
         self.rebuild_view();
         for (err, ops) in failed {
             self.event(ClientEvent::Rejected {
@@ -1438,9 +1444,9 @@ impl Client {
             .range(start, len)
             .map(|e| e.items.clone())
             .collect();
-        let entries = self.pack(groups);
+        let (entries, failed) = self.pack(groups);
         self.outbox.replace(start, len, entries);
-        self.report_unsealable();
+        self.report_unsealable(failed);
         self.outputs.push_back(Output::OutboxChanged);
     }
 
