@@ -2,9 +2,13 @@
 //!
 //! Argon2id with 19 MiB and two passes takes tens of milliseconds in wasm, long enough to drop
 //! frames, so `Room.join` runs it in a module worker that loads this same wasm module (see
-//! `js/kdf-worker.js`) and posts back the 32-byte room key. Where no worker can run (an old
-//! browser, a bundler that rewrote the worker URL, a strict CSP), it falls back to deriving
-//! on the main thread, and the room reports a `warning` with code `KDF_WORKER_FAILED`.
+//! `js/kdf.js` and the package's `kdf-worker.js`) and posts back the 32-byte room key. The
+//! worker is started by the application's `kdfWorker` factory when `Room.join` was given one,
+//! else by the one the package's entry (`index.js`) registers. Only the core's own derivation
+//! errors (`CORE_CODES`) reject the join: whatever else goes wrong with the worker (none can
+//! start, its script or the glue does not load, a bundler rewrote its URL, a strict CSP, it
+//! never answers), the key is derived on the main thread and the room reports a `warning`
+//! with code `KDF_WORKER_FAILED`.
 
 use js_sys::{Promise, Uint8Array};
 use sealsync_core::kdf::RoomKey;
@@ -19,10 +23,19 @@ use crate::nfc;
 /// The length of a room key.
 pub(crate) const KEY_LEN: usize = 32;
 
-#[wasm_bindgen(module = "/js/kdf-worker.js")]
+/// The core's codes for a derivation that failed on its own terms: the main thread would fail
+/// the same way, so these reject the join (`js/kdf.js` lets the same three through).
+const CORE_CODES: [&str; 3] = ["EMPTY_PASSWORD", "INVALID_ROOM_ID", "KDF_FAILED"];
+
+#[wasm_bindgen(module = "/js/kdf.js")]
 extern "C" {
     #[wasm_bindgen(js_name = deriveInWorker, catch)]
-    fn derive_in_worker(module: &JsValue, room: &str, password: &str) -> Result<Promise, JsValue>;
+    fn derive_in_worker(
+        module: &JsValue,
+        room: &str,
+        password: &str,
+        factory: &JsValue,
+    ) -> Result<Promise, JsValue>;
 }
 
 /// How the key was derived.
@@ -37,24 +50,32 @@ pub(crate) enum Route {
     },
 }
 
-/// Derives the 32-byte room key for `room` from `password`, preferring a worker.
+/// Derives the 32-byte room key for `room` from `password`, preferring a worker: the one
+/// `factory` (the `kdfWorker` option, a JS function returning a `Worker`) starts, else the
+/// package's default.
 ///
 /// # Errors
 /// The core's error (`EMPTY_PASSWORD`, `INVALID_ROOM_ID`, `KDF_FAILED`) as a coded JS `Error`.
 pub(crate) async fn derive(
     room: &RoomId,
     password: &str,
+    factory: Option<&JsValue>,
 ) -> Result<([u8; KEY_LEN], Route), JsValue> {
-    match derive_off_thread(room.as_str(), password).await {
+    match derive_off_thread(room.as_str(), password, factory).await {
         Ok(key) => Ok((key, Route::Worker)),
-        Err(e) if error::code_of(&e).as_deref() == Some(error::KDF_WORKER_FAILED) => {
+        Err(e) if is_core_error(&e) => Err(e),
+        Err(e) => {
             let reason = error::describe(&e);
             let key = RoomKey::from_password_with(room, password, nfc::nfc)
                 .map_err(|e| error::from_core(&e))?;
             Ok((secret_bytes(&key)?, Route::MainThread { reason }))
         }
-        Err(e) => Err(e),
     }
+}
+
+/// Whether `e` is one of the core's derivation errors (which the main thread would repeat).
+fn is_core_error(e: &JsValue) -> bool {
+    error::code_of(e).is_some_and(|code| CORE_CODES.contains(&code.as_str()))
 }
 
 /// The 32 bytes of `key` (through its secret form, the core's one way out for a key).
@@ -76,9 +97,18 @@ pub(crate) fn secret_bytes(key: &RoomKey) -> Result<[u8; KEY_LEN], JsValue> {
     }
 }
 
-async fn derive_off_thread(room: &str, password: &str) -> Result<[u8; KEY_LEN], JsValue> {
-    let promise = derive_in_worker(&wasm_bindgen::module(), room, password)
-        .map_err(|e| error::from_js(error::KDF_WORKER_FAILED, "could not start the worker", &e))?;
+async fn derive_off_thread(
+    room: &str,
+    password: &str,
+    factory: Option<&JsValue>,
+) -> Result<[u8; KEY_LEN], JsValue> {
+    let promise = derive_in_worker(
+        &wasm_bindgen::module(),
+        room,
+        password,
+        factory.unwrap_or(&JsValue::UNDEFINED),
+    )
+    .map_err(|e| error::from_js(error::KDF_WORKER_FAILED, "could not start the worker", &e))?;
     let value = JsFuture::from(promise).await?;
     let bytes = value
         .dyn_into::<Uint8Array>()

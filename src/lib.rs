@@ -71,6 +71,8 @@ struct JoinOptions {
     persist: bool,
     token: Option<JsValue>,
     on_progress: Option<Function>,
+    /// `kdfWorker`: a function returning the `Worker` that derives a password's key.
+    kdf_worker: Option<JsValue>,
 }
 
 impl JoinOptions {
@@ -125,6 +127,16 @@ impl JoinOptions {
                     .map_err(|_| invalid("options.onProgress must be a function"))?,
             )
         };
+        let kdf_worker = get("kdfWorker");
+        let kdf_worker = if kdf_worker.is_undefined() || kdf_worker.is_null() {
+            None
+        } else if kdf_worker.is_function() {
+            Some(kdf_worker)
+        } else {
+            return Err(invalid(
+                "options.kdfWorker must be a function returning a Worker",
+            ));
+        };
         Ok(Self {
             url,
             room,
@@ -134,6 +146,7 @@ impl JoinOptions {
             persist,
             token,
             on_progress,
+            kdf_worker,
         })
     }
 }
@@ -174,7 +187,7 @@ impl Room {
                 &events::progress_to_js("deriving-key", None, None),
             );
             let started = js_sys::Date::now();
-            let (key, route) = kdf::derive(&room_id, &password).await?;
+            let (key, route) = kdf::derive(&room_id, &password, opts.kdf_worker.as_ref()).await?;
             let ms = js_sys::Date::now() - started;
             progress(
                 opts.on_progress.as_ref(),

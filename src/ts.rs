@@ -79,6 +79,14 @@ export type JoinOptions = {
   persist?: boolean;
   /** Progress before the room exists: key derivation. */
   onProgress?: (progress: JoinProgress) => void;
+  /**
+   * Starts the worker that derives a password's key, for a build tool that does not bundle
+   * the package's own (`new Worker(new URL("./kdf-worker.js", import.meta.url))` in its
+   * entry): return a module `Worker` running `sealsync/kdf-worker`. Without it the
+   * package's worker is used. If the worker fails, the key is derived on the main thread
+   * and a `KDF_WORKER_FAILED` warning is reported.
+   */
+  kdfWorker?: () => Worker;
 } & ({ password: string; secret?: undefined } | { secret: string; password?: undefined });
 
 /** What `onProgress` receives while `Room.join` runs. */

@@ -195,8 +195,9 @@ async fn password_join_reports_key_derivation_progress() {
     assert_eq!(states, ["deriving-key", "key-ready"]);
     let ready = progress.borrow()[1].clone();
     assert!(get(&ready, "ms").as_f64().unwrap() > 0.0);
-    // Where the worker could not run (this test page serves the glue under another name),
-    // the fallback is announced; where it ran, nothing is.
+    // Where the worker could not run (this test page loads the glue without the package's
+    // entry, so no worker factory is registered), the fallback is announced; where it ran,
+    // nothing is. tests/e2e/kdf.test.mjs covers both routes through the package.
     let warnings = collect(&room, "warning");
     pause(50).await;
     let kdf_warnings = warnings
@@ -1028,7 +1029,10 @@ impl FakeRelay {
             seq: 0,
             opener: sealsync_core::Opener::new(&keys),
             keys,
-            hello: ClientFrame::Sync { after_seq: 0 },
+            hello: ClientFrame::Sync {
+                after_seq: 0,
+                token: 0,
+            },
         };
         let socket = relay.socket_after(0).await;
         (joined, Self { socket, ..relay })
@@ -1100,7 +1104,10 @@ impl FakeRelay {
             access,
             limits: shipped_limits(),
         });
-        self.deliver(&RelayFrame::CaughtUp { head_seq: self.seq });
+        self.deliver(&RelayFrame::CaughtUp {
+            head_seq: self.seq,
+            token: 1,
+        });
     }
 
     /// Every frame sent since the last call (after this task: a flush runs at its end).

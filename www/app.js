@@ -1,6 +1,6 @@
 // The sealsync demo board: a task list shared, end-to-end encrypted, by everyone in a room.
 // Plain ES module; the SDK is the wasm-pack package served at /pkg/.
-import init, { Room } from "/pkg/sealsync.js";
+import init, { Room } from "/pkg/index.js";
 
 const COLLECTION = "tasks";
 const $ = (id) => document.getElementById(id);

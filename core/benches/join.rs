@@ -143,6 +143,7 @@ fn catch_up(h: &History, with_snapshot: bool) -> Vec<Vec<u8>> {
     frames.push(
         RelayFrame::CaughtUp {
             head_seq: HISTORY as u64,
+            token: 1,
         }
         .encode()
         .unwrap(),

@@ -325,6 +325,8 @@ pub struct Client {
     hello_sent: bool,
     /// `last_seq` when the last `SYNC` went out on this connection.
     synced_from: Option<u64>,
+    /// The `token` of the last `CAUGHT_UP` on this connection: every `SYNC` carries it.
+    sync_token: u64,
     armed: Option<Millis>,
     outputs: VecDeque<Output>,
 }
@@ -384,6 +386,7 @@ impl Client {
             sync_requested: false,
             hello_sent: false,
             synced_from: None,
+            sync_token: 0,
             armed: None,
             outputs: VecDeque::new(),
         }
@@ -524,6 +527,7 @@ impl Client {
         };
         self.sync_requested = false;
         self.synced_from = None;
+        self.sync_token = 0;
         self.sync_after_pause = false;
         self.paused_until = None;
         self.outbox.mark_all_unsent();
@@ -608,7 +612,7 @@ impl Client {
                 relay_time,
                 envelope,
             } => self.on_event(now, wall, seq, relay_time, &envelope),
-            RelayFrame::CaughtUp { head_seq } => self.on_caught_up(now, head_seq),
+            RelayFrame::CaughtUp { head_seq, token } => self.on_caught_up(now, head_seq, token),
             RelayFrame::Ack {
                 session,
                 counter,
@@ -1038,8 +1042,12 @@ impl Client {
         }
     }
 
-    fn on_caught_up(&mut self, now: Millis, head_seq: u64) {
+    /// The end of a catch-up page. The relay pages catch-up under a byte budget: while the
+    /// cursor is below `head_seq` the client asks for the next page, and it is live only
+    /// once it holds everything up to `head_seq` (or the relay left a hole it cannot fill).
+    fn on_caught_up(&mut self, now: Millis, head_seq: u64, token: u64) {
         self.sync_requested = false;
+        self.sync_token = token;
         let head_seq = head_seq.min(wire::MAX_SEQ);
         if self.last_seq < head_seq {
             if self.synced_from == Some(self.last_seq) {
@@ -1054,8 +1062,9 @@ impl Client {
                     ),
                 });
             } else {
-                // Something in the catch-up was skipped (it arrived out of order): ask again.
+                // The next page, or something skipped (it arrived out of order): ask again.
                 self.request_sync(now);
+                return;
             }
         }
         if let Conn::Open {
@@ -1087,6 +1096,7 @@ impl Client {
         }
         let sync = ClientFrame::Sync {
             after_seq: self.last_seq,
+            token: self.sync_token,
         };
         self.send(&sync);
     }
@@ -1453,20 +1463,23 @@ impl Client {
     /// Sends unsent outbox entries while live and allowed to write, within the in-flight
     /// window and the pace; arms the timer for when the pace allows more.
     fn flush_outbox(&mut self, now: Millis) {
+        if self.paused_until.is_some_and(|t| now < t) {
+            return;
+        }
+        // A SYNC refused for the rate goes again once the pause is over, live or not (a
+        // paged catch-up is not live until its last page).
+        if self.sync_after_pause && matches!(self.conn, Conn::Open { .. }) {
+            self.paused_until = None;
+            self.sync_after_pause = false;
+            self.request_sync(now);
+        }
         // Read-only: only changes that may already be stored are left; they go out so the
         // relay says which (see `reject_unsent_pending`).
         if !self.is_live() || self.access == Access::Pending {
             return;
         }
-        if self.paused_until.is_some_and(|t| now < t) {
-            return;
-        }
         self.paused_until = None;
         let Some(pace) = self.pace() else { return };
-        if self.sync_after_pause {
-            self.sync_after_pause = false;
-            self.request_sync(now);
-        }
         if !self.outbox.has_unsent() || self.outbox.in_flight() >= MAX_IN_FLIGHT {
             return;
         }

@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 pub const MAX_ROOM_ID_LEN: usize = 128;
 
 /// A room's name, NFC-normalised: 1 to [`MAX_ROOM_ID_LEN`] bytes, no control characters,
-/// no `/` (it is a URL path segment on the relay).
+/// no invisible format characters ([`is_invisible`]: bidirectional controls, zero-width
+/// characters), no `/` (it is a URL path segment on the relay).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RoomId(String);
 
@@ -17,7 +18,8 @@ impl RoomId {
     /// Normalises `name` to NFC and checks it.
     ///
     /// # Errors
-    /// [`Error::InvalidRoomId`] when it is empty, too long, or holds a control character or `/`.
+    /// [`Error::InvalidRoomId`] when it is empty, too long, or holds a control character, an
+    /// invisible format character or `/`.
     #[cfg(feature = "unicode-nfc")]
     pub fn new(name: &str) -> Result<Self> {
         Self::new_with(name, crate::nfc::nfc)
@@ -46,6 +48,12 @@ impl RoomId {
                 reason: "it holds a control character or '/'",
             });
         }
+        if normalized.chars().any(is_invisible) {
+            return Err(Error::InvalidRoomId {
+                reason: "it holds an invisible character (bidirectional control, zero-width \
+                         character or other format character)",
+            });
+        }
         Ok(Self(normalized))
     }
 
@@ -54,6 +62,38 @@ impl RoomId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `c` is a format character (Unicode general category `Cf`: bidirectional
+/// controls, zero-width spaces and joiners, the byte-order mark, tag characters, …) or a
+/// line or paragraph separator: characters that change how a room id looks, or hide in
+/// it, so that two ids that look the same would name different rooms.
+#[must_use]
+pub const fn is_invisible(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 impl fmt::Debug for RoomId {
@@ -157,6 +197,8 @@ pub trait Entropy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+    use alloc::string::ToString;
 
     #[test]
     fn room_id_is_nfc_normalised() {
@@ -190,5 +232,29 @@ mod tests {
             assert_eq!(err.code(), "INVALID_ROOM_ID", "{bad:?}");
         }
         assert!(RoomId::new(&"x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn room_id_rejects_invisible_characters() {
+        // Right-to-left override, zero-width space/joiner, BOM, word joiner, tag "a",
+        // line separator, soft hyphen.
+        for c in [
+            '\u{202E}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{FEFF}',
+            '\u{2060}',
+            '\u{E0061}',
+            '\u{2028}',
+            '\u{AD}',
+        ] {
+            let err = RoomId::new(&format!("team{c}42")).unwrap_err();
+            assert_eq!(err.code(), "INVALID_ROOM_ID", "{c:?}");
+            assert!(err.to_string().contains("invisible"), "{err}");
+        }
+        // Visible non-ASCII names stay valid (scripts, emoji with a variation selector).
+        for ok in ["équipe", "チーム", "فريق", "☕\u{FE0F}"] {
+            assert!(RoomId::new(ok).is_ok(), "{ok:?}");
+        }
     }
 }

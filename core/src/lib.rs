@@ -60,7 +60,7 @@
 //! bob.handle_frame(Millis(20), wall, &welcome.encode()?);
 //! let event = RelayFrame::Event { seq: 1, relay_time: wall.0, envelope };
 //! bob.handle_frame(Millis(21), wall, &event.encode()?);
-//! bob.handle_frame(Millis(22), wall, &RelayFrame::CaughtUp { head_seq: 1 }.encode()?);
+//! bob.handle_frame(Millis(22), wall, &RelayFrame::CaughtUp { head_seq: 1, token: 0 }.encode()?);
 //! while let Some(out) = bob.poll() {
 //!     if let Output::Send(frame) = out { /* to the relay */ let _ = frame; }
 //! }

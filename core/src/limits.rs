@@ -150,10 +150,33 @@ impl TokenBucket {
         missing.div_ceil(u64::from(pace.per_second.max(1)))
     }
 
+    /// Whether the bucket is full again at `now_ms` (as good as a new one).
+    #[must_use]
+    pub fn is_full(&self, pace: Pace, now_ms: u64) -> bool {
+        let mut probe = *self;
+        probe.refill(pace, now_ms);
+        probe.milli >= i64::from(pace.burst) * 1000
+    }
+
     /// Whether a token is available at `now_ms` (takes nothing).
     #[must_use]
     pub fn ready(&self, pace: Pace, now_ms: u64) -> bool {
         self.wait_ms(pace, now_ms) == 0
+    }
+
+    /// Takes one token at `now_ms` when one is available; otherwise takes nothing (no debt)
+    /// and answers the milliseconds until one is. For a budget several senders share,
+    /// where a refusal must not cost the next sender anything.
+    ///
+    /// # Errors
+    /// The wait in milliseconds when the bucket is empty.
+    pub fn try_take(&mut self, pace: Pace, now_ms: u64) -> Result<(), u64> {
+        self.refill(pace, now_ms);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            return Ok(());
+        }
+        Err(self.wait_ms(pace, now_ms))
     }
 
     /// Takes one token at `now_ms`, refilling first. A clock that goes backwards refills
@@ -201,6 +224,22 @@ mod tests {
             assert_eq!(b.take(PACE, 100_000), Take::Ok);
         }
         assert!(!b.ready(PACE, 100_000));
+    }
+
+    #[test]
+    fn try_take_refuses_without_debt() {
+        let mut b = TokenBucket::full(PACE, 0);
+        for _ in 0..3 {
+            assert_eq!(b.try_take(PACE, 0), Ok(()));
+        }
+        // Refusals cost nothing: the wait stays the same however often it is asked.
+        for _ in 0..10 {
+            assert_eq!(b.try_take(PACE, 0), Err(500));
+        }
+        assert_eq!(b.try_take(PACE, 499), Err(1));
+        assert_eq!(b.try_take(PACE, 500), Ok(()));
+        assert!(!b.is_full(PACE, 1999));
+        assert!(b.is_full(PACE, 2000));
     }
 
     #[test]

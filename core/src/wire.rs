@@ -142,10 +142,14 @@ pub enum ClientFrame {
         /// The sealed envelope (kind 1).
         envelope: Vec<u8>,
     },
-    /// `0x03 SYNC`: asks again for every stored event after `after_seq` (gap repair).
+    /// `0x03 SYNC`: asks for the next page of stored events after `after_seq` (the rest of
+    /// a paged catch-up, or gap repair).
     Sync {
         /// The last sequence the client has without a gap.
         after_seq: u64,
+        /// The `token` of the last `CAUGHT_UP` this socket received: the relay serves a
+        /// `SYNC` only once the client has read its previous page.
+        token: u64,
     },
     /// `0x04 SNAPSHOT_PUT`: stores a snapshot covering every event up to `upto_seq`.
     SnapshotPut {
@@ -443,10 +447,14 @@ pub enum RelayFrame {
         /// The sealed envelope (kind 2).
         envelope: Vec<u8>,
     },
-    /// `0x85 CAUGHT_UP`: every stored event up to `head_seq` has been sent.
+    /// `0x85 CAUGHT_UP`: the end of one catch-up page. When the client's cursor is below
+    /// `head_seq`, it asks for the next page with `SYNC` carrying `token`.
     CaughtUp {
-        /// The highest stored sequence at the end of catch-up.
+        /// The highest stored sequence when the page ended.
         head_seq: u64,
+        /// What the next `SYNC` on this socket must carry (unguessable: it proves the
+        /// client read this far).
+        token: u64,
     },
     /// `0x86 EPHEMERAL`: another client's ephemeral broadcast.
     Ephemeral {
@@ -533,7 +541,7 @@ impl ClientFrame {
                 Ok(out)
             }
             Self::Publish { envelope } => with_envelope(T_PUBLISH, &[], envelope, KIND_EVENT),
-            Self::Sync { after_seq } => fixed(T_SYNC, &after_seq.to_be_bytes()),
+            Self::Sync { after_seq, token } => fixed(T_SYNC, &two_u64(*after_seq, *token)),
             Self::SnapshotPut { upto_seq, envelope } => with_envelope(
                 T_SNAPSHOT_PUT,
                 &upto_seq.to_be_bytes(),
@@ -581,8 +589,9 @@ impl ClientFrame {
             },
             T_SYNC => {
                 let after_seq = r.u64("SYNC ends inside after_seq")?;
+                let token = r.u64("SYNC ends inside token")?;
                 r.finish("SYNC has trailing bytes")?;
-                Self::Sync { after_seq }
+                Self::Sync { after_seq, token }
             }
             T_SNAPSHOT_PUT => Self::SnapshotPut {
                 upto_seq: r.u64("SNAPSHOT_PUT ends inside upto_seq")?,
@@ -660,7 +669,7 @@ impl RelayFrame {
             Self::Snapshot { seq, envelope } => {
                 with_envelope(T_SNAPSHOT, &seq.to_be_bytes(), envelope, KIND_SNAPSHOT)
             }
-            Self::CaughtUp { head_seq } => fixed(T_CAUGHT_UP, &head_seq.to_be_bytes()),
+            Self::CaughtUp { head_seq, token } => fixed(T_CAUGHT_UP, &two_u64(*head_seq, *token)),
             Self::Ephemeral { envelope } => {
                 with_envelope(T_RELAY_EPHEMERAL, &[], envelope, KIND_EPHEMERAL)
             }
@@ -789,8 +798,9 @@ impl RelayFrame {
             },
             T_CAUGHT_UP => {
                 let head_seq = r.u64("CAUGHT_UP ends inside head_seq")?;
+                let token = r.u64("CAUGHT_UP ends inside token")?;
                 r.finish("CAUGHT_UP has trailing bytes")?;
-                Self::CaughtUp { head_seq }
+                Self::CaughtUp { head_seq, token }
             }
             T_RELAY_EPHEMERAL => Self::Ephemeral {
                 envelope: envelope(r.rest(), KIND_EPHEMERAL)?,
@@ -941,6 +951,14 @@ pub fn publish_header(frame: &[u8]) -> Option<crate::envelope::EnvelopeHeader> {
 }
 
 /// A frame whose body is exactly `body`.
+/// Two big-endian `u64`s, back to back.
+fn two_u64(a: u64, b: u64) -> [u8; 16] {
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&a.to_be_bytes());
+    out[8..].copy_from_slice(&b.to_be_bytes());
+    out
+}
+
 fn fixed(frame_type: u8, body: &[u8]) -> Result<Vec<u8>> {
     let mut out = start(frame_type, body.len())?;
     out.extend_from_slice(body);
@@ -1105,10 +1123,14 @@ mod tests {
     fn sync_matches_the_protocol_table() {
         let bytes = ClientFrame::Sync {
             after_seq: 0x0102_0304_0506_0708,
+            token: 0x1112_1314_1516_1718,
         }
         .encode()
         .unwrap();
-        assert_eq!(bytes, [2, 3, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            bytes,
+            [2, 3, 1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]
+        );
     }
 
     #[test]

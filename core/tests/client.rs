@@ -202,7 +202,10 @@ fn local_changes_wait_in_the_outbox_until_acknowledged() {
     c.handle_frame(
         Millis(30),
         WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 0 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
     );
     let frames = sent(&drain(&mut c));
     assert!(matches!(frames[..], [ClientFrame::Publish { .. }]));
@@ -220,7 +223,10 @@ fn local_changes_wait_in_the_outbox_until_acknowledged() {
     c.handle_frame(
         wake.unwrap().plus(7),
         WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 0 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
     );
     let frames = sent(&drain(&mut c));
     assert!(matches!(
@@ -346,7 +352,10 @@ fn live_with(session: u8) -> Client {
     c.handle_frame(
         Millis(70),
         WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 0 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
     );
     drain(&mut c);
     c
@@ -371,13 +380,80 @@ fn a_gap_in_sequences_asks_for_a_sync() {
         }),
     );
     let frames = sent(&drain(&mut c));
-    assert_eq!(frames, vec![ClientFrame::Sync { after_seq: 0 }]);
+    assert_eq!(
+        frames,
+        vec![ClientFrame::Sync {
+            after_seq: 0,
+            token: 0
+        }]
+    );
     assert_eq!(c.last_seq(), 0, "the cursor stays before the hole");
     assert_eq!(
         c.replica().get("tasks").len(),
         1,
         "the event itself still applies"
     );
+}
+
+#[test]
+fn a_paged_catch_up_asks_for_each_next_page_with_its_token_and_is_live_only_at_the_end() {
+    // Two events from another member: page one carries the first, page two the second.
+    let mut sender = live();
+    let mut envelopes = Vec::new();
+    for id in ["a", "b"] {
+        sender
+            .handle_local_op(Millis(200), WALL, create(id))
+            .unwrap();
+        sender.handle_flush(Millis(200));
+        envelopes.push(sender.outbox_envelopes().pop().unwrap());
+    }
+    let mut c = client_with(2);
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    c.handle_frame(Millis(60), WALL, &welcome());
+    drain(&mut c);
+    let event = |seq: u64, envelope: &Vec<u8>| {
+        frame(RelayFrame::Event {
+            seq,
+            relay_time: WALL.0,
+            envelope: envelope.clone(),
+        })
+    };
+    c.handle_frame(Millis(61), WALL, &event(1, &envelopes[0]));
+    c.handle_frame(
+        Millis(62),
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 2,
+            token: 0xAB,
+        }),
+    );
+    let outs = drain(&mut c);
+    assert_eq!(
+        sent(&outs),
+        [ClientFrame::Sync {
+            after_seq: 1,
+            token: 0xAB
+        }],
+        "the next page, with the token of the page it read"
+    );
+    assert_ne!(c.status(), &Status::Live, "not live with half the room");
+    c.handle_frame(Millis(63), WALL, &event(2, &envelopes[1]));
+    c.handle_frame(
+        Millis(64),
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 2,
+            token: 0xCD,
+        }),
+    );
+    let outs = drain(&mut c);
+    assert!(sent(&outs).is_empty(), "caught up: nothing more to ask");
+    assert_eq!(c.status(), &Status::Live);
+    assert_eq!(c.replica().get("tasks").len(), 2);
+    assert!(events(&outs)
+        .iter()
+        .all(|e| !matches!(e, ClientEvent::Warning { .. })));
 }
 
 #[test]
@@ -466,7 +542,14 @@ fn reconnects_back_off_and_reset_only_after_a_healthy_connection() {
     // A connection that drops right after going live does not reset the schedule…
     opened(&mut c, now);
     c.handle_frame(now, WALL, &welcome());
-    c.handle_frame(now, WALL, &frame(RelayFrame::CaughtUp { head_seq: 0 }));
+    c.handle_frame(
+        now,
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
+    );
     c.handle_socket_closed(now.plus(1_000), 1006);
     let Some(Status::Reconnecting { in_ms, .. }) = statuses(&drain(&mut c)).pop() else {
         panic!()
@@ -477,7 +560,14 @@ fn reconnects_back_off_and_reset_only_after_a_healthy_connection() {
     c.handle_timer(now);
     opened(&mut c, now);
     c.handle_frame(now, WALL, &welcome());
-    c.handle_frame(now, WALL, &frame(RelayFrame::CaughtUp { head_seq: 0 }));
+    c.handle_frame(
+        now,
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
+    );
     c.handle_timer(now.plus(10_000));
     c.handle_socket_closed(now.plus(10_001), 1006);
     let Some(Status::Reconnecting { in_ms, attempt }) = statuses(&drain(&mut c)).pop() else {
@@ -794,7 +884,10 @@ fn the_client_paces_itself_and_merges_what_waited() {
     c.handle_frame(
         Millis(70),
         WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 0 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
     );
     drain(&mut c);
     // 30 separate tasks at the same instant: the pace (6 of a burst of 8, HELLO paid one)
@@ -908,7 +1001,10 @@ fn a_read_only_member_is_told_and_its_offline_changes_are_rolled_back() {
     c.handle_frame(
         Millis(62),
         WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 1 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 1,
+            token: 0,
+        }),
     );
     let evs = events(&drain(&mut c));
     let rejected: Vec<_> = evs
@@ -1001,7 +1097,10 @@ fn a_clock_minutes_ahead_wins_no_conflict_past_the_skew_bound() {
     a.handle_frame(
         Millis(70),
         ahead,
-        &frame(RelayFrame::CaughtUp { head_seq: 0 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
     );
     drain(&mut a);
     // The relay stores her change at its own time, WALL.
@@ -1063,7 +1162,10 @@ fn a_snapshot_that_does_not_open_is_reported_once_and_never_asked_for_again() {
     c.handle_frame(
         Millis(22),
         WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 40 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 40,
+            token: 0,
+        }),
     );
     let outs = drain(&mut c);
     assert_eq!(c.last_seq(), 40, "skipped over");
@@ -1090,14 +1192,26 @@ fn a_relay_that_keeps_a_hole_is_asked_once_then_reported() {
     c.handle_frame(
         Millis(100),
         WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 5 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 5,
+            token: 0,
+        }),
     );
     let first = sent(&drain(&mut c));
-    assert!(matches!(first[..], [ClientFrame::Sync { after_seq: 0 }]));
+    assert!(matches!(
+        first[..],
+        [ClientFrame::Sync {
+            after_seq: 0,
+            token: 0
+        }]
+    ));
     c.handle_frame(
         Millis(110),
         WALL,
-        &frame(RelayFrame::CaughtUp { head_seq: 5 }),
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 5,
+            token: 0,
+        }),
     );
     let outs = drain(&mut c);
     assert!(sent(&outs).is_empty(), "no second SYNC for the same hole");
@@ -1139,7 +1253,10 @@ fn hostile_sequence_numbers_neither_panic_nor_freeze() {
         c.handle_frame(
             Millis(300),
             WALL,
-            &frame(RelayFrame::CaughtUp { head_seq: seq }),
+            &frame(RelayFrame::CaughtUp {
+                head_seq: seq,
+                token: 0,
+            }),
         );
     }
     drain(&mut c);

@@ -94,6 +94,7 @@ fn client_frame(name: &str, f: &Value) -> ClientFrame {
         },
         "SYNC" => ClientFrame::Sync {
             after_seq: u64_of(&f["after_seq"]),
+            token: u64_of(&f["token"]),
         },
         "SNAPSHOT_PUT" => ClientFrame::SnapshotPut {
             upto_seq: u64_of(&f["upto_seq"]),
@@ -139,6 +140,7 @@ fn relay_frame(name: &str, f: &Value) -> RelayFrame {
         },
         "CAUGHT_UP" => RelayFrame::CaughtUp {
             head_seq: u64_of(&f["head_seq"]),
+            token: u64_of(&f["token"]),
         },
         "EPHEMERAL" => RelayFrame::Ephemeral {
             envelope: bytes(&f["envelope"]),

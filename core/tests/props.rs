@@ -43,7 +43,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 }
             ),
         envelope(1).prop_map(|envelope| ClientFrame::Publish { envelope }),
-        any::<u64>().prop_map(|after_seq| ClientFrame::Sync { after_seq }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(after_seq, token)| ClientFrame::Sync { after_seq, token }),
         (any::<u64>(), envelope(2))
             .prop_map(|(upto_seq, envelope)| ClientFrame::SnapshotPut { upto_seq, envelope }),
         envelope(3).prop_map(|envelope| ClientFrame::Ephemeral { envelope }),
@@ -139,7 +140,8 @@ fn relay_frame() -> impl Strategy<Value = RelayFrame> {
         }),
         (any::<u64>(), envelope(2))
             .prop_map(|(seq, envelope)| RelayFrame::Snapshot { seq, envelope }),
-        any::<u64>().prop_map(|head_seq| RelayFrame::CaughtUp { head_seq }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(head_seq, token)| RelayFrame::CaughtUp { head_seq, token }),
         envelope(3).prop_map(|envelope| RelayFrame::Ephemeral { envelope }),
         any::<u32>().prop_map(|count| RelayFrame::Presence { count }),
         (any::<u16>(), any::<bool>(), MESSAGE).prop_map(|(code, fatal, message)| {

@@ -55,7 +55,7 @@
 //                         the payloads are random bytes, so the default leaves it off to
 //                         measure relaying, not zlib. The negotiated extension is printed.
 //   WRANGLER_VERSION      printed in the machine line (run.sh sets it)
-import { createPrivateKey, createPublicKey, hkdfSync, randomBytes, sign } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -65,6 +65,7 @@ import * as Y from "yjs";
 import * as syncProtocol from "y-protocols/sync";
 import * as encoding from "lib0/encoding";
 import * as decoding from "lib0/decoding";
+import { helloFrame, memberKeyPair, publishFrame, relayError, relayRefused } from "./wire.mjs";
 
 const [relayUrl, echoUrl, ywsUrl, storeUrl] = process.argv.slice(2);
 if (!relayUrl || !echoUrl) {
@@ -110,77 +111,13 @@ function fatal(message) {
 
 // ---------------------------------------------------------------- sealsync relay / echo
 
-// Wire version 2 (sealsync_core::wire::VERSION); envelopes are still version 1.
-const WIRE_VERSION = 2;
-// The shortest ciphertext an envelope carries (a 64-byte padded plaintext and its tag).
-const MIN_CIPHERTEXT = 80;
-
 const CHANNEL = randomBytes(16);
 const SESSION = randomBytes(16);
-
-// Membership (sealsync_core::member): the room key derives an Ed25519 key pair, seed =
-// HKDF-SHA256(ikm = room key, salt = "sealsync/v1", info = "sealsync/v2/member", 32 bytes);
-// HELLO carries its public half (the member key) and its signature over
-// "sealsync/v2/hello" ‖ u16 len(room id) ‖ room id (NFC, UTF-8) ‖ challenge ‖ member key.
 const ROOM_KEY = randomBytes(32);
-// A PKCS#8 DER wrapper for a raw 32-byte Ed25519 seed (RFC 8410).
-const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-
-function memberKeyPair(roomKey) {
-  const seed = Buffer.from(hkdfSync("sha256", roomKey, "sealsync/v1", "sealsync/v2/member", 32));
-  const privateKey = createPrivateKey({
-    key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]),
-    format: "der",
-    type: "pkcs8",
-  });
-  // The raw public key is the last 32 bytes of its SPKI DER encoding.
-  const publicKey = createPublicKey(privateKey).export({ format: "der", type: "spki" }).subarray(-32);
-  return { privateKey, publicKey };
-}
-
-function proveMembership({ privateKey, publicKey }, room, challenge) {
-  const id = Buffer.from(room.normalize("NFC"), "utf8");
-  const len = Buffer.alloc(2);
-  len.writeUInt16BE(id.length);
-  const message = Buffer.concat([Buffer.from("sealsync/v2/hello", "utf8"), len, id, challenge, publicKey]);
-  return sign(null, message, privateKey);
-}
-
 const MEMBER = memberKeyPair(ROOM_KEY);
 
-// HELLO: after_seq u64 (0), member_key [32], proof [64], channel_count u8, tags [16] each.
-function hello(room, challenge) {
-  const b = Buffer.alloc(2 + 8 + 32 + 64 + 1 + 16);
-  b[0] = WIRE_VERSION; b[1] = 0x01; // version, HELLO; after_seq 0
-  MEMBER.publicKey.copy(b, 10);
-  proveMembership(MEMBER, room, challenge).copy(b, 42);
-  b[106] = 1; CHANNEL.copy(b, 107);
-  return b;
-}
-
-// A PUBLISH frame with a well-formed envelope header (the relay never decrypts); its
-// ciphertext is at least as long as the shortest a sealed envelope has.
-function publish(counter) {
-  const env = Buffer.alloc(90 + Math.max(PAYLOAD, MIN_CIPHERTEXT));
-  env[0] = 1; env[1] = 1; // version, kind event; key_epoch 0
-  CHANNEL.copy(env, 6); SESSION.copy(env, 22);
-  env.writeBigUInt64BE(BigInt(counter), 38);
-  randomBytes(env.length - 46).copy(env, 46);
-  return Buffer.concat([Buffer.from([WIRE_VERSION, 0x02]), env]);
-}
-
-function relayError(data) {
-  const code = data.length >= 4 ? data.readUInt16BE(2) : -1;
-  const len = data.length >= 7 ? data.readUInt16BE(5) : 0;
-  return `relay ERROR code ${code}: ${data.subarray(7, 7 + len).toString("utf8")}`;
-}
-
-// REFUSED: session [16], counter u64, code u16, retry_after_ms u32, message_len u16, message.
-function relayRefused(data) {
-  const code = data.length >= 28 ? data.readUInt16BE(26) : -1;
-  const len = data.length >= 34 ? data.readUInt16BE(32) : 0;
-  return `relay REFUSED code ${code}: ${data.subarray(34, 34 + len).toString("utf8")}`;
-}
+const hello = (room, challenge) => helloFrame(MEMBER, room, challenge, CHANNEL);
+const publish = (counter) => publishFrame(CHANNEL, SESSION, counter, PAYLOAD);
 
 // --------------------------------------------------------------------------- y-websocket
 

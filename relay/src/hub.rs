@@ -34,8 +34,11 @@ use crate::store::{envelope_digest, NewEvent, RoomStore, StoreError, DIGEST_LEN}
 /// A socket's id within its room (unique while the room's object lives).
 pub type PeerId = u64;
 
-/// Events read from storage per page during catch-up.
-const CATCH_UP_PAGE: usize = 256;
+/// Most events in one catch-up page (besides [`Limits::catch_up_page_bytes`]).
+pub const CATCH_UP_PAGE_EVENTS: usize = 1024;
+
+/// Most client addresses whose wrong-key `HELLO`s a room remembers ([`Budget`]).
+pub const MAX_TRACKED_ADDRESSES: usize = 4096;
 
 /// Above this many joined sockets, presence changes are coalesced ([`Out::PresenceChanged`]).
 pub const PRESENCE_COALESCE_ABOVE: u32 = 64;
@@ -76,14 +79,34 @@ pub struct Peer {
     /// When the socket was accepted (ms since the Unix epoch): unjoined, it is closed
     /// [`Limits::unjoined_timeout_ms`] later.
     pub opened_ms: u64,
+    /// The client's address (`CF-Connecting-IP`), when the request had one.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// 32 random bytes, never sent: they key this socket's catch-up tokens.
+    #[serde(default)]
+    pub token_key: [u8; 32],
+    /// Catch-up pages sent on this socket.
+    #[serde(default)]
+    pub pages: u64,
+    /// The token of the last `CAUGHT_UP` sent: the next `SYNC` must carry it. (Kept as a
+    /// decimal string in the attachment: JavaScript numbers hold 53 bits.)
+    #[serde(default, with = "u64_text")]
+    pub sync_token: u64,
 }
 
 impl Peer {
-    /// A new, not yet joined socket accepted at `now_ms`, with a full token bucket and
-    /// `challenge` (32 bytes from a cryptographic random source, new for every socket).
-    /// Hand it to [`accept`], which sends the challenge.
+    /// A new, not yet joined socket accepted at `now_ms`, with a full token bucket,
+    /// `challenge` and `token_key` (each 32 bytes from a cryptographic random source, new
+    /// for every socket; the challenge is sent, the token key never is). Hand it to
+    /// [`accept`], which sends the challenge.
     #[must_use]
-    pub fn new(id: PeerId, limits: &Limits, now_ms: u64, challenge: [u8; CHALLENGE_LEN]) -> Self {
+    pub fn new(
+        id: PeerId,
+        limits: &Limits,
+        now_ms: u64,
+        challenge: [u8; CHALLENGE_LEN],
+        token_key: [u8; 32],
+    ) -> Self {
         Self {
             id,
             joined: false,
@@ -95,7 +118,27 @@ impl Peer {
             client: None,
             challenge,
             opened_ms: now_ms,
+            address: None,
+            token_key,
+            pages: 0,
+            sync_token: 0,
         }
+    }
+
+    /// A new catch-up token for this socket (it becomes the one the next `SYNC` must carry):
+    /// the first 8 bytes of SHA-256(token key ‖ page number), never 0, so that a client that
+    /// does not read its socket cannot know it.
+    fn next_token(&mut self) -> u64 {
+        use sha2::Digest as _;
+        self.pages = self.pages.saturating_add(1);
+        let digest = sha2::Sha256::new()
+            .chain_update(self.token_key)
+            .chain_update(self.pages.to_be_bytes())
+            .finalize();
+        let mut first = [0; 8];
+        first.copy_from_slice(&digest[..8]);
+        self.sync_token = u64::from_be_bytes(first).max(1);
+        self.sync_token
     }
 
     /// What the socket may do (`WELCOME.access`, `ACCESS`): a pending guest only reads, a
@@ -114,6 +157,68 @@ impl Peer {
         } else {
             Access::Write
         }
+    }
+}
+
+/// A `u64` as a decimal string, for values above 2^53 in a JavaScript attachment.
+mod u64_text {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What all sockets of a room share, in the object's memory only (a fresh object starts
+/// with full buckets: waking from hibernation takes longer than they take to refill).
+#[derive(Debug, Clone, Default)]
+pub struct Budget {
+    /// The room's frames ([`Limits::room_pace`]); `None` until the first frame.
+    room: Option<TokenBucket>,
+    /// Wrong-key `HELLO`s per client address ([`Limits::wrong_key_pace`]).
+    wrong_keys: BTreeMap<String, TokenBucket>,
+}
+
+impl Budget {
+    /// Takes a token from the room's bucket; the wait in milliseconds when it is empty.
+    fn take_room(&mut self, limits: &Limits, now_ms: u64) -> Result<(), u64> {
+        let pace = limits.room_pace();
+        self.room
+            .get_or_insert_with(|| TokenBucket::full(pace, now_ms))
+            .try_take(pace, now_ms)
+    }
+
+    /// The wait before `address` may try another member key (0: now).
+    fn wrong_key_wait(&self, limits: &Limits, address: &str, now_ms: u64) -> u64 {
+        self.wrong_keys
+            .get(address)
+            .map_or(0, |b| b.wait_ms(limits.wrong_key_pace(), now_ms))
+    }
+
+    /// Counts a wrong-key `HELLO` from `address`.
+    fn wrong_key(&mut self, limits: &Limits, address: &str, now_ms: u64) {
+        let pace = limits.wrong_key_pace();
+        if !self.wrong_keys.contains_key(address) && self.wrong_keys.len() >= MAX_TRACKED_ADDRESSES
+        {
+            // Forget the addresses whose bucket refilled (they are as good as new); if none
+            // did, the first.
+            self.wrong_keys.retain(|_, b| !b.is_full(pace, now_ms));
+            if self.wrong_keys.len() >= MAX_TRACKED_ADDRESSES {
+                if let Some(first) = self.wrong_keys.keys().next().cloned() {
+                    self.wrong_keys.remove(&first);
+                }
+            }
+        }
+        let _ = self
+            .wrong_keys
+            .entry(address.to_owned())
+            .or_insert_with(|| TokenBucket::full(pace, now_ms))
+            .try_take(pace, now_ms);
     }
 }
 
@@ -216,6 +321,61 @@ pub fn room_full(peers: &BTreeMap<PeerId, Peer>, limits: &Limits) -> bool {
     peers.values().filter(|p| p.joined).count() >= limits.max_sockets_per_room
 }
 
+/// Why a new socket is refused before it is accepted, if it is: a user the backend
+/// banned (`BANNED`, 4003), a room with [`Limits::max_sockets_per_room`] joined sockets,
+/// or an address or user that already holds [`Limits::max_sockets_per_address`] sockets
+/// in this room (`ROOM_FULL`, 4029). The glue sends the error and closes the socket.
+#[must_use]
+pub fn admission(
+    peers: &BTreeMap<PeerId, Peer>,
+    limits: &Limits,
+    banned: bool,
+    user: Option<&str>,
+    address: Option<&str>,
+) -> Option<(RelayErrorCode, String)> {
+    if banned {
+        return Some((
+            RelayErrorCode::Banned,
+            "the application banned you from this room".into(),
+        ));
+    }
+    if room_full(peers, limits) {
+        return Some((
+            RelayErrorCode::RoomFull,
+            "this room has its maximum number of sockets; retry later".into(),
+        ));
+    }
+    let cap = limits.max_sockets_per_address;
+    let held = |same: &dyn Fn(&Peer) -> bool| peers.values().filter(|p| same(p)).count();
+    if let Some(address) = address {
+        if held(&|p| p.address.as_deref() == Some(address)) >= cap {
+            return Some((
+                RelayErrorCode::RoomFull,
+                format!("your address holds {cap} sockets in this room, the most it may"),
+            ));
+        }
+    }
+    if let Some(user) = user {
+        if held(&|p| p.user.as_deref() == Some(user)) >= cap {
+            return Some((
+                RelayErrorCode::RoomFull,
+                format!("you hold {cap} sockets in this room, the most one user may"),
+            ));
+        }
+    }
+    None
+}
+
+/// Whether a room whose last socket left may be deleted at once: nothing was ever stored
+/// in it (no event; a snapshot needs one). Its member key goes too, so a stranger who
+/// claimed an unused room id holds it only while a socket of theirs stays open.
+///
+/// # Errors
+/// [`StoreError`] when storage fails.
+pub fn disposable<S: RoomStore>(store: &S) -> Result<bool, StoreError> {
+    Ok(store.head_seq()? == 0)
+}
+
 /// The `CHALLENGE` frame of `peer`'s socket (what [`accept`] sends first).
 #[must_use]
 pub fn challenge_frame(peer: &Peer) -> Vec<u8> {
@@ -225,7 +385,7 @@ pub fn challenge_frame(peer: &Peer) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// A socket was accepted (the glue checked [`room_full`] and bans first): `peer` (from
+/// A socket was accepted (the glue asked [`admission`] first): `peer` (from
 /// [`Peer::new`]) joins the room's peers, unjoined, and its socket's first frame is its
 /// `CHALLENGE`. When the room already has [`Limits::max_unjoined_sockets`] unjoined
 /// sockets, the oldest of them is closed (`ERROR ROOM_FULL`, 4029) to make room: idle
@@ -408,23 +568,26 @@ pub struct Hub<'a, S> {
     store: &'a mut S,
     limits: &'a Limits,
     peers: &'a mut BTreeMap<PeerId, Peer>,
+    budget: &'a mut Budget,
     out: Vec<Out>,
 }
 
 impl<'a, S: RoomStore> Hub<'a, S> {
     /// Borrows the room's parts for one input. `room` is the room's id (what `HELLO`
-    /// proofs sign).
+    /// proofs sign); `budget` lives as long as the object's memory.
     pub fn new(
         room: &'a RoomId,
         store: &'a mut S,
         limits: &'a Limits,
         peers: &'a mut BTreeMap<PeerId, Peer>,
+        budget: &'a mut Budget,
     ) -> Self {
         Self {
             room,
             store,
             limits,
             peers,
+            budget,
             out: Vec::new(),
         }
     }
@@ -507,31 +670,30 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         let Some(peer) = self.peers.get_mut(&from) else {
             return false;
         };
+        let joined = peer.joined;
         match peer.bucket.take(pace, now_ms) {
-            Take::Ok => true,
+            Take::Ok if !joined => true,
+            Take::Ok => match self.budget.take_room(self.limits, now_ms) {
+                Ok(()) => true,
+                Err(wait) => {
+                    let retry_after_ms = u32::try_from(wait).unwrap_or(u32::MAX);
+                    let room = self.limits.room_pace();
+                    let message = format!(
+                        "this room's sockets together sent over {} frames in a burst or {} \
+                         per second: wait {retry_after_ms} ms before sending again",
+                        room.burst, room.per_second
+                    );
+                    self.rate_refusal(from, frame, retry_after_ms, message);
+                    false
+                }
+            },
             Take::Wait { retry_after_ms } => {
                 let message = format!(
                     "over {} frames in a burst or {} per second: wait {retry_after_ms} ms \
                      before sending again",
                     pace.burst, pace.per_second
                 );
-                match frame.and_then(publish_header) {
-                    Some(header) => self.refuse(
-                        from,
-                        &header,
-                        RelayErrorCode::RateLimited,
-                        retry_after_ms,
-                        message,
-                    ),
-                    None => self.send(
-                        from,
-                        &RelayFrame::Error {
-                            code: RelayErrorCode::RateLimited,
-                            fatal: false,
-                            message: bounded(format!("{message}; this frame was dropped")),
-                        },
-                    ),
-                }
+                self.rate_refusal(from, frame, retry_after_ms, message);
                 false
             }
             Take::Exceeded => {
@@ -543,6 +705,34 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 self.give_up(from, RelayErrorCode::RateLimited, message);
                 false
             }
+        }
+    }
+
+    /// A frame over a rate: a `PUBLISH` that names its change gets `REFUSED RATE_LIMITED`
+    /// with the wait, any other frame a non-fatal `ERROR RATE_LIMITED`, and is dropped.
+    fn rate_refusal(
+        &mut self,
+        from: PeerId,
+        frame: Option<&[u8]>,
+        retry_after_ms: u32,
+        message: String,
+    ) {
+        match frame.and_then(publish_header) {
+            Some(header) => self.refuse(
+                from,
+                &header,
+                RelayErrorCode::RateLimited,
+                retry_after_ms,
+                message,
+            ),
+            None => self.send(
+                from,
+                &RelayFrame::Error {
+                    code: RelayErrorCode::RateLimited,
+                    fatal: false,
+                    message: bounded(format!("{message}; this frame was dropped")),
+                },
+            ),
         }
     }
 
@@ -633,8 +823,8 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 "send HELLO first: it must be the first frame on a socket".into(),
             ),
             ClientFrame::Publish { envelope } => self.publish(from, &envelope, now_ms)?,
-            ClientFrame::Sync { after_seq } => {
-                if self.seq_in_range(from, "SYNC", after_seq) {
+            ClientFrame::Sync { after_seq, token } => {
+                if self.seq_in_range(from, "SYNC", after_seq) && self.sync_token_ok(from, token) {
                     self.catch_up(from, after_seq)?;
                 }
             }
@@ -663,6 +853,25 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         false
     }
 
+    /// Whether a `SYNC` carries the token of the last `CAUGHT_UP` sent on its socket (the
+    /// client read its previous page); otherwise it gets a non-fatal `ERROR BAD_FRAME` and
+    /// nothing is sent: a socket that does not read cannot make the relay queue page after
+    /// page.
+    fn sync_token_ok(&mut self, from: PeerId, token: u64) -> bool {
+        let expected = self.peers.get(&from).map(|p| p.sync_token);
+        if expected.is_some_and(|t| bool::from(t.to_be_bytes().ct_eq(&token.to_be_bytes()))) {
+            return true;
+        }
+        self.error(
+            from,
+            RelayErrorCode::BadFrame,
+            "SYNC must carry the token of the last CAUGHT_UP on this socket (read the page \
+             before asking for the next); the frame was ignored"
+                .into(),
+        );
+        false
+    }
+
     /// `HELLO`: the proof must sign this socket's challenge with the offered member key,
     /// and that key must be the room's (or becomes it, in an empty room).
     fn hello(
@@ -674,7 +883,10 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         channels: Vec<ChannelTag>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let Some((joined, challenge)) = self.peers.get(&from).map(|p| (p.joined, p.challenge))
+        let Some((joined, challenge, address)) = self
+            .peers
+            .get(&from)
+            .map(|p| (p.joined, p.challenge, p.address.clone()))
         else {
             return Ok(());
         };
@@ -688,6 +900,22 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         }
         if !self.seq_in_range(from, "HELLO", after_seq) {
             return Ok(());
+        }
+        // An address that sent too many wrong keys waits, whatever the key: the answer
+        // must not tell a guess apart while it waits.
+        if let Some(address) = &address {
+            let wait = self.budget.wrong_key_wait(self.limits, address, now_ms);
+            if wait > 0 {
+                self.error(
+                    from,
+                    RelayErrorCode::RateLimited,
+                    format!(
+                        "too many HELLOs with a wrong password or secret from your address; \
+                         wait {wait} ms, then send HELLO again"
+                    ),
+                );
+                return Ok(());
+            }
         }
         // A recorded HELLO signs another socket's challenge; the stored member key alone
         // signs nothing.
@@ -706,6 +934,9 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             }
             Some(stored) if bool::from(stored.ct_eq(member_key)) => VerifierState::Matched,
             Some(_) => {
+                if let Some(address) = &address {
+                    self.budget.wrong_key(self.limits, address, now_ms);
+                }
                 self.error(
                     from,
                     RelayErrorCode::WrongVerifier,
@@ -748,8 +979,11 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         Ok(())
     }
 
-    /// Snapshot when `after_seq` is behind it, then the stored events in order, then
-    /// `CAUGHT_UP` (PROTOCOL.md, "Ordering").
+    /// One catch-up page (PROTOCOL.md, "Ordering"): the snapshot when `after_seq` is behind
+    /// it, then stored events in order, up to [`Limits::catch_up_page_bytes`] of envelopes
+    /// (at least one envelope) and [`CATCH_UP_PAGE_EVENTS`] events, then `CAUGHT_UP` with
+    /// the head and a new token. The client asks for the next page with a `SYNC` that
+    /// carries the token.
     ///
     /// Every stored event goes to every joined socket, whatever its channel: stored changes
     /// belong to the whole room (clients merge every event), and sequence numbers stay
@@ -758,10 +992,13 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         if !self.peers.contains_key(&from) {
             return Ok(());
         }
+        let budget = self.limits.catch_up_page_bytes;
+        let mut spent = 0_u64;
         let mut cursor = after_seq;
         if after_seq < self.store.snapshot_seq()? {
             if let Some(snapshot) = self.store.snapshot()? {
                 cursor = snapshot.seq;
+                spent = snapshot.envelope.len() as u64;
                 self.send(
                     from,
                     &RelayFrame::Snapshot {
@@ -771,22 +1008,24 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 );
             }
         }
-        loop {
-            let page = self.store.events_after(cursor, CATCH_UP_PAGE)?;
-            let full = page.len() == CATCH_UP_PAGE;
+        if spent < budget {
+            let page = self
+                .store
+                .events_after(cursor, CATCH_UP_PAGE_EVENTS, budget - spent)?;
             for event in page {
-                cursor = event.seq;
                 self.out.push(Out::Send {
                     to: from,
                     frame: encode_event(event.seq, event.relay_time, &event.envelope),
                 });
             }
-            if !full {
-                break;
-            }
         }
         let head_seq = self.store.head_seq()?;
-        self.send(from, &RelayFrame::CaughtUp { head_seq });
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return Ok(());
+        };
+        let token = peer.next_token();
+        self.out.push(Out::Save(from));
+        self.send(from, &RelayFrame::CaughtUp { head_seq, token });
         Ok(())
     }
 

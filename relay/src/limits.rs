@@ -34,8 +34,32 @@ pub const DEFAULT_MAX_UNJOINED_SOCKETS: usize = 64;
 pub const DEFAULT_UNJOINED_TIMEOUT_SECONDS: u64 = 10;
 /// `MAX_HISTORY_EVENTS`: stored (not yet compacted) events per room.
 pub const DEFAULT_MAX_HISTORY_EVENTS: u64 = 100_000;
-/// `MAX_HISTORY_BYTES`: stored envelope bytes per room (events and snapshot).
-pub const DEFAULT_MAX_HISTORY_BYTES: u64 = 256 * 1024 * 1024;
+/// `MAX_HISTORY_BYTES`: stored envelope bytes per room (events and snapshot): what a new
+/// member downloads at most (in pages of [`DEFAULT_CATCH_UP_PAGE_BYTES`]; the history is
+/// never in memory at once).
+pub const DEFAULT_MAX_HISTORY_BYTES: u64 = 64 * 1024 * 1024;
+/// `CATCH_UP_PAGE_BYTES`: envelope bytes per catch-up page (a page ends within one envelope
+/// past it). A socket gets its next page only after it read this one (the `SYNC` carries
+/// the page's token), so a socket that does not read holds at most about two pages of
+/// catch-up in the relay's memory.
+pub const DEFAULT_CATCH_UP_PAGE_BYTES: u64 = 1024 * 1024;
+/// `ROOM_RATE_BURST` / `ROOM_RATE_PER_SECOND`: frames the joined sockets of one room may
+/// send together (each also within its own `RATE_*` bucket), so that many sockets cannot
+/// together flood a room. Over it, a `PUBLISH` gets `REFUSED RATE_LIMITED` with the room's
+/// wait and any other frame a non-fatal `ERROR RATE_LIMITED`; the room's refusals never
+/// close a socket.
+pub const DEFAULT_ROOM_RATE_BURST: u32 = 1000;
+/// See [`DEFAULT_ROOM_RATE_BURST`].
+pub const DEFAULT_ROOM_RATE_PER_SECOND: u32 = 500;
+/// `MAX_SOCKETS_PER_ADDRESS`: sockets (joined or not) one client address (`CF-Connecting-IP`)
+/// may hold in one room, and one authenticated user (JWT `sub`) may hold in one room. One
+/// more gets `ERROR ROOM_FULL` and 4029.
+pub const DEFAULT_MAX_SOCKETS_PER_ADDRESS: usize = 32;
+/// `WRONG_KEY_BURST`: `HELLO`s with a member key that is not the room's that one client
+/// address may send to one room back to back; then one per second.
+/// Past it, every `HELLO` from that address gets a non-fatal `ERROR RATE_LIMITED` before
+/// its key is compared, so the answer says nothing about the guess.
+pub const DEFAULT_WRONG_KEY_BURST: u32 = 10;
 /// `IDLE_ROOM_TTL_SECONDS`: a room with no socket for this long is deleted by its alarm.
 pub const DEFAULT_IDLE_ROOM_TTL_SECONDS: u64 = 30 * 24 * 3600;
 
@@ -86,6 +110,16 @@ pub struct Limits {
     pub max_history_bytes: u64,
     /// See [`DEFAULT_IDLE_ROOM_TTL_SECONDS`], in milliseconds.
     pub idle_room_ttl_ms: u64,
+    /// See [`DEFAULT_CATCH_UP_PAGE_BYTES`].
+    pub catch_up_page_bytes: u64,
+    /// See [`DEFAULT_ROOM_RATE_BURST`].
+    pub room_rate_burst: u32,
+    /// See [`DEFAULT_ROOM_RATE_PER_SECOND`].
+    pub room_rate_per_second: u32,
+    /// See [`DEFAULT_MAX_SOCKETS_PER_ADDRESS`].
+    pub max_sockets_per_address: usize,
+    /// See [`DEFAULT_WRONG_KEY_BURST`].
+    pub wrong_key_burst: u32,
 }
 
 impl Default for Limits {
@@ -101,6 +135,11 @@ impl Default for Limits {
             max_history_events: DEFAULT_MAX_HISTORY_EVENTS,
             max_history_bytes: DEFAULT_MAX_HISTORY_BYTES,
             idle_room_ttl_ms: DEFAULT_IDLE_ROOM_TTL_SECONDS * 1000,
+            catch_up_page_bytes: DEFAULT_CATCH_UP_PAGE_BYTES,
+            room_rate_burst: DEFAULT_ROOM_RATE_BURST,
+            room_rate_per_second: DEFAULT_ROOM_RATE_PER_SECOND,
+            max_sockets_per_address: DEFAULT_MAX_SOCKETS_PER_ADDRESS,
+            wrong_key_burst: DEFAULT_WRONG_KEY_BURST,
         }
     }
 }
@@ -151,6 +190,25 @@ impl Limits {
         Pace {
             burst: self.rate_burst,
             per_second: self.rate_per_second,
+        }
+    }
+
+    /// The pace of the budget all joined sockets of a room share.
+    #[must_use]
+    pub const fn room_pace(&self) -> Pace {
+        Pace {
+            burst: self.room_rate_burst,
+            per_second: self.room_rate_per_second,
+        }
+    }
+
+    /// The pace of one address's `HELLO`s with a wrong member key: a burst, then one per
+    /// second.
+    #[must_use]
+    pub const fn wrong_key_pace(&self) -> Pace {
+        Pace {
+            burst: self.wrong_key_burst,
+            per_second: 1,
         }
     }
 
@@ -222,6 +280,31 @@ impl Limits {
                 d.max_history_bytes,
             )?,
             idle_room_ttl_ms: ttl_s.saturating_mul(1000),
+            catch_up_page_bytes: parse_positive(
+                "CATCH_UP_PAGE_BYTES",
+                var("CATCH_UP_PAGE_BYTES"),
+                d.catch_up_page_bytes,
+            )?,
+            room_rate_burst: parse_positive(
+                "ROOM_RATE_BURST",
+                var("ROOM_RATE_BURST"),
+                d.room_rate_burst,
+            )?,
+            room_rate_per_second: parse_positive(
+                "ROOM_RATE_PER_SECOND",
+                var("ROOM_RATE_PER_SECOND"),
+                d.room_rate_per_second,
+            )?,
+            max_sockets_per_address: parse_positive(
+                "MAX_SOCKETS_PER_ADDRESS",
+                var("MAX_SOCKETS_PER_ADDRESS"),
+                d.max_sockets_per_address,
+            )?,
+            wrong_key_burst: parse_positive(
+                "WRONG_KEY_BURST",
+                var("WRONG_KEY_BURST"),
+                d.wrong_key_burst,
+            )?,
         })
     }
 
@@ -350,6 +433,10 @@ mod tests {
             "MAX_HISTORY_EVENTS" => tests.get("MAX_HISTORY").cloned(),
             "MAX_UNJOINED_SOCKETS" => tests.get("MAX_UNJOINED").cloned(),
             "UNJOINED_TIMEOUT_SECONDS" => tests.get("UNJOINED_TIMEOUT").cloned(),
+            "CATCH_UP_PAGE_BYTES" => tests.get("PAGE_BYTES").cloned(),
+            "ROOM_RATE_BURST" => tests.get("ROOM_BURST").cloned(),
+            "ROOM_RATE_PER_SECOND" => tests.get("ROOM_RATE").cloned(),
+            "MAX_SOCKETS_PER_ADDRESS" => tests.get("PER_ADDRESS").cloned(),
             _ => None,
         })
         .unwrap();

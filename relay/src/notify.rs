@@ -267,7 +267,7 @@ mod tests {
     use crate::store::MemoryStore;
 
     fn peer(id: PeerId, user: &str, joined: bool) -> Peer {
-        let mut p = Peer::new(id, &Limits::default(), 0, [0; 32]);
+        let mut p = Peer::new(id, &Limits::default(), 0, [0; 32], [0; 32]);
         p.user = Some(user.into());
         p.joined = joined;
         p

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sealsync_core::member::CHALLENGE_LEN;
-use sealsync_core::wire::{RelayErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG};
+use sealsync_core::wire::{HEARTBEAT_PING, HEARTBEAT_PONG};
 use sealsync_core::RoomId;
 use worker::{
     console_error, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Request,
@@ -20,7 +20,7 @@ use worker::{
 };
 
 use crate::forwarded;
-use crate::hub::{self, Hub, Out, Peer, PeerId, CLOSE_INTERNAL_ERROR};
+use crate::hub::{self, Budget, Hub, Out, Peer, PeerId, CLOSE_INTERNAL_ERROR};
 use crate::limits::Limits;
 use crate::notify::{self, NotifyRequest};
 use crate::route::{ClientId, Route};
@@ -35,6 +35,7 @@ struct Live {
     room: Option<RoomId>,
     sockets: BTreeMap<PeerId, WebSocket>,
     peers: BTreeMap<PeerId, Peer>,
+    budget: Budget,
     next_id: PeerId,
     store: Option<SqlStore>,
     /// A coalesced presence update is waiting for its alarm.
@@ -71,6 +72,18 @@ const PEER_TAG: &str = "p:";
 /// The prefix of the tag that carries the room's id (`r:team-42`; a room id is at most
 /// 128 bytes, a tag 256 characters).
 const ROOM_TAG: &str = "r:";
+
+/// The header that carries the client's address (set by Cloudflare's edge).
+const ADDRESS: &str = "CF-Connecting-IP";
+
+/// A close reason within the WebSocket limit of 123 bytes, on a character boundary.
+fn close_text(message: &str) -> &str {
+    let mut end = message.len().min(123);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
 
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
@@ -114,6 +127,7 @@ impl Room {
                 room,
                 sockets,
                 peers,
+                budget: Budget::default(),
                 next_id,
                 store: None,
                 presence_pending: false,
@@ -177,7 +191,13 @@ impl Room {
                 .as_ref()
                 .ok_or_else(|| StoreError("the room does not know its id".into()))?;
             let store = open_store(&mut live.store, &self.state)?;
-            let outs = f(Hub::new(room, store, limits, &mut live.peers))?;
+            let outs = f(Hub::new(
+                room,
+                store,
+                limits,
+                &mut live.peers,
+                &mut live.budget,
+            ))?;
             perform(live, outs);
             Ok(())
         })
@@ -202,38 +222,36 @@ impl Room {
                 .map_err(|e| store_failure(&e))?,
             None => false,
         };
-        let full = self.with_live(|live| {
+        let address = header(ADDRESS);
+        let refusal = self.with_live(|live| {
             live.room.get_or_insert_with(|| room.clone());
-            hub::room_full(&live.peers, limits)
+            hub::admission(
+                &live.peers,
+                limits,
+                banned,
+                user.as_deref(),
+                address.as_deref(),
+            )
         });
-        let refusal = if banned {
-            Some((
-                RelayErrorCode::Banned,
-                "the application banned you from this room",
-            ))
-        } else if full {
-            Some((
-                RelayErrorCode::RoomFull,
-                "this room has its maximum number of sockets; retry later",
-            ))
-        } else {
-            None
-        };
         if let Some((code, message)) = refusal {
             // Not hibernated: it is closed right away.
             pair.server.accept()?;
-            pair.server.send_with_bytes(hub::refusal(code, message))?;
-            pair.server.close(code.close_code(), Some(message))?;
+            pair.server.send_with_bytes(hub::refusal(code, &message))?;
+            pair.server
+                .close(code.close_code(), Some(close_text(&message)))?;
         } else {
             let now = now_ms();
             let mut challenge = [0u8; CHALLENGE_LEN];
+            let mut token_key = [0u8; 32];
             getrandom::fill(&mut challenge)
+                .and_then(|()| getrandom::fill(&mut token_key))
                 .map_err(|e| worker::Error::RustError(format!("no randomness: {e}")))?;
             let (id, mut peer) = self.with_live(|live| {
                 let id = live.next_id;
                 live.next_id += 1;
-                (id, Peer::new(id, limits, now, challenge))
+                (id, Peer::new(id, limits, now, challenge, token_key))
             });
+            peer.address = address;
             peer.user = user;
             peer.role = header(forwarded::ROLE);
             peer.pending = header(forwarded::GUEST).is_some_and(|g| g == "1");
@@ -284,11 +302,23 @@ impl Room {
         Ok(())
     }
 
-    /// After a socket left: when none is left, the room is idle from now; its alarm
-    /// deletes it one TTL later unless a socket comes back.
+    /// After a socket left: when none is left, a room nobody wrote to is deleted now
+    /// ([`hub::disposable`]); any other is idle from now, and its alarm deletes it one TTL
+    /// later unless a socket comes back.
     async fn after_leave(&self) -> Result<()> {
         let empty = self.with_live(|live| live.sockets.is_empty());
         if empty {
+            let disposable = self
+                .with_store(|store| hub::disposable(store))
+                .map_err(|e| store_failure(&e))?;
+            if disposable {
+                // Nothing anyone wrote: the room leaves nothing behind (a squatter's key
+                // goes with it).
+                self.state.storage().delete_alarm().await?;
+                self.state.storage().delete_all().await?;
+                *self.live.borrow_mut() = None;
+                return Ok(());
+            }
             if let Ok(limits) = &self.limits {
                 let idle_at = now_ms().saturating_add(limits.idle_room_ttl_ms);
                 self.state.storage().put(IDLE_AT, idle_at).await?;

@@ -261,10 +261,34 @@ impl RoomStore for SqlStore {
         Ok(true)
     }
 
-    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    fn events_after(
+        &self,
+        after: u64,
+        max_events: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        // The lengths first (no envelope is read), then only the envelopes of the page.
+        let sizes = self
+            .rows(
+                "SELECT seq, length(envelope) FROM events \
+                 WHERE seq > ? AND envelope IS NOT NULL ORDER BY seq LIMIT ?",
+                vec![int(after)?, int(max_events as u64)?],
+            )?
+            .into_iter()
+            .map(|row| {
+                let mut it = row.into_iter();
+                match (it.next(), it.next()) {
+                    (Some(seq), Some(len)) => Ok((as_u64(&seq)?, as_u64(&len)?)),
+                    _ => Err(StoreError("event length row has the wrong shape".into())),
+                }
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let Some(last) = crate::store::page_end(sizes, max_events, max_bytes) else {
+            return Ok(Vec::new());
+        };
         let query = "SELECT seq, relay_time, envelope FROM events \
-             WHERE seq > ? AND envelope IS NOT NULL ORDER BY seq LIMIT ?";
-        let bindings = vec![int(after)?, int(limit as u64)?];
+             WHERE seq > ? AND seq <= ? AND envelope IS NOT NULL ORDER BY seq";
+        let bindings = vec![int(after)?, int(last)?];
         self.rows(query, bindings)?
             .into_iter()
             .map(|row| {

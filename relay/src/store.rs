@@ -36,6 +36,25 @@ impl core::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// The last sequence of a page over `(seq, envelope length)` pairs in order (see
+/// [`RoomStore::events_after`]); `None` when there are none.
+pub fn page_end(
+    sizes: impl IntoIterator<Item = (u64, u64)>,
+    max_events: usize,
+    max_bytes: u64,
+) -> Option<u64> {
+    let mut total = 0_u64;
+    let mut last = None;
+    for (seq, len) in sizes.into_iter().take(max_events.max(1)) {
+        if last.is_some() && total >= max_bytes {
+            break;
+        }
+        total = total.saturating_add(len);
+        last = Some(seq);
+    }
+    last
+}
+
 /// One stored event as it is sent back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
@@ -150,12 +169,19 @@ pub trait RoomStore {
     /// [`StoreError`] when storage fails or `seq` is already taken.
     fn append(&mut self, event: NewEvent<'_>) -> Result<bool, StoreError>;
 
-    /// Up to `limit` events with `seq > after` whose envelope is still stored, in sequence
-    /// order, whatever their channel.
+    /// Events with `seq > after` whose envelope is still stored, in sequence order,
+    /// whatever their channel: at most `max_events`, and no event that starts at or past
+    /// `max_bytes` of envelopes (so the first is always there, and a page ends within one
+    /// envelope of the budget). Only the returned envelopes are read into memory.
     ///
     /// # Errors
     /// [`StoreError`] when storage fails.
-    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    fn events_after(
+        &self,
+        after: u64,
+        max_events: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Replaces the snapshot and drops the envelopes of events up to `seq` (their
     /// `(session, counter)` stays for deduplication).
@@ -251,10 +277,22 @@ impl RoomStore for MemoryStore {
         Ok(true)
     }
 
-    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(self
+    fn events_after(
+        &self,
+        after: u64,
+        max_events: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sizes = self
             .events
             .range(after.saturating_add(1)..)
+            .filter_map(|(seq, row)| Some((*seq, row.envelope.as_ref()?.len() as u64)));
+        let Some(last) = page_end(sizes, max_events, max_bytes) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .events
+            .range(after.saturating_add(1)..=last)
             .filter_map(|(seq, row)| {
                 row.envelope.as_ref().map(|envelope| StoredEvent {
                     seq: *seq,
@@ -262,7 +300,6 @@ impl RoomStore for MemoryStore {
                     envelope: envelope.clone(),
                 })
             })
-            .take(limit)
             .collect())
     }
 

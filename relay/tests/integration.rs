@@ -93,6 +93,8 @@ struct Peer {
     member_key: [u8; MEMBER_KEY_LEN],
     /// `member_key`'s signature over `challenge`.
     proof: [u8; PROOF_LEN],
+    /// The token of the last `CAUGHT_UP` read: the next `SYNC` carries it.
+    token: u64,
 }
 
 struct Welcome {
@@ -110,6 +112,20 @@ struct Welcome {
 fn ws_url(base: &str, room: &str) -> String {
     let base = base.replacen("http://", "ws://", 1);
     format!("{base}/room/{room}/ws")
+}
+
+/// A socket from client address `address` (`CF-Connecting-IP`, which `wrangler dev` passes
+/// through as Cloudflare's edge would set it).
+async fn open_socket_from(base: &str, room: &str, address: &str) -> Socket {
+    let mut request = ws_url(base, room).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("CF-Connecting-IP", address.parse().unwrap());
+    let (ws, _) = tokio::time::timeout(WAIT, connect_async(request))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed");
+    ws
 }
 
 async fn open_socket(base: &str, room: &str) -> Socket {
@@ -177,6 +193,25 @@ impl Peer {
             challenge,
             member_key: keys.member_key(),
             proof: keys.prove(&challenge),
+            token: 0,
+        }
+    }
+
+    /// `SYNC` from `after_seq` with the token of the last page read.
+    async fn sync(&mut self, after_seq: u64) {
+        let token = self.token;
+        self.send(&ClientFrame::Sync { after_seq, token }).await;
+    }
+
+    /// Reads the next frame that is not `PRESENCE`, which must be `CAUGHT_UP`; keeps its
+    /// token and returns its head.
+    async fn caught_up(&mut self) -> u64 {
+        match self.recv_data().await {
+            RelayFrame::CaughtUp { head_seq, token } => {
+                self.token = token;
+                head_seq
+            }
+            other => panic!("expected CAUGHT_UP, got {other:?}"),
         }
     }
 
@@ -237,7 +272,10 @@ impl Peer {
         let mut catch_up = Vec::new();
         let caught_up_head = loop {
             match self.recv().await {
-                RelayFrame::CaughtUp { head_seq } => break head_seq,
+                RelayFrame::CaughtUp { head_seq, token } => {
+                    self.token = token;
+                    break head_seq;
+                }
                 RelayFrame::Presence { .. } => {}
                 other => catch_up.push(other),
             }
@@ -270,14 +308,21 @@ impl Peer {
     }
 
     /// Sends `envelope` in a `PUBLISH` and waits, as told, through `REFUSED RATE_LIMITED`
-    /// until the relay answers otherwise; that answer.
+    /// until the relay answers otherwise; that answer. Other members' events that arrive
+    /// meanwhile are skipped.
     async fn publish_patiently(&mut self, envelope: &[u8]) -> RelayFrame {
         loop {
             self.send(&ClientFrame::Publish {
                 envelope: envelope.to_vec(),
             })
             .await;
-            match self.recv_data().await {
+            let answer = loop {
+                match self.recv_data().await {
+                    RelayFrame::Event { .. } => {}
+                    other => break other,
+                }
+            };
+            match answer {
                 RelayFrame::Refused {
                     code: RelayErrorCode::RateLimited,
                     retry_after_ms,
@@ -537,10 +582,10 @@ async fn catch_up_after_disconnect_has_no_gap_and_no_duplicate() {
     a.publish(b"live").await;
     assert_eq!(event_seq(&b.recv_data().await), 8);
     // SYNC sends again after a sequence, then CAUGHT_UP.
-    b.send(&ClientFrame::Sync { after_seq: 6 }).await;
+    b.sync(6).await;
     assert_eq!(event_seq(&b.recv_data().await), 7);
     assert_eq!(event_seq(&b.recv_data().await), 8);
-    assert_eq!(b.recv_data().await, RelayFrame::CaughtUp { head_seq: 8 });
+    assert_eq!(b.caught_up().await, 8);
 }
 
 #[tokio::test]
@@ -754,13 +799,13 @@ async fn after_seq_2_pow_53_gets_bad_frame_and_the_socket_stays_usable() {
     a.hello(0).await;
     a.publish(b"one").await;
     for after_seq in [too_far, u64::MAX] {
-        a.send(&ClientFrame::Sync { after_seq }).await;
+        a.sync(after_seq).await;
         bad_frame(a.recv_data().await, "SYNC");
     }
     // The socket is still open and served.
-    a.send(&ClientFrame::Sync { after_seq: 0 }).await;
+    a.sync(0).await;
     assert_eq!(event_seq(&a.recv_data().await), 1);
-    assert_eq!(a.recv_data().await, RelayFrame::CaughtUp { head_seq: 1 });
+    assert_eq!(a.caught_up().await, 1);
     let (_, seq) = a.publish(b"two").await;
     assert_eq!(seq, 2);
 }
@@ -937,7 +982,7 @@ async fn malformed_frames_get_bad_frame_and_the_socket_stays() {
     let keys = room_keys(&room);
     let mut a = Peer::connect(&base, &room, &keys).await;
     // Before HELLO: NOT_JOINED.
-    a.send(&ClientFrame::Sync { after_seq: 0 }).await;
+    a.sync(0).await;
     assert!(matches!(
         a.recv().await,
         RelayFrame::Error {
@@ -1293,7 +1338,12 @@ async fn a_flood_that_ignores_the_hints_is_closed_with_1008() {
     a.hello(0).await;
     let mut honest = Peer::connect(&base, &room, &keys).await;
     honest.hello(0).await;
-    let sync = ClientFrame::Sync { after_seq: 0 }.encode().unwrap();
+    let sync = ClientFrame::Sync {
+        after_seq: 0,
+        token: a.token,
+    }
+    .encode()
+    .unwrap();
     // A whole burst, then a whole burst of ignored refusals, and more.
     for _ in 0..burst * 4 {
         if a.ws.feed(Message::binary(sync.clone())).await.is_err() {
@@ -1453,7 +1503,10 @@ async fn many_sockets_in_one_room_all_receive_a_broadcast() {
     let (event_tx, mut event_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
     for i in 1..n {
-        let mut p = Peer::connect(&base, &room, &keys).await;
+        // One address each, as many users' browsers would be (one address holds at most
+        // MAX_SOCKETS_PER_ADDRESS sockets of a room).
+        let address = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 0xFF, i & 0xFF);
+        let mut p = Peer::with_socket(open_socket_from(&base, &room, &address).await, &keys).await;
         let (ready_tx, event_tx) = (ready_tx.clone(), event_tx.clone());
         tasks.push(tokio::spawn(async move {
             let w = p.hello(0).await;
@@ -1914,4 +1967,325 @@ async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
         }
     };
     assert_eq!(code, 4010);
+}
+
+// ------------------------------------------------------------------- hostile room (issue 11)
+
+/// Every frame that reaches `ws` within `quiet` of the last one, decoded (skips text).
+async fn drain_frames(ws: &mut Socket, quiet: Duration) -> Vec<RelayFrame> {
+    let mut frames = Vec::new();
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(quiet, ws.next()).await {
+        if let Message::Binary(b) = msg {
+            frames.push(RelayFrame::decode(&b).unwrap());
+        }
+    }
+    frames
+}
+
+/// An honest member publishes; another receives it, within [`WAIT`].
+async fn still_served(a: &mut Peer, b: &mut Peer, body: &[u8]) {
+    let envelope = a.seal(EnvelopeKind::Event, body);
+    let seq = match a.publish_patiently(&envelope).await {
+        RelayFrame::Ack { seq, .. } => seq,
+        other => panic!("the honest publish got {other:?}"),
+    };
+    loop {
+        match b.recv_data().await {
+            RelayFrame::Event { seq: s, .. } if s == seq => return,
+            RelayFrame::Event { .. } => {}
+            other => panic!("the honest member got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_member_that_does_not_read_gets_one_catch_up_page_however_often_it_syncs() {
+    let Some(base) = relay() else { return };
+    let Some(page) = env_u64("SEALSYNC_RELAY_PAGE_BYTES") else {
+        eprintln!("skipped: SEALSYNC_RELAY_PAGE_BYTES is not set");
+        return;
+    };
+    let room = unique_room("pages");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    // About five pages of history.
+    let body = vec![7u8; 8 * 1024];
+    let events = 40;
+    for _ in 0..events {
+        let envelope = a.seal(EnvelopeKind::Event, &body);
+        assert!(matches!(
+            a.publish_patiently(&envelope).await,
+            RelayFrame::Ack { .. }
+        ));
+        assert!(matches!(b.recv_data().await, RelayFrame::Event { .. }));
+    }
+    let one = a.seal(EnvelopeKind::Event, &body).len() as u64;
+    // The attacker joins, then asks for the whole history again and again without reading.
+    let mut attacker = Peer::connect(&base, &room, &keys).await;
+    let hello = attacker.hello_frame(0);
+    attacker.send(&hello).await;
+    let syncs = 20;
+    for guess in 0..syncs {
+        attacker
+            .send(&ClientFrame::Sync {
+                after_seq: 0,
+                token: guess,
+            })
+            .await;
+    }
+    // Honest members are served meanwhile.
+    still_served(&mut a, &mut b, b"while the attacker asks").await;
+    // What the attacker was sent: one page, and one non-fatal BAD_FRAME per SYNC.
+    let frames = drain_frames(&mut attacker.ws, Duration::from_secs(2)).await;
+    let bytes: u64 = frames
+        .iter()
+        .map(|f| match f {
+            RelayFrame::Event { envelope, .. } => envelope.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    assert!(bytes > 0 && bytes <= page + one, "{bytes} bytes sent");
+    let bad = frames
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                RelayFrame::Error {
+                    code: RelayErrorCode::BadFrame,
+                    fatal: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(bad as u64, syncs, "every SYNC without the page's token");
+    // A member that reads gets the whole history, page by page.
+    let mut c = Peer::connect(&base, &room, &keys).await;
+    let w = c.hello(0).await;
+    let mut seqs: Vec<u64> = w.catch_up.iter().map(event_seq).collect();
+    assert!((seqs.len() as u64) < w.caught_up_head, "more than one page");
+    while *seqs.last().unwrap() < w.caught_up_head {
+        c.sync(*seqs.last().unwrap()).await;
+        loop {
+            match c.recv_data().await {
+                RelayFrame::CaughtUp { token, .. } => {
+                    c.token = token;
+                    break;
+                }
+                frame => seqs.push(event_seq(&frame)),
+            }
+        }
+    }
+    assert_eq!(seqs, (1..=w.caught_up_head).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn many_sockets_together_are_held_to_the_rooms_budget_and_members_keep_receiving() {
+    let Some(base) = relay() else { return };
+    let Some(room_burst) = env_u64("SEALSYNC_RELAY_ROOM_BURST") else {
+        eprintln!("skipped: SEALSYNC_RELAY_ROOM_BURST is not set");
+        return;
+    };
+    let room = unique_room("roomrate");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let mut b = Peer::connect(&base, &room, &keys).await;
+    b.hello(0).await;
+    // Ten members, each within its own bucket, together twice the room's burst.
+    let per_socket = room_burst / 5;
+    let mut flooders = Vec::new();
+    for _ in 0..10 {
+        let mut f = Peer::connect(&base, &room, &keys).await;
+        f.hello(0).await;
+        let ephemeral = ClientFrame::Ephemeral {
+            envelope: f.seal_in(
+                EnvelopeKind::Ephemeral,
+                keys.channel_tag("nobody"),
+                b"flood",
+            ),
+        }
+        .encode()
+        .unwrap();
+        for _ in 0..per_socket {
+            f.ws.feed(Message::binary(ephemeral.clone())).await.unwrap();
+        }
+        f.ws.flush().await.unwrap();
+        flooders.push(f);
+    }
+    still_served(&mut a, &mut b, b"during the flood").await;
+    let mut room_refusals = 0;
+    for f in &mut flooders {
+        for frame in drain_frames(&mut f.ws, Duration::from_millis(500)).await {
+            match frame {
+                RelayFrame::Error {
+                    code: RelayErrorCode::RateLimited,
+                    fatal: false,
+                    message,
+                } => {
+                    assert!(
+                        message.contains("this room's sockets together"),
+                        "{message}"
+                    );
+                    room_refusals += 1;
+                }
+                RelayFrame::Presence { .. } | RelayFrame::Event { .. } => {}
+                other => panic!("a flooder got {other:?}"),
+            }
+        }
+    }
+    assert!(room_refusals > 0, "the room's budget refused nothing");
+    // Nobody was closed: every flooder still publishes once the budget refills.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for f in &mut flooders {
+        let envelope = f.seal(EnvelopeKind::Event, b"after the flood");
+        assert!(matches!(
+            f.publish_patiently(&envelope).await,
+            RelayFrame::Ack { .. }
+        ));
+    }
+}
+
+#[tokio::test]
+async fn one_address_holds_a_bounded_number_of_sockets_in_a_room() {
+    let Some(base) = relay() else { return };
+    let Some(cap) = env_u64("SEALSYNC_RELAY_PER_ADDRESS") else {
+        eprintln!("skipped: SEALSYNC_RELAY_PER_ADDRESS is not set");
+        return;
+    };
+    let room = unique_room("peraddr");
+    let keys = room_keys(&room);
+    let mut held = Vec::new();
+    for _ in 0..cap {
+        let mut p =
+            Peer::with_socket(open_socket_from(&base, &room, "192.0.2.10").await, &keys).await;
+        p.hello(0).await;
+        held.push(p);
+    }
+    let mut refused = open_socket_from(&base, &room, "192.0.2.10").await;
+    let (frames, code) = close_of(&mut refused).await;
+    assert_eq!(code, 4029);
+    assert!(matches!(
+        &frames[..],
+        [RelayFrame::Error { code: RelayErrorCode::RoomFull, fatal: true, message }]
+            if message.contains("address")
+    ));
+    // A member elsewhere joins and is served.
+    let mut other =
+        Peer::with_socket(open_socket_from(&base, &room, "192.0.2.11").await, &keys).await;
+    other.hello(0).await;
+    still_served(&mut held[0], &mut other, b"from another address").await;
+}
+
+#[tokio::test]
+async fn wrong_keys_from_one_address_are_slowed_and_then_say_nothing_while_members_join() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("guess");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    a.publish(b"the room exists").await;
+    let guesser = "198.51.100.66";
+    let mut wrong = 0;
+    let answer = loop {
+        let mut g = Peer::with_socket(
+            open_socket_from(&base, &room, guesser).await,
+            &room_keys(&room),
+        )
+        .await;
+        let hello = g.hello_frame(0);
+        g.send(&hello).await;
+        match g.recv().await {
+            RelayFrame::Error {
+                code: RelayErrorCode::WrongVerifier,
+                ..
+            } => wrong += 1,
+            other => break other,
+        }
+        assert!(
+            wrong <= 10,
+            "more than WRONG_KEY_BURST wrong keys were compared"
+        );
+    };
+    assert_eq!(wrong, 10, "the burst (WRONG_KEY_BURST) is compared");
+    assert!(matches!(
+        answer,
+        RelayFrame::Error {
+            code: RelayErrorCode::RateLimited,
+            fatal: false,
+            ..
+        }
+    ));
+    // The right key from that address gets the same answer while it waits.
+    let mut right = Peer::with_socket(open_socket_from(&base, &room, guesser).await, &keys).await;
+    let hello = right.hello_frame(0);
+    right.send(&hello).await;
+    assert!(matches!(
+        right.recv().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::RateLimited,
+            fatal: false,
+            ..
+        }
+    ));
+    // A member at another address joins at once, and the room serves it.
+    let mut b =
+        Peer::with_socket(open_socket_from(&base, &room, "198.51.100.67").await, &keys).await;
+    b.hello(0).await;
+    still_served(&mut a, &mut b, b"while someone guesses").await;
+    // A second later the address may try again: the right key joins on the same socket.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let w = right.hello(0).await;
+    assert_eq!(w.verifier_state, VerifierState::Matched);
+}
+
+#[tokio::test]
+async fn a_room_nobody_wrote_to_is_gone_when_its_last_socket_leaves() {
+    let Some(base) = relay() else { return };
+    let room = unique_room("squat");
+    // A stranger claims the id with its own key and leaves without writing.
+    let squatter = room_keys(&room);
+    let mut s = Peer::connect(&base, &room, &squatter).await;
+    assert_eq!(s.hello(0).await.verifier_state, VerifierState::Created);
+    s.ws.close(None).await.unwrap();
+    let _ = drain_frames(&mut s.ws, Duration::from_millis(200)).await;
+    drop(s);
+    // The real members' key creates the room afresh (the close may take a moment to reach
+    // the room: until then the squatter's key is still there).
+    let keys = room_keys(&room);
+    let started = Instant::now();
+    loop {
+        let mut m = Peer::connect(&base, &room, &keys).await;
+        let hello = m.hello_frame(0);
+        m.send(&hello).await;
+        match m.recv().await {
+            RelayFrame::Welcome { verifier_state, .. } => {
+                assert_eq!(verifier_state, VerifierState::Created);
+                break;
+            }
+            RelayFrame::Error {
+                code: RelayErrorCode::WrongVerifier,
+                ..
+            } => assert!(
+                started.elapsed() < WAIT,
+                "the squatter's key outlived its socket"
+            ),
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn room_ids_with_invisible_characters_are_refused() {
+    let Some(base) = relay() else { return };
+    // Right-to-left override, zero-width space, percent-encoded in the path.
+    for id in ["team%E2%80%AE42", "team%E2%80%8B42"] {
+        let (status, body) = http_get(&base, &format!("/room/{id}/presence"), &[]).await;
+        assert_eq!(status, 400, "{id}: {body}");
+        assert!(body.contains("invisible"), "{id}: {body}");
+    }
 }

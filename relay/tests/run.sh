@@ -45,6 +45,10 @@ MAX_HISTORY=60
 # make room), each closed this many seconds after it opened.
 MAX_UNJOINED=64
 UNJOINED_TIMEOUT=10
+PAGE_BYTES=65536
+ROOM_BURST=300
+ROOM_RATE=150
+PER_ADDRESS=100
 
 # The deploy config, pointing at the worker built above by absolute path.
 sed -e "s#^main = .*#main = \"$RELAY_DIR/build/worker/shim.mjs\"#" \
@@ -59,6 +63,8 @@ setsid "$WRANGLER" dev -c "$TMP/wrangler.toml" --ip 127.0.0.1 --port $PORT \\
   --var MAX_FRAME_BYTES:$MAX_FRAME --var RATE_BURST:$RATE_BURST --var RATE_PER_SECOND:$RATE_PER_SECOND \\
   --var MAX_SOCKETS_PER_ROOM:$FANOUT --var MAX_HISTORY_EVENTS:$MAX_HISTORY \\
   --var MAX_UNJOINED_SOCKETS:$MAX_UNJOINED --var UNJOINED_TIMEOUT_SECONDS:$UNJOINED_TIMEOUT \\
+  --var CATCH_UP_PAGE_BYTES:$PAGE_BYTES --var ROOM_RATE_BURST:$ROOM_BURST \\
+  --var ROOM_RATE_PER_SECOND:$ROOM_RATE --var MAX_SOCKETS_PER_ADDRESS:$PER_ADDRESS \\
   --var IDLE_ROOM_TTL_SECONDS:12 --var ALLOWED_ORIGINS:http://allowed.test "\$@" \\
   >> "$TMP/wrangler.log" 2>&1 < /dev/null &
 echo \$! > "$TMP/pid"
@@ -108,6 +114,9 @@ export SEALSYNC_RELAY_MAX_SOCKETS=$FANOUT
 export SEALSYNC_RELAY_MAX_HISTORY=$MAX_HISTORY
 export SEALSYNC_RELAY_MAX_UNJOINED=$MAX_UNJOINED
 export SEALSYNC_RELAY_IDLE_TTL=12
+export SEALSYNC_RELAY_PAGE_BYTES=$PAGE_BYTES
+export SEALSYNC_RELAY_ROOM_BURST=$ROOM_BURST
+export SEALSYNC_RELAY_PER_ADDRESS=$PER_ADDRESS
 export SEALSYNC_RELAY_ALLOWED_ORIGIN=http://allowed.test
 export SEALSYNC_RELAY_NOTIFY_ID=integration-tests SEALSYNC_RELAY_NOTIFY_SECRET=$NOTIFY_SECRET
 

@@ -84,7 +84,7 @@ use sealsync_core::wire::{self, ClientFrame, RelayErrorCode, RelayFrame};
 use sealsync_core::{
     ChannelTag, DeviceId, Entropy, EnvelopeHeader, Millis, RoomId, SessionId, WallMillis,
 };
-use sealsync_relay::hub::{self, Hub, Out, Peer, PeerId};
+use sealsync_relay::hub::{self, Budget, Hub, Out, Peer, PeerId};
 use sealsync_relay::limits::Limits;
 use sealsync_relay::notify::{self, NotifyRequest};
 use sealsync_relay::store::{MemoryStore, RoomStore};
@@ -406,6 +406,7 @@ struct Sim {
     limits: Limits,
     store: MemoryStore,
     peers: BTreeMap<PeerId, Peer>,
+    budget: Budget,
     sockets: BTreeMap<PeerId, Socket>,
     next_peer: PeerId,
     accounts: Vec<Account>,
@@ -432,6 +433,9 @@ struct Sim {
     attackers: BTreeMap<PeerId, Attack>,
 }
 
+/// More steps than this at one simulated instant is a livelock.
+const MAX_STEPS_AT_ONE_INSTANT: u32 = 100_000;
+
 /// How many frames of each kind the adversaries keep (the newest replace random ones).
 const RECORDED: usize = 16;
 
@@ -451,6 +455,7 @@ impl Sim {
             limits: plan.limits.clone(),
             store: MemoryStore::default(),
             peers: BTreeMap::new(),
+            budget: Budget::default(),
             sockets: BTreeMap::new(),
             next_peer: 1,
             accounts: Vec::new(),
@@ -670,9 +675,15 @@ impl Sim {
         let head = self.store.head_seq().unwrap();
         let snapshot = self.store.snapshot_seq().unwrap();
         let now = self.relay_now();
-        let outs = Hub::new(&self.room, &mut self.store, &self.limits, &mut self.peers)
-            .handle_frame(id, frame, now)
-            .unwrap_or_else(|e| panic!("seed {}: the memory store failed: {e}", self.seed));
+        let outs = Hub::new(
+            &self.room,
+            &mut self.store,
+            &self.limits,
+            &mut self.peers,
+            &mut self.budget,
+        )
+        .handle_frame(id, frame, now)
+        .unwrap_or_else(|e| panic!("seed {}: the memory store failed: {e}", self.seed));
         let joined_after = self.peers.get(&id).is_some_and(|p| p.joined);
         if let Some((key_before, rest_before)) = store_before {
             let (key_after, rest_after) = self.store_print();
@@ -699,7 +710,7 @@ impl Sim {
         }
         let new_head = self.store.head_seq().unwrap();
         if new_head > head {
-            for event in self.store.events_after(head, usize::MAX).unwrap() {
+            for event in self.store.events_after(head, usize::MAX, u64::MAX).unwrap() {
                 self.record_stored(event.relay_time, &event.envelope);
             }
             if let Some(c) = self.cut_on_store {
@@ -728,7 +739,7 @@ impl Sim {
         store.snapshot().unwrap().map(|s| s.envelope).hash(&mut h);
         let usage = store.usage().unwrap();
         (usage.events, usage.bytes).hash(&mut h);
-        for event in store.events_after(0, usize::MAX).unwrap() {
+        for event in store.events_after(0, usize::MAX, u64::MAX).unwrap() {
             (event.seq, event.relay_time, event.envelope).hash(&mut h);
         }
         (store.member_key().unwrap(), h.finish())
@@ -837,7 +848,9 @@ impl Sim {
         }
         let mut challenge = [0u8; CHALLENGE_LEN];
         self.rng.fill(&mut challenge);
-        let mut peer = Peer::new(id, &self.limits, self.relay_now(), challenge);
+        let mut token_key = [0u8; 32];
+        self.rng.fill(&mut token_key);
+        let mut peer = Peer::new(id, &self.limits, self.relay_now(), challenge, token_key);
         peer.user = Some(user);
         peer.role = account.role;
         peer.pending = account.pending;
@@ -1120,7 +1133,12 @@ impl Sim {
     fn unjoined_frame(&mut self) -> Vec<u8> {
         if self.recorded_frames.is_empty() || self.rng.chance(15) {
             self.stats.bump("unjoined frame: SYNC");
-            return ClientFrame::Sync { after_seq: 0 }.encode().unwrap();
+            return ClientFrame::Sync {
+                after_seq: 0,
+                token: 0,
+            }
+            .encode()
+            .unwrap();
         }
         let i = self.rng.below(self.recorded_frames.len() as u64) as usize;
         let mut frame = self.recorded_frames[i].clone();
@@ -1629,7 +1647,23 @@ impl Sim {
 
     /// Runs until `deadline`, or (from `quiet_from` on) until everyone is quiet.
     fn run_until(&mut self, deadline: u64, quiet_from: Option<u64>) -> bool {
+        // Steps at one instant: a client that re-arms its timer for the instant it fired
+        // at would spin here forever without time passing.
+        let mut same_instant = (self.now, 0_u32);
         loop {
+            if same_instant.0 == self.now {
+                same_instant.1 += 1;
+                assert!(
+                    same_instant.1 < MAX_STEPS_AT_ONE_INSTANT,
+                    "seed {}: {MAX_STEPS_AT_ONE_INSTANT} steps at {} ms without time \
+                     passing (a timer that re-arms for now?)\n{}",
+                    self.seed,
+                    self.now,
+                    self.describe()
+                );
+            } else {
+                same_instant = (self.now, 0);
+            }
             if let Some(from) = quiet_from {
                 if self.now >= from && self.quiet() {
                     return true;
@@ -1727,6 +1761,10 @@ fn plan(seed: u64) -> (Plan, Rng) {
         } else {
             8 << 20
         },
+        // From one event per page to the whole history in one.
+        catch_up_page_bytes: rng.range(1, 60_000),
+        room_rate_burst: rng.range(10, 60) as u32,
+        room_rate_per_second: rng.range(5, 40) as u32,
         ..Limits::default()
     };
     let snapshot_every = rng.range(20, 50);

@@ -1,6 +1,6 @@
 // In-page benchmark: seal+open through the SDK (wasm) vs WebCrypto AES-GCM, and Argon2id
 // on the main thread vs in Room.join's worker (with the main thread's longest stall).
-import init, { BenchSealer, deriveRoomKey, Room } from "/pkg/sealsync.js";
+import init, { BenchSealer, deriveRoomKey, Room } from "/pkg/index.js";
 
 await init();
 

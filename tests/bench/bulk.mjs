@@ -27,7 +27,7 @@ async function tab(room) {
   const page = await (await browser.newContext()).newPage();
   await page.goto(site.url + "/pkg/package.json");
   await page.evaluate(async ({ url, room, secret }) => {
-    const { default: init, Room } = await import("/pkg/sealsync.js");
+    const { default: init, Room } = await import("/pkg/index.js");
     await init();
     window.codes = [];
     const r = await Room.join({ url, room, secret, persist: false });

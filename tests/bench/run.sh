@@ -18,6 +18,7 @@ mkdir -p "$OUT"
 
 echo "== building the SDK with the bench hooks ($OUT/pkg)" >&2
 wasm-pack build --mode no-install --target web --release --out-dir "$OUT/pkg" "$ROOT" -- --features bench >&2
+node scripts/finish-pkg.mjs "$OUT/pkg" >&2
 
 echo "== in Chromium" >&2
 node tests/bench/bench.mjs "$OUT/pkg"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests: the demo board (www/ + pkg/) in headless Chromium, against the real
 # relay under `wrangler dev`, with node's built-in test runner (prints `# pass N`).
-# Screenshots of each scene land in artifacts/.
+# Screenshots of each scene land in artifacts/. kdf.test.mjs (the key-derivation worker and
+# its main-thread fallback) needs no relay.
 #
 # Needs (./run setup installs them): pkg/ (wasm-pack build), relay/build (worker-build),
 # tools/node_modules (playwright-core, wrangler), /usr/bin/chromium. Builds pkg/ and the
@@ -18,12 +19,13 @@ if [[ ! -f relay/wrangler.toml ]]; then
   echo "e2e: relay/wrangler.toml is missing: the relay is not in this tree yet" >&2
   exit 1
 fi
-if [[ ! -f pkg/sealsync.js ]]; then
+if [[ ! -f pkg/sealsync.js || ! -f pkg/index.js ]]; then
   echo "e2e: building the SDK into pkg/"
   wasm-pack build --mode no-install --target web --release "$ROOT"
+  node scripts/finish-pkg.mjs pkg
 fi
 if [[ ! -f relay/build/worker/shim.mjs ]]; then
   echo "e2e: building the relay"
   (cd relay && worker-build --release)
 fi
-exec node --test --test-concurrency=1 tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs
+exec node --test --test-concurrency=1 tests/e2e/kdf.test.mjs tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs

@@ -43,4 +43,7 @@ room.transact(42);
 room.on("rejected", (r) => r.fromSelf);
 // @ts-expect-error password and secret are exclusive
 await Room.join({ url: "ws://x", room: "r", password: "p", secret: "s" });
+await Room.join({ url: "ws://x", room: "r", password: "p", kdfWorker: () => new Worker(new URL("./kdf-worker.js", import.meta.url), { type: "module" }) });
+// @ts-expect-error kdfWorker is a function returning a Worker, not a URL
+await Room.join({ url: "ws://x", room: "r", password: "p", kdfWorker: "kdf-worker.js" });
 off();

@@ -55,6 +55,7 @@ struct Room {
     store: MemoryStore,
     limits: Limits,
     peers: BTreeMap<PeerId, Peer>,
+    budget: Budget,
 }
 
 impl Room {
@@ -68,6 +69,7 @@ impl Room {
             store: MemoryStore::default(),
             limits,
             peers: BTreeMap::new(),
+            budget: Budget::default(),
         }
     }
 
@@ -83,7 +85,13 @@ impl Room {
     }
 
     fn open_at(&mut self, id: PeerId, now: u64) -> Vec<Out> {
-        let peer = Peer::new(id, &self.limits, now, challenge_of(id));
+        let peer = Peer::new(
+            id,
+            &self.limits,
+            now,
+            challenge_of(id),
+            [id.to_le_bytes()[0]; 32],
+        );
         accept(&mut self.peers, &self.limits, peer)
     }
 
@@ -92,9 +100,21 @@ impl Room {
     }
 
     fn raw_at(&mut self, from: PeerId, bytes: &[u8], now: u64) -> Vec<Out> {
-        Hub::new(&self.id, &mut self.store, &self.limits, &mut self.peers)
-            .handle_frame(from, bytes, now)
-            .unwrap()
+        Hub::new(
+            &self.id,
+            &mut self.store,
+            &self.limits,
+            &mut self.peers,
+            &mut self.budget,
+        )
+        .handle_frame(from, bytes, now)
+        .unwrap()
+    }
+
+    /// `SYNC` from `from` with the token of its last `CAUGHT_UP`, as a client that read it.
+    fn sync(&mut self, from: PeerId, after_seq: u64) -> Vec<Out> {
+        let token = self.peers.get(&from).map_or(0, |p| p.sync_token);
+        self.frame(from, &ClientFrame::Sync { after_seq, token })
     }
 
     fn frame(&mut self, from: PeerId, frame: &ClientFrame) -> Vec<Out> {
@@ -106,7 +126,14 @@ impl Room {
     }
 
     fn text_at(&mut self, from: PeerId, now: u64) -> Vec<Out> {
-        Hub::new(&self.id, &mut self.store, &self.limits, &mut self.peers).handle_text(from, now)
+        Hub::new(
+            &self.id,
+            &mut self.store,
+            &self.limits,
+            &mut self.peers,
+            &mut self.budget,
+        )
+        .handle_text(from, now)
     }
 
     /// `HELLO` from `from`, signed with `keys(who)` over the socket's own challenge.
@@ -127,8 +154,20 @@ impl Room {
     }
 }
 
-/// Frames sent to `to` (directly or by broadcast), decoded, in order.
+/// The frames sent to `to` (directly or by broadcast), decoded, in order, `CAUGHT_UP` tokens set to 0 (they are random; the tests of
+/// paging read them with [`to_raw`]).
 fn to(outs: &[Out], to: PeerId) -> Vec<RelayFrame> {
+    to_raw(outs, to)
+        .into_iter()
+        .map(|f| match f {
+            RelayFrame::CaughtUp { head_seq, .. } => RelayFrame::CaughtUp { head_seq, token: 0 },
+            other => other,
+        })
+        .collect()
+}
+
+/// The frames sent to `to`, decoded, as sent.
+fn to_raw(outs: &[Out], to: PeerId) -> Vec<RelayFrame> {
     outs.iter()
         .filter_map(|o| match o {
             Out::Send { to: t, frame } if *t == to => Some(frame),
@@ -206,7 +245,10 @@ fn first_hello_creates_the_member_key_later_ones_must_match() {
                 access: Access::Write,
                 limits: room.limits.announced(),
             },
-            RelayFrame::CaughtUp { head_seq: 0 },
+            RelayFrame::CaughtUp {
+                head_seq: 0,
+                token: 0
+            },
         ]
     );
     room.open(2);
@@ -359,7 +401,13 @@ fn catch_up_sends_snapshot_then_later_events_then_caught_up() {
     // Event 4 is on channel 2, which peer 2 does not follow: it still gets it (no holes).
     assert!(matches!(frames[2], RelayFrame::Event { seq: 4, .. }));
     assert!(matches!(frames[3], RelayFrame::Event { seq: 5, .. }));
-    assert_eq!(frames[4], RelayFrame::CaughtUp { head_seq: 5 });
+    assert_eq!(
+        frames[4],
+        RelayFrame::CaughtUp {
+            head_seq: 5,
+            token: 0
+        }
+    );
     assert_eq!(frames.len(), 5);
 
     // Past the snapshot: no snapshot, only what is after after_seq.
@@ -369,7 +417,7 @@ fn catch_up_sends_snapshot_then_later_events_then_caught_up() {
     assert!(matches!(frames[1], RelayFrame::Event { seq: 5, .. }));
 
     // SYNC repeats the same routine.
-    let frames = to(&room.frame(3, &ClientFrame::Sync { after_seq: 3 }), 3);
+    let frames = to(&room.sync(3, 3), 3);
     let seqs: Vec<_> = frames
         .iter()
         .filter_map(|f| match f {
@@ -378,7 +426,13 @@ fn catch_up_sends_snapshot_then_later_events_then_caught_up() {
         })
         .collect();
     assert_eq!(seqs, [4, 5]);
-    assert_eq!(frames.last(), Some(&RelayFrame::CaughtUp { head_seq: 5 }));
+    assert_eq!(
+        frames.last(),
+        Some(&RelayFrame::CaughtUp {
+            head_seq: 5,
+            token: 0
+        })
+    );
 }
 
 #[test]
@@ -567,7 +621,7 @@ fn an_empty_bucket_refuses_with_retry_hints_then_closes_a_flood_with_1008() {
     room.limits.rate_per_second = 2;
     room.join(1, &[1]); // HELLO takes the first token
     room.join(2, &[1]);
-    room.frame(1, &ClientFrame::Sync { after_seq: 0 });
+    room.sync(1, 0);
     room.publish(1, 1, 9, 1);
     // The bucket is empty: a PUBLISH is refused by name with how long to wait.
     let outs = room.publish(1, 1, 9, 2);
@@ -578,7 +632,7 @@ fn an_empty_bucket_refuses_with_retry_hints_then_closes_a_flood_with_1008() {
     assert!(to(&outs, 2).is_empty(), "not broadcast");
     assert_eq!(room.store.head_seq().unwrap(), 1, "not stored");
     // Any other frame gets a non-fatal ERROR and is dropped.
-    let outs = room.frame(1, &ClientFrame::Sync { after_seq: 0 });
+    let outs = room.sync(1, 0);
     assert_eq!(
         to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
         [Some((RelayErrorCode::RateLimited, false))]
@@ -1129,7 +1183,7 @@ fn after_seq_past_the_largest_sequence_is_bad_frame_and_the_socket_stays() {
         );
         assert!(closes(&outs).is_empty());
         assert!(!room.peers[&2].joined, "the socket stays unjoined");
-        let outs = room.frame(1, &ClientFrame::Sync { after_seq: too_far });
+        let outs = room.sync(1, too_far);
         assert_eq!(
             to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
             [Some((RelayErrorCode::BadFrame, false))]
@@ -1137,12 +1191,18 @@ fn after_seq_past_the_largest_sequence_is_bad_frame_and_the_socket_stays() {
         assert!(closes(&outs).is_empty());
     }
     // The largest sequence itself is fine (nothing after it).
-    let outs = room.frame(1, &ClientFrame::Sync { after_seq: MAX_SEQ });
-    assert_eq!(to(&outs, 1), [RelayFrame::CaughtUp { head_seq: 1 }]);
+    let outs = room.sync(1, MAX_SEQ);
+    assert_eq!(
+        to(&outs, 1),
+        [RelayFrame::CaughtUp {
+            head_seq: 1,
+            token: 0
+        }]
+    );
     // Both sockets go on: 2 joins with the same challenge, 1 syncs.
     let outs = room.hello(2, 0, 7, &[1]);
     assert!(matches!(to(&outs, 2)[1], RelayFrame::Event { seq: 1, .. }));
-    let outs = room.frame(1, &ClientFrame::Sync { after_seq: 0 });
+    let outs = room.sync(1, 0);
     assert_eq!(to(&outs, 1).len(), 2);
 }
 
@@ -1386,9 +1446,10 @@ impl RoomStore for LegacyStore {
     fn events_after(
         &self,
         after: u64,
-        limit: usize,
+        max_events: usize,
+        max_bytes: u64,
     ) -> Result<Vec<crate::store::StoredEvent>, StoreError> {
-        self.0.events_after(after, limit)
+        self.0.events_after(after, max_events, max_bytes)
     }
     fn put_snapshot(&mut self, seq: u64, envelope: &[u8]) -> Result<(), StoreError> {
         self.0.put_snapshot(seq, envelope)
@@ -1413,10 +1474,10 @@ fn a_compacted_row_without_a_digest_refuses_even_the_same_bytes() {
     let _ = accept(
         &mut peers,
         &limits,
-        Peer::new(1, &limits, T0, challenge_of(1)),
+        Peer::new(1, &limits, T0, challenge_of(1), [1; 32]),
     );
     let frame = |store: &mut LegacyStore, peers: &mut BTreeMap<PeerId, Peer>, f: ClientFrame| {
-        Hub::new(&room, store, &limits, peers)
+        Hub::new(&room, store, &limits, peers, &mut Budget::default())
             .handle_frame(1, &f.encode().unwrap(), T0)
             .unwrap()
     };
@@ -1473,4 +1534,324 @@ fn the_memory_store_keeps_each_envelopes_digest_past_compaction() {
         (1, T0, Some(digest))
     );
     assert_eq!(store.find(&SessionId([9; 16]), 2).unwrap(), None);
+}
+
+// ---------------------------------------------------------------- bounded catch-up
+
+/// Bytes of event and snapshot frames in `frames`.
+fn catch_up_bytes(frames: &[RelayFrame]) -> usize {
+    frames
+        .iter()
+        .map(|f| match f {
+            RelayFrame::Event { envelope, .. } | RelayFrame::Snapshot { envelope, .. } => {
+                envelope.len()
+            }
+            _ => 0,
+        })
+        .sum()
+}
+
+fn token_of(frames: &[RelayFrame]) -> u64 {
+    match frames.last() {
+        Some(RelayFrame::CaughtUp { token, .. }) => *token,
+        other => panic!("the page ends with CAUGHT_UP, not {other:?}"),
+    }
+}
+
+#[test]
+fn catch_up_comes_in_pages_and_the_next_page_needs_the_last_pages_token() {
+    let mut room = Room::new();
+    let one = envelope(EnvelopeKind::Event, tag(1), 9, 1).len() as u64;
+    // Three events per page.
+    room.limits.catch_up_page_bytes = 3 * one;
+    room.limits.rate_burst = 1000;
+    room.join(1, &[1]);
+    for counter in 1..=10 {
+        room.publish(1, 1, 9, counter);
+    }
+    room.open(2);
+    let page = to_raw(&room.hello(2, 0, 7, &[1]), 2);
+    assert!(matches!(page[0], RelayFrame::Welcome { .. }));
+    let seqs = |frames: &[RelayFrame]| -> Vec<u64> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                RelayFrame::Event { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(seqs(&page), [1, 2, 3]);
+    let first = token_of(&page);
+    assert!(matches!(
+        page.last(),
+        Some(RelayFrame::CaughtUp { head_seq: 10, .. })
+    ));
+
+    // A socket that did not read the page cannot know its token: SYNC after SYNC gets
+    // nothing but a non-fatal BAD_FRAME, so nothing piles up for it.
+    for guess in [0, 1, first.wrapping_add(1)] {
+        let outs = room.frame(
+            2,
+            &ClientFrame::Sync {
+                after_seq: 0,
+                token: guess,
+            },
+        );
+        assert_eq!(
+            to(&outs, 2).iter().map(error_code).collect::<Vec<_>>(),
+            [Some((RelayErrorCode::BadFrame, false))]
+        );
+        assert_eq!(catch_up_bytes(&to(&outs, 2)), 0);
+        assert!(closes(&outs).is_empty());
+    }
+
+    // The client that read it goes on, page by page, each under the budget plus one event.
+    let mut next = first;
+    let mut got = vec![1, 2, 3];
+    loop {
+        let outs = room.frame(
+            2,
+            &ClientFrame::Sync {
+                after_seq: *got.last().unwrap(),
+                token: next,
+            },
+        );
+        let page = to_raw(&outs, 2);
+        assert!(catch_up_bytes(&page) as u64 <= room.limits.catch_up_page_bytes + one);
+        let new = token_of(&page);
+        assert_ne!(new, next, "every page has a new token");
+        next = new;
+        let seqs = seqs(&page);
+        if seqs.is_empty() {
+            break;
+        }
+        got.extend(seqs);
+    }
+    assert_eq!(got, (1..=10).collect::<Vec<_>>());
+    // The old token is spent.
+    let outs = room.frame(
+        2,
+        &ClientFrame::Sync {
+            after_seq: 0,
+            token: first,
+        },
+    );
+    assert_eq!(
+        to(&outs, 2).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::BadFrame, false))]
+    );
+}
+
+#[test]
+fn a_page_holds_at_least_one_event_and_a_snapshot_counts_toward_it() {
+    let mut room = Room::new();
+    room.limits.catch_up_page_bytes = 1;
+    room.join(1, &[1]);
+    for counter in 1..=3 {
+        room.publish(1, 1, 9, counter);
+    }
+    // Over the budget with the first event: a page of one.
+    room.open(2);
+    let page = to(&room.hello(2, 0, 7, &[1]), 2);
+    assert!(matches!(
+        page[..],
+        [
+            RelayFrame::Welcome { .. },
+            RelayFrame::Event { seq: 1, .. },
+            RelayFrame::CaughtUp { head_seq: 3, .. }
+        ]
+    ));
+    // A snapshot fills the page by itself; the events come on the next one.
+    let snapshot = envelope(EnvelopeKind::Snapshot, ChannelTag([0; 16]), 9, 0);
+    room.frame(
+        1,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 2,
+            envelope: snapshot,
+        },
+    );
+    let page = to(&room.sync(2, 0), 2);
+    assert!(matches!(
+        page[..],
+        [
+            RelayFrame::Snapshot { seq: 2, .. },
+            RelayFrame::CaughtUp { head_seq: 3, .. }
+        ]
+    ));
+    let page = to(&room.sync(2, 2), 2);
+    assert!(matches!(
+        page[..],
+        [
+            RelayFrame::Event { seq: 3, .. },
+            RelayFrame::CaughtUp { head_seq: 3, .. }
+        ]
+    ));
+}
+
+// ---------------------------------------------------------------- shared budgets
+
+#[test]
+fn many_sockets_together_stay_within_the_rooms_budget_and_none_is_closed() {
+    let mut room = Room::new();
+    room.limits.room_rate_burst = 10;
+    room.limits.room_rate_per_second = 5;
+    for id in 1..=5 {
+        room.join(id, &[1]);
+    }
+    // Five sockets, three publishes each: each socket is far within its own bucket, but
+    // the room takes 10 (HELLOs do not count: they come before joining).
+    let mut stored = 0;
+    let mut refused_for_room = 0;
+    for counter in 1..=3 {
+        for id in 1..=5 {
+            let outs = room.publish(id, 1, id.to_le_bytes()[0], counter);
+            for f in to(&outs, id) {
+                match f {
+                    RelayFrame::Ack { .. } => stored += 1,
+                    RelayFrame::Refused {
+                        code: RelayErrorCode::RateLimited,
+                        retry_after_ms,
+                        ..
+                    } => {
+                        assert_eq!(retry_after_ms, 200, "one room token per 200 ms");
+                        refused_for_room += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert!(closes(&outs).is_empty(), "the room's budget closes no one");
+        }
+    }
+    assert_eq!((stored, refused_for_room), (10, 5));
+    assert_eq!(room.store.head_seq().unwrap(), 10);
+    // Once the wait is over, a refused change goes in.
+    let outs = room.frame_at(5, &publish_frame(1, 5, 3), T0 + 200);
+    assert!(matches!(to(&outs, 5)[..], [RelayFrame::Ack { .. }]));
+}
+
+#[test]
+fn an_address_or_a_user_holds_a_bounded_number_of_sockets() {
+    let mut room = Room::new();
+    room.limits.max_sockets_per_address = 2;
+    let with = |id: PeerId, address: &str, user: Option<&str>| {
+        let mut p = Peer::new(id, &room.limits, T0, challenge_of(id), [0; 32]);
+        p.address = Some(address.into());
+        p.user = user.map(Into::into);
+        p
+    };
+    let a1 = with(1, "192.0.2.1", None);
+    let a2 = with(2, "192.0.2.1", Some("alice"));
+    let _ = accept(&mut room.peers, &room.limits, a1);
+    let _ = accept(&mut room.peers, &room.limits, a2);
+    let refused = admission(&room.peers, &room.limits, false, None, Some("192.0.2.1"));
+    assert!(
+        matches!(refused, Some((RelayErrorCode::RoomFull, ref m)) if m.contains("address")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        admission(&room.peers, &room.limits, false, None, Some("192.0.2.2")),
+        None,
+        "another address is not affected"
+    );
+    let b = with(3, "198.51.100.7", Some("alice"));
+    let _ = accept(&mut room.peers, &room.limits, b);
+    let refused = admission(
+        &room.peers,
+        &room.limits,
+        false,
+        Some("alice"),
+        Some("203.0.113.9"),
+    );
+    assert!(
+        matches!(refused, Some((RelayErrorCode::RoomFull, ref m)) if m.contains("one user")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        admission(&room.peers, &room.limits, true, Some("bob"), None),
+        Some((RelayErrorCode::Banned, _))
+    ));
+}
+
+#[test]
+fn wrong_keys_from_one_address_are_slowed_and_the_answer_then_says_nothing_about_the_key() {
+    let mut room = Room::new();
+    room.limits.wrong_key_burst = 3;
+    room.join(1, &[1]); // the room's key is keys(7)
+    let open_from = |room: &mut Room, id: PeerId, address: &str| {
+        let mut p = Peer::new(id, &room.limits, T0, challenge_of(id), [0; 32]);
+        p.address = Some(address.into());
+        let _ = accept(&mut room.peers, &room.limits, p);
+    };
+    open_from(&mut room, 2, "192.0.2.66");
+    for guess in 10..13 {
+        let outs = room.hello(2, 0, guess, &[1]);
+        assert_eq!(
+            to(&outs, 2).iter().map(error_code).collect::<Vec<_>>(),
+            [Some((RelayErrorCode::WrongVerifier, true))]
+        );
+        open_from(&mut room, 2, "192.0.2.66");
+    }
+    // The burst is spent: a wrong key and the right key get the same non-fatal answer.
+    for who in [13, 7] {
+        let outs = room.hello(2, 0, who, &[1]);
+        assert_eq!(
+            to(&outs, 2).iter().map(error_code).collect::<Vec<_>>(),
+            [Some((RelayErrorCode::RateLimited, false))],
+            "key {who}"
+        );
+        assert!(!room.peers[&2].joined);
+    }
+    // Another address's member joins at once.
+    open_from(&mut room, 3, "198.51.100.1");
+    let outs = room.hello(3, 0, 7, &[1]);
+    assert!(matches!(to(&outs, 3)[0], RelayFrame::Welcome { .. }));
+    // A second later the address may try again, and the right key joins.
+    let frame = hello_frame(&keys(7), &challenge_of(2), 0, &[1]);
+    let outs = room.frame_at(2, &frame, T0 + 1000);
+    assert!(matches!(to(&outs, 2)[0], RelayFrame::Welcome { .. }));
+}
+
+#[test]
+fn a_room_nobody_wrote_to_is_disposable() {
+    let mut room = Room::new();
+    assert!(disposable(&room.store).unwrap());
+    room.join(1, &[1]);
+    assert!(
+        disposable(&room.store).unwrap(),
+        "a member key alone is no data"
+    );
+    room.publish(1, 1, 9, 1);
+    assert!(!disposable(&room.store).unwrap());
+}
+
+/// Every number in `v` fits a JavaScript number (what a socket attachment holds).
+fn numbers_fit_javascript(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => n.as_u64().map_or_else(
+            || n.as_i64().is_some_and(|i| i.unsigned_abs() <= MAX_SEQ),
+            |u| u <= MAX_SEQ,
+        ),
+        serde_json::Value::Array(items) => items.iter().all(numbers_fit_javascript),
+        serde_json::Value::Object(map) => map.values().all(numbers_fit_javascript),
+        _ => true,
+    }
+}
+
+#[test]
+fn a_peer_survives_its_attachment_with_every_number_a_javascript_number() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.publish(1, 1, 9, 1);
+    room.sync(1, 0);
+    let peer = room.peers[&1].clone();
+    assert!(peer.sync_token > MAX_SEQ || peer.pages > 0);
+    let mut tokened = peer.clone();
+    tokened.sync_token = u64::MAX;
+    for p in [peer, tokened] {
+        let json = serde_json::to_value(&p).unwrap();
+        assert!(numbers_fit_javascript(&json), "{json}");
+        let back: Peer = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+    }
 }
