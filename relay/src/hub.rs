@@ -366,6 +366,29 @@ pub fn admission(
     None
 }
 
+/// What the room's alarm does when no socket is open ([`idle_plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// Delete every row, the key and the alarm: the room was idle for its TTL.
+    Delete,
+    /// Not yet: fire again at this time (ms since the Unix epoch).
+    WakeAt(u64),
+    /// No record of since when the room is empty (the process died with sockets open):
+    /// it is idle from now; record this deadline and fire then.
+    Start(u64),
+}
+
+/// The alarm's decision for a room with no open socket at `now_ms`, given the recorded
+/// deadline `idle_at` (set when the last socket left: now + [`Limits::idle_room_ttl_ms`]).
+#[must_use]
+pub fn idle_plan(now_ms: u64, idle_at: Option<u64>, limits: &Limits) -> Idle {
+    match idle_at {
+        Some(at) if now_ms >= at => Idle::Delete,
+        Some(at) => Idle::WakeAt(at),
+        None => Idle::Start(now_ms.saturating_add(limits.idle_room_ttl_ms)),
+    }
+}
+
 /// Whether a room whose last socket left may be deleted at once: nothing was ever stored
 /// in it (no event; a snapshot needs one). Its member key goes too, so a stranger who
 /// claimed an unused room id holds it only while a socket of theirs stays open.

@@ -532,25 +532,20 @@ impl DurableObject for Room {
                 .await?;
             return Response::ok("");
         }
-        match self.state.storage().get::<u64>(IDLE_AT).await? {
-            Some(at) if now >= at => {
-                // Idle past the TTL: the room and its log go.
+        let idle_at = self.state.storage().get::<u64>(IDLE_AT).await?;
+        match hub::idle_plan(now, idle_at, limits) {
+            hub::Idle::Delete => {
                 self.state.storage().delete_all().await?;
                 *self.live.borrow_mut() = None;
             }
-            Some(at) => {
+            hub::Idle::WakeAt(at) => {
                 self.state
                     .storage()
-                    .set_alarm(Duration::from_millis(at - now))
+                    .set_alarm(Duration::from_millis(at.saturating_sub(now)))
                     .await?;
             }
-            None => {
-                // Empty, with no record of since when (e.g. the process died with sockets
-                // open): idle from now.
-                self.state
-                    .storage()
-                    .put(IDLE_AT, now.saturating_add(limits.idle_room_ttl_ms))
-                    .await?;
+            hub::Idle::Start(at) => {
+                self.state.storage().put(IDLE_AT, at).await?;
                 self.arm_alarm(limits).await?;
             }
         }

@@ -122,14 +122,14 @@ export SEALSYNC_RELAY_NOTIFY_ID=integration-tests SEALSYNC_RELAY_NOTIFY_SECRET=$
 
 status=0
 echo "== integration tests, AUTH_MODE=none"
-(cd "$ROOT" && cargo test -p sealsync-relay --test integration -- --test-threads=1 --nocapture \
-  --skip auth_ $FILTER) || status=$?
+(cd "$ROOT" && cargo test -p sealsync-relay --test integration -- --include-ignored \
+  --test-threads=1 --nocapture --skip auth_ $FILTER) || status=$?
 if [ $status -eq 0 ] && { [ -z "$FILTER" ] || [[ auth_ == *"$FILTER"* ]] || [[ "$FILTER" == auth_* ]]; }; then
   echo "== integration tests, AUTH_MODE=jwt"
   "$TMP/stop.sh"
   "$TMP/start.sh" --var AUTH_MODE:jwt --var "JWT_PUBLIC_KEYS:$JWT_PUBLIC_KEY"
   (cd "$ROOT" && SEALSYNC_RELAY_JWT_SEED=$JWT_SEED cargo test -p sealsync-relay --test integration \
-    -- --test-threads=1 --nocapture auth_ $FILTER) || status=$?
+    -- --include-ignored --test-threads=1 --nocapture auth_ $FILTER) || status=$?
 fi
 if [ $status -ne 0 ]; then
   echo "== last wrangler log lines ($TMP/wrangler.log)"

@@ -1855,3 +1855,16 @@ fn a_peer_survives_its_attachment_with_every_number_a_javascript_number() {
         assert_eq!(back, p);
     }
 }
+
+#[test]
+fn an_empty_rooms_alarm_deletes_it_only_after_its_ttl() {
+    let limits = Limits {
+        idle_room_ttl_ms: 1_000,
+        ..Limits::default()
+    };
+    assert_eq!(idle_plan(T0, Some(T0 + 1), &limits), Idle::WakeAt(T0 + 1));
+    assert_eq!(idle_plan(T0, Some(T0), &limits), Idle::Delete);
+    assert_eq!(idle_plan(T0 + 5, Some(T0), &limits), Idle::Delete);
+    // No record (the process died with sockets open): idle from now.
+    assert_eq!(idle_plan(T0, None, &limits), Idle::Start(T0 + 1_000));
+}
