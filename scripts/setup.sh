@@ -185,7 +185,7 @@ setup_wasm_debian_route() {
   else
     say "debian route: building the wasm32 std from $src with $want (~40 s) ..."
     local tmp log=$SETUP_DIR/logs/wasm32-std.log
-    tmp=$(mktemp -d /tmp/sealsync-wasm-std.XXXXXX)
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/sealsync-wasm-std.XXXXXX")
     mkdir -p "$tmp/src"
     cat >"$tmp/Cargo.toml" <<'EOF'
 [package]
@@ -233,7 +233,7 @@ EOF
 
   # Smoke test: link a tiny cdylib for wasm32 with that toolchain (std + rust-lld).
   local smoke
-  smoke=$(mktemp -d /tmp/sealsync-wasm-smoke.XXXXXX)
+  smoke=$(mktemp -d "${TMPDIR:-/tmp}/sealsync-wasm-smoke.XXXXXX")
   printf '#[no_mangle]\npub extern "C" fn add(a: i32, b: i32) -> i32 { a + b }\n' >"$smoke/lib.rs"
   if ! RUSTUP_TOOLCHAIN=$DEBIAN_WEB_TOOLCHAIN rustc --edition 2021 --target "$WASM_TARGET" \
     --crate-type cdylib -O -o "$smoke/smoke.wasm" "$smoke/lib.rs" 2>"$smoke/err"; then
@@ -364,13 +364,23 @@ setup_export_env() {
   export SEALSYNC_WASM_TOOLCHAIN
   export WRANGLER_BIN=$tools_bin/wrangler
   export WRANGLER_SEND_METRICS=false
-  local esb=$SEALSYNC_ROOT/tools/node_modules/@esbuild/linux-x64/bin/esbuild
+  # esbuild's own binary for this architecture (the npm wrapper re-execs it).
+  local arch
+  case $(uname -m) in
+    x86_64) arch=x64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) arch=$(uname -m) ;;
+  esac
+  local esb=$SEALSYNC_ROOT/tools/node_modules/@esbuild/linux-$arch/bin/esbuild
   [ -x "$esb" ] || esb=$tools_bin/esbuild
   export ESBUILD_BIN=$esb
   export WASM_OPT_BIN=$tools_bin/wasm-opt
   WASM_BINDGEN_BIN=$(command -v wasm-bindgen || true)
   export WASM_BINDGEN_BIN
-  export CHROMIUM_BIN=/usr/bin/chromium CHROME_BIN=/usr/bin/chromium CHROMEDRIVER=/usr/bin/chromedriver
+  # A Chromium chosen by the caller stays chosen.
+  export CHROMIUM_BIN=${CHROMIUM_BIN:-/usr/bin/chromium}
+  export CHROME_BIN=${CHROME_BIN:-$CHROMIUM_BIN}
+  export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
   export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
   export NODE_PATH=$SEALSYNC_ROOT/tools/node_modules${NODE_PATH:+:$NODE_PATH}
 }

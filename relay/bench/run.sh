@@ -17,7 +17,7 @@ ROOT=$(cd "$RELAY_DIR/.." && pwd)
 die() { echo "bench: $*" >&2; exit 1; }
 
 NODE_MODULES=""
-for dir in "$ROOT/tools/node_modules" "${NPM_TOOLS:-/work/npm-tools}/node_modules"; do
+for dir in "$ROOT/tools/node_modules"; do
   if [ -x "$dir/.bin/wrangler" ]; then NODE_MODULES=$dir; break; fi
 done
 [ -n "$NODE_MODULES" ] || die "wrangler not found; run ./run setup"

@@ -16,7 +16,7 @@ FILTER=${1:-}
 
 find_bin() {
   local name=$1
-  for dir in "$ROOT/tools/node_modules/.bin" "${NPM_TOOLS:-/work/npm-tools}/node_modules/.bin"; do
+  for dir in "$ROOT/tools/node_modules/.bin"; do
     if [ -x "$dir/$name" ]; then echo "$dir/$name"; return; fi
   done
   command -v "$name" || { echo "run.sh: $name not found (install it: see relay/README.md)" >&2; exit 1; }
