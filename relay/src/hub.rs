@@ -79,7 +79,7 @@ pub struct Peer {
     /// When the socket was accepted (ms since the Unix epoch): unjoined, it is closed
     /// [`Limits::unjoined_timeout_ms`] later.
     pub opened_ms: u64,
-    /// The client's address (`CF-Connecting-IP`), when the request had one.
+    /// The client's address as counted ([`address_key`]), when the request had one.
     #[serde(default)]
     pub address: Option<String>,
     /// 32 random bytes, never sent: they key this socket's catch-up tokens.
@@ -319,6 +319,26 @@ const fn close_reason(code: RelayErrorCode) -> &'static str {
 #[must_use]
 pub fn room_full(peers: &BTreeMap<PeerId, Peer>, limits: &Limits) -> bool {
     peers.values().filter(|p| p.joined).count() >= limits.max_sockets_per_room
+}
+
+/// The address a socket is counted under for [`Limits::max_sockets_per_address`] and the
+/// wrong-key budget, from the client's IP (`CF-Connecting-IP`): an IPv4 address as it is,
+/// an IPv6 address as its /64 prefix (one subscriber usually holds a whole /64, so
+/// counting single IPv6 addresses would let one client take as many as it likes), anything
+/// else as given.
+#[must_use]
+pub fn address_key(ip: &str) -> String {
+    match ip.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.trim().to_owned(),
+    }
 }
 
 /// Why a new socket is refused before it is accepted, if it is: a user the backend

@@ -51,9 +51,10 @@ pub const DEFAULT_CATCH_UP_PAGE_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_ROOM_RATE_BURST: u32 = 1000;
 /// See [`DEFAULT_ROOM_RATE_BURST`].
 pub const DEFAULT_ROOM_RATE_PER_SECOND: u32 = 500;
-/// `MAX_SOCKETS_PER_ADDRESS`: sockets (joined or not) one client address (`CF-Connecting-IP`)
-/// may hold in one room, and one authenticated user (JWT `sub`) may hold in one room. One
-/// more gets `ERROR ROOM_FULL` and 4029.
+/// `MAX_SOCKETS_PER_ADDRESS`: sockets (joined or not) one client address may hold in one
+/// room (`CF-Connecting-IP`; IPv6 by its /64, see [`crate::hub::address_key`]), and one
+/// authenticated user (JWT `sub`) may hold in one room. One more gets `ERROR ROOM_FULL` and
+/// 4029.
 pub const DEFAULT_MAX_SOCKETS_PER_ADDRESS: usize = 32;
 /// `WRONG_KEY_BURST`: `HELLO`s with a member key that is not the room's that one client
 /// address may send to one room back to back; then one per second.

@@ -222,7 +222,7 @@ impl Room {
                 .map_err(|e| store_failure(&e))?,
             None => false,
         };
-        let address = header(ADDRESS);
+        let address = header(ADDRESS).map(|ip| hub::address_key(&ip));
         let refusal = self.with_live(|live| {
             live.room.get_or_insert_with(|| room.clone());
             hub::admission(

@@ -1868,3 +1868,21 @@ fn an_empty_rooms_alarm_deletes_it_only_after_its_ttl() {
     // No record (the process died with sockets open): idle from now.
     assert_eq!(idle_plan(T0, None, &limits), Idle::Start(T0 + 1_000));
 }
+
+#[test]
+fn ipv6_clients_are_counted_by_their_64_prefix() {
+    assert_eq!(address_key("192.0.2.7"), "192.0.2.7");
+    assert_eq!(address_key(" 192.0.2.7 "), "192.0.2.7");
+    assert_eq!(
+        address_key("2001:db8:1:2:aaaa::1"),
+        address_key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+    );
+    assert_eq!(address_key("2001:db8:1:2::9"), "2001:db8:1:2::/64");
+    assert_ne!(
+        address_key("2001:db8:1:2::1"),
+        address_key("2001:db8:1:3::1")
+    );
+    // An IPv4 client seen through IPv6 is its IPv4 address.
+    assert_eq!(address_key("::ffff:192.0.2.7"), "192.0.2.7");
+    assert_eq!(address_key("not an address"), "not an address");
+}
