@@ -16,6 +16,8 @@
 // throws, cannot read the message, posts something else, or does not accept the job in
 // time) rejects with KDF_WORKER_FAILED, and the caller derives on the main thread.
 
+import { SealsyncError } from "./error.js";
+
 /** The core's codes for a derivation that failed on its own terms (src/kdf.rs lists the same). */
 const CORE_CODES = ["EMPTY_PASSWORD", "INVALID_ROOM_ID", "KDF_FAILED"];
 
@@ -35,7 +37,7 @@ export function setDefaultKdfWorker(factory) {
 
 /**
  * Derives the room key in a module worker. Resolves with a Uint8Array of 32 bytes; rejects
- * with an Error whose `code` is one of CORE_CODES, or KDF_WORKER_FAILED for anything else.
+ * with a SealsyncError whose `code` is one of CORE_CODES, or KDF_WORKER_FAILED for anything else.
  */
 export function deriveInWorker(module, room, password, factory) {
   return new Promise((resolve, reject) => {
@@ -54,7 +56,7 @@ export function deriveInWorker(module, room, password, factory) {
       if (settled) return;
       finish();
       const passes = typeof code === "string" && CORE_CODES.includes(code);
-      reject(Object.assign(new Error(message), { code: passes ? code : "KDF_WORKER_FAILED" }));
+      reject(new SealsyncError(passes ? code : "KDF_WORKER_FAILED", message));
     };
     const make = typeof factory === "function" ? factory : defaultFactory;
     if (typeof make !== "function") {

@@ -8,6 +8,8 @@
 //                   Vite, webpack 5 and Turbopack detect;
 //   kdf-worker.js   the worker (js/package/kdf-worker.js), also exported as
 //                   `sealsync/kdf-worker` for a `kdfWorker` factory;
+//   react.js        React hooks (js/package/react.js, types react.d.ts), exported as
+//                   `sealsync/react`; React is an optional peer dependency;
 //   package.json    `exports` (types, the entry, ./kdf-worker, the wasm file), `module`,
 //                   `files` and `sideEffects` to match.
 //
@@ -54,7 +56,7 @@ if (dirs.length !== 1) die(`expected the glue to import one snippets/*/js/kdf.js
 const index = readFileSync(join(SOURCES, "index.js"), "utf8");
 if (!index.includes("__SNIPPET_DIR__")) die("js/package/index.js lost its __SNIPPET_DIR__ placeholder");
 writeFileSync(join(pkgDir, "index.js"), index.replaceAll("__SNIPPET_DIR__", dirs[0]));
-copyFileSync(join(SOURCES, "kdf-worker.js"), join(pkgDir, "kdf-worker.js"));
+for (const f of ["kdf-worker.js", "react.js", "react.d.ts"]) copyFileSync(join(SOURCES, f), join(pkgDir, f));
 
 pkg.main = "index.js";
 pkg.module = "index.js";
@@ -62,15 +64,19 @@ pkg.types = "sealsync.d.ts";
 pkg.exports = {
   ".": { types: "./sealsync.d.ts", default: "./index.js" },
   "./kdf-worker": "./kdf-worker.js",
+  "./react": { types: "./react.d.ts", default: "./react.js" },
   "./sealsync_bg.wasm": "./sealsync_bg.wasm",
   "./package.json": "./package.json",
 };
 const files = new Set(pkg.files || []);
-for (const f of ["index.js", "kdf-worker.js", "sealsync.js", "sealsync.d.ts", "sealsync_bg.wasm", "snippets"]) {
+for (const f of ["index.js", "kdf-worker.js", "react.js", "react.d.ts", "sealsync.js", "sealsync.d.ts", "sealsync_bg.wasm", "snippets"]) {
   files.add(f);
 }
 pkg.files = [...files];
+// Only sealsync/react needs React; the SDK itself does not.
+pkg.peerDependencies = { ...pkg.peerDependencies, react: ">=18" };
+pkg.peerDependenciesMeta = { ...pkg.peerDependenciesMeta, react: { optional: true } };
 // index.js registers the worker when it is evaluated; the snippets keep module state.
 pkg.sideEffects = ["./index.js", "./snippets/*"];
 writeFileSync(pkgJsonPath, JSON.stringify(pkg, null, 2) + "\n");
-console.log(`finish-pkg: ${pkgDir}: index.js (snippets/${dirs[0]}), kdf-worker.js, package.json exports`);
+console.log(`finish-pkg: ${pkgDir}: index.js (snippets/${dirs[0]}), kdf-worker.js, react.js, package.json exports`);

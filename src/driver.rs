@@ -11,7 +11,7 @@
 //! (the socket, the timer) are dropped in a later microtask.
 
 use std::cell::{Ref, RefCell, RefMut};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::{Rc, Weak};
 
 use js_sys::Function;
@@ -80,6 +80,22 @@ pub(crate) struct Inner {
     adopted: Vec<String>,
     /// Warnings from before the application could subscribe, sent once started.
     early_warnings: Vec<(String, String)>,
+    /// What `get()` returned per collection, kept until a change touches it.
+    views: HashMap<String, View>,
+    /// The last `presence` count the relay reported (`room.presence`).
+    pub(crate) presence: Option<u32>,
+}
+
+/// The cached result of `room.get(collection)`: the same frozen array while nothing in the
+/// collection changed, and the same frozen entity object while that entity did not change.
+#[derive(Default)]
+struct View {
+    /// The array last returned; `None` once a change touched the collection.
+    array: Option<JsValue>,
+    /// The entity objects in it, by id.
+    entities: HashMap<String, JsValue>,
+    /// Entities changed since `array` was built: their objects are rebuilt.
+    changed: HashSet<String>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -133,6 +149,21 @@ impl Inner {
             announced_pending: 0,
             adopted: Vec::new(),
             early_warnings: Vec::new(),
+            views: HashMap::new(),
+            presence: None,
+        }
+    }
+
+    /// Notes changes for `snapshot()` and drops the cached `get()` results they touch.
+    fn saw_changes(&mut self, changes: &[Change]) {
+        for change in changes {
+            if !self.collections.contains(&change.collection) {
+                self.collections.insert(change.collection.clone());
+            }
+            if let Some(view) = self.views.get_mut(&change.collection) {
+                view.array = None;
+                view.changed.insert(change.id.clone());
+            }
         }
     }
 
@@ -149,13 +180,20 @@ impl Inner {
 pub(crate) struct Shared {
     pub(crate) inner: RefCell<Inner>,
     pub(crate) listeners: RefCell<Listeners>,
+    /// Warnings reported while no `warning` listener was attached (the newest
+    /// [`BUFFERED_WARNINGS`]), for the next listener attached.
+    buffered_warnings: RefCell<VecDeque<JsValue>>,
 }
+
+/// How many warnings are kept for a `warning` listener attached later.
+pub(crate) const BUFFERED_WARNINGS: usize = 32;
 
 impl Shared {
     pub(crate) fn new(inner: Inner) -> Rc<Self> {
         Rc::new(Self {
             inner: RefCell::new(inner),
             listeners: RefCell::new(Listeners::default()),
+            buffered_warnings: RefCell::new(VecDeque::new()),
         })
     }
 
@@ -188,13 +226,49 @@ impl Shared {
         events::call_all(kind, &listeners, value);
     }
 
+    /// Emits a `warning`; without a listener, logs it with `console.warn` and keeps it for
+    /// the next listener attached (see [`deliver_buffered_warnings`]).
     fn warn(&self, code: &str, message: &str) {
         if self.listeners.borrow().of("warning").is_empty() {
             web_sys::console::warn_1(&JsValue::from_str(&format!("sealsync: {code}: {message}")));
+            let mut buffered = self.buffered_warnings.borrow_mut();
+            if buffered.len() == BUFFERED_WARNINGS {
+                buffered.pop_front();
+            }
+            buffered.push_back(events::warning_to_js(code, message));
         } else {
             self.emit("warning", &events::warning_to_js(code, message));
         }
     }
+}
+
+/// Hands the warnings reported while no `warning` listener was attached to the listener
+/// just attached under `id`, in order, in a microtask (after `on()` has returned). If that
+/// listener is gone by then, they stay for the next one.
+pub(crate) fn deliver_buffered_warnings(shared: &Rc<Shared>, id: u32) {
+    let warnings = std::mem::take(&mut *shared.buffered_warnings.borrow_mut());
+    if warnings.is_empty() {
+        return;
+    }
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        let Some(shared) = weak.upgrade() else { return };
+        let listener = shared.listeners.borrow().get("warning", id);
+        match listener {
+            Some(listener) => {
+                for warning in &warnings {
+                    events::call_all("warning", std::slice::from_ref(&listener), warning);
+                }
+            }
+            None => {
+                let mut buffered = shared.buffered_warnings.borrow_mut();
+                for warning in warnings.into_iter().rev() {
+                    buffered.push_front(warning);
+                }
+                buffered.truncate(BUFFERED_WARNINGS);
+            }
+        }
+    });
 }
 
 fn closed() -> JsValue {
@@ -254,9 +328,7 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool) {
     let mut inner = shared.inner.borrow_mut();
     match outcome {
         Ok((store, changes, adopted)) => {
-            inner
-                .collections
-                .extend(changes.into_iter().map(|c| c.collection));
+            inner.saw_changes(&changes);
             inner.adopted = adopted;
             inner.store = Some(store);
             inner.lock = Some(lock);
@@ -555,7 +627,12 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
             }
             shared.emit("status", &events::status_to_js(&status));
         }
-        ClientEvent::Presence(count) => shared.emit("presence", &JsValue::from(count)),
+        ClientEvent::Presence(count) => {
+            if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                inner.presence = Some(count);
+            }
+            shared.emit("presence", &JsValue::from(count));
+        }
         ClientEvent::Notify(json) => shared.emit("notify", &events::notify_to_js(&json)),
         ClientEvent::Ephemeral { body } => {
             shared.emit("ephemeral", &events::ephemeral_to_js(&body))
@@ -577,9 +654,7 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
 
 fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
     if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-        inner
-            .collections
-            .extend(changes.iter().map(|c| c.collection.clone()));
+        inner.saw_changes(changes);
     }
     for change in changes {
         shared.emit("change", &events::change_to_js(change));
@@ -809,16 +884,41 @@ pub(crate) fn ephemeral(shared: &Rc<Shared>, body: &[u8]) -> Result<(), JsValue>
     Ok(())
 }
 
-/// `collection`'s visible entities as a JS array of plain objects.
-pub(crate) fn collection_to_js(inner: &Inner, collection: &str) -> JsValue {
-    let entities: Vec<serde_json::Value> = inner
-        .client
-        .replica()
-        .get(collection)
-        .into_iter()
-        .map(|(_, object)| object)
-        .collect();
-    events::to_js(&entities)
+/// `room.get(collection)`: the visible entities as a frozen array of frozen plain objects.
+/// The same array comes back until a change touches the collection, and an entity's
+/// object is rebuilt only when a change touched that entity.
+///
+/// # Errors
+/// `ROOM_CLOSED`.
+pub(crate) fn collection(shared: &Shared, collection: &str) -> Result<JsValue, JsValue> {
+    let mut inner = shared.inner_mut()?;
+    if let Some(array) = inner.views.get(collection).and_then(|v| v.array.clone()) {
+        return Ok(array);
+    }
+    let visible = inner.client.replica().get(collection);
+    let mut view = inner.views.remove(collection).unwrap_or_default();
+    let array = js_sys::Array::new_with_length(u32::try_from(visible.len()).unwrap_or(u32::MAX));
+    let mut entities = HashMap::with_capacity(visible.len());
+    for (i, (id, object)) in visible.into_iter().enumerate() {
+        let reused = if view.changed.contains(&id) {
+            None
+        } else {
+            view.entities.remove(&id)
+        };
+        let entity = reused.unwrap_or_else(|| events::frozen(&object));
+        array.set(u32::try_from(i).unwrap_or(u32::MAX), entity.clone());
+        entities.insert(id, entity);
+    }
+    let array: JsValue = js_sys::Object::freeze(&array).into();
+    inner.views.insert(
+        collection.to_owned(),
+        View {
+            array: Some(array.clone()),
+            entities,
+            changed: HashSet::new(),
+        },
+    );
+    Ok(array)
 }
 
 /// Leaves: staged changes are sealed (and sent while the socket is still open), the client

@@ -1,12 +1,21 @@
 //! JavaScript errors with a stable `code` property.
 //!
-//! Every error the SDK hands to JavaScript is a real `Error` (so it has a stack and works with
-//! `instanceof Error`) whose `code` is a stable `SCREAMING_SNAKE_CASE` string: the core's
-//! [`sealsync_core::Error::code`], or one of the shell's own codes below. Applications branch
-//! on `err.code`, never on the message.
+//! Every error the SDK hands to JavaScript is a `SealsyncError` (`js/error.js`, exported by
+//! the package's entry): a real `Error` subclass (so it has a stack and works with
+//! `instanceof Error` and `instanceof SealsyncError`) whose `code` is a stable
+//! `SCREAMING_SNAKE_CASE` string: the core's [`sealsync_core::Error::code`], or one of the
+//! shell's own codes below. Applications branch on `err.code`, never on the message.
 
 use js_sys::Reflect;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
+
+#[wasm_bindgen(module = "/js/error.js")]
+extern "C" {
+    /// `new SealsyncError(code, message)`.
+    #[wasm_bindgen(js_name = sealsyncError)]
+    fn sealsync_error(code: &str, message: &str) -> JsValue;
+}
 
 /// The options passed to `Room.join` are missing a field or have one of the wrong type.
 pub(crate) const INVALID_OPTIONS: &str = "INVALID_OPTIONS";
@@ -28,15 +37,17 @@ pub(crate) const TOKEN_FAILED: &str = "TOKEN_FAILED";
 pub(crate) const CONNECTION_REFUSED: &str = "CONNECTION_REFUSED";
 /// A browser API the SDK needs is missing or threw (no `window`, WebSocket constructor threw).
 pub(crate) const BROWSER_API: &str = "BROWSER_API";
+/// A field value JSON cannot hold (`Date`, `NaN`, `BigInt`, a function, a class instance,
+/// `undefined` in an array, a cycle): the message names the field's path.
+pub(crate) const INVALID_VALUE: &str = "INVALID_VALUE";
+/// Codes thrown by the package's entry (`js/package/index.js`), not by Rust: `Room.join` and
+/// the statics before `init()` resolved; `init()` failing to load the wasm.
+#[cfg(test)]
+pub(crate) const JS_CODES: [&str; 2] = ["NOT_INITIALIZED", "INIT_FAILED"];
 
-/// Builds a JS `Error` with `message` and a `code` property.
+/// Builds a `SealsyncError` with `code` and `message`.
 pub(crate) fn coded(code: &str, message: &str) -> JsValue {
-    let err = js_sys::Error::new(message);
-    err.set_name("SealsyncError");
-    // Setting a property on a fresh ordinary object cannot fail; if it somehow did, the
-    // error still carries its message.
-    let _ = Reflect::set(&err, &JsValue::from_str("code"), &JsValue::from_str(code));
-    err.into()
+    sealsync_error(code, message)
 }
 
 /// Converts a core error into a JS `Error` carrying its stable code.

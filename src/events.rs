@@ -63,6 +63,15 @@ impl Listeners {
         }
     }
 
+    /// The listener of `kind` registered under `id`, if it still is.
+    pub(crate) fn get(&self, kind: &str, id: u32) -> Option<Function> {
+        self.by_type
+            .get(kind)?
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, f)| f.clone())
+    }
+
     /// The listeners of `kind`, copied so that they can be called with no borrow held
     /// (a listener may subscribe, unsubscribe or call into the room).
     pub(crate) fn of(&self, kind: &str) -> Vec<Function> {
@@ -92,6 +101,41 @@ pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
     let serializer = serde_wasm_bindgen::Serializer::json_compatible();
     // Serialising plain data (strings, numbers, maps) into JS cannot fail.
     value.serialize(&serializer).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A JSON value as a deeply frozen JS value (what `room.get` hands out and caches: nobody
+/// can change an object another caller holds).
+pub(crate) fn frozen(value: &serde_json::Value) -> JsValue {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) => {
+            let array = js_sys::Array::new();
+            for item in items {
+                array.push(&frozen(item));
+            }
+            js_sys::Object::freeze(&array).into()
+        }
+        Value::Object(map) => {
+            let object = js_sys::Object::new();
+            for (key, item) in map {
+                let (key, item) = (JsValue::from_str(key), frozen(item));
+                if key == "__proto__" {
+                    // An own property, as JSON.parse makes it (assigning would set the
+                    // prototype).
+                    let descriptor = js_sys::Object::new();
+                    for (k, v) in [("value", &item), ("enumerable", &JsValue::TRUE)] {
+                        let _ = js_sys::Reflect::set(&descriptor, &JsValue::from_str(k), v);
+                    }
+                    js_sys::Object::define_property(&object, &key, &descriptor);
+                } else {
+                    // Setting a property on a fresh ordinary object cannot fail.
+                    let _ = js_sys::Reflect::set(&object, &key, &item);
+                }
+            }
+            js_sys::Object::freeze(&object).into()
+        }
+        other => to_js(other),
+    }
 }
 
 /// `{ type, collection, id, fields, fromSelf }`.

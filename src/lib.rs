@@ -71,6 +71,8 @@ struct JoinOptions {
     persist: bool,
     token: Option<JsValue>,
     on_progress: Option<Function>,
+    /// `onWarning`: a `warning` listener registered before anything can be reported.
+    on_warning: Option<Function>,
     /// `kdfWorker`: a function returning the `Worker` that derives a password's key.
     kdf_worker: Option<JsValue>,
 }
@@ -103,6 +105,11 @@ impl JoinOptions {
         if password.is_none() && secret.is_none() {
             return Err(invalid("options.password or options.secret is required"));
         }
+        if password.is_some() && secret.is_some() {
+            return Err(invalid(
+                "options.password and options.secret are exclusive: pass one of them",
+            ));
+        }
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(invalid("options.url must start with ws:// or wss://"));
         }
@@ -127,6 +134,16 @@ impl JoinOptions {
                     .map_err(|_| invalid("options.onProgress must be a function"))?,
             )
         };
+        let warning = get("onWarning");
+        let on_warning = if warning.is_undefined() || warning.is_null() {
+            None
+        } else {
+            Some(
+                warning
+                    .dyn_into::<Function>()
+                    .map_err(|_| invalid("options.onWarning must be a function"))?,
+            )
+        };
         let kdf_worker = get("kdfWorker");
         let kdf_worker = if kdf_worker.is_undefined() || kdf_worker.is_null() {
             None
@@ -146,6 +163,7 @@ impl JoinOptions {
             persist,
             token,
             on_progress,
+            on_warning,
             kdf_worker,
         })
     }
@@ -219,6 +237,9 @@ impl Room {
             );
         }
         let shared = Shared::new(inner);
+        if let Some(listener) = opts.on_warning {
+            shared.listeners.borrow_mut().add("warning", listener)?;
+        }
         driver::open_storage(&shared, opts.persist).await;
         driver::start(&shared);
         Ok(Self { shared })
@@ -230,12 +251,22 @@ impl Room {
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown type.
     #[wasm_bindgen(skip_typescript)]
-    pub fn on(&self, event_type: &str, listener: Function) -> Result<Function, JsValue> {
+    pub fn on(&self, event_type: JsValue, listener: JsValue) -> Result<Function, JsValue> {
+        let event_type = ops::string(&event_type, "the event type")?;
+        let listener = listener.dyn_into::<Function>().map_err(|_| {
+            error::coded(
+                error::INVALID_ARGUMENT,
+                "on(type, listener) takes a function",
+            )
+        })?;
         let (kind, id) = self
             .shared
             .listeners
             .borrow_mut()
-            .add(event_type, listener)?;
+            .add(&event_type, listener)?;
+        if kind == "warning" {
+            driver::deliver_buffered_warnings(&self.shared, id);
+        }
         let weak = Rc::downgrade(&self.shared);
         let unsubscribe = Closure::once_into_js(move || {
             if let Some(shared) = weak.upgrade() {
@@ -254,7 +285,8 @@ impl Room {
     /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `READ_ONLY`,
     /// `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
-    pub fn create(&self, collection: String, fields: JsValue) -> Result<String, JsValue> {
+    pub fn create(&self, collection: JsValue, fields: JsValue) -> Result<String, JsValue> {
+        let collection = ops::string(&collection, "collection")?;
         let fields = ops::fields(&fields, "fields")?;
         let id = match fields.get("id").and_then(serde_json::Value::as_str) {
             Some(id) => id.to_owned(),
@@ -277,7 +309,9 @@ impl Room {
     /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `READ_ONLY`,
     /// `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
-    pub fn update(&self, collection: String, id: String, fields: JsValue) -> Result<(), JsValue> {
+    pub fn update(&self, collection: JsValue, id: JsValue, fields: JsValue) -> Result<(), JsValue> {
+        let collection = ops::string(&collection, "collection")?;
+        let id = ops::string(&id, "id")?;
         let fields = ops::fields(&fields, "fields")?;
         driver::local_op(
             &self.shared,
@@ -294,7 +328,9 @@ impl Room {
     /// # Errors
     /// `INVALID_OPERATION`, `OUTBOX_FULL`, `READ_ONLY`, `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
-    pub fn delete(&self, collection: String, id: String) -> Result<(), JsValue> {
+    pub fn delete(&self, collection: JsValue, id: JsValue) -> Result<(), JsValue> {
+        let collection = ops::string(&collection, "collection")?;
+        let id = ops::string(&id, "id")?;
         driver::local_op(&self.shared, Op::Deleted { collection, id })
     }
 
@@ -303,7 +339,8 @@ impl Room {
     /// # Errors
     /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `OUTBOX_FULL`, `READ_ONLY`, `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
-    pub fn reorder(&self, collection: String, items: JsValue) -> Result<(), JsValue> {
+    pub fn reorder(&self, collection: JsValue, items: JsValue) -> Result<(), JsValue> {
+        let collection = ops::string(&collection, "collection")?;
         let items = ops::reorder_items(&items)?;
         driver::local_op(&self.shared, Op::Reordered { collection, items })
     }
@@ -314,7 +351,9 @@ impl Room {
     /// # Errors
     /// `INVALID_ARGUMENT`, `INVALID_OPERATION`, `OUTBOX_FULL`, `READ_ONLY`, `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
-    pub fn claim(&self, collection: String, id: String, claim: JsValue) -> Result<(), JsValue> {
+    pub fn claim(&self, collection: JsValue, id: JsValue, claim: JsValue) -> Result<(), JsValue> {
+        let collection = ops::string(&collection, "collection")?;
+        let id = ops::string(&id, "id")?;
         let claim = ops::claim(&claim)?;
         driver::local_op(
             &self.shared,
@@ -350,16 +389,8 @@ impl Room {
     /// `INVALID_ARGUMENT` when the value cannot be serialised, `BODY_TOO_LARGE`, `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn broadcast(&self, value: JsValue) -> Result<(), JsValue> {
-        let text = js_sys::JSON::stringify(&value)
-            .ok()
-            .and_then(|s| s.as_string())
-            .ok_or_else(|| {
-                error::coded(
-                    error::INVALID_ARGUMENT,
-                    "broadcast takes a JSON-serialisable value",
-                )
-            })?;
-        driver::ephemeral(&self.shared, text.as_bytes())
+        let value = ops::json(&value, "value")?;
+        driver::ephemeral(&self.shared, value.to_string().as_bytes())
     }
 
     /// The visible entities of `collection` (`{ id, ...fields, sortOrder?, claimedBy? }`),
@@ -368,9 +399,9 @@ impl Room {
     /// # Errors
     /// `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
-    pub fn get(&self, collection: &str) -> Result<JsValue, JsValue> {
-        let inner = self.shared.inner()?;
-        Ok(driver::collection_to_js(&inner, collection))
+    pub fn get(&self, collection: JsValue) -> Result<JsValue, JsValue> {
+        let collection = ops::string(&collection, "collection")?;
+        driver::collection(&self.shared, &collection)
     }
 
     /// Every collection this replica has seen, as `{ [collection]: Entity[] }`.
@@ -379,13 +410,13 @@ impl Room {
     /// `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn snapshot(&self) -> Result<JsValue, JsValue> {
-        let inner = self.shared.inner()?;
+        let names: Vec<String> = self.shared.inner()?.collections.iter().cloned().collect();
         let out = js_sys::Object::new();
-        for name in &inner.collections {
+        for name in &names {
             let _ = Reflect::set(
                 &out,
                 &JsValue::from_str(name),
-                &driver::collection_to_js(&inner, name),
+                &driver::collection(&self.shared, name)?,
             );
         }
         Ok(out.into())
@@ -408,7 +439,8 @@ impl Room {
     /// # Errors
     /// `ROOM_CLOSED`.
     #[wasm_bindgen(js_name = shareLink, skip_typescript)]
-    pub fn share_link(&self, base_url: Option<String>) -> Result<String, JsValue> {
+    pub fn share_link(&self, base_url: JsValue) -> Result<String, JsValue> {
+        let base_url = ops::opt_string(&base_url, "baseUrl")?;
         let inner = self.shared.inner()?;
         let base = base_url.or_else(browser::page_base).unwrap_or_default();
         Ok(share::link(
@@ -431,6 +463,17 @@ impl Room {
             .map_or(JsValue::UNDEFINED, |inner| {
                 events::status_to_js(inner.client.status())
             })
+    }
+
+    /// The last number of sockets in the room the relay reported (this one included), as
+    /// the last `presence` event said; `null` before the first.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn presence(&self) -> Option<u32> {
+        self.shared
+            .inner
+            .try_borrow()
+            .ok()
+            .and_then(|inner| inner.presence)
     }
 
     /// The room id (NFC-normalised).
@@ -485,9 +528,13 @@ impl Room {
 
     /// Reads a share link (or just its fragment): `{ url?, room, secret }`, or `null` when
     /// it holds no room and secret.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when `link` is not a string.
     #[wasm_bindgen(js_name = parseShareLink, skip_typescript)]
-    pub fn parse_share_link(link: &str) -> JsValue {
-        share::parse(link).map_or(JsValue::NULL, |parsed| events::to_js(&parsed))
+    pub fn parse_share_link(link: JsValue) -> Result<JsValue, JsValue> {
+        let link = ops::string(&link, "the link")?;
+        Ok(share::parse(&link).map_or(JsValue::NULL, |parsed| events::to_js(&parsed)))
     }
 }
 
@@ -498,9 +545,11 @@ impl Room {
 /// # Errors
 /// `INVALID_ROOM_ID`, `EMPTY_PASSWORD`, `KDF_FAILED`.
 #[wasm_bindgen(js_name = deriveRoomKey, skip_typescript)]
-pub fn derive_room_key(room: &str, password: &str) -> Result<Vec<u8>, JsValue> {
-    let room = RoomId::new_with(room, nfc::nfc).map_err(|e| error::from_core(&e))?;
-    let key =
-        RoomKey::from_password_with(&room, password, nfc::nfc).map_err(|e| error::from_core(&e))?;
+pub fn derive_room_key(room: JsValue, password: JsValue) -> Result<Vec<u8>, JsValue> {
+    let room = ops::string(&room, "room")?;
+    let password = Zeroizing::new(ops::string(&password, "password")?);
+    let room = RoomId::new_with(&room, nfc::nfc).map_err(|e| error::from_core(&e))?;
+    let key = RoomKey::from_password_with(&room, &password, nfc::nfc)
+        .map_err(|e| error::from_core(&e))?;
     Ok(kdf::secret_bytes(&key)?.to_vec())
 }

@@ -17,7 +17,8 @@ const TS_SECTION: &'static str = TS_DEFINITIONS;
 const TS_DEFINITIONS: &str = r#"
 /**
  * A stable, machine-readable code: branch on `err.code` (and on `code` of `warning` and
- * `rejected` events), never on the message.
+ * `rejected` events), never on the message. The exact set the SDK can produce: a relay
+ * code this version does not know arrives as `"UNKNOWN"`.
  */
 export type ErrorCode =
   // from the core (thrown by calls, or reported)
@@ -29,15 +30,20 @@ export type ErrorCode =
   // from the browser SDK
   | "INVALID_OPTIONS" | "INVALID_ARGUMENT" | "ROOM_CLOSED" | "STORAGE_FAILED"
   | "KDF_WORKER_FAILED" | "NO_RANDOMNESS" | "BROWSER_API" | "TOKEN_FAILED"
-  | "CONNECTION_REFUSED"
+  | "CONNECTION_REFUSED" | "INVALID_VALUE" | "NOT_INITIALIZED" | "INIT_FAILED"
   // from the relay, in `warning` and `rejected` events (`READ_ONLY`, `WRONG_KIND` above)
   | "BAD_FRAME" | "WRONG_VERIFIER" | "FORBIDDEN" | "UNSUPPORTED_VERSION" | "TOO_LARGE"
   | "RATE_LIMITED" | "ROOM_FULL" | "HISTORY_FULL" | "NOT_JOINED" | "BANNED"
-  | "GUEST_PENDING" | "DUPLICATE_MISMATCH" | "UNKNOWN"
-  | (string & {});
+  | "GUEST_PENDING" | "DUPLICATE_MISMATCH" | "UNKNOWN";
 
-/** Every error the SDK throws or rejects with. */
-export interface SealsyncError extends Error {
+/**
+ * The class of every error the SDK throws or rejects with (`err instanceof SealsyncError`),
+ * errors from the key-derivation worker included, and `init()` failing to load the wasm
+ * (`INIT_FAILED`, the original error as `cause`). What the function given to
+ * `room.transact` throws is rethrown as it is.
+ */
+export class SealsyncError extends Error {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown });
   name: "SealsyncError";
   code: ErrorCode;
 }
@@ -45,17 +51,47 @@ export interface SealsyncError extends Error {
 /** A JSON value, as stored in entity fields. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** An entity as read: its id, its fields, and `sortOrder`/claim fields when set. */
-export interface Entity {
-  id: string;
-  sortOrder?: string;
-  claimedBy?: string | null;
-  claimedByName?: string | null;
-  claimedByAvatar?: string | null;
-  [field: string]: Json | undefined;
+/** What JSON holds besides arrays and objects. */
+export type JsonPrimitive = null | boolean | number | string;
+
+/**
+ * `T` checked field by field against what JSON can hold, so that objects typed by an
+ * interface are accepted. A field whose type JSON cannot hold (`Date`, `bigint`, `symbol`, a
+ * function, an object with methods, `undefined` inside an array) becomes `never`, and the
+ * call does not compile. An optional field (`undefined`) is accepted: it is left out, as
+ * JSON leaves it out.
+ */
+export type JsonFields<T> = { [K in keyof T]: JsonField<T[K]> };
+/** One field's value checked against JSON (see `JsonFields`). */
+export type JsonField<V> = V extends JsonPrimitive | undefined
+  ? V
+  : V extends bigint | symbol | Function | Date
+    ? never
+    : V extends readonly (infer E)[]
+      ? readonly JsonItem<E>[]
+      : V extends object
+        ? JsonFields<V>
+        : never;
+/** A value inside an array, or a whole value (`broadcast`): `undefined` is refused. */
+export type JsonItem<V> = V extends undefined ? never : JsonField<V>;
+
+/** The fields every entity read has: its id, and `sortOrder`/claim fields when set. */
+export interface EntityMeta {
+  readonly id: string;
+  readonly sortOrder?: string;
+  readonly claimedBy?: string | null;
+  readonly claimedByName?: string | null;
+  readonly claimedByAvatar?: string | null;
 }
 
-/** Fields for `create` and `update` (a string `sortOrder` sets the sort key). */
+/**
+ * An entity as `room.get` returns it (frozen, deeply): `T` describes your fields
+ * (`room.get<Task>("tasks")`); by default any JSON field.
+ */
+export type Entity<T extends object = { readonly [field: string]: Json | undefined }> = Readonly<T> &
+  EntityMeta;
+
+/** Fields as events report them (a string `sortOrder` sets the sort key). */
 export type Fields = { [field: string]: Json };
 
 /** Options of `Room.join`: a password (Argon2id in a worker) or a share-link secret. */
@@ -80,6 +116,13 @@ export type JoinOptions = {
   /** Progress before the room exists: key derivation. */
   onProgress?: (progress: JoinProgress) => void;
   /**
+   * A `warning` listener attached before anything can be reported (it also gets the
+   * warnings of the join itself, like `KDF_WORKER_FAILED`). Same as `room.on("warning")`,
+   * which may also be attached later: warnings reported while no listener was attached are
+   * kept (the newest 32) and handed to the next listener attached.
+   */
+  onWarning?: (warning: Warning) => void;
+  /**
    * Starts the worker that derives a password's key, for a build tool that does not bundle
    * the package's own (`new Worker(new URL("./kdf-worker.js", import.meta.url))` in its
    * entry): return a module `Worker` running `sealsync/kdf-worker`. Without it the
@@ -94,17 +137,32 @@ export type JoinProgress =
   | { state: "deriving-key" }
   | { state: "key-ready"; /** milliseconds the derivation took */ ms: number; /** false when it had to run on the main thread */ inWorker: boolean };
 
-/** The connection status (`room.status`, `status` events). */
+/**
+ * The connection status (`room.status`, `status` events). `wrong-password`, `forbidden` and
+ * `closed` are final.
+ */
 export type Status =
+  /**
+   * `room.status` from `join` resolving until connecting starts, in the next task (no
+   * `status` event announces it): changes already apply locally.
+   */
   | { state: "idle" }
+  /** A socket is being opened; `attempt` counts failures since the last healthy connection (0 first). */
   | { state: "connecting"; attempt: number }
+  /** Connected, catching up on the room's history. */
   | { state: "syncing" }
+  /** Caught up: changes flow both ways. */
   | { state: "live" }
+  /** Waiting before the next attempt. */
   | { state: "reconnecting"; /** milliseconds until the next attempt */ inMs: number; attempt: number }
+  /** The browser reports no network; the next attempt waits for it. */
   | { state: "offline" }
+  /** Final: the room exists with another password or secret. */
   | { state: "wrong-password" }
-  | /** the relay refused this client; a `CONNECTION_REFUSED` warning says why */ { state: "forbidden" }
-  | { state: "closed"; /** "LEFT", "WIRE_VERSION", … */ code: string };
+  /** Final: the relay refused this client; a `CONNECTION_REFUSED` warning or a `BANNED`/`FORBIDDEN` error says why. */
+  | { state: "forbidden" }
+  /** Final: `"LEFT"` after `leave()`, `"WIRE_VERSION"` on a protocol mismatch. */
+  | { state: "closed"; code: string };
 
 /** One visible change to the state. */
 export interface Change {
@@ -205,12 +263,19 @@ export class Room {
   /** Reads a share link or its fragment; `null` when it names no room and secret. */
   static parseShareLink(link: string): ShareLink | null;
 
-  /** Subscribes; returns the function that unsubscribes. */
+  /**
+   * Subscribes; returns the function that unsubscribes. The first `warning` listener
+   * attached after warnings were reported with none attached receives them (the newest 32,
+   * in order) in a microtask after `on` returns.
+   */
   on<K extends keyof RoomEvents>(type: K, listener: (event: RoomEvents[K]) => void): () => void;
-  /** Creates an entity; returns its id (`fields.id` when given, else random). Applies at once. */
-  create(collection: string, fields: Fields): string;
-  /** Sets some fields of an entity. */
-  update(collection: string, id: string, fields: Fields): void;
+  /**
+   * Creates an entity; returns its id (`fields.id` when given, else random). Applies at once.
+   * Throws `INVALID_VALUE` (naming the field) for a value JSON cannot hold.
+   */
+  create<T extends object>(collection: string, fields: T & JsonFields<T>): string;
+  /** Sets some fields of an entity. Throws `INVALID_VALUE` like `create`. */
+  update<T extends object>(collection: string, id: string, fields: T & JsonFields<T>): void;
   /** Deletes an entity for good. */
   delete(collection: string, id: string): void;
   /** New sort keys for some entities. */
@@ -227,11 +292,15 @@ export class Room {
    */
   transact<T>(fn: () => T): T;
   /** Sends a value to the others on the same channel, sealed, never stored. */
-  broadcast(value: Json): void;
-  /** The visible entities of a collection, by sort key then id. */
-  get(collection: string): Entity[];
-  /** Every collection seen so far. */
-  snapshot(): { [collection: string]: Entity[] };
+  broadcast<T>(value: T & JsonItem<T>): void;
+  /**
+   * The visible entities of a collection, by sort key then id. Frozen (deeply) and stable:
+   * the same array until a change touches the collection, and the same entity object until
+   * that entity changes (for `useSyncExternalStore`, `React.memo`).
+   */
+  get<T extends object = { readonly [field: string]: Json | undefined }>(collection: string): readonly Entity<T>[];
+  /** Every collection seen so far (each array as `get` returns it; the object is new). */
+  snapshot(): { [collection: string]: readonly Entity[] };
   /** The room fingerprint, to compare out of band. */
   fingerprint(): string;
   /** A link to join without the password (the secret is in the URL fragment). */
@@ -244,6 +313,11 @@ export class Room {
   readonly roomId: string;
   /** Local changes (operations) not yet acknowledged by the relay. */
   readonly pendingChanges: number;
+  /**
+   * The number of sockets in the room (this one included) the last `presence` event
+   * reported; `null` before the first. Only meaningful while live.
+   */
+  readonly presence: number | null;
 }
 
 /**
@@ -265,7 +339,7 @@ mod tests {
             .find("export type ErrorCode =")
             .expect("the ErrorCode union");
         let rest = &TS_DEFINITIONS[start..];
-        &rest[..rest.find("(string & {});").expect("the union's end")]
+        &rest[..rest.find(';').expect("the union's end")]
     }
 
     #[test]
@@ -295,10 +369,57 @@ mod tests {
             crate::error::TOKEN_FAILED,
             crate::error::CONNECTION_REFUSED,
             crate::error::BROWSER_API,
+            crate::error::INVALID_VALUE,
         ];
         let client = sealsync_core::client::WARNING_CODES.iter().copied();
         for code in relay.into_iter().chain(sdk).chain(client) {
             assert!(union.contains(&format!("\"{code}\"")), "{code} missing");
+        }
+    }
+
+    /// Every code of the union is one the SDK can produce: the core's, the relay's, the
+    /// SDK's (Rust and the package entry), the client's warnings. Nothing else.
+    #[test]
+    fn the_error_code_union_is_exact() {
+        let union = error_code_union();
+        let listed: std::collections::BTreeSet<&str> =
+            union.split('"').skip(1).step_by(2).collect();
+        let mut known: std::collections::BTreeSet<&str> = (0..=u16::MAX)
+            .map(|n| RelayErrorCode::from(n).name())
+            .collect();
+        known.extend(sealsync_core::Error::CODES.iter().copied());
+        known.extend(sealsync_core::client::WARNING_CODES.iter().copied());
+        known.extend([
+            crate::error::INVALID_OPTIONS,
+            crate::error::INVALID_ARGUMENT,
+            crate::error::ROOM_CLOSED,
+            crate::error::STORAGE_FAILED,
+            crate::error::KDF_WORKER_FAILED,
+            crate::error::NO_RANDOMNESS,
+            crate::error::TOKEN_FAILED,
+            crate::error::CONNECTION_REFUSED,
+            crate::error::BROWSER_API,
+            crate::error::INVALID_VALUE,
+        ]);
+        let entry = include_str!("../js/package/index.js");
+        for code in crate::error::JS_CODES {
+            assert!(
+                entry.contains(&format!("\"{code}\"")),
+                "index.js throws no {code}"
+            );
+        }
+        known.extend(crate::error::JS_CODES);
+        assert_eq!(
+            listed, known,
+            "ErrorCode differs from the codes the SDK produces"
+        );
+        for code in [
+            "CONNECTION_REFUSED",
+            "HISTORY_FULL",
+            "READ_ONLY",
+            "GUEST_PENDING",
+        ] {
+            assert!(listed.contains(code), "{code} missing");
         }
     }
 }

@@ -76,6 +76,18 @@ fn code(err: &JsValue) -> String {
         err.is_instance_of::<js_sys::Error>(),
         "not an Error: {err:?}"
     );
+    // The class is js/error.js's `SealsyncError` (this test crate gets its own copy of the
+    // snippet, so `instanceof` is checked through the package entry in tests/e2e).
+    assert_eq!(
+        get(err, "name").as_string().as_deref(),
+        Some("SealsyncError")
+    );
+    let class = get(&get(err, "constructor"), "name");
+    assert_eq!(
+        class.as_string().as_deref(),
+        Some("SealsyncError"),
+        "{err:?}"
+    );
     get(err, "code").as_string().expect("error without a code")
 }
 
@@ -92,8 +104,11 @@ fn collect(room: &Room, kind: &str) -> Rc<RefCell<Vec<JsValue>>> {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let sink = seen.clone();
     let listener = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
-    room.on(kind, listener.as_ref().unchecked_ref::<Function>().clone())
-        .unwrap();
+    room.on(
+        kind.into(),
+        listener.as_ref().unchecked_ref::<Function>().clone().into(),
+    )
+    .unwrap();
     listener.forget();
     seen
 }
@@ -122,24 +137,33 @@ fn the_browsers_nfc_gives_the_keys_the_cores_own_nfc_gives() {
                 .decode(core_key.to_secret())
                 .unwrap()
         };
-        let browser = derive_room_key(room, password).unwrap();
+        let browser = derive_room_key(room.into(), password.into()).unwrap();
         assert_eq!(browser, expected, "{room:?} / {password:?}");
     }
 }
 
 #[wasm_bindgen_test]
 fn password_key_is_deterministic_and_bound_to_room_and_password() {
-    let a = derive_room_key("team-42", "correct horse").unwrap();
+    let a = derive_room_key("team-42".into(), "correct horse".into()).unwrap();
     assert_eq!(a.len(), 32);
-    assert_eq!(a, derive_room_key("team-42", "correct horse").unwrap());
-    assert_ne!(a, derive_room_key("team-42", "correct horse!").unwrap());
-    assert_ne!(a, derive_room_key("team-43", "correct horse").unwrap());
     assert_eq!(
-        code(&derive_room_key("team-42", "").unwrap_err()),
+        a,
+        derive_room_key("team-42".into(), "correct horse".into()).unwrap()
+    );
+    assert_ne!(
+        a,
+        derive_room_key("team-42".into(), "correct horse!".into()).unwrap()
+    );
+    assert_ne!(
+        a,
+        derive_room_key("team-43".into(), "correct horse".into()).unwrap()
+    );
+    assert_eq!(
+        code(&derive_room_key("team-42".into(), "".into()).unwrap_err()),
         "EMPTY_PASSWORD"
     );
     assert_eq!(
-        code(&derive_room_key("a/b", "pw").unwrap_err()),
+        code(&derive_room_key("a/b".into(), "pw".into()).unwrap_err()),
         "INVALID_ROOM_ID"
     );
 }
@@ -169,6 +193,37 @@ async fn join_rejects_bad_input_with_coded_errors() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "EMPTY_PASSWORD");
+
+    let err = Room::join(options(
+        "r",
+        &[("password", "pw".into()), ("secret", SECRET_A.into())],
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(
+        code(&err),
+        "INVALID_OPTIONS",
+        "password and secret together"
+    );
+    assert!(
+        get(&err, "message")
+            .as_string()
+            .unwrap()
+            .contains("exclusive"),
+        "{err:?}"
+    );
+
+    let err = Room::join(options(
+        "r",
+        &[("secret", SECRET_A.into()), ("onWarning", "no".into())],
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(
+        code(&err),
+        "INVALID_OPTIONS",
+        "onWarning must be a function"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -252,14 +307,18 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
         assert_eq!(get(e, "fromSelf").as_bool(), Some(true));
         assert_eq!(get(&get(e, "fields"), "title").as_string().unwrap(), "Ship");
     }
-    room.update("tasks".into(), id.clone(), fields(&[("done", true.into())]))
-        .unwrap();
+    room.update(
+        "tasks".into(),
+        id.clone().into(),
+        fields(&[("done", true.into())]),
+    )
+    .unwrap();
     assert_eq!(
         get(&changes.borrow()[1], "type").as_string().unwrap(),
         "updated"
     );
 
-    let tasks: Array = room.get("tasks").unwrap().dyn_into().unwrap();
+    let tasks: Array = room.get("tasks".into()).unwrap().dyn_into().unwrap();
     assert_eq!(tasks.length(), 1);
     let task = tasks.get(0);
     assert_eq!(get(&task, "id").as_string().unwrap(), id);
@@ -279,7 +338,7 @@ async fn local_changes_and_status_cross_the_boundary_as_plain_objects() {
 
     // Bad arguments are coded errors, and they change nothing.
     let err = room
-        .update("tasks".into(), id.clone(), "not an object".into())
+        .update("tasks".into(), id.clone().into(), "not an object".into())
         .unwrap_err();
     assert_eq!(code(&err), "INVALID_ARGUMENT");
     let err = room.create("bad name!".into(), fields(&[])).unwrap_err();
@@ -384,8 +443,8 @@ async fn unsubscribe_stops_events() {
     let listener = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| *sink.borrow_mut() += 1);
     let off = room
         .on(
-            "change",
-            listener.as_ref().unchecked_ref::<Function>().clone(),
+            "change".into(),
+            listener.as_ref().unchecked_ref::<Function>().clone().into(),
         )
         .unwrap();
     room.create("tasks".into(), fields(&[("title", "a".into())]))
@@ -396,8 +455,8 @@ async fn unsubscribe_stops_events() {
     assert_eq!(*count.borrow(), 1);
     let err = room
         .on(
-            "nope",
-            listener.as_ref().unchecked_ref::<Function>().clone(),
+            "nope".into(),
+            listener.as_ref().unchecked_ref::<Function>().clone().into(),
         )
         .unwrap_err();
     assert_eq!(code(&err), "INVALID_ARGUMENT");
@@ -447,7 +506,7 @@ async fn unsent_changes_survive_in_indexeddb_as_ciphertext_and_come_back() {
     let second = Room::join(options(&name, &[("secret", SECRET_A.into())]))
         .await
         .unwrap();
-    let tasks: Array = second.get("tasks").unwrap().dyn_into().unwrap();
+    let tasks: Array = second.get("tasks".into()).unwrap().dyn_into().unwrap();
     let mut titles: Vec<String> = tasks
         .iter()
         .map(|t| get(&t, "title").as_string().unwrap())
@@ -474,7 +533,7 @@ async fn another_key_cannot_open_the_outbox_and_does_not_destroy_it() {
         .unwrap();
     let warnings = collect(&stranger, "warning");
     pause(50).await;
-    let tasks: Array = stranger.get("tasks").unwrap().dyn_into().unwrap();
+    let tasks: Array = stranger.get("tasks".into()).unwrap().dyn_into().unwrap();
     assert_eq!(tasks.length(), 0, "another key opens nothing");
     assert!(
         warnings
@@ -499,7 +558,7 @@ async fn another_key_cannot_open_the_outbox_and_does_not_destroy_it() {
     let back = Room::join(options(&name, &[("secret", SECRET_A.into())]))
         .await
         .unwrap();
-    let tasks: Array = back.get("tasks").unwrap().dyn_into().unwrap();
+    let tasks: Array = back.get("tasks".into()).unwrap().dyn_into().unwrap();
     assert_eq!(tasks.length(), 1);
     back.leave().await;
 }
@@ -559,15 +618,17 @@ async fn share_links_round_trip() {
     ))
     .await
     .unwrap();
-    let link = room
-        .share_link(Some("https://app.example/board".into()))
-        .unwrap();
+    let link = room.share_link("https://app.example/board".into()).unwrap();
     assert!(link.starts_with("https://app.example/board#"), "{link}");
-    let parsed = Room::parse_share_link(&link);
+    let parsed = Room::parse_share_link(link.clone().into()).unwrap();
     assert_eq!(get(&parsed, "room").as_string().unwrap(), "café board");
     assert_eq!(get(&parsed, "secret").as_string().unwrap(), secret);
     assert_eq!(get(&parsed, "url").as_string().unwrap(), DEAD_RELAY);
-    assert!(Room::parse_share_link("https://app.example/#nothing=here").is_null());
+    assert!(
+        Room::parse_share_link("https://app.example/#nothing=here".into())
+            .unwrap()
+            .is_null()
+    );
     room.leave().await;
 }
 
@@ -604,7 +665,7 @@ fn kinds_and_origins(changes: &[JsValue]) -> Vec<(String, bool)> {
 }
 
 fn titles(room: &Room) -> Vec<String> {
-    let tasks: Array = room.get("tasks").unwrap().dyn_into().unwrap();
+    let tasks: Array = room.get("tasks".into()).unwrap().dyn_into().unwrap();
     let mut out: Vec<String> = tasks
         .iter()
         .map(|t| get(&t, "title").as_string().unwrap_or_default())
@@ -621,7 +682,7 @@ async fn transact_fires_a_change_per_operation_at_once_and_returns_the_functions
     let value = room
         .transact(js_fn(move || {
             let id = inner.create("tasks".into(), fields(&[("title", "a".into())]))?;
-            inner.update("tasks".into(), id, fields(&[("done", true.into())]))?;
+            inner.update("tasks".into(), id.into(), fields(&[("done", true.into())]))?;
             // A nested transact joins this one.
             let nested = inner.clone();
             inner.transact(js_fn(move || {
@@ -671,7 +732,7 @@ async fn a_throwing_transaction_is_rolled_back_with_change_events_and_rethrown()
         .transact(js_fn(move || {
             inner.update(
                 "tasks".into(),
-                target.clone(),
+                target.clone().into(),
                 fields(&[("done", true.into())]),
             )?;
             inner.create("tasks".into(), fields(&[("title", "gone".into())]))?;
@@ -703,7 +764,7 @@ async fn a_throwing_transaction_is_rolled_back_with_change_events_and_rethrown()
     assert_eq!(get(undone, "id").as_string().unwrap(), kept);
     assert_eq!(get(&get(undone, "fields"), "done").as_bool(), Some(false));
     assert_eq!(titles(&room), ["kept"]);
-    let tasks: Array = room.get("tasks").unwrap().dyn_into().unwrap();
+    let tasks: Array = room.get("tasks".into()).unwrap().dyn_into().unwrap();
     assert_eq!(get(&tasks.get(0), "done").as_bool(), Some(false));
     assert_eq!(room.pending_changes(), 1);
     assert_eq!(
@@ -1223,8 +1284,11 @@ async fn a_refused_change_is_rolled_back_and_reported_and_later_edits_still_go_o
         let listener = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
             sink.borrow_mut().push((kind.to_owned(), e))
         });
-        room.on(kind, listener.as_ref().unchecked_ref::<Function>().clone())
-            .unwrap();
+        room.on(
+            kind.into(),
+            listener.as_ref().unchecked_ref::<Function>().clone().into(),
+        )
+        .unwrap();
         listener.forget();
     }
 
@@ -1455,5 +1519,292 @@ async fn the_room_waits_for_the_relays_challenge_and_signs_each_sockets_own() {
     relay.welcome(Access::Write);
     assert_eq!(state(&room), "live");
     assert_eq!(relay.sockets(), 2);
+    room.leave().await;
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function badValues() {
+  class Point { constructor() { this.x = 1; } }
+  const cycle = { a: 1 }; cycle.self = cycle;
+  const sparse = [1, , 3];
+  return [
+    ["due", { due: new Date() }, "fields.due", "Date"],
+    ["nan", { n: NaN }, "fields.n", "NaN"],
+    ["inf", { n: -Infinity }, "fields.n", "-inf"],
+    ["big", { n: 10n }, "fields.n", "BigInt"],
+    ["fn", { f() {} }, "fields.f", "function"],
+    ["undef", { tags: ["a", undefined] }, "fields.tags[1]", "undefined"],
+    ["hole", { tags: sparse }, "fields.tags[1]", "undefined"],
+    ["class", { at: new Point() }, "fields.at", "Point"],
+    ["map", { m: new Map() }, "fields.m", "Map"],
+    ["nested", { meta: { "due date": [{ when: new Date() }] } }, 'fields.meta["due date"][0].when', "Date"],
+    ["cycle", { c: cycle }, "fields.c.self", "cycle"],
+    ["symbol", { s: Symbol("x") }, "fields.s", "symbol"],
+  ];
+}
+export function isFrozenDeep(v) {
+  if (v === null || typeof v !== "object") return true;
+  return Object.isFrozen(v) && Object.values(v).every(isFrozenDeep);
+}
+export function tryMutate(entity) {
+  try { entity.title = "mutated"; } catch (_) { /* strict mode would throw */ }
+  return entity.title;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = badValues)]
+    fn bad_values() -> Array;
+    #[wasm_bindgen(js_name = isFrozenDeep)]
+    fn is_frozen_deep(value: &JsValue) -> bool;
+    #[wasm_bindgen(js_name = tryMutate)]
+    fn try_mutate(entity: &JsValue) -> JsValue;
+}
+
+#[wasm_bindgen_test]
+async fn values_json_cannot_hold_are_refused_naming_their_path() {
+    let room = offline_room("json", false).await;
+    for case in bad_values().iter() {
+        let case: Array = case.dyn_into().unwrap();
+        let label = case.get(0).as_string().unwrap();
+        let path = case.get(2).as_string().unwrap();
+        let what = case.get(3).as_string().unwrap();
+        let err = room.create("tasks".into(), case.get(1)).unwrap_err();
+        assert_eq!(code(&err), "INVALID_VALUE", "{label}");
+        let message = get(&err, "message").as_string().unwrap();
+        assert!(
+            message.starts_with(&format!("{path} is ")) && message.contains(&what),
+            "{label}: {message}"
+        );
+    }
+    assert_eq!(titles(&room), Vec::<String>::new(), "nothing was applied");
+    assert_eq!(room.pending_changes(), 0);
+
+    // Updates and broadcasts are checked the same way.
+    let id = room
+        .create("tasks".into(), fields(&[("title", "a".into())]))
+        .unwrap();
+    let due = js_sys::Date::new_0();
+    let err = room
+        .update(
+            "tasks".into(),
+            id.clone().into(),
+            fields(&[("due", due.into())]),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "INVALID_VALUE");
+    let err = room.broadcast(f64::NAN.into()).unwrap_err();
+    assert_eq!(code(&err), "INVALID_VALUE");
+    assert!(get(&err, "message")
+        .as_string()
+        .unwrap()
+        .starts_with("value is "));
+
+    // An undefined property is left out (as JSON leaves it out); numbers stay numbers.
+    let id = room
+        .create(
+            "tasks".into(),
+            fields(&[
+                ("title", "b".into()),
+                ("note", JsValue::UNDEFINED),
+                ("n", 3.into()),
+                ("x", 0.5.into()),
+            ]),
+        )
+        .unwrap();
+    let tasks: Array = room.get("tasks".into()).unwrap().dyn_into().unwrap();
+    let b = tasks
+        .iter()
+        .find(|t| get(t, "id").as_string().as_deref() == Some(id.as_str()))
+        .unwrap();
+    assert!(!Reflect::has(&b, &"note".into()).unwrap(), "{b:?}");
+    assert_eq!(get(&b, "n").as_f64(), Some(3.0));
+    assert_eq!(get(&b, "x").as_f64(), Some(0.5));
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn non_string_arguments_are_coded_errors() {
+    let room = offline_room("args", false).await;
+    assert_eq!(
+        code(&room.get(JsValue::UNDEFINED).unwrap_err()),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        code(&room.create(5.into(), fields(&[])).unwrap_err()),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        code(&room.on("change".into(), 5.into()).unwrap_err()),
+        "INVALID_ARGUMENT",
+        "a listener that is not a function"
+    );
+    assert_eq!(
+        code(&Room::parse_share_link(JsValue::NULL).unwrap_err()),
+        "INVALID_ARGUMENT"
+    );
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn get_returns_the_same_frozen_objects_until_they_change() {
+    let room = offline_room("stable", false).await;
+    let a = room
+        .create("tasks".into(), fields(&[("title", "a".into())]))
+        .unwrap();
+    let b = room
+        .create(
+            "tasks".into(),
+            fields(&[
+                ("title", "b".into()),
+                ("tags", Array::of1(&"x".into()).into()),
+            ]),
+        )
+        .unwrap();
+    room.create("notes".into(), fields(&[("text", "n".into())]))
+        .unwrap();
+    let by_id = |array: &JsValue, id: &str| {
+        Array::from(array)
+            .iter()
+            .find(|t| get(t, "id").as_string().as_deref() == Some(id))
+            .unwrap()
+    };
+
+    let first = room.get("tasks".into()).unwrap();
+    let notes = room.get("notes".into()).unwrap();
+    assert!(
+        Object::is(&first, &room.get("tasks".into()).unwrap()),
+        "no change: the same array"
+    );
+    assert!(is_frozen_deep(&first), "frozen, nested values included");
+    assert_eq!(try_mutate(&by_id(&first, &a)).as_string().unwrap(), "a");
+    let snapshot = room.snapshot().unwrap();
+    assert!(
+        Object::is(&get(&snapshot, "tasks"), &first),
+        "snapshot() holds the same arrays"
+    );
+
+    // A change to A: a new array and a new A; B's object (and the other collection) stay.
+    room.update(
+        "tasks".into(),
+        a.clone().into(),
+        fields(&[("done", true.into())]),
+    )
+    .unwrap();
+    let second = room.get("tasks".into()).unwrap();
+    assert!(!Object::is(&first, &second), "a change: a new array");
+    assert!(!Object::is(&by_id(&first, &a), &by_id(&second, &a)));
+    assert_eq!(get(&by_id(&second, &a), "done").as_bool(), Some(true));
+    assert!(
+        Object::is(&by_id(&first, &b), &by_id(&second, &b)),
+        "B untouched: the same object"
+    );
+    assert!(
+        Object::is(&notes, &room.get("notes".into()).unwrap()),
+        "other collections untouched"
+    );
+    assert!(is_frozen_deep(&second));
+
+    // A rollback (a transaction that throws) is a change too.
+    let inner = Rc::new(room);
+    let tx = inner.clone();
+    let b_id = b.clone();
+    let thrown = inner.transact(js_fn(move || {
+        tx.update(
+            "tasks".into(),
+            b_id.clone().into(),
+            fields(&[("title", "B".into())]),
+        )?;
+        Err(JsValue::from_str("boom"))
+    }));
+    assert!(thrown.is_err());
+    let third = inner.get("tasks".into()).unwrap();
+    assert!(!Object::is(&second, &third));
+    assert_eq!(get(&by_id(&third, &b), "title").as_string().unwrap(), "b");
+    assert!(
+        Object::is(&by_id(&second, &a), &by_id(&third, &a)),
+        "A untouched by the rollback"
+    );
+
+    // A delete drops the entity and keeps the others.
+    inner.delete("tasks".into(), a.clone().into()).unwrap();
+    let fourth = Array::from(&inner.get("tasks".into()).unwrap());
+    assert_eq!(fourth.length(), 1);
+    assert!(Object::is(&fourth.get(0), &by_id(&third, &b)));
+    inner.leave().await;
+}
+
+/// A `token` function that throws: every connection attempt reports `TOKEN_FAILED`.
+fn throwing_token() -> JsValue {
+    js_fn(|| Err(JsValue::from_str("no token today")))
+}
+
+#[wasm_bindgen_test]
+async fn warnings_from_before_the_first_listener_are_handed_to_it() {
+    let room = Room::join(options(
+        &unique_room("buffered"),
+        &[
+            ("secret", SECRET_A.into()),
+            ("persist", false.into()),
+            ("token", throwing_token()),
+        ],
+    ))
+    .await
+    .unwrap();
+    // As a React effect would: the listener comes well after join resolved and the first
+    // connection attempt failed.
+    pause(100).await;
+    let late = collect(&room, "warning");
+    assert!(
+        late.borrow().is_empty(),
+        "handed over after on() returns, not inside it"
+    );
+    pause(0).await;
+    let codes: Vec<String> = late
+        .borrow()
+        .iter()
+        .map(|w| get(w, "code").as_string().unwrap())
+        .collect();
+    assert!(
+        !codes.is_empty() && codes.iter().all(|c| c == "TOKEN_FAILED"),
+        "{codes:?}"
+    );
+    let count = codes.len();
+    // Only once: a second listener gets only what comes from now on.
+    let second = collect(&room, "warning");
+    pause(0).await;
+    assert!(second.borrow().is_empty(), "{:?}", second.borrow());
+    assert_eq!(late.borrow().len(), count, "nothing delivered twice");
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn the_on_warning_option_hears_the_joins_own_warnings() {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let listener = Closure::<dyn FnMut(JsValue)>::new(move |w: JsValue| sink.borrow_mut().push(w));
+    let factory = js_fn(|| Err(JsValue::from_str("no workers here")));
+    let room = Room::join(options(
+        &unique_room("on-warning"),
+        &[
+            ("password", "hunter2".into()),
+            ("persist", false.into()),
+            ("kdfWorker", factory),
+            ("onWarning", listener.as_ref().clone()),
+        ],
+    ))
+    .await
+    .unwrap();
+    listener.forget();
+    pause(50).await;
+    let seen: Vec<JsValue> = seen.borrow().clone();
+    let kdf: Vec<&JsValue> = seen
+        .iter()
+        .filter(|w| get(w, "code").as_string().as_deref() == Some("KDF_WORKER_FAILED"))
+        .collect();
+    assert_eq!(kdf.len(), 1, "{seen:?}");
+    assert!(get(kdf[0], "message")
+        .as_string()
+        .unwrap()
+        .contains("no workers here"));
     room.leave().await;
 }

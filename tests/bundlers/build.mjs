@@ -116,6 +116,30 @@ export function webpackKdfWorkerOption(outDir) {
   return webpack(outDir, "./entry-kdf-worker-option.js");
 }
 
+/**
+ * The React case: app/react-app.js (sealsync/react) with esbuild, React in development mode
+ * (StrictMode double-mounts only there); the worker and the wasm as in `esbuild`.
+ */
+export async function reactApp(outDir) {
+  const { build } = await import("esbuild");
+  fresh(outDir);
+  const result = await build({
+    absWorkingDir: HERE,
+    entryPoints: { app: "./app/react-app.js", "kdf-worker": "sealsync/kdf-worker" },
+    bundle: true,
+    format: "esm",
+    outdir: outDir,
+    loader: { ".wasm": "file" },
+    define: { "process.env.NODE_ENV": '"development"' },
+    logLevel: "silent",
+  });
+  writeFileSync(
+    join(outDir, "index.html"),
+    '<!doctype html>\n<meta charset="utf-8">\n<title>sealsync/react</title>\n<body>\n<div id="root"></div>\n<script type="module" src="./app.js"></script>\n</body>\n',
+  );
+  return result.warnings.map((w) => w.text);
+}
+
 export const BUILDS = { vite, webpack, esbuild, rollup, next, "webpack-kdfWorker": webpackKdfWorkerOption };
 /** The builds whose app passes its own `kdfWorker` factory. */
 export const WITH_FACTORY = new Set(["webpack-kdfWorker"]);

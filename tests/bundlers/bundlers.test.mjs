@@ -4,7 +4,8 @@
 // the e2e harness). Per bundler: the build reports no warning, two pages join the same
 // password room, both derive the key in the worker (`key-ready` with `inWorker: true`, no
 // KDF_WORKER_FAILED warning), a change made on one page arrives on the other, and neither
-// page logs a console error. Run with tests/bundlers/run.sh (./run bundlers).
+// page logs a console error. Then a React app on `sealsync/react` (esbuild, development
+// mode, StrictMode; app/react-app.js). Run with tests/bundlers/run.sh (./run bundlers).
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -130,5 +131,66 @@ test("vite dev server: two pages sync through the worker-derived key", async () 
     await twoPagesSync(`http://127.0.0.1:${port}/`, "vite-dev");
   } finally {
     await server.close();
+  }
+});
+
+test("react: sealsync/react in StrictMode: one room kept, stable snapshots, status, presence, leave on unmount", async () => {
+  const { reactApp } = await import("./build.mjs");
+  const outDir = join(OUT, "react");
+  const warnings = await reactApp(outDir);
+  assert.deepEqual(warnings, [], "esbuild warned");
+  const site = await serveStatic(await freePort(), outDir);
+  const room = `bundlers-react-${Date.now().toString(36)}`;
+  const url = `${site.url}/?relay=${encodeURIComponent(relay.url)}&room=${encodeURIComponent(room)}&password=${encodeURIComponent(PASSWORD)}`;
+  const context = await browser.newContext();
+  const errors = [];
+  const open = async () => {
+    const page = await context.newPage();
+    page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
+    page.on("console", (m) => { if (m.type() === "error" && !(m.location()?.url ?? "").endsWith("/favicon.ico")) errors.push(m.text()); });
+    await page.goto(url);
+    await page.waitForFunction(() => document.getElementById("status")?.textContent === "live", null, { timeout: 30_000 }).catch(async (e) => {
+      throw new Error(`never live: ${JSON.stringify(await page.evaluate(() => window.probe?.app && { ...window.probe.app, room: undefined }))}; ${errors.join("; ")}: ${e.message}`);
+    });
+    return page;
+  };
+  try {
+    const a = await open();
+    // StrictMode: mount, unmount, mount: two joins, the first left, the second kept.
+    const joins = await a.evaluate(() => window.probe.joined.map((r) => r.status.state));
+    assert.deepEqual(joins, ["closed", "live"], "StrictMode: the first room was left");
+    // A re-render with new inline options and functions joins nothing new.
+    await a.evaluate(() => window.probe.rerender());
+    await a.waitForTimeout(200);
+    assert.equal(await a.evaluate(() => window.probe.joined.length), 2, "a re-render did not join again");
+
+    // Entities render; a change to one re-renders only that memoised item.
+    const [idA, idB] = await a.evaluate(() => {
+      const r = window.probe.app.room;
+      return [r.create("tasks", { title: "A" }), r.create("tasks", { title: "B" })];
+    });
+    await a.waitForFunction(() => document.querySelectorAll("li").length === 2);
+    const before = await a.evaluate(() => ({ ...window.probe.renders }));
+    await a.evaluate((id) => window.probe.app.room.update("tasks", id, { title: "A2" }), idA);
+    await a.waitForFunction((id) => document.querySelector(`li[data-id="${id}"]`)?.textContent === "A2", idA);
+    const afterUpdate = await a.evaluate(() => ({ ...window.probe.renders }));
+    assert.ok(afterUpdate[idA] > before[idA], `A re-rendered: ${JSON.stringify([before, afterUpdate])}`);
+    assert.equal(afterUpdate[idB], before[idB], "B (unchanged, same object) did not re-render");
+
+    // A second member: presence and its change arrive.
+    const b = await open();
+    await a.waitForFunction(() => document.getElementById("presence").textContent === "2", null, { timeout: 10_000 });
+    await b.evaluate(() => window.probe.app.room.create("tasks", { title: "from b" }));
+    await a.waitForFunction(() => [...document.querySelectorAll("li")].some((li) => li.textContent === "from b"), null, { timeout: 10_000 });
+
+    // Unmounting leaves the room.
+    await a.evaluate(() => window.probe.unmount());
+    await a.waitForFunction(() => window.probe.joined[1].status.state === "closed", null, { timeout: 5_000 });
+    await b.waitForFunction(() => document.getElementById("presence").textContent === "1", null, { timeout: 10_000 });
+    assert.deepEqual(await a.evaluate(() => window.probe.warnings.filter((w) => w.code === "KDF_WORKER_FAILED")), []);
+    assert.deepEqual(errors, [], "no console errors");
+  } finally {
+    await context.close();
+    await site.close();
   }
 });

@@ -2,7 +2,8 @@
 # End-to-end tests: the demo board (www/ + pkg/) in headless Chromium, against the real
 # relay under `wrangler dev`, with node's built-in test runner (prints `# pass N`).
 # Screenshots of each scene land in artifacts/. kdf.test.mjs (the key-derivation worker and
-# its main-thread fallback) needs no relay.
+# its main-thread fallback) and api.test.mjs (SealsyncError, NOT_INITIALIZED, late warning
+# listeners) need no relay.
 #
 # Needs (./run setup installs them): pkg/ (wasm-pack build), relay/build (worker-build),
 # tools/node_modules (playwright-core, wrangler), /usr/bin/chromium. Builds pkg/ and the
@@ -28,4 +29,4 @@ if [[ ! -f relay/build/worker/shim.mjs ]]; then
   echo "e2e: building the relay"
   (cd relay && worker-build --release)
 fi
-exec node --test --test-concurrency=1 tests/e2e/kdf.test.mjs tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs
+exec node --test --test-concurrency=1 tests/e2e/kdf.test.mjs tests/e2e/api.test.mjs tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs

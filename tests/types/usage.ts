@@ -2,7 +2,7 @@
 // lines prove misuse is rejected. Run (with typescript installed anywhere):
 //   tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler \
 //       --lib es2022,dom tests/types/usage.ts
-import init, { Room, type Status, type Change, type SealsyncError, type Rejected, type Operation } from "../../pkg/sealsync.js";
+import init, { Room, SealsyncError, type Status, type Change, type Rejected, type Operation, type ErrorCode, type Entity, type Warning } from "../../pkg/sealsync.js";
 await init();
 const room = await Room.join({ url: "ws://x", room: "r", password: "p", onProgress: (p) => { if (p.state === "key-ready") console.log(p.ms, p.inWorker); } });
 const off: () => void = room.on("status", (s: Status) => { if (s.state === "reconnecting") console.log(s.inMs + s.attempt); });
@@ -47,3 +47,39 @@ await Room.join({ url: "ws://x", room: "r", password: "p", kdfWorker: () => new 
 // @ts-expect-error kdfWorker is a function returning a Worker, not a URL
 await Room.join({ url: "ws://x", room: "r", password: "p", kdfWorker: "kdf-worker.js" });
 off();
+// Objects typed by an interface are accepted; values JSON cannot hold are not.
+interface Task { title: string; done: boolean; note?: string; tags?: string[]; meta?: { at: number } }
+const task: Task = { title: "typed", done: false, tags: ["a"] };
+const taskId: string = room.create("tasks", task);
+room.update("tasks", taskId, { done: true } as Partial<Task>);
+// @ts-expect-error a Date is not JSON
+room.create("tasks", { title: "x", due: new Date() });
+// @ts-expect-error a bigint is not JSON
+room.update("tasks", taskId, { n: 1n });
+// @ts-expect-error a function is not JSON
+room.create("tasks", { title: "x", run: () => 1 });
+// @ts-expect-error undefined inside an array is not JSON
+room.create("tasks", { list: [1, undefined] });
+room.broadcast({ x: 1, y: 2 });
+// @ts-expect-error broadcast takes a JSON value
+room.broadcast(undefined);
+// get<T>: typed, read-only entities in a read-only array.
+const tasks: readonly Entity<Task>[] = room.get<Task>("tasks");
+const first = tasks[0]; if (first) { const title: string = first.title; const id2: string = first.id; console.log(title, id2, first.tags?.[0]); }
+// @ts-expect-error the array is frozen
+room.get("tasks").push(first);
+// @ts-expect-error entities are frozen
+if (first) first.title = "changed";
+// A runtime class with the exact union of codes.
+try { room.delete("tasks", taskId); } catch (e) {
+  if (e instanceof SealsyncError) {
+    const code: ErrorCode = e.code;
+    const name: "SealsyncError" = e.name;
+    console.log(code, name, e.message, e instanceof Error);
+    // @ts-expect-error not a code the SDK produces
+    if (e.code === "NOT_A_CODE") console.log("never");
+  }
+}
+const idle: Status = { state: "idle" };
+console.log(idle);
+await Room.join({ url: "ws://x", room: "r", secret: "s", onWarning: (w: Warning) => console.log(w.code === "KDF_WORKER_FAILED", w.message) });
