@@ -2,7 +2,8 @@
 # Bundler tests: the SDK as an application installs it (`npm pack` of pkg/), built into a
 # small app with Vite, webpack 5, esbuild, Rollup and Next.js (versions pinned in
 # tests/bundlers/package.json and package-lock.json) and served by the Vite dev server, each
-# run in headless Chromium against the relay under `wrangler dev` (bundlers.test.mjs).
+# run in headless Chromium against the relay under `wrangler dev` (bundlers.test.mjs); first,
+# `tsc --strict` over the type-level tests in tests/types/.
 #
 # Needs (./run bundlers builds them first): pkg/ finished by scripts/finish-pkg.mjs,
 # relay/build (worker-build), tools/node_modules (playwright-core, wrangler),
@@ -46,5 +47,11 @@ echo "bundlers: installing $(tar -tzf "$tarball" | wc -l) files of ${tarball#"$R
 npm install --prefix "$HERE" --no-save --no-audit --no-fund "$tarball" >/dev/null
 # npm install may remove files it does not know in node_modules: write the stamp again.
 printf '%s\n' "$want" >"$stamp"
+
+# The type-level tests of the package's .d.ts files (typescript pinned here): misuse marked
+# @ts-expect-error must stay an error, everything else must compile under --strict.
+echo "bundlers: tsc --strict tests/types/usage.ts tests/types/react-usage.ts"
+"$HERE/node_modules/.bin/tsc" --noEmit --strict --target es2022 --module esnext \
+  --moduleResolution bundler --lib es2022,dom tests/types/usage.ts tests/types/react-usage.ts
 
 exec node --test --test-concurrency=1 tests/bundlers/bundlers.test.mjs

@@ -1,4 +1,4 @@
-// Type-level test of pkg/react.d.ts (`sealsync/react`); run like usage.ts:
+// Type-level test of pkg/react.d.ts (`sealsync/react`); tests/bundlers/run.sh runs it like usage.ts:
 //   tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler \
 //       --lib es2022,dom tests/types/react-usage.ts
 import { useCollection, usePresence, useRoom, useStatus } from "../../pkg/react.js";

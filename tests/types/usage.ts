@@ -1,5 +1,5 @@
 // Type-level test of pkg/sealsync.d.ts: compiles under --strict, and the @ts-expect-error
-// lines prove misuse is rejected. Run (with typescript installed anywhere):
+// lines prove misuse is rejected. tests/bundlers/run.sh runs it with the typescript pinned there:
 //   tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler \
 //       --lib es2022,dom tests/types/usage.ts
 import init, { Room, SealsyncError, type Status, type Change, type Rejected, type Operation, type ErrorCode, type Entity, type Warning } from "../../pkg/sealsync.js";
