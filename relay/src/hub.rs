@@ -410,13 +410,14 @@ pub fn idle_plan(now_ms: u64, idle_at: Option<u64>, limits: &Limits) -> Idle {
 }
 
 /// Whether a room whose last socket left may be deleted at once: nothing was ever stored
-/// in it (no event; a snapshot needs one). Its member key goes too, so a stranger who
-/// claimed an unused room id holds it only while a socket of theirs stays open.
+/// in it (no event; a snapshot needs one) and nobody was banned from it (a ban must outlive
+/// the sockets). Its member key goes too, so a stranger who claimed an unused room id holds
+/// it only while a socket of theirs stays open.
 ///
 /// # Errors
 /// [`StoreError`] when storage fails.
 pub fn disposable<S: RoomStore>(store: &S) -> Result<bool, StoreError> {
-    Ok(store.head_seq()? == 0)
+    Ok(store.head_seq()? == 0 && !store.any_banned()?)
 }
 
 /// The `CHALLENGE` frame of `peer`'s socket (what [`accept`] sends first).

@@ -360,4 +360,12 @@ impl RoomStore for SqlStore {
         )?;
         Ok(!rows.is_empty())
     }
+
+    fn any_banned(&self) -> Result<bool, StoreError> {
+        let rows = self.rows(
+            "SELECT 1 FROM meta WHERE key >= 'ban:' AND key < 'ban;' LIMIT 1",
+            Vec::new(),
+        )?;
+        Ok(!rows.is_empty())
+    }
 }

@@ -207,6 +207,12 @@ pub trait RoomStore {
     /// # Errors
     /// [`StoreError`] when storage fails.
     fn is_banned(&self, user: &str) -> Result<bool, StoreError>;
+
+    /// Whether anyone was banned from this room.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn any_banned(&self) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone)]
@@ -334,5 +340,9 @@ impl RoomStore for MemoryStore {
 
     fn is_banned(&self, user: &str) -> Result<bool, StoreError> {
         Ok(self.banned.contains(user))
+    }
+
+    fn any_banned(&self) -> Result<bool, StoreError> {
+        Ok(!self.banned.is_empty())
     }
 }

@@ -2318,3 +2318,32 @@ async fn room_ids_with_invisible_characters_are_refused() {
         assert!(body.contains("invisible"), "{id}: {body}");
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn auth_a_ban_outlives_every_socket_of_a_room_with_no_history() {
+    let base = relay();
+    let notify_token = service_token().unwrap();
+    let room = unique_room("acme:banned");
+    let keys = room_keys(&room);
+    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false).unwrap();
+    let guest_token = token("gus", "acme", Some(&room), None, true).unwrap();
+    let (mut owner, _) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
+    let ban = serde_json::json!({"room": room, "kind": "ban", "user": "gus"});
+    assert_eq!(notify(&base, &notify_token, &ban).await.0, 200);
+    // The last socket leaves a room that stores no event: the room is deleted, not the ban.
+    owner.ws.close(None).await.unwrap();
+    let _ = drain_frames(&mut owner.ws, Duration::from_millis(500)).await;
+    drop(owner);
+    let mut again = connect_with_token(&base, &room, Some(&guest_token))
+        .await
+        .unwrap();
+    let code = loop {
+        match tokio::time::timeout(WAIT, again.next()).await.unwrap() {
+            Some(Ok(Message::Close(Some(c)))) => break u16::from(c.code),
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 4010, "the banned user came back");
+}

@@ -1463,6 +1463,9 @@ impl RoomStore for LegacyStore {
     fn is_banned(&self, user: &str) -> Result<bool, StoreError> {
         self.0.is_banned(user)
     }
+    fn any_banned(&self) -> Result<bool, StoreError> {
+        self.0.any_banned()
+    }
 }
 
 #[test]
@@ -1823,6 +1826,11 @@ fn a_room_nobody_wrote_to_is_disposable() {
     );
     room.publish(1, 1, 9, 1);
     assert!(!disposable(&room.store).unwrap());
+    // A ban outlives the sockets, even in a room with no history.
+    let mut banned = Room::new();
+    banned.join(1, &[1]);
+    banned.store.ban("mallory").unwrap();
+    assert!(!disposable(&banned.store).unwrap());
 }
 
 /// Every number in `v` fits a JavaScript number (what a socket attachment holds).
