@@ -84,6 +84,9 @@ pub(crate) struct Inner {
     views: HashMap<String, View>,
     /// The last `presence` count the relay reported (`room.presence`).
     pub(crate) presence: Option<u32>,
+    /// `Room.join`'s `debug`: every frame is logged with `console.debug`, described by
+    /// `sealsync_core::describe` (headers and sizes, never a body).
+    pub(crate) debug: bool,
 }
 
 /// The cached result of `room.get(collection)`: the same frozen array while nothing in the
@@ -151,6 +154,7 @@ impl Inner {
             early_warnings: Vec::new(),
             views: HashMap::new(),
             presence: None,
+            debug: false,
         }
     }
 
@@ -224,6 +228,13 @@ impl Shared {
     fn emit(&self, kind: &str, value: &JsValue) {
         let listeners = self.listeners.borrow().of(kind);
         events::call_all(kind, &listeners, value);
+    }
+
+    /// With the `debug` option, logs one frame (`direction`: `→` sent, `←` received).
+    fn debug_frame(&self, direction: &str, line: &str) {
+        if self.inner.try_borrow().is_ok_and(|inner| inner.debug) {
+            web_sys::console::debug_1(&JsValue::from_str(&format!("sealsync {direction} {line}")));
+        }
     }
 
     /// Emits a `warning`; without a listener, logs it with `console.warn` and keeps it for
@@ -433,7 +444,12 @@ fn feed(weak: &Weak<Shared>, input: impl FnOnce(&mut Client)) {
 fn on_socket(weak: &Weak<Shared>, event: SocketEvent) {
     match event {
         SocketEvent::Opened => feed(weak, |c| c.handle_socket_opened(now())),
-        SocketEvent::Frame(frame) => feed(weak, |c| c.handle_frame(now(), wall(), &frame)),
+        SocketEvent::Frame(frame) => {
+            if let Some(shared) = weak.upgrade() {
+                shared.debug_frame("←", &sealsync_core::describe::relay_frame(&frame));
+            }
+            feed(weak, |c| c.handle_frame(now(), wall(), &frame));
+        }
         SocketEvent::Text(text) => feed(weak, |c| c.handle_text(now(), &text)),
         SocketEvent::Closed(code) => {
             let Some(shared) = weak.upgrade() else { return };
@@ -486,6 +502,7 @@ pub(crate) fn pump(shared: &Rc<Shared>) {
         match output {
             Output::Connect => connect(shared),
             Output::Send(frame) => {
+                shared.debug_frame("→", &sealsync_core::describe::client_frame(&frame));
                 if let Some(socket) = shared.inner.borrow().socket.as_ref() {
                     // A failed send means the socket is closing; its close event follows
                     // and the client reconnects and resends from the outbox.

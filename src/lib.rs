@@ -75,6 +75,8 @@ struct JoinOptions {
     on_warning: Option<Function>,
     /// `kdfWorker`: a function returning the `Worker` that derives a password's key.
     kdf_worker: Option<JsValue>,
+    /// `debug`: log every frame (without contents) with `console.debug`.
+    debug: bool,
 }
 
 impl JoinOptions {
@@ -114,6 +116,14 @@ impl JoinOptions {
             return Err(invalid("options.url must start with ws:// or wss://"));
         }
         let persist = get("persist").as_bool().unwrap_or(true);
+        let debug = get("debug");
+        let debug = if debug.is_undefined() || debug.is_null() {
+            false
+        } else {
+            debug
+                .as_bool()
+                .ok_or_else(|| invalid("options.debug must be a boolean"))?
+        };
         let token = get("token");
         let token = if token.is_undefined() || token.is_null() {
             None
@@ -165,6 +175,7 @@ impl JoinOptions {
             on_progress,
             on_warning,
             kdf_worker,
+            debug,
         })
     }
 }
@@ -230,6 +241,7 @@ impl Room {
         let client = Client::new(config, keys, Box::new(BrowserEntropy));
         let mut inner = Inner::new(client, &opts.url, &room_id, session, secret);
         inner.token = opts.token;
+        inner.debug = opts.debug;
         if let Some(reason) = worker_failure {
             inner.warn_later(
                 error::KDF_WORKER_FAILED,

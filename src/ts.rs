@@ -130,6 +130,12 @@ export type JoinOptions = {
    * and a `KDF_WORKER_FAILED` warning is reported.
    */
   kdfWorker?: () => Worker;
+  /**
+   * Logs every frame sent (`sealsync →`) and received (`sealsync ←`) with `console.debug`:
+   * its name, sequence numbers, counters, sizes and envelope headers, never a body, key,
+   * proof or token. Default `false`.
+   */
+  debug?: boolean;
 } & ({ password: string; secret?: undefined } | { secret: string; password?: undefined });
 
 /** What `onProgress` receives while `Room.join` runs. */

@@ -76,6 +76,7 @@ extern crate std;
 
 pub mod backoff;
 pub mod client;
+pub mod describe;
 pub mod envelope;
 pub mod error;
 pub mod hlc;

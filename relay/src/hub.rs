@@ -88,6 +88,12 @@ pub struct Peer {
     /// Catch-up pages sent on this socket.
     #[serde(default)]
     pub pages: u64,
+    /// The first change of this socket refused for the rate and not sent again yet: until
+    /// it comes again, every other publish of the socket is refused too, so that no later
+    /// change is stored before it (its sender's changes are stored in the order it made
+    /// them; the client sends refused changes again in that order).
+    #[serde(default)]
+    pub publish_hold: Option<Held>,
     /// The token of the last `CAUGHT_UP` sent: the next `SYNC` must carry it. (Kept as a
     /// decimal string in the attachment: JavaScript numbers hold 53 bits.)
     #[serde(default, with = "u64_text")]
@@ -121,6 +127,7 @@ impl Peer {
             address: None,
             token_key,
             pages: 0,
+            publish_hold: None,
             sync_token: 0,
         }
     }
@@ -158,6 +165,16 @@ impl Peer {
             Access::Write
         }
     }
+}
+
+/// A change a socket must send again before any other ([`Peer::publish_hold`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// Its envelope's session.
+    pub session: sealsync_core::SessionId,
+    /// Its envelope's counter.
+    #[serde(with = "u64_text")]
+    pub counter: u64,
 }
 
 /// A `u64` as a decimal string, for values above 2^53 in a JavaScript attachment.
@@ -715,10 +732,30 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             return false;
         };
         let joined = peer.joined;
+        let held = peer.publish_hold;
+        let publish = frame.and_then(publish_header).map(|h| Held {
+            session: h.session,
+            counter: h.counter,
+        });
         match peer.bucket.take(pace, now_ms) {
             Take::Ok if !joined => true,
+            Take::Ok if held.is_some() && publish.is_some() && publish != held => {
+                let message = String::from(
+                    "an earlier change from this socket was refused for the rate: send it \
+                     again first; this one was not stored",
+                );
+                self.rate_refusal(from, frame, 1, message);
+                false
+            }
             Take::Ok => match self.budget.take_room(self.limits, now_ms) {
-                Ok(()) => true,
+                Ok(()) => {
+                    if publish.is_some() && publish == held {
+                        if let Some(peer) = self.peers.get_mut(&from) {
+                            peer.publish_hold = None;
+                        }
+                    }
+                    true
+                }
                 Err(wait) => {
                     let retry_after_ms = u32::try_from(wait).unwrap_or(u32::MAX);
                     let room = self.limits.room_pace();
@@ -753,7 +790,9 @@ impl<'a, S: RoomStore> Hub<'a, S> {
     }
 
     /// A frame over a rate: a `PUBLISH` that names its change gets `REFUSED RATE_LIMITED`
-    /// with the wait, any other frame a non-fatal `ERROR RATE_LIMITED`, and is dropped.
+    /// with the wait (and, the first such, holds the socket's other publishes until it
+    /// comes again: [`Peer::publish_hold`]), any other frame a non-fatal `ERROR
+    /// RATE_LIMITED`; the frame is dropped.
     fn rate_refusal(
         &mut self,
         from: PeerId,
@@ -762,13 +801,22 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         message: String,
     ) {
         match frame.and_then(publish_header) {
-            Some(header) => self.refuse(
-                from,
-                &header,
-                RelayErrorCode::RateLimited,
-                retry_after_ms,
-                message,
-            ),
+            Some(header) => {
+                if let Some(peer) = self.peers.get_mut(&from) {
+                    peer.publish_hold.get_or_insert(Held {
+                        session: header.session,
+                        counter: header.counter,
+                    });
+                    self.out.push(Out::Save(from));
+                }
+                self.refuse(
+                    from,
+                    &header,
+                    RelayErrorCode::RateLimited,
+                    retry_after_ms,
+                    message,
+                );
+            }
             None => self.send(
                 from,
                 &RelayFrame::Error {

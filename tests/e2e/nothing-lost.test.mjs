@@ -1,7 +1,8 @@
 // Nothing lost, nothing stuck: the SDK in headless Chromium against the real relay under
 // `wrangler dev` with the shipped relay/wrangler.toml limits. Each test reproduces an edge
 // a front end reaches (issue 10): two channels and a late joiner, a bulk edit, a change
-// too large for the relay, a read-only member, and a transaction seen all at once.
+// too large for the relay, a read-only member, a transaction seen all at once, and a late
+// joiner catching up page by page (with the `debug` log, which shows no contents).
 // Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
@@ -19,6 +20,7 @@ const CONVERGE_MS = 30_000;
 
 let relay; // open mode, shipped limits
 let jwtRelay; // jwt mode, shipped limits
+let pagedRelay; // open mode, catch-up pages of 2,048 bytes
 let site;
 let browser;
 
@@ -37,27 +39,29 @@ function roomName(prefix) {
  * A fresh page with the SDK joined to `room`: `window.room`, and every event it emitted in
  * `window.seen` ({ type, value }). Resolves once the room is live.
  */
-async function tab(name, { url = relay.url, room, channel, token } = {}) {
+async function tab(name, { url = relay.url, room, channel, token, debug } = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
+  const debugLines = [];
   page.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
   page.on("console", (m) => {
+    if (m.type() === "debug") debugLines.push(m.text());
     if (m.type() === "error" && !m.text().startsWith("WebSocket connection to")) console.error(`[${name}] console:`, m.text());
   });
   await page.goto(site.url + "/pkg/package.json");
-  await page.evaluate(async ({ url, room, channel, token, secret }) => {
+  await page.evaluate(async ({ url, room, channel, token, secret, debug }) => {
     const { default: init, Room } = await import("/pkg/sealsync.js");
     await init();
     window.Room = Room;
     window.seen = [];
-    const r = await Room.join({ url, room, secret, persist: false, ...(channel ? { channel } : {}), ...(token ? { token } : {}) });
+    const r = await Room.join({ url, room, secret, persist: false, ...(channel ? { channel } : {}), ...(token ? { token } : {}), ...(debug ? { debug } : {}) });
     for (const type of ["status", "change", "warning", "rejected", "pending"]) {
       r.on(type, (value) => window.seen.push({ type, value }));
     }
     window.room = r;
-  }, { url, room, channel, token, secret: SECRET });
+  }, { url, room, channel, token, secret: SECRET, debug });
   await page.waitForFunction(() => window.room?.status.state === "live", null, { timeout: 20_000 });
-  return { page, context, name };
+  return { page, context, name, debugLines };
 }
 
 function warnings(t) {
@@ -80,7 +84,8 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   relay = new Relay(await freePort());
   jwtRelay = new Relay(await freePort(), ["--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`]);
-  await Promise.all([relay.start(), jwtRelay.start()]);
+  pagedRelay = new Relay(await freePort(), ["--var", "CATCH_UP_PAGE_BYTES:2048"]);
+  await Promise.all([relay.start(), jwtRelay.start(), pagedRelay.start()]);
   site = await serveStatic(await freePort());
   browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 });
@@ -90,6 +95,7 @@ after(async () => {
   await site?.close();
   await relay?.dispose();
   await jwtRelay?.dispose();
+  await pagedRelay?.dispose();
 });
 
 test("two channels: a late joiner of either channel sees every task", async () => {
@@ -240,4 +246,28 @@ test("a transaction is seen all at once by another tab", async () => {
   assert.ok(!(await b.page.evaluate(() => window.room.get("tasks").some((t) => t.title === "half"))));
   await a.context.close();
   await b.context.close();
+});
+
+test("a late joiner catches up page by page, is live only with everything, and its debug log shows no contents", async () => {
+  const room = roomName("pages");
+  const a = await tab("a", { url: pagedRelay.url, room });
+  // Twenty envelopes of ten tasks each (one per task of the page): about ten pages.
+  for (let batch = 0; batch < 20; batch++) {
+    await a.page.evaluate((batch) => {
+      for (let i = 0; i < 10; i++) window.room.create("tasks", { title: `secret-title-${batch}-${i}` });
+    }, batch);
+  }
+  await waitSynced(a);
+  const late = await tab("late", { url: pagedRelay.url, room, debug: true });
+  // tab() resolved once live: by then every task is there, not the first page's.
+  assert.equal(await count(late), 200);
+  const pages = late.debugLines.filter((l) => l.startsWith("sealsync ← CAUGHT_UP")).length;
+  assert.ok(pages >= 3, `${pages} pages: ${late.debugLines.slice(0, 12).join(" | ")}`);
+  assert.ok(late.debugLines.some((l) => l.startsWith("sealsync → SYNC after")), "each next page was asked for");
+  assert.ok(late.debugLines.some((l) => l.startsWith("sealsync → HELLO")), "sent frames are logged");
+  const leaked = late.debugLines.filter((l) => l.includes("secret-title"));
+  assert.deepEqual(leaked, [], "the debug log holds no contents");
+  assert.deepEqual(await warnings(late), []);
+  await a.context.close();
+  await late.context.close();
 });

@@ -1856,6 +1856,10 @@ fn a_peer_survives_its_attachment_with_every_number_a_javascript_number() {
     assert!(peer.sync_token > MAX_SEQ || peer.pages > 0);
     let mut tokened = peer.clone();
     tokened.sync_token = u64::MAX;
+    tokened.publish_hold = Some(Held {
+        session: SessionId([7; 16]),
+        counter: u64::MAX,
+    });
     for p in [peer, tokened] {
         let json = serde_json::to_value(&p).unwrap();
         assert!(numbers_fit_javascript(&json), "{json}");
@@ -1893,4 +1897,66 @@ fn ipv6_clients_are_counted_by_their_64_prefix() {
     // An IPv4 client seen through IPv6 is its IPv4 address.
     assert_eq!(address_key("::ffff:192.0.2.7"), "192.0.2.7");
     assert_eq!(address_key("not an address"), "not an address");
+}
+
+#[test]
+fn after_a_change_is_refused_for_the_rate_none_of_its_sockets_later_changes_overtakes_it() {
+    let mut room = Room::new();
+    room.limits.room_rate_burst = 1;
+    room.limits.room_rate_per_second = 10;
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    let acked = |outs: &[Out], to_peer: PeerId| -> Vec<u64> {
+        to(outs, to_peer)
+            .iter()
+            .filter_map(|f| match f {
+                RelayFrame::Ack { counter, .. } => Some(*counter),
+                _ => None,
+            })
+            .collect()
+    };
+    let refused_counters = |outs: &[Out], to_peer: PeerId| -> Vec<u64> {
+        to(outs, to_peer)
+            .iter()
+            .filter_map(refused)
+            .map(|r| r.1)
+            .collect()
+    };
+    // The room's one token goes to socket 2; socket 1's change 1 is refused, and its change
+    // 2, arriving once the room has a token again, too: change 1 has not come again.
+    assert_eq!(
+        acked(&room.frame_at(2, &publish_frame(1, 8, 1), T0), 2),
+        [1]
+    );
+    let outs = room.frame_at(1, &publish_frame(1, 9, 1), T0);
+    assert_eq!(refused_counters(&outs, 1), [1]);
+    let outs = room.frame_at(1, &publish_frame(1, 9, 2), T0 + 500);
+    assert_eq!(refused_counters(&outs, 1), [2]);
+    assert_eq!(
+        room.store.head_seq().unwrap(),
+        1,
+        "change 2 did not overtake change 1"
+    );
+    // Sent again in order, both are stored, change 1 first.
+    assert_eq!(
+        acked(&room.frame_at(1, &publish_frame(1, 9, 1), T0 + 1000), 1),
+        [1]
+    );
+    assert_eq!(
+        acked(&room.frame_at(1, &publish_frame(1, 9, 2), T0 + 1200), 1),
+        [2]
+    );
+    let stored: Vec<u64> = room
+        .store
+        .events_after(0, 10, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| EnvelopeHeader::parse(&e.envelope).unwrap().0.counter)
+        .collect();
+    assert_eq!(
+        stored,
+        [1, 1, 2],
+        "socket 2's change, then socket 1's in its order"
+    );
+    assert_eq!(room.peers[&1].publish_hold, None);
 }
