@@ -108,7 +108,9 @@ export async function next(outDir) {
   if (r.status !== 0) throw new Error(`next build exited with ${r.status ?? r.signal}:\n${log}`);
   fresh(outDir);
   cpSync(join(dir, "out"), outDir, { recursive: true });
-  return log.split("\n").filter((l) => /^\s*⚠|warn/i.test(l));
+  // Next's notice that a first build has no cache to reuse (always so on a new machine) is
+  // not a warning about the build.
+  return log.split("\n").filter((l) => /^\s*⚠|warn/i.test(l) && !/No build cache found/.test(l));
 }
 
 /** webpack 5 again, with the app passing `kdfWorker` (app/entry-kdf-worker-option.js). */
