@@ -356,6 +356,20 @@ mod tests {
         }
     }
 
+    /// The codes the SDK's Rust side produces (`crate::error`).
+    const SDK_CODES: [&str; 10] = [
+        crate::error::INVALID_OPTIONS,
+        crate::error::INVALID_ARGUMENT,
+        crate::error::ROOM_CLOSED,
+        crate::error::STORAGE_FAILED,
+        crate::error::KDF_WORKER_FAILED,
+        crate::error::NO_RANDOMNESS,
+        crate::error::TOKEN_FAILED,
+        crate::error::CONNECTION_REFUSED,
+        crate::error::BROWSER_API,
+        crate::error::INVALID_VALUE,
+    ];
+
     #[test]
     fn every_relay_and_sdk_code_is_in_the_error_code_union() {
         let union = error_code_union();
@@ -365,20 +379,8 @@ mod tests {
             .collect();
         relay.sort_unstable();
         relay.dedup();
-        let sdk = [
-            crate::error::INVALID_OPTIONS,
-            crate::error::INVALID_ARGUMENT,
-            crate::error::ROOM_CLOSED,
-            crate::error::STORAGE_FAILED,
-            crate::error::KDF_WORKER_FAILED,
-            crate::error::NO_RANDOMNESS,
-            crate::error::TOKEN_FAILED,
-            crate::error::CONNECTION_REFUSED,
-            crate::error::BROWSER_API,
-            crate::error::INVALID_VALUE,
-        ];
         let client = sealsync_core::client::WARNING_CODES.iter().copied();
-        for code in relay.into_iter().chain(sdk).chain(client) {
+        for code in relay.into_iter().chain(SDK_CODES).chain(client) {
             assert!(union.contains(&format!("\"{code}\"")), "{code} missing");
         }
     }
@@ -395,18 +397,7 @@ mod tests {
             .collect();
         known.extend(sealsync_core::Error::CODES.iter().copied());
         known.extend(sealsync_core::client::WARNING_CODES.iter().copied());
-        known.extend([
-            crate::error::INVALID_OPTIONS,
-            crate::error::INVALID_ARGUMENT,
-            crate::error::ROOM_CLOSED,
-            crate::error::STORAGE_FAILED,
-            crate::error::KDF_WORKER_FAILED,
-            crate::error::NO_RANDOMNESS,
-            crate::error::TOKEN_FAILED,
-            crate::error::CONNECTION_REFUSED,
-            crate::error::BROWSER_API,
-            crate::error::INVALID_VALUE,
-        ]);
+        known.extend(SDK_CODES);
         let entry = include_str!("../js/package/index.js");
         for code in crate::error::JS_CODES {
             assert!(
