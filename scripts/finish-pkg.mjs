@@ -10,6 +10,9 @@
 //                   `sealsync/kdf-worker` for a `kdfWorker` factory;
 //   react.js        React hooks (js/package/react.js, types react.d.ts), exported as
 //                   `sealsync/react`; React is an optional peer dependency;
+//   node.js         the Node entry (js/package/node.js, types node.d.ts), exported as
+//                   `sealsync/node`, with its key-derivation thread kdf-worker-node.js;
+//                   `ws` is an optional peer dependency (for Node without a WebSocket);
 //   package.json    `exports` (types, the entry, ./kdf-worker, the wasm file), `module`,
 //                   `files` and `sideEffects` to match.
 //
@@ -53,10 +56,14 @@ for (const f of existsSync(snippets) ? readdirSync(snippets, { recursive: true }
 const dirs = [...imported].filter((f) => f.endsWith("/js/kdf.js")).map((f) => f.split("/")[1]);
 if (dirs.length !== 1) die(`expected the glue to import one snippets/*/js/kdf.js, found ${dirs.length}`);
 
-const index = readFileSync(join(SOURCES, "index.js"), "utf8");
-if (!index.includes("__SNIPPET_DIR__")) die("js/package/index.js lost its __SNIPPET_DIR__ placeholder");
-writeFileSync(join(pkgDir, "index.js"), index.replaceAll("__SNIPPET_DIR__", dirs[0]));
-for (const f of ["kdf-worker.js", "react.js", "react.d.ts"]) copyFileSync(join(SOURCES, f), join(pkgDir, f));
+for (const entry of ["index.js", "node.js"]) {
+  const source = readFileSync(join(SOURCES, entry), "utf8");
+  if (!source.includes("__SNIPPET_DIR__")) die(`js/package/${entry} lost its __SNIPPET_DIR__ placeholder`);
+  writeFileSync(join(pkgDir, entry), source.replaceAll("__SNIPPET_DIR__", dirs[0]));
+}
+for (const f of ["kdf-worker.js", "kdf-worker-node.js", "react.js", "react.d.ts", "node.d.ts"]) {
+  copyFileSync(join(SOURCES, f), join(pkgDir, f));
+}
 
 pkg.main = "index.js";
 pkg.module = "index.js";
@@ -65,18 +72,23 @@ pkg.exports = {
   ".": { types: "./sealsync.d.ts", default: "./index.js" },
   "./kdf-worker": "./kdf-worker.js",
   "./react": { types: "./react.d.ts", default: "./react.js" },
+  "./node": { types: "./node.d.ts", default: "./node.js" },
   "./sealsync_bg.wasm": "./sealsync_bg.wasm",
   "./package.json": "./package.json",
 };
 const files = new Set(pkg.files || []);
-for (const f of ["index.js", "kdf-worker.js", "react.js", "react.d.ts", "sealsync.js", "sealsync.d.ts", "sealsync_bg.wasm", "snippets"]) {
+for (const f of [
+  "index.js", "kdf-worker.js", "react.js", "react.d.ts", "node.js", "node.d.ts", "kdf-worker-node.js",
+  "sealsync.js", "sealsync.d.ts", "sealsync_bg.wasm", "snippets",
+]) {
   files.add(f);
 }
 pkg.files = [...files];
-// Only sealsync/react needs React; the SDK itself does not.
-pkg.peerDependencies = { ...pkg.peerDependencies, react: ">=18" };
-pkg.peerDependenciesMeta = { ...pkg.peerDependenciesMeta, react: { optional: true } };
+// Only sealsync/react needs React, and only sealsync/node on a Node without a WebSocket
+// needs ws; the SDK itself needs neither.
+pkg.peerDependencies = { ...pkg.peerDependencies, react: ">=18", ws: ">=8" };
+pkg.peerDependenciesMeta = { ...pkg.peerDependenciesMeta, react: { optional: true }, ws: { optional: true } };
 // index.js registers the worker when it is evaluated; the snippets keep module state.
-pkg.sideEffects = ["./index.js", "./snippets/*"];
+pkg.sideEffects = ["./index.js", "./node.js", "./snippets/*"];
 writeFileSync(pkgJsonPath, JSON.stringify(pkg, null, 2) + "\n");
-console.log(`finish-pkg: ${pkgDir}: index.js (snippets/${dirs[0]}), kdf-worker.js, react.js, package.json exports`);
+console.log(`finish-pkg: ${pkgDir}: index.js (snippets/${dirs[0]}), kdf-worker.js, react.js, node.js, package.json exports`);

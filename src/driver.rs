@@ -299,10 +299,10 @@ fn drop_later<T: 'static>(value: T) {
     spawn_local(async move { drop(value) });
 }
 
-/// Opens IndexedDB, takes this session's lock, adopts the outboxes that closed tabs left
-/// behind, and saves them under this session. Failures leave the room without persistence
-/// and queue a `STORAGE_FAILED` warning.
-pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool) {
+/// Opens IndexedDB (or the application's `storage`), takes this session's lock, adopts the
+/// outboxes that closed tabs left behind, and saves them under this session. Failures leave
+/// the room without persistence and queue a `STORAGE_FAILED` warning.
+pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Option<JsValue>) {
     if !persist {
         return;
     }
@@ -312,7 +312,10 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool) {
     };
     let lock = SessionLock::acquire(&room, &session).await;
     let outcome = async {
-        let store = Store::open(&room).await?;
+        let store = match storage {
+            Some(adapter) => Store::custom(&room, adapter),
+            None => Store::open(&room).await?,
+        };
         let records = store.load().await?;
         let live = store.live_sessions().await?;
         let abandoned: Vec<_> = records

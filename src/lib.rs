@@ -69,6 +69,8 @@ struct JoinOptions {
     /// The ephemeral channel (`broadcast`); stored changes belong to the whole room.
     channel: Option<String>,
     persist: bool,
+    /// `storage`: the application's outbox storage object, instead of IndexedDB.
+    storage: Option<JsValue>,
     token: Option<JsValue>,
     on_progress: Option<Function>,
     /// `onWarning`: a `warning` listener registered before anything can be reported.
@@ -116,6 +118,25 @@ impl JoinOptions {
             return Err(invalid("options.url must start with ws:// or wss://"));
         }
         let persist = get("persist").as_bool().unwrap_or(true);
+        let storage = get("storage");
+        let storage = if storage.is_undefined() || storage.is_null() {
+            None
+        } else {
+            let has = |name: &str| {
+                Reflect::get(&storage, &JsValue::from_str(name)).is_ok_and(|f| f.is_function())
+            };
+            if !storage.is_object() || !has("load") || !has("save") {
+                return Err(invalid(
+                    "options.storage must be an object with load(room) and save(room, session, envelopes, forget) methods",
+                ));
+            }
+            if !persist {
+                return Err(invalid(
+                    "options.storage and persist: false are exclusive: pass one of them",
+                ));
+            }
+            Some(storage)
+        };
         let debug = get("debug");
         let debug = if debug.is_undefined() || debug.is_null() {
             false
@@ -171,6 +192,7 @@ impl JoinOptions {
             secret,
             channel,
             persist,
+            storage,
             token,
             on_progress,
             on_warning,
@@ -252,7 +274,7 @@ impl Room {
         if let Some(listener) = opts.on_warning {
             shared.listeners.borrow_mut().add("warning", listener)?;
         }
-        driver::open_storage(&shared, opts.persist).await;
+        driver::open_storage(&shared, opts.persist, opts.storage).await;
         driver::start(&shared);
         Ok(Self { shared })
     }

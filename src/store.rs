@@ -1,4 +1,6 @@
-//! Outbox persistence in IndexedDB, safe with several tabs of the same room.
+//! Outbox persistence, safe with several tabs of the same room: IndexedDB by default, or
+//! an application's storage object (`Room.join({ storage })`, e.g. `fileStorage` of
+//! `sealsync/node`), which gets the same calls (see [`Store::custom`]).
 //!
 //! Database `sealsync` (version 1), object store `outbox`, one record per **session**:
 //! `{ room, session, savedAt, envelopes: Uint8Array[] }` under the key `[room, session]`.
@@ -47,8 +49,20 @@ pub(crate) struct Record {
 /// The open database, scoped to one room.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
-    db: IdbDatabase,
+    backend: Backend,
     room: String,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Idb(IdbDatabase),
+    /// The application's storage object, and the promise of its last `save` (settled when
+    /// that save settled): saves of one room run one at a time, in the order they were
+    /// asked for, as IndexedDB's transactions do.
+    Custom {
+        adapter: JsValue,
+        tail: std::rc::Rc<std::cell::RefCell<Promise>>,
+    },
 }
 
 /// The Web Lock a live session holds.
@@ -65,6 +79,24 @@ impl Store {
     ///
     /// # Errors
     /// `STORAGE_FAILED` when there is no IndexedDB or it refused to open.
+    /// An application's storage object for `room`: `load(room)` resolves with
+    /// `[{ session, envelopes: Uint8Array[] }]`, `save(room, session, envelopes, forget)`
+    /// stores (or, when `envelopes` is empty, deletes) one session's record and deletes the
+    /// records of the `forget` sessions, and the optional `liveSessions(room)` resolves with
+    /// the sessions whose owner is alive (or `null`); without it, Web Locks answer as for
+    /// IndexedDB. `lib.rs` checked that `load` and `save` are functions.
+    pub(crate) fn custom(room: &str, adapter: JsValue) -> Self {
+        Self {
+            backend: Backend::Custom {
+                adapter,
+                tail: std::rc::Rc::new(std::cell::RefCell::new(Promise::resolve(
+                    &JsValue::UNDEFINED,
+                ))),
+            },
+            room: room.to_owned(),
+        }
+    }
+
     pub(crate) async fn open(room: &str) -> Result<Self, JsValue> {
         let factory = Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
             .ok()
@@ -106,7 +138,7 @@ impl Store {
         let on_version_change = Closure::once_into_js(move |_: web_sys::Event| closing.close());
         db.set_onversionchange(Some(on_version_change.unchecked_ref()));
         Ok(Self {
-            db,
+            backend: Backend::Idb(db),
             room: room.to_owned(),
         })
     }
@@ -116,7 +148,20 @@ impl Store {
     /// # Errors
     /// `STORAGE_FAILED` when the read fails.
     pub(crate) async fn load(&self) -> Result<Vec<Record>, JsValue> {
-        let tx = self.transaction(IdbTransactionMode::Readonly)?;
+        let db = match &self.backend {
+            Backend::Idb(db) => db,
+            Backend::Custom { adapter, .. } => {
+                let rows = call(adapter, "load", &[JsValue::from_str(&self.room)]).await?;
+                let rows: Array = rows.dyn_into().map_err(|_| {
+                    error::coded(
+                        error::STORAGE_FAILED,
+                        "storage.load must resolve with an array of { session, envelopes }",
+                    )
+                })?;
+                return Ok(rows.iter().filter_map(|row| parse_record(&row)).collect());
+            }
+        };
+        let tx = transaction(db, IdbTransactionMode::Readonly)?;
         let store = tx
             .object_store(OUTBOX_STORE)
             .map_err(storage("open the outbox store"))?;
@@ -141,7 +186,30 @@ impl Store {
         envelopes: &[Vec<u8>],
         adopted: &[String],
     ) -> Result<(), JsValue> {
-        let tx = self.transaction(IdbTransactionMode::Readwrite)?;
+        let db = match &self.backend {
+            Backend::Idb(db) => db,
+            Backend::Custom { adapter, tail } => {
+                let (done, resolve, _) = deferred()?;
+                let previous = tail.replace(done);
+                // The previous save's outcome was reported to its own caller.
+                let _ = JsFuture::from(previous).await;
+                let list: Array = envelopes
+                    .iter()
+                    .map(|e| Uint8Array::from(e.as_slice()))
+                    .collect();
+                let forget: Array = adopted.iter().map(|s| JsValue::from_str(s)).collect();
+                let args = [
+                    JsValue::from_str(&self.room),
+                    JsValue::from_str(session),
+                    list.into(),
+                    forget.into(),
+                ];
+                let outcome = call(adapter, "save", &args).await.map(|_| ());
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+                return outcome;
+            }
+        };
+        let tx = transaction(db, IdbTransactionMode::Readwrite)?;
         let store = tx
             .object_store(OUTBOX_STORE)
             .map_err(storage("open the outbox store"))?;
@@ -177,6 +245,23 @@ impl Store {
     /// # Errors
     /// `STORAGE_FAILED` when querying the locks failed.
     pub(crate) async fn live_sessions(&self) -> Result<Option<Vec<String>>, JsValue> {
+        if let Backend::Custom { adapter, .. } = &self.backend {
+            if Reflect::get(adapter, &JsValue::from_str("liveSessions"))
+                .is_ok_and(|f| f.is_function())
+            {
+                let names = call(adapter, "liveSessions", &[JsValue::from_str(&self.room)]).await?;
+                if names.is_null() || names.is_undefined() {
+                    return Ok(None);
+                }
+                let names: Array = names.dyn_into().map_err(|_| {
+                    error::coded(
+                        error::STORAGE_FAILED,
+                        "storage.liveSessions must resolve with an array of session ids or null",
+                    )
+                })?;
+                return Ok(Some(names.iter().filter_map(|n| n.as_string()).collect()));
+            }
+        }
         let prefix = lock_prefix(&self.room);
         let names = JsFuture::from(lock_names(&prefix))
             .await
@@ -194,15 +279,11 @@ impl Store {
         ))
     }
 
-    /// Closes the database connection.
+    /// Closes the database connection (an application's storage has nothing to close).
     pub(crate) fn close(&self) {
-        self.db.close();
-    }
-
-    fn transaction(&self, mode: IdbTransactionMode) -> Result<IdbTransaction, JsValue> {
-        self.db
-            .transaction_with_str_and_mode(OUTBOX_STORE, mode)
-            .map_err(storage("start a transaction"))
+        if let Backend::Idb(db) = &self.backend {
+            db.close();
+        }
     }
 
     fn key(&self, session: &str) -> JsValue {
@@ -215,6 +296,36 @@ impl Store {
         let upper = Array::of2(&JsValue::from_str(&self.room), &Array::new());
         IdbKeyRange::bound(&lower, &upper).map_err(storage("build a key range"))
     }
+}
+
+fn transaction(db: &IdbDatabase, mode: IdbTransactionMode) -> Result<IdbTransaction, JsValue> {
+    db.transaction_with_str_and_mode(OUTBOX_STORE, mode)
+        .map_err(storage("start a transaction"))
+}
+
+/// Calls `adapter[method](...args)` and awaits what it returns (a promise or a value).
+async fn call(adapter: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let failed = |e: &JsValue| {
+        error::from_js(
+            error::STORAGE_FAILED,
+            &format!("storage.{method} failed"),
+            e,
+        )
+    };
+    let function: js_sys::Function = Reflect::get(adapter, &JsValue::from_str(method))
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| {
+            error::coded(
+                error::STORAGE_FAILED,
+                &format!("storage.{method} is not a function"),
+            )
+        })?;
+    let list: Array = args.iter().collect();
+    let value = function.apply(adapter, &list).map_err(|e| failed(&e))?;
+    JsFuture::from(Promise::resolve(&value))
+        .await
+        .map_err(|e| failed(&e))
 }
 
 /// Holds the session's Web Lock until dropped.

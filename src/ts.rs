@@ -94,6 +94,28 @@ export type Entity<T extends object = { readonly [field: string]: Json | undefin
 /** Fields as events report them (a string `sortOrder` sets the sort key). */
 export type Fields = { [field: string]: Json };
 
+/**
+ * An outbox store for `Room.join({ storage })`. It only ever sees sealed envelopes
+ * (ciphertext), never a key or plaintext. Calls of one room never overlap: each waits for
+ * the previous one to settle. A rejection becomes a `STORAGE_FAILED` warning (the room
+ * keeps working; what is unsent stays in memory).
+ */
+export interface OutboxStorage {
+  /** Every record kept for `room` (one per session that had unsent changes). */
+  load(room: string): Promise<Array<{ session: string; envelopes: Uint8Array[] }>>;
+  /**
+   * Keeps `envelopes` as `session`'s record of `room`, replacing the previous one (an empty
+   * list deletes the record), then deletes the records of the `forget` sessions.
+   */
+  save(room: string, session: string, envelopes: Uint8Array[], forget: string[]): Promise<void>;
+  /**
+   * The sessions of `room` whose owner is still running (their records are not adopted),
+   * or `null` when unknown. Without it, Web Locks answer where there are any; otherwise
+   * every other session's record is adopted and re-sent (the relay drops duplicates).
+   */
+  liveSessions?(room: string): Promise<string[] | null>;
+}
+
 /** Options of `Room.join`: a password (Argon2id in a worker) or a share-link secret. */
 export type JoinOptions = {
   /** The relay, `ws://` or `wss://` (e.g. `ws://127.0.0.1:8787`). */
@@ -111,8 +133,13 @@ export type JoinOptions = {
    * connection attempt.
    */
   token?: string | (() => string | Promise<string>);
-  /** Keep unsent changes in IndexedDB across reloads (default `true`). */
+  /** Keep unsent changes across reloads (default `true`): in IndexedDB, or in `storage`. */
   persist?: boolean;
+  /**
+   * Where unsent changes are kept instead of IndexedDB (e.g. `fileStorage(dir)` of
+   * `sealsync/node`). Exclusive with `persist: false`.
+   */
+  storage?: OutboxStorage;
   /** Progress before the room exists: key derivation. */
   onProgress?: (progress: JoinProgress) => void;
   /**

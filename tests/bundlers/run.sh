@@ -50,8 +50,8 @@ printf '%s\n' "$want" >"$stamp"
 
 # The type-level tests of the package's .d.ts files (typescript pinned here): misuse marked
 # @ts-expect-error must stay an error, everything else must compile under --strict.
-echo "bundlers: tsc --strict tests/types/usage.ts tests/types/react-usage.ts"
+echo "bundlers: tsc --strict tests/types/usage.ts tests/types/react-usage.ts tests/types/node-usage.ts"
 "$HERE/node_modules/.bin/tsc" --noEmit --strict --target es2022 --module esnext \
-  --moduleResolution bundler --lib es2022,dom tests/types/usage.ts tests/types/react-usage.ts
+  --moduleResolution bundler --lib es2022,dom tests/types/usage.ts tests/types/react-usage.ts tests/types/node-usage.ts
 
 exec node --test --test-concurrency=1 tests/bundlers/bundlers.test.mjs
