@@ -320,9 +320,7 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Op
         let live = store.live_sessions().await?;
         let abandoned: Vec<_> = records
             .into_iter()
-            .filter(|r| {
-                r.session != session && live.as_ref().is_none_or(|l| !l.contains(&r.session))
-            })
+            .filter(|r| sealsync_core::outbox::adopts(&r.session, &session, live.as_deref()))
             .collect();
         let adopted: Vec<String> = abandoned.iter().map(|r| r.session.clone()).collect();
         let envelopes: Vec<Vec<u8>> = abandoned.into_iter().flat_map(|r| r.envelopes).collect();

@@ -18,6 +18,18 @@ use crate::merge::BatchItem;
 /// ([`crate::Error::OutboxFull`]) rather than silently dropped.
 pub const MAX_OUTBOX_ENTRIES: usize = 50_000;
 
+/// Whether a new session adopts the persisted outbox of `session` (applies its envelopes,
+/// sends them again, and deletes its record once the relay has accepted the room key, i.e.
+/// once live: a wrong password never destroys someone's unsent changes). It adopts every
+/// record but its own (`own`) and those whose owner still runs (`live`, e.g. the holders of
+/// the sessions' Web Locks). When the platform cannot tell (`live` is `None`), every other
+/// record is adopted: still safe, since the relay drops an event it already has (same
+/// session and counter), but a running session's changes may be sent twice.
+#[must_use]
+pub fn adopts(session: &str, own: &str, live: Option<&[alloc::string::String]>) -> bool {
+    session != own && live.is_none_or(|live| !live.iter().any(|l| l == session))
+}
+
 /// One sealed event awaiting its acknowledgement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
@@ -181,6 +193,18 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_session_adopts_records_of_sessions_that_no_longer_run() {
+        use alloc::string::ToString;
+        let live = ["b".to_string()];
+        assert!(!adopts("a", "a", None), "never its own");
+        assert!(!adopts("a", "a", Some(&live)));
+        assert!(!adopts("b", "a", Some(&live)), "not a running session's");
+        assert!(adopts("c", "a", Some(&live)));
+        assert!(adopts("b", "a", None), "unknown: every other record");
+        assert!(adopts("b", "a", Some(&[])));
+    }
+
     use super::*;
     use alloc::vec;
 
