@@ -59,11 +59,13 @@ pub(crate) struct Inner {
     session: String,
     socket: Option<Socket>,
     timer: Option<Timer>,
-    store: Option<Store>,
+    pub(crate) store: Option<Store>,
     lock: Option<SessionLock>,
+    /// The local replica's writer ([`crate::replica`]).
+    pub(crate) writer: crate::replica::Writer,
     hooks: Vec<Hook>,
     started: bool,
-    left: bool,
+    pub(crate) left: bool,
     save_scheduled: bool,
     /// A `handle_flush` is queued for the end of this task.
     flush_scheduled: bool,
@@ -142,6 +144,7 @@ impl Inner {
             timer: None,
             store: None,
             lock: None,
+            writer: crate::replica::Writer::default(),
             hooks: Vec::new(),
             started: false,
             left: false,
@@ -239,7 +242,7 @@ impl Shared {
 
     /// Emits a `warning`; without a listener, logs it with `console.warn` and keeps it for
     /// the next listener attached (see [`deliver_buffered_warnings`]).
-    fn warn(&self, code: &str, message: &str) {
+    pub(crate) fn warn(&self, code: &str, message: &str) {
         if self.listeners.borrow().of("warning").is_empty() {
             web_sys::console::warn_1(&JsValue::from_str(&format!("sealsync: {code}: {message}")));
             let mut buffered = self.buffered_warnings.borrow_mut();
@@ -316,6 +319,25 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Op
             Some(adapter) => Store::custom(&room, adapter),
             None => Store::open(&room).await?,
         };
+        let restored = if store.keeps_history() {
+            let (snapshot, events) = store.load_history().await?;
+            let mut inner = shared.inner.borrow_mut();
+            Some(inner.client.restore_history(wall(), snapshot, events))
+        } else {
+            None
+        };
+        if let Some(restored) = restored {
+            match restored {
+                Ok(changes) => shared.inner.borrow_mut().saw_changes(&changes),
+                Err(e) => shared.inner.borrow_mut().warn_later(
+                    error::STORAGE_FAILED,
+                    &format!(
+                        "the local copy of this room does not open with this key (another \
+                         password, or damaged): it is not used, and left as it is: {e}"
+                    ),
+                ),
+            }
+        }
         let records = store.load().await?;
         let live = store.live_sessions().await?;
         let abandoned: Vec<_> = records
@@ -344,6 +366,8 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Op
             inner.adopted = adopted;
             inner.store = Some(store);
             inner.lock = Some(lock);
+            drop(inner);
+            crate::replica::request(shared);
         }
         Err(e) => {
             let message = error::describe(&e);
@@ -544,6 +568,7 @@ pub(crate) fn pump(shared: &Rc<Shared>) {
                 schedule_save(shared);
                 announce_pending(shared);
             }
+            Output::Keep(kept) => crate::replica::on_keep(shared, kept),
         }
     }
 }
@@ -642,6 +667,7 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
         ClientEvent::Status(status) => {
             if status == Status::Live {
                 forget_adopted(shared);
+                crate::replica::on_live(shared);
             }
             shared.emit("status", &events::status_to_js(&status));
         }
@@ -956,6 +982,8 @@ pub(crate) async fn leave(shared: &Rc<Shared>) {
         inner.client.handle_leave(t);
     }
     pump(shared);
+    // The replica first: its lock goes to another tab of the room once this one is done.
+    crate::replica::finish(shared).await;
     let (store, lock, session, envelopes, leftovers) = {
         let mut inner = shared.inner.borrow_mut();
         inner.left = true;

@@ -28,6 +28,7 @@ mod kdf;
 mod nfc;
 mod ops;
 mod refusal;
+mod replica;
 mod share;
 mod socket;
 mod store;
@@ -260,6 +261,9 @@ impl Room {
         if let Some(channel) = opts.channel {
             config.channel = channel;
         }
+        // The local replica lives in IndexedDB only (an application's `storage` keeps
+        // outboxes).
+        config.keep_history = opts.persist && opts.storage.is_none();
         let client = Client::new(config, keys, Box::new(BrowserEntropy));
         let mut inner = Inner::new(client, &opts.url, &room_id, session, secret);
         inner.token = opts.token;
@@ -527,6 +531,35 @@ impl Room {
         self.shared.inner.try_borrow().map_or(0, |inner| {
             u32::try_from(inner.client.pending_changes()).unwrap_or(u32::MAX)
         })
+    }
+
+    /// Where this session keeps unsent changes and the room's local copy: `"persistent"`
+    /// (IndexedDB, or the `storage` given to `join`) or `"memory"` (`persist: false`, or
+    /// storage that failed: a `STORAGE_FAILED` warning said why).
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn storage(&self) -> String {
+        let persistent = self
+            .shared
+            .inner
+            .try_borrow()
+            .is_ok_and(|inner| inner.store.is_some());
+        String::from(if persistent { "persistent" } else { "memory" })
+    }
+
+    /// Deletes everything this browser keeps for `room` in IndexedDB: the local copy and
+    /// the unsent changes of every session, e.g. when the user signs out. Leave the room in
+    /// every tab first: a session still in it writes again.
+    ///
+    /// # Errors
+    /// `INVALID_ROOM_ID`; `STORAGE_FAILED` when there is no IndexedDB or it refused.
+    #[wasm_bindgen(skip_typescript)]
+    pub async fn forget(room: JsValue) -> Result<(), JsValue> {
+        let room = ops::string(&room, "room")?;
+        let room = RoomId::new_with(&room, nfc::nfc).map_err(|e| error::from_core(&e))?;
+        let store = store::Store::open(room.as_str()).await?;
+        let outcome = store.forget().await;
+        store.close();
+        outcome
     }
 
     /// Leaves the room: seals this task's changes, closes the socket and stops retrying.

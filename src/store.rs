@@ -29,13 +29,26 @@ use web_sys::{
     IdbTransaction, IdbTransactionMode,
 };
 
+use sealsync_core::client::Kept;
+
 use crate::error;
 
 /// The database's name.
 pub(crate) const DB_NAME: &str = "sealsync";
 /// The object store holding outboxes.
 pub(crate) const OUTBOX_STORE: &str = "outbox";
-const DB_VERSION: u32 = 1;
+/// The object store holding each room's local snapshot: `{ room, seq, snapshot }`.
+pub(crate) const REPLICA_STORE: &str = "replica";
+/// The object store holding the events kept after a room's local snapshot:
+/// `{ room, seq, relayTime, envelope }` under `[room, seq]`.
+pub(crate) const HISTORY_STORE: &str = "history";
+/// Version 2 added `replica` and `history`; opening it upgrades a version-1 database in
+/// place (the outboxes stay).
+const DB_VERSION: u32 = 2;
+
+/// The local history of a room as kept: the snapshot (`seq`, envelope) and the events after
+/// it (`seq`, relay time, envelope).
+pub(crate) type History = (Option<(u64, Vec<u8>)>, Vec<(u64, u64, Vec<u8>)>);
 
 /// One session's persisted outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,14 +126,23 @@ impl Store {
                     .and_then(|r| r.result().ok())
                     .and_then(|r| r.dyn_into::<IdbDatabase>().ok());
                 if let Some(db) = db {
-                    if !db.object_store_names().contains(OUTBOX_STORE) {
-                        let params = IdbObjectStoreParameters::new();
-                        let key_path = Array::of2(&"room".into(), &"session".into());
-                        params.set_key_path(&key_path);
-                        // A failure aborts the upgrade; `open` then rejects and reports it.
-                        let _ =
-                            db.create_object_store_with_optional_parameters(OUTBOX_STORE, &params);
-                    }
+                    // A failure aborts the upgrade; `open` then rejects and reports it.
+                    let create = |name: &str, key_path: &JsValue| {
+                        if !db.object_store_names().contains(name) {
+                            let params = IdbObjectStoreParameters::new();
+                            params.set_key_path(key_path);
+                            let _ = db.create_object_store_with_optional_parameters(name, &params);
+                        }
+                    };
+                    create(
+                        OUTBOX_STORE,
+                        &Array::of2(&"room".into(), &"session".into()).into(),
+                    );
+                    create(REPLICA_STORE, &"room".into());
+                    create(
+                        HISTORY_STORE,
+                        &Array::of2(&"room".into(), &"seq".into()).into(),
+                    );
                 }
             },
         );
@@ -279,6 +301,151 @@ impl Store {
         ))
     }
 
+    /// Whether this store keeps a local history (IndexedDB does; an application's storage
+    /// keeps only outboxes).
+    pub(crate) const fn keeps_history(&self) -> bool {
+        matches!(self.backend, Backend::Idb(_))
+    }
+
+    /// The room's local history: its snapshot and the events kept after it.
+    ///
+    /// # Errors
+    /// `STORAGE_FAILED` when the read fails.
+    pub(crate) async fn load_history(&self) -> Result<History, JsValue> {
+        let Backend::Idb(db) = &self.backend else {
+            return Ok((None, Vec::new()));
+        };
+        let tx = db
+            .transaction_with_str_sequence(&Array::of2(
+                &REPLICA_STORE.into(),
+                &HISTORY_STORE.into(),
+            ))
+            .map_err(storage("start a transaction"))?;
+        let replica = tx
+            .object_store(REPLICA_STORE)
+            .and_then(|s| s.get(&JsValue::from_str(&self.room)))
+            .map_err(storage("read the local snapshot"))?;
+        let events = tx
+            .object_store(HISTORY_STORE)
+            .and_then(|s| s.get_all_with_key(&self.history_range()?.into()))
+            .map_err(storage("read the local history"))?;
+        let replica = request_done(&replica)
+            .await
+            .map_err(storage("read the local snapshot"))?;
+        let events = request_done(&events)
+            .await
+            .map_err(storage("read the local history"))?;
+        let snapshot = (!replica.is_undefined())
+            .then(|| Some((number(&replica, "seq")?, bytes(&replica, "snapshot")?)))
+            .flatten();
+        let events: Array = events.dyn_into().unwrap_or_default();
+        let events = events
+            .iter()
+            .filter_map(|row| {
+                Some((
+                    number(&row, "seq")?,
+                    number(&row, "relayTime")?,
+                    bytes(&row, "envelope")?,
+                ))
+            })
+            .collect();
+        Ok((snapshot, events))
+    }
+
+    /// Adds kept events and snapshots to the room's local history, in order, in one
+    /// transaction: an event is added; a snapshot replaces the whole history (the room's
+    /// snapshot, and every kept event is deleted).
+    ///
+    /// # Errors
+    /// `STORAGE_FAILED` when the write fails (quota, or the database was closed).
+    pub(crate) async fn keep(&self, kept: &[Kept]) -> Result<(), JsValue> {
+        let Backend::Idb(db) = &self.backend else {
+            return Ok(());
+        };
+        let tx = db
+            .transaction_with_str_sequence_and_mode(
+                &Array::of2(&REPLICA_STORE.into(), &HISTORY_STORE.into()),
+                IdbTransactionMode::Readwrite,
+            )
+            .map_err(storage("start a transaction"))?;
+        let replica = tx
+            .object_store(REPLICA_STORE)
+            .map_err(storage("open the local snapshot"))?;
+        let history = tx
+            .object_store(HISTORY_STORE)
+            .map_err(storage("open the local history"))?;
+        let room = JsValue::from_str(&self.room);
+        for item in kept {
+            let record = js_sys::Object::new();
+            set(&record, "room", &room);
+            match item {
+                Kept::Event {
+                    seq,
+                    relay_time,
+                    envelope,
+                } => {
+                    set(&record, "seq", &seq_value(*seq));
+                    set(&record, "relayTime", &seq_value(*relay_time));
+                    set(&record, "envelope", &Uint8Array::from(envelope.as_slice()));
+                    history
+                        .put(&record)
+                        .map_err(storage("write the local history"))?;
+                }
+                Kept::Snapshot { seq, envelope } => {
+                    set(&record, "seq", &seq_value(*seq));
+                    set(&record, "snapshot", &Uint8Array::from(envelope.as_slice()));
+                    replica
+                        .put(&record)
+                        .map_err(storage("write the local snapshot"))?;
+                    history
+                        .delete(&self.history_range()?.into())
+                        .map_err(storage("trim the local history"))?;
+                }
+            }
+        }
+        transaction_done(&tx)
+            .await
+            .map_err(storage("commit the local history"))
+    }
+
+    /// Deletes everything kept for the room: its outboxes, local snapshot and history.
+    ///
+    /// # Errors
+    /// `STORAGE_FAILED` when the write fails.
+    pub(crate) async fn forget(&self) -> Result<(), JsValue> {
+        let db = match &self.backend {
+            Backend::Idb(db) => db,
+            Backend::Custom { .. } => return Ok(()),
+        };
+        let names = Array::of3(
+            &OUTBOX_STORE.into(),
+            &REPLICA_STORE.into(),
+            &HISTORY_STORE.into(),
+        );
+        let tx = db
+            .transaction_with_str_sequence_and_mode(&names, IdbTransactionMode::Readwrite)
+            .map_err(storage("start a transaction"))?;
+        let delete = |name: &str, key: &JsValue| {
+            tx.object_store(name)
+                .and_then(|s| s.delete(key))
+                .map_err(storage("delete the room's data"))
+        };
+        delete(OUTBOX_STORE, &self.room_range()?.into())?;
+        delete(REPLICA_STORE, &JsValue::from_str(&self.room))?;
+        delete(HISTORY_STORE, &self.history_range()?.into())?;
+        transaction_done(&tx)
+            .await
+            .map_err(storage("delete the room's data"))
+    }
+
+    /// `[room, 0] ..= [room, ∞]`: every kept event of the room.
+    fn history_range(&self) -> Result<IdbKeyRange, JsValue> {
+        let room = JsValue::from_str(&self.room);
+        let lower = Array::of2(&room, &JsValue::from_f64(0.0));
+        let upper = Array::of2(&room, &JsValue::from_f64(f64::INFINITY));
+        IdbKeyRange::bound(&lower, &upper).map_err(storage("build a key range"))
+    }
+
     /// Closes the database connection (an application's storage has nothing to close).
     pub(crate) fn close(&self) {
         if let Backend::Idb(db) = &self.backend {
@@ -296,6 +463,35 @@ impl Store {
         let upper = Array::of2(&JsValue::from_str(&self.room), &Array::new());
         IdbKeyRange::bound(&lower, &upper).map_err(storage("build a key range"))
     }
+}
+
+/// A sequence number or relay time as a JS number (both stay below 2^53).
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "sequence numbers are at most 2^53 - 1 (wire::MAX_SEQ) and times are milliseconds"
+)]
+fn seq_value(n: u64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
+
+fn number(row: &JsValue, key: &str) -> Option<u64> {
+    let n = Reflect::get(row, &JsValue::from_str(key)).ok()?.as_f64()?;
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked: a finite whole number in 0..2^53"
+    )]
+    let whole = (n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 9_007_199_254_740_992.0)
+        .then_some(n as u64);
+    whole
+}
+
+fn bytes(row: &JsValue, key: &str) -> Option<Vec<u8>> {
+    Reflect::get(row, &JsValue::from_str(key))
+        .ok()?
+        .dyn_into::<Uint8Array>()
+        .ok()
+        .map(|b| b.to_vec())
 }
 
 fn transaction(db: &IdbDatabase, mode: IdbTransactionMode) -> Result<IdbTransaction, JsValue> {
@@ -338,7 +534,13 @@ impl SessionLock {
     /// Requests the lock for `session` and waits until it is granted (at once: the name is
     /// new). Without Web Locks this holds nothing.
     pub(crate) async fn acquire(room: &str, session: &str) -> Self {
-        let handle = hold_lock(&lock_name(room, session));
+        Self::acquire_named(&lock_name(room, session)).await
+    }
+
+    /// Requests the lock `name` and waits until it is granted (once every earlier holder
+    /// released it). Without Web Locks this holds nothing, at once.
+    pub(crate) async fn acquire_named(name: &str) -> Self {
+        let handle = hold_lock(name);
         if handle.is_undefined() {
             return Self { release: None };
         }

@@ -26,7 +26,7 @@ export type ErrorCode =
   | "INVALID_ROOM_ID" | "INVALID_SECRET" | "EMPTY_PASSWORD" | "UNKNOWN_KEY_EPOCH"
   | "WIRE_VERSION" | "UNKNOWN_FRAME" | "FRAME_TOO_LARGE" | "MALFORMED_FRAME" | "WRONG_KIND"
   | "INVALID_OPERATION" | "INVALID_SNAPSHOT" | "KDF_FAILED" | "OUTBOX_FULL" | "READ_ONLY"
-  | "REPLAY" | "HISTORY_GAP"
+  | "REPLAY" | "HISTORY_GAP" | "HISTORY_RESET"
   // from the browser SDK
   | "INVALID_OPTIONS" | "INVALID_ARGUMENT" | "ROOM_CLOSED" | "STORAGE_FAILED"
   | "KDF_WORKER_FAILED" | "NO_RANDOMNESS" | "BROWSER_API" | "TOKEN_FAILED"
@@ -295,6 +295,11 @@ export class Room {
   static generateSecret(): string;
   /** Reads a share link or its fragment; `null` when it names no room and secret. */
   static parseShareLink(link: string): ShareLink | null;
+  /**
+   * Deletes everything this browser keeps for `room` in IndexedDB (its local copy and every
+   * session's unsent changes), e.g. on sign-out. Leave the room in every tab first.
+   */
+  static forget(room: string): Promise<void>;
 
   /**
    * Subscribes; returns the function that unsubscribes. The first `warning` listener
@@ -346,6 +351,12 @@ export class Room {
   readonly roomId: string;
   /** Local changes (operations) not yet acknowledged by the relay. */
   readonly pendingChanges: number;
+  /**
+   * Where unsent changes and the room's local copy are kept: `"persistent"` (IndexedDB, or
+   * the `storage` given to `join`) or `"memory"` (`persist: false`, or storage that failed,
+   * reported once with a `STORAGE_FAILED` warning).
+   */
+  readonly storage: "persistent" | "memory";
   /**
    * The number of sockets in the room (this one included) the last `presence` event
    * reported; `null` before the first. Only meaningful while live.

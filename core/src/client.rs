@@ -15,6 +15,11 @@
 //!   [`Client::handle_timer`] when it fires.
 //! - [`Output::Event`]: hand to the application.
 //! - [`Output::OutboxChanged`]: persist [`Client::outbox_envelopes`] (ciphertext only).
+//! - [`Output::Keep`] (only with [`ClientConfig::keep_history`]): add the event to the local
+//!   history, or replace the history up to a snapshot's sequence with it (ciphertext only).
+//!
+//! Before [`Client::handle_start`], a shell that kept a history puts it back with
+//! [`Client::restore_history`], then the unsent envelopes with [`Client::restore_outbox`].
 //!
 //! Local changes ([`Client::handle_local_op`]) apply at once but are sealed together: call
 //! [`Client::handle_flush`] after a burst of them (the browser shell does it once per task,
@@ -94,8 +99,17 @@ pub const WARNING_REPLAY: &str = "REPLAY";
 /// Warning code: the relay's catch-up left the same hole twice; the client waits for the
 /// next connection instead of asking again.
 pub const WARNING_HISTORY_GAP: &str = "HISTORY_GAP";
+/// Warning code: the relay holds fewer events than this replica has seen (the room's
+/// history was deleted, e.g. after it stayed empty past the relay's idle TTL, or reset).
+/// The client keeps its state, continues from the relay's head, and uploads its state as
+/// the room's snapshot once it can.
+pub const WARNING_HISTORY_RESET: &str = "HISTORY_RESET";
 /// The warning codes the client emits besides [`Error::code`]s and relay error names.
-pub const WARNING_CODES: &[&str] = &[WARNING_REPLAY, WARNING_HISTORY_GAP];
+pub const WARNING_CODES: &[&str] = &[WARNING_REPLAY, WARNING_HISTORY_GAP, WARNING_HISTORY_RESET];
+
+/// With [`ClientConfig::keep_history`], a local snapshot replaces the kept events after
+/// this many kept events (default of [`ClientConfig::keep_snapshot_every`]).
+pub const KEEP_SNAPSHOT_EVERY: u64 = 1_000;
 
 /// How long the client waits after a non-fatal `RATE_LIMITED` `ERROR` (a frame other than a
 /// publish was refused) before it sends again.
@@ -126,6 +140,14 @@ pub struct ClientConfig {
     pub connect_timeout_ms: u64,
     /// A connection that stayed live this long resets the backoff (default 10 s).
     pub healthy_after_ms: u64,
+    /// Emit [`Output::Keep`] for everything the shell should keep so that a later session
+    /// starts from this one's state ([`Client::restore_history`]); default `false`. The
+    /// first comes when the room is first live on this session (the relay accepted the key:
+    /// a wrong password never overwrites what was kept), a snapshot of the whole state.
+    pub keep_history: bool,
+    /// With `keep_history`: a local snapshot after this many kept events
+    /// ([`KEEP_SNAPSHOT_EVERY`]).
+    pub keep_snapshot_every: u64,
 }
 
 impl ClientConfig {
@@ -142,6 +164,8 @@ impl ClientConfig {
             heartbeat_timeout_ms: 10_000,
             connect_timeout_ms: 10_000,
             healthy_after_ms: 10_000,
+            keep_history: false,
+            keep_snapshot_every: KEEP_SNAPSHOT_EVERY,
         }
     }
 }
@@ -254,6 +278,34 @@ pub enum Output {
     Event(ClientEvent),
     /// The outbox changed: persist [`Client::outbox_envelopes`].
     OutboxChanged,
+    /// Keep this (only with [`ClientConfig::keep_history`]): the local history a later
+    /// session restores with [`Client::restore_history`].
+    Keep(Kept),
+}
+
+/// Part of the local history (ciphertext, as the relay stores it): the last snapshot and the
+/// events after it, from which [`Client::restore_history`] rebuilds `confirmed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    /// A stored event this replica applied (or could not open: it is kept so that the
+    /// cursor passes it).
+    Event {
+        /// Its sequence number.
+        seq: u64,
+        /// The relay's time when it was stored (effective stamps depend on it).
+        relay_time: u64,
+        /// The envelope.
+        envelope: Vec<u8>,
+    },
+    /// A snapshot of everything up to `seq`: it replaces the whole kept history (the
+    /// snapshot and every kept event; after a history reset, events above `seq` belong to
+    /// the old numbering).
+    Snapshot {
+        /// The last sequence number it covers.
+        seq: u64,
+        /// The envelope (kind `Snapshot`).
+        envelope: Vec<u8>,
+    },
 }
 
 /// Where the connection is.
@@ -325,6 +377,13 @@ pub struct Client {
     hello_sent: bool,
     /// `last_seq` when the last `SYNC` went out on this connection.
     synced_from: Option<u64>,
+    /// Events kept since the last local snapshot ([`ClientConfig::keep_history`]).
+    kept_since_snapshot: u64,
+    /// Whether [`Output::Keep`]s flow: from the first time the room is live.
+    keeping: bool,
+    /// The relay's history was reset: upload this replica's state as the room's snapshot
+    /// as soon as the room has an event to anchor it to.
+    reseed: bool,
     /// The `token` of the last `CAUGHT_UP` on this connection: every `SYNC` carries it.
     sync_token: u64,
     armed: Option<Millis>,
@@ -386,6 +445,9 @@ impl Client {
             sync_requested: false,
             hello_sent: false,
             synced_from: None,
+            kept_since_snapshot: 0,
+            keeping: false,
+            reseed: false,
             sync_token: 0,
             armed: None,
             outputs: VecDeque::new(),
@@ -506,6 +568,93 @@ impl Client {
         changes
     }
 
+    /// Puts back the local history an earlier session kept ([`Output::Keep`]): the snapshot
+    /// (`(seq, envelope)`) and the events after it (`(seq, relay_time, envelope)`, in any
+    /// order). Call it before [`Client::restore_outbox`] and [`Client::handle_start`]. The
+    /// state is rebuilt as catch-up would rebuild it, and the next `HELLO` asks the relay
+    /// only for what came after. Events from the first hole on are left out (the relay
+    /// sends them). Returns the changes it made (no event fires for them), as
+    /// [`Client::restore_outbox`] does.
+    ///
+    /// # Errors
+    /// The snapshot's error when it does not open with this room's key (another key, or
+    /// damaged); nothing was applied then. An event that does not open is passed over, as
+    /// during catch-up.
+    pub fn restore_history(
+        &mut self,
+        wall: WallMillis,
+        snapshot: Option<(u64, Vec<u8>)>,
+        mut events: Vec<(u64, u64, Vec<u8>)>,
+    ) -> Result<Vec<Change>> {
+        let mut changes = Vec::new();
+        if let Some((seq, envelope)) = snapshot {
+            let opened = self.opener.open(&envelope)?;
+            if opened.header.kind != EnvelopeKind::Snapshot {
+                return Err(Error::WrongKind {
+                    found: opened.header.kind.as_u8(),
+                });
+            }
+            let replica = Replica::from_snapshot(&opened.body)?;
+            if let Some(raw) = replica.max_raw() {
+                self.clock.observe(raw, wall);
+            }
+            changes = match self.view.as_mut() {
+                Some(view) => {
+                    let _ = self.confirmed.merge_snapshot(replica.clone());
+                    view.merge_snapshot(replica)
+                }
+                None => self.confirmed.merge_snapshot(replica),
+            };
+            self.skip_to(seq.min(wire::MAX_SEQ));
+        }
+        events.sort_unstable_by_key(|e| e.0);
+        for (seq, relay_time, envelope) in events {
+            if seq <= self.last_seq {
+                continue;
+            }
+            if seq != self.last_seq + 1 {
+                break;
+            }
+            self.last_seq = seq;
+            if let Ok((session, counter, hlc, ops)) = self.open_event(&envelope) {
+                if self.replay.accept(session, counter) {
+                    self.clock.observe(hlc, wall);
+                    let from_self = hlc.device == self.config.device;
+                    let stamped: Vec<StampedOp> = ops
+                        .into_iter()
+                        .map(|op| StampedOp {
+                            hlc: effective(op.hlc.raw, Some(relay_time)),
+                            op: op.op,
+                        })
+                        .collect();
+                    changes.extend(self.apply_stored(&stamped, from_self));
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// `confirmed` sealed as a snapshot up to [`Client::last_seq`], for a shell that starts
+    /// keeping the history later than the client does (e.g. a browser tab that becomes the
+    /// one writing it when another closes): keep it as [`Kept::Snapshot`], then every
+    /// [`Output::Keep`] after it.
+    ///
+    /// # Errors
+    /// Sealing failed (the body is over the envelope limit).
+    pub fn history_snapshot(&mut self) -> Result<Kept> {
+        let snapshot = self.confirmed.to_snapshot();
+        let hlc = Hlc {
+            device: self.config.device,
+            ..Hlc::default()
+        };
+        let envelope = self.seal(EnvelopeKind::Snapshot, ROOM_TAG, hlc, &snapshot)?;
+        self.kept_since_snapshot = 0;
+        Ok(Kept::Snapshot {
+            seq: self.last_seq,
+            envelope,
+        })
+    }
+
     /// Starts connecting (from `Idle`; no-op otherwise).
     pub fn handle_start(&mut self, now: Millis) {
         self.seal_staged();
@@ -606,7 +755,7 @@ impl Client {
                 self.event(ClientEvent::Presence(presence));
                 self.set_access(now, access);
             }
-            RelayFrame::Snapshot { seq, envelope } => self.on_snapshot(seq, &envelope),
+            RelayFrame::Snapshot { seq, envelope } => self.on_snapshot(wall, seq, &envelope),
             RelayFrame::Event {
                 seq,
                 relay_time,
@@ -1049,6 +1198,9 @@ impl Client {
         self.sync_requested = false;
         self.sync_token = token;
         let head_seq = head_seq.min(wire::MAX_SEQ);
+        if head_seq < self.last_seq {
+            self.history_reset(head_seq);
+        }
         if self.last_seq < head_seq {
             if self.synced_from == Some(self.last_seq) {
                 // The answer to our SYNC left the same hole: asking again would only loop.
@@ -1082,8 +1234,67 @@ impl Client {
             if self.access == Access::ReadOnly {
                 self.reject_unsent_pending();
             }
+            if self.config.keep_history && !self.keeping {
+                self.keeping = true;
+                match self.history_snapshot() {
+                    Ok(kept) => self.outputs.push_back(Output::Keep(kept)),
+                    Err(err) => self.warn(&err),
+                }
+            }
+        }
+        if self.reseed && self.last_seq > 0 {
+            self.reseed = false;
+            self.upload_snapshot(now);
         }
         self.flush_outbox(now);
+    }
+
+    /// The relay's head is behind this replica's cursor: the history this replica saw is
+    /// gone from the relay (deleted, or reset). Keep the state, continue from the relay's
+    /// head, and give the room this replica's state back as its snapshot once there is an
+    /// event to anchor it to (at once when the relay holds any, else after the next one).
+    fn history_reset(&mut self, head_seq: u64) {
+        self.event(ClientEvent::Warning {
+            code: String::from(WARNING_HISTORY_RESET),
+            message: format!(
+                "the relay holds events up to {head_seq}, but this replica has seen up to {}:                  the room's history was deleted or reset there; this replica keeps its state                  and stores it in the room again",
+                self.last_seq
+            ),
+        });
+        self.last_seq = head_seq;
+        self.seen_above.clear();
+        self.snapshot_seq = 0;
+        self.reseed = true;
+        if self.keeping {
+            // The kept events' numbers belong to the old history: start over from here.
+            match self.history_snapshot() {
+                Ok(kept) => self.outputs.push_back(Output::Keep(kept)),
+                Err(err) => self.warn(&err),
+            }
+        }
+    }
+
+    /// With `keep_history`: keep `kept`, and replace the kept history with a local
+    /// snapshot every `keep_snapshot_every` events (when there is no hole).
+    fn keep(&mut self, kept: Kept) {
+        if !self.keeping {
+            return;
+        }
+        let is_event = matches!(kept, Kept::Event { .. });
+        self.outputs.push_back(Output::Keep(kept));
+        if !is_event {
+            self.kept_since_snapshot = 0;
+            return;
+        }
+        self.kept_since_snapshot += 1;
+        if self.kept_since_snapshot >= self.config.keep_snapshot_every.max(1)
+            && self.seen_above.is_empty()
+        {
+            match self.history_snapshot() {
+                Ok(kept) => self.outputs.push_back(Output::Keep(kept)),
+                Err(err) => self.warn(&err),
+            }
+        }
     }
 
     /// Sends `SYNC` from the contiguous prefix (once until the answer's `CAUGHT_UP`).
@@ -1184,6 +1395,18 @@ impl Client {
         if !self.accept_seq(now, seq) {
             return;
         }
+        self.apply_event(wall, relay_time, envelope);
+        // Kept once applied: a local snapshot taken now includes it.
+        self.keep(Kept::Event {
+            seq,
+            relay_time,
+            envelope: envelope.to_vec(),
+        });
+        self.rearm(now);
+    }
+
+    /// Opens a stored event and applies it (or reports why not).
+    fn apply_event(&mut self, wall: WallMillis, relay_time: u64, envelope: &[u8]) {
         match self.open_event(envelope) {
             Ok((session, counter, hlc, ops)) => {
                 // Our own event coming back (catch-up after a reconnect) acknowledges it.
@@ -1218,20 +1441,29 @@ impl Client {
             }
             Err(err) => self.warn(&err),
         }
-        self.rearm(now);
     }
 
     fn on_ack(&mut self, now: Millis, session: SessionId, counter: u64, seq: u64, relay_time: u64) {
         let entry = self.outbox.acknowledge(session, counter);
         // Our own events are not echoed back live, so an ack also advances the sequence.
-        let _ = self.accept_seq(now, seq);
+        let accepted = self.accept_seq(now, seq);
         if let Some(entry) = entry {
             self.outputs.push_back(Output::OutboxChanged);
             let _ = self.replay.accept(session, counter);
             self.confirm(&entry, relay_time);
+            if accepted {
+                self.keep(Kept::Event {
+                    seq,
+                    relay_time,
+                    envelope: entry.envelope,
+                });
+            }
         }
         self.flush_outbox(now);
-        if self.last_seq == seq {
+        if self.reseed && self.last_seq == seq {
+            self.reseed = false;
+            self.upload_snapshot(now);
+        } else if self.last_seq == seq {
             self.maybe_snapshot(now, seq);
         }
         self.rearm(now);
@@ -1357,7 +1589,7 @@ impl Client {
     /// it does not read) is reported once and skipped over: the events it covers were
     /// compacted, so asking again would only bring the same snapshot back, forever. The
     /// client carries on with the events after it.
-    fn on_snapshot(&mut self, seq: u64, envelope: &[u8]) {
+    fn on_snapshot(&mut self, wall: WallMillis, seq: u64, envelope: &[u8]) {
         if seq <= self.last_seq || seq > wire::MAX_SEQ {
             return;
         }
@@ -1371,6 +1603,10 @@ impl Client {
         let snapshot = opened.and_then(|opened| Replica::from_snapshot(&opened.body));
         match snapshot {
             Ok(snapshot) => {
+                // Writes made after seeing this state stamp above it (as after events).
+                if let Some(raw) = snapshot.max_raw() {
+                    self.clock.observe(raw, wall);
+                }
                 let changes = match self.view.as_mut() {
                     Some(view) => {
                         let _ = self.confirmed.merge_snapshot(snapshot.clone());
@@ -1380,6 +1616,12 @@ impl Client {
                 };
                 self.skip_to(seq);
                 self.snapshot_seq = self.snapshot_seq.max(seq);
+                if self.seen_above.is_empty() && self.last_seq == seq {
+                    self.keep(Kept::Snapshot {
+                        seq,
+                        envelope: envelope.to_vec(),
+                    });
+                }
                 if !changes.is_empty() {
                     self.event(ClientEvent::Changes(changes));
                 }

@@ -351,6 +351,34 @@ impl Replica {
         Self::default()
     }
 
+    /// The highest sender stamp anywhere in this state (a write, a creation, a deletion),
+    /// for a replica's clock to observe when it takes the state from a snapshot: its own
+    /// later writes then stamp above what it saw.
+    #[must_use]
+    pub fn max_raw(&self) -> Option<crate::hlc::Hlc> {
+        let mut max: Option<crate::hlc::Hlc> = None;
+        let mut see = |stamp: &Stamp| {
+            if max.is_none_or(|m| (stamp.raw.wall, stamp.raw.counter) > (m.wall, m.counter)) {
+                max = Some(stamp.raw);
+            }
+        };
+        for entity in self.collections.values().flat_map(BTreeMap::values) {
+            entity
+                .created
+                .iter()
+                .chain(&entity.deleted)
+                .for_each(&mut see);
+            entity.fields.values().for_each(|r| see(&r.hlc));
+            if let Some(r) = &entity.sort_order {
+                see(&r.hlc);
+            }
+            if let Some(r) = &entity.claim {
+                see(&r.hlc);
+            }
+        }
+        max
+    }
+
     /// The entity `collection`/`id`, inserted empty if absent (no allocation when present).
     fn slot(&mut self, collection: &str, id: &str) -> Option<&mut Entity> {
         match self.collections.get_mut(collection) {

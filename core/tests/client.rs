@@ -9,7 +9,7 @@
 )]
 
 use sealsync_core::backoff::Backoff;
-use sealsync_core::client::{Client, ClientConfig, ClientEvent, Output, Status};
+use sealsync_core::client::{Client, ClientConfig, ClientEvent, Kept, Output, Status};
 use sealsync_core::kdf::{RoomKey, RoomKeys};
 use sealsync_core::limits::RelayLimits;
 use sealsync_core::merge::Op;
@@ -1273,4 +1273,315 @@ fn hostile_sequence_numbers_neither_panic_nor_freeze() {
     );
     assert_eq!(c.last_seq(), 1);
     assert_eq!(c.replica().get("tasks").len(), 1);
+}
+
+/// A live client that keeps its history, with a local snapshot every `every` kept events.
+fn keeping(session: u8, every: u64) -> Client {
+    let mut config = ClientConfig::new(
+        RoomId::new("room").unwrap(),
+        DeviceId([session; 16]),
+        SessionId([session; 16]),
+    );
+    config.keep_history = true;
+    config.keep_snapshot_every = every;
+    Client::new(config, keys(), Box::new(Counter(u64::from(session))))
+}
+
+fn start_live(c: &mut Client, head_seq: u64) -> Vec<Output> {
+    c.handle_start(Millis(0));
+    opened(c, Millis(50));
+    c.handle_frame(Millis(60), WALL, &welcome());
+    c.handle_frame(
+        Millis(70),
+        WALL,
+        &frame(RelayFrame::CaughtUp { head_seq, token: 0 }),
+    );
+    drain(c)
+}
+
+fn kept(outs: &[Output]) -> Vec<Kept> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Keep(k) => Some(k.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An envelope creating task `id`, sealed by another member's session (a new one each call:
+/// the same session and counter twice is a replay).
+fn sealed_create(id: &str) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(10);
+    let mut other = live_with(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    other
+        .handle_local_op(Millis(100), WALL, create(id))
+        .unwrap();
+    other.handle_flush(Millis(100));
+    other.outbox_envelopes().pop().unwrap()
+}
+
+fn event(seq: u64, envelope: &[u8]) -> Vec<u8> {
+    frame(RelayFrame::Event {
+        seq,
+        relay_time: WALL.0,
+        envelope: envelope.to_vec(),
+    })
+}
+
+#[test]
+fn a_kept_history_restores_the_state_and_the_next_hello_asks_only_for_what_came_after() {
+    let mut a = keeping(1, 4);
+    let mut before_live = keeping(1, 4);
+    before_live.handle_start(Millis(0));
+    opened(&mut before_live, Millis(50));
+    before_live.handle_frame(Millis(60), WALL, &welcome());
+    assert!(
+        kept(&drain(&mut before_live)).is_empty(),
+        "nothing before live"
+    );
+    assert!(
+        matches!(
+            kept(&start_live(&mut a, 0))[..],
+            [Kept::Snapshot { seq: 0, .. }]
+        ),
+        "the first keep, once live, is a snapshot of everything"
+    );
+    for seq in 1..=5 {
+        a.handle_frame(
+            Millis(100),
+            WALL,
+            &event(seq, &sealed_create(&format!("t{seq}"))),
+        );
+    }
+    // Its own change, acknowledged as event 6: kept with its envelope.
+    a.handle_local_op(Millis(200), WALL, create("mine"))
+        .unwrap();
+    a.handle_flush(Millis(200));
+    let own = a.outbox_envelopes().pop().unwrap();
+    // (The local snapshot took counter 1: counters only need to grow.)
+    let counter = sealsync_core::Opener::new(&keys())
+        .open(&own)
+        .unwrap()
+        .header
+        .counter;
+    a.handle_frame(
+        Millis(210),
+        WALL,
+        &frame(RelayFrame::Ack {
+            session: SessionId([1; 16]),
+            counter,
+            seq: 6,
+            relay_time: WALL.0,
+            duplicate: false,
+        }),
+    );
+    let history = kept(&drain(&mut a));
+    let shape: Vec<(&str, u64)> = history
+        .iter()
+        .map(|k| match k {
+            Kept::Event { seq, .. } => ("event", *seq),
+            Kept::Snapshot { seq, .. } => ("snapshot", *seq),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("event", 1),
+            ("event", 2),
+            ("event", 3),
+            ("event", 4),
+            ("snapshot", 4),
+            ("event", 5),
+            ("event", 6)
+        ]
+    );
+    assert!(matches!(&history[6], Kept::Event { envelope, .. } if *envelope == own));
+
+    // A later session restores what the shell kept: the snapshot and the events after it.
+    let snapshot = history.iter().rev().find_map(|k| match k {
+        Kept::Snapshot { seq, envelope } => Some((*seq, envelope.clone())),
+        Kept::Event { .. } => None,
+    });
+    let events: Vec<(u64, u64, Vec<u8>)> = history
+        .iter()
+        .rev()
+        .filter_map(|k| match k {
+            Kept::Event {
+                seq,
+                relay_time,
+                envelope,
+            } if *seq > 4 => Some((*seq, *relay_time, envelope.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut b = keeping(2, 4);
+    b.restore_history(WALL, snapshot, events).unwrap();
+    assert_eq!(b.last_seq(), 6);
+    let mut ids: Vec<String> = b
+        .replica()
+        .get("tasks")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["mine", "t1", "t2", "t3", "t4", "t5"]);
+    assert!(
+        drain(&mut b).iter().all(|o| !matches!(o, Output::Event(_))),
+        "restoring fires no events"
+    );
+    b.handle_start(Millis(0));
+    opened(&mut b, Millis(10));
+    let frames = sent(&drain(&mut b));
+    assert!(matches!(
+        frames[..],
+        [ClientFrame::Hello { after_seq: 6, .. }]
+    ));
+}
+
+#[test]
+fn restoring_stops_at_a_hole_and_a_snapshot_under_another_key_is_refused_whole() {
+    let mut c = keeping(1, 100);
+    let events = vec![
+        (2, WALL.0, sealed_create("b")),
+        (1, WALL.0, sealed_create("a")),
+        (4, WALL.0, sealed_create("d")),
+    ];
+    c.restore_history(WALL, None, events).unwrap();
+    assert_eq!(
+        c.last_seq(),
+        2,
+        "event 3 is missing: 4 comes from the relay"
+    );
+    assert_eq!(c.replica().get("tasks").len(), 2);
+
+    let other_keys = RoomKeys::derive(
+        &RoomKey::from_secret("HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA").unwrap(),
+        RoomId::new("room").unwrap(),
+    );
+    let config = ClientConfig::new(
+        RoomId::new("room").unwrap(),
+        DeviceId([5; 16]),
+        SessionId([5; 16]),
+    );
+    let mut stranger = Client::new(config, other_keys, Box::new(Counter(5)));
+    stranger
+        .handle_local_op(Millis(1), WALL, create("x"))
+        .unwrap();
+    stranger.handle_flush(Millis(1));
+    let Kept::Snapshot { envelope, .. } = stranger.history_snapshot().unwrap() else {
+        panic!("not a snapshot");
+    };
+    let mut d = keeping(3, 100);
+    assert!(d
+        .restore_history(
+            WALL,
+            Some((7, envelope)),
+            vec![(8, WALL.0, sealed_create("y"))]
+        )
+        .is_err());
+    assert_eq!(d.last_seq(), 0);
+    assert!(d.replica().get("tasks").is_empty());
+}
+
+#[test]
+fn a_relay_behind_the_cursor_is_a_reset_the_state_survives_and_is_stored_again() {
+    let mut c = keeping(1, 100);
+    c.restore_history(
+        WALL,
+        None,
+        vec![
+            (1, WALL.0, sealed_create("a")),
+            (2, WALL.0, sealed_create("b")),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.last_seq(), 2);
+    // The room was deleted on the relay (it stayed empty past its idle TTL): head 0.
+    let outs = start_live(&mut c, 0);
+    assert_eq!(c.status(), &Status::Live);
+    assert_eq!(c.last_seq(), 0);
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Warning { code, .. } if code == "HISTORY_RESET")));
+    assert!(
+        matches!(kept(&outs)[..], [Kept::Snapshot { seq: 0, .. }]),
+        "the kept history starts over"
+    );
+    assert_eq!(c.replica().get("tasks").len(), 2, "the state stays");
+    // The next stored event (any member's) anchors the state, uploaded as the snapshot.
+    c.handle_local_op(Millis(100), WALL, create("c")).unwrap();
+    c.handle_flush(Millis(100));
+    drain(&mut c);
+    let own = c.outbox_envelopes().pop().unwrap();
+    let counter = sealsync_core::Opener::new(&keys())
+        .open(&own)
+        .unwrap()
+        .header
+        .counter;
+    c.handle_frame(
+        Millis(110),
+        WALL,
+        &frame(RelayFrame::Ack {
+            session: SessionId([1; 16]),
+            counter,
+            seq: 1,
+            relay_time: WALL.0,
+            duplicate: false,
+        }),
+    );
+    let frames = sent(&drain(&mut c));
+    let Some(ClientFrame::SnapshotPut { upto_seq, envelope }) = frames.last() else {
+        panic!("no snapshot: {frames:?}");
+    };
+    assert_eq!(*upto_seq, 1);
+    // Another member restoring that snapshot sees all three tasks.
+    let mut other = keeping(4, 100);
+    other
+        .restore_history(WALL, Some((1, envelope.clone())), vec![])
+        .unwrap();
+    let ids: Vec<String> = other
+        .replica()
+        .get("tasks")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+}
+
+#[test]
+fn a_replica_whose_clock_is_behind_still_wins_with_an_edit_of_what_a_snapshot_showed_it() {
+    // A writes at WALL; its state reaches B as a snapshot. B's clock is 30 s behind: its
+    // edit of the same field must still win (the clock observes the snapshot's stamps),
+    // or the edit would be silently lost, here and everywhere.
+    let mut a = live();
+    a.handle_local_op(Millis(100), WALL, create("x")).unwrap();
+    a.handle_flush(Millis(100));
+    let envelope = a.outbox_envelopes().pop().unwrap();
+    let counter = sealsync_core::Opener::new(&keys())
+        .open(&envelope)
+        .unwrap()
+        .header
+        .counter;
+    a.handle_frame(
+        Millis(110),
+        WALL,
+        &frame(RelayFrame::Ack {
+            session: SessionId([1; 16]),
+            counter,
+            seq: 1,
+            relay_time: WALL.0,
+            duplicate: false,
+        }),
+    );
+    let Kept::Snapshot { envelope, .. } = a.history_snapshot().unwrap() else {
+        panic!("not a snapshot");
+    };
+    let behind = WallMillis(WALL.0 - 30_000);
+    let mut b = keeping(2, 100);
+    b.restore_history(behind, Some((1, envelope)), vec![])
+        .unwrap();
+    b.handle_local_op(Millis(200), behind, update("x", "edited"))
+        .unwrap();
+    let tasks = b.replica().get("tasks");
+    assert_eq!(tasks[0].1["title"], "edited");
 }

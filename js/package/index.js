@@ -64,6 +64,11 @@ Room.join = function (options) {
   if (!ready) return Promise.reject(notInitialized("Room.join"));
   return join.call(Room, options);
 };
+const forget = Room.forget;
+Room.forget = function (room) {
+  if (!ready) return Promise.reject(notInitialized("Room.forget"));
+  return forget.call(Room, room);
+};
 for (const name of ["keyBetween", "generateSecret", "parseShareLink"]) {
   const original = Room[name];
   Room[name] = function (...args) {

@@ -9,6 +9,10 @@
 //!   over TCP) and reorders between sockets (random latency per frame); a frame is lost only
 //!   with its connection: sockets break (both ends told, or neither: the heartbeat finds
 //!   out), members go offline, the relay restarts (its store stays).
+//! - Members reload their page (offline too): a new session (new session and device ids)
+//!   restores what the old one kept, as the browser shell keeps it: the local history
+//!   (`Output::Keep`, with a local snapshot every 3-40 kept events) through
+//!   `Client::restore_history`, then the outbox through `Client::restore_outbox`.
 //! - Members make changes the way an application does, one task at a time (each task
 //!   ends with `handle_flush`): single changes, bursts of 50-300 changes, runs of rapid
 //!   small edits with ephemeral frames (past the rate limit unless paced), transactions
@@ -74,7 +78,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sealsync_core::client::{Client, ClientConfig, ClientEvent, Output, Status};
+use sealsync_core::client::{
+    Client, ClientConfig, ClientEvent, Kept, Output, Status, KEEP_SNAPSHOT_EVERY,
+};
 use sealsync_core::hlc::{effective, Hlc, MAX_FORWARD_SKEW_MS};
 use sealsync_core::kdf::{RoomKey, RoomKeys};
 use sealsync_core::member::{CHALLENGE_LEN, MEMBER_KEY_LEN, PROOF_LEN};
@@ -298,6 +304,9 @@ enum Msg {
     NetUp(usize),
     /// The client's socket breaks; `true`: silently (nobody is told).
     Cut(usize, bool),
+    /// The member's page reloads: a new session restores what the old one kept (its
+    /// history and its outbox) and carries on.
+    Reload(usize),
     RelayRestart,
     /// The backend changes the member's role (`true`: read-only).
     Role(usize, bool),
@@ -363,6 +372,12 @@ struct Member {
     /// Unique values for the `title` field (`c{index}#{n}`).
     next_tag: u64,
     next_ephemeral: u64,
+    /// What the page keeps across a reload, as the browser shell does: the local history
+    /// (`Output::Keep`: the snapshot, and the events after it by sequence) and the outbox
+    /// (`Output::OutboxChanged`).
+    kept_snapshot: Option<(u64, Vec<u8>)>,
+    kept_events: BTreeMap<u64, (u64, Vec<u8>)>,
+    saved_outbox: Vec<Vec<u8>>,
 }
 
 impl Member {
@@ -386,6 +401,8 @@ struct StoredOp {
 struct Plan {
     limits: Limits,
     snapshot_every: u64,
+    /// Clients keep a local snapshot every this many kept events.
+    keep_every: u64,
     channels: Vec<String>,
     /// Per member: channel index, clock skew, start time.
     members: Vec<(usize, i64, u64)>,
@@ -481,8 +498,9 @@ impl Sim {
         sim
     }
 
-    fn add_member(&mut self, channel: &str, skew_ms: i64, late: bool) -> usize {
-        let index = self.members.len();
+    /// A new session of member `index` (a new page load: new session and device ids, the
+    /// device's first byte naming the member), keeping its history as the browser does.
+    fn new_client(&mut self, index: usize, channel: &str) -> Client {
         let mut device = [0u8; 16];
         let mut session = [0u8; 16];
         self.rng.fill(&mut device);
@@ -495,9 +513,17 @@ impl Sim {
         );
         config.channel = channel.to_owned();
         config.snapshot_every = self.plan.snapshot_every;
+        config.keep_history = true;
+        config.keep_snapshot_every = self.plan.keep_every;
         let entropy = Rng(self.rng.next());
+        Client::new(config, room_keys(&self.secret), Box::new(entropy))
+    }
+
+    fn add_member(&mut self, channel: &str, skew_ms: i64, late: bool) -> usize {
+        let index = self.members.len();
+        let client = self.new_client(index, channel);
         self.members.push(Member {
-            client: Client::new(config, room_keys(&self.secret), Box::new(entropy)),
+            client,
             user: format!("u{index}"),
             channel: channel.to_owned(),
             skew_ms,
@@ -509,6 +535,9 @@ impl Sim {
             rejected: Ops::new(),
             next_tag: 0,
             next_ephemeral: 0,
+            kept_snapshot: None,
+            kept_events: BTreeMap::new(),
+            saved_outbox: Vec::new(),
         });
         self.accounts.push(Account {
             role: Some(EDITOR.to_owned()),
@@ -863,6 +892,42 @@ impl Sim {
         self.at(self.now + self.limits.unjoined_timeout_ms, Msg::RelayAlarm);
     }
 
+    /// The page of member `c` reloads: its socket goes with it (the relay hears the close),
+    /// and a new session restores the kept history, then the saved outbox, and starts (if
+    /// the old one had), offline if the network is down.
+    fn reload(&mut self, c: usize) {
+        self.stats.bump("reloads");
+        if let Some(id) = self.members[c].sock.take() {
+            self.cut(id, false);
+        }
+        self.members[c].timer = None;
+        let started = *self.members[c].client.status() != Status::Idle;
+        let channel = self.members[c].channel.clone();
+        let mut client = self.new_client(c, &channel);
+        let wall = self.wall(c);
+        let snapshot = self.members[c].kept_snapshot.clone();
+        let events = self.members[c]
+            .kept_events
+            .iter()
+            .map(|(seq, (relay_time, envelope))| (*seq, *relay_time, envelope.clone()))
+            .collect();
+        if let Err(e) = client.restore_history(wall, snapshot, events) {
+            self.violation(format!(
+                "client {c}: its kept history does not restore: {e}"
+            ));
+        }
+        let _ = client.restore_outbox(wall, self.members[c].saved_outbox.clone());
+        self.members[c].client = client;
+        if started {
+            let now = Millis(self.now);
+            self.members[c].client.handle_start(now);
+            if !self.members[c].net_up {
+                self.members[c].client.handle_offline(now);
+            }
+        }
+        self.drain(c);
+    }
+
     fn drain(&mut self, c: usize) {
         while let Some(out) = self.members[c].client.poll() {
             match out {
@@ -890,7 +955,22 @@ impl Sim {
                     self.at(t.0, Msg::Timer(c, t.0));
                 }
                 Output::Event(event) => self.on_event(c, event),
-                Output::OutboxChanged => {}
+                Output::OutboxChanged => {
+                    self.members[c].saved_outbox = self.members[c].client.outbox_envelopes();
+                }
+                Output::Keep(Kept::Event {
+                    seq,
+                    relay_time,
+                    envelope,
+                }) => {
+                    self.members[c]
+                        .kept_events
+                        .insert(seq, (relay_time, envelope));
+                }
+                Output::Keep(Kept::Snapshot { seq, envelope }) => {
+                    self.members[c].kept_snapshot = Some((seq, envelope));
+                    self.members[c].kept_events.clear();
+                }
             }
         }
     }
@@ -1538,6 +1618,7 @@ impl Sim {
                     self.cut(id, silent);
                 }
             }
+            Msg::Reload(c) => self.reload(c),
             Msg::RelayRestart => {
                 self.stats.bump("relay restarts");
                 // Every socket drops; the store stays.
@@ -1768,6 +1849,7 @@ fn plan(seed: u64) -> (Plan, Rng) {
         ..Limits::default()
     };
     let snapshot_every = rng.range(20, 50);
+    let keep_every = rng.range(3, 40);
     let offset = rng.below(n_channels as u64) as usize;
     let mut members = Vec::new();
     for i in 0..n {
@@ -1791,6 +1873,7 @@ fn plan(seed: u64) -> (Plan, Rng) {
     let mut plan = Plan {
         limits,
         snapshot_every,
+        keep_every,
         channels,
         members,
     };
@@ -1825,6 +1908,11 @@ fn schedule_random(sim: &mut Sim, rng: &mut Rng) {
             let t = rng.below(FAULT_END_MS);
             let silent = rng.chance(40);
             sim.at(t, Msg::Cut(c, silent));
+        }
+        if rng.chance(30) {
+            for _ in 0..rng.range(1, 3) {
+                sim.at(rng.below(FAULT_END_MS), Msg::Reload(c));
+            }
         }
     }
     if rng.chance(20) {
@@ -2111,11 +2199,15 @@ fn check_registers(sim: &mut Sim, oracle: &Replica, errors: &mut Vec<String>) {
                     winner.describe()
                 ));
             }
-            // A member's own later write never loses to its own earlier one.
+            // A replica's own later write never loses to its own earlier one. (One replica
+            // is one session, one device id: a member that reloads is a new replica, whose
+            // clock knows the old one's stamps only as far as it observed them.)
             if let Some(later) = writes
                 .iter()
                 .filter(|w| {
-                    w.stored.client == winner.stored.client && w.stored.raw > winner.stored.raw
+                    w.stored.client == winner.stored.client
+                        && w.stored.raw.device == winner.stored.raw.device
+                        && w.stored.raw > winner.stored.raw
                 })
                 .max_by_key(|w| w.stored.raw)
             {
@@ -2360,6 +2452,7 @@ fn a_clock_minutes_ahead_does_not_beat_a_later_honest_write() {
     let plan = Plan {
         limits,
         snapshot_every: 50,
+        keep_every: KEEP_SNAPSHOT_EVERY,
         channels: vec!["main".into(), "side".into()],
         members: vec![(0, 10 * 60_000, 2_000), (1, 0, 0)],
     };
@@ -2417,6 +2510,7 @@ fn scripted(limits: Limits, snapshot_every: u64, members: Vec<(usize, i64, u64)>
     let plan = Plan {
         limits,
         snapshot_every,
+        keep_every: KEEP_SNAPSHOT_EVERY,
         channels: vec!["main".into(), "side".into()],
         members,
     };

@@ -1,0 +1,170 @@
+//! The room's local replica in IndexedDB: the last snapshot and the events after it, as the
+//! relay stores them (ciphertext only, sealed with the room key; [`sealsync_core::client::Kept`]).
+//!
+//! Reading: every session restores it when it joins, before its outbox
+//! ([`crate::driver::open_storage`]), so the room shows its last known state at once,
+//! offline too, and the relay is asked only for what came after.
+//!
+//! Writing: one session per room and browser profile holds the Web Lock
+//! `sealsync:replica:<room>`; the others of the room wait for it and take over when the
+//! holder's tab closes. The holder writes what the core keeps
+//! ([`sealsync_core::client::Output::Keep`]), one transaction per task: the core keeps
+//! nothing before the room is first live (the relay accepted the key: a wrong password never
+//! overwrites the replica), and then starts with a snapshot of the whole state. A session
+//! that gets the lock later starts with [`sealsync_core::client::Client::history_snapshot`]. Without Web Locks every session writes; that stays consistent (an
+//! event's record is the same whoever writes it, and a snapshot is valid at its sequence),
+//! at worst leaving a hole the relay fills on the next join.
+
+use std::rc::{Rc, Weak};
+
+use sealsync_core::client::Kept;
+use wasm_bindgen_futures::spawn_local;
+
+use crate::driver::Shared;
+use crate::error;
+use crate::store::SessionLock;
+
+/// The writer's state of one session.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    /// The writer lock, once granted.
+    lock: Option<SessionLock>,
+    /// Writing: the lock is held.
+    active: bool,
+    /// The room was live on this session (the core keeps from then on).
+    seen_live: bool,
+    /// What the core kept since the last write.
+    queue: Vec<Kept>,
+    /// A write of `queue` is queued for the end of this task.
+    scheduled: bool,
+}
+
+fn lock_name(room: &str) -> String {
+    format!("sealsync:replica:{room}")
+}
+
+/// Asks for the writer lock (when the room's storage keeps a replica); once granted, the
+/// session writes from the next time it is live (at once if it is live already).
+pub(crate) fn request(shared: &Rc<Shared>) {
+    let room = {
+        let inner = shared.inner.borrow();
+        if !inner
+            .store
+            .as_ref()
+            .is_some_and(crate::store::Store::keeps_history)
+        {
+            return;
+        }
+        inner.room.clone()
+    };
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        let lock = SessionLock::acquire_named(&lock_name(&room)).await;
+        let Some(shared) = weak.upgrade() else { return };
+        {
+            let mut inner = shared.inner.borrow_mut();
+            if inner.left {
+                return;
+            }
+            inner.writer.lock = Some(lock);
+            inner.writer.active = true;
+            if !inner.writer.seen_live {
+                // The core's first keep, when live, is a snapshot of everything.
+                return;
+            }
+            match inner.client.history_snapshot() {
+                Ok(snapshot) => inner.writer.queue.push(snapshot),
+                Err(e) => {
+                    inner.writer.active = false;
+                    let message = format!("the local copy of the room is not updated: {e}");
+                    drop(inner);
+                    shared.warn(error::STORAGE_FAILED, &message);
+                    return;
+                }
+            }
+        }
+        schedule(&shared);
+    });
+}
+
+/// The room went live (the core keeps from the first time on).
+pub(crate) fn on_live(shared: &Rc<Shared>) {
+    if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+        inner.writer.seen_live = true;
+    }
+}
+
+/// What the core kept: written at the end of the task by the writing session, dropped by
+/// the others.
+pub(crate) fn on_keep(shared: &Rc<Shared>, kept: Kept) {
+    {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        if !inner.writer.active {
+            return;
+        }
+        inner.writer.queue.push(kept);
+    }
+    schedule(shared);
+}
+
+fn schedule(shared: &Rc<Shared>) {
+    {
+        let mut inner = shared.inner.borrow_mut();
+        if inner.writer.scheduled {
+            return;
+        }
+        inner.writer.scheduled = true;
+    }
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move { write(&weak).await });
+}
+
+async fn write(weak: &Weak<Shared>) {
+    let Some(shared) = weak.upgrade() else { return };
+    let job = {
+        let mut inner = shared.inner.borrow_mut();
+        inner.writer.scheduled = false;
+        let queue = std::mem::take(&mut inner.writer.queue);
+        inner.store.clone().map(|store| (store, queue))
+    };
+    let Some((store, queue)) = job else { return };
+    if queue.is_empty() {
+        return;
+    }
+    if let Err(e) = store.keep(&queue).await {
+        // Stop writing (once reported): the replica stays as it was, and restoring it
+        // later is still consistent (the relay sends what it lacks).
+        if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+            inner.writer.active = false;
+            inner.writer.queue.clear();
+        }
+        shared.warn(
+            error::STORAGE_FAILED,
+            &format!(
+                "the local copy of the room is no longer updated on this device: {}",
+                error::describe(&e)
+            ),
+        );
+    }
+}
+
+/// On leave: writes what is still queued, then releases the lock (another tab takes over).
+pub(crate) async fn finish(shared: &Rc<Shared>) {
+    let (job, lock) = {
+        let mut inner = shared.inner.borrow_mut();
+        let queue = std::mem::take(&mut inner.writer.queue);
+        inner.writer.active = false;
+        let job = (!queue.is_empty())
+            .then(|| inner.store.clone().map(|store| (store, queue)))
+            .flatten();
+        (job, inner.writer.lock.take())
+    };
+    if let Some((store, queue)) = job {
+        if let Err(e) = store.keep(&queue).await {
+            shared.warn(error::STORAGE_FAILED, &error::describe(&e));
+        }
+    }
+    drop(lock);
+}

@@ -1,0 +1,159 @@
+// Local-first: the room's local copy in IndexedDB (src/replica.rs), in headless Chromium
+// against the real relay under `wrangler dev`. The scene of issue 12: two tabs of one
+// browser share 20 tasks, the relay goes down, tab A deletes one, edits one and adds 10,
+// and is reloaded while the relay is still down: it must show all 29 at once, then
+// converge with the other tab when the relay is back. Also: a warm join asks the relay only
+// for what came after the local copy, a wrong secret neither uses nor destroys it, and
+// Room.forget deletes it. Run with tests/e2e/run.sh (node --test).
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+
+const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const OTHER_SECRET = "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA";
+const CONVERGE_MS = 30_000;
+
+let relay;
+let site;
+let browser;
+
+before(async () => {
+  relay = new Relay(await freePort());
+  await relay.start();
+  site = await serveStatic(await freePort());
+  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await relay?.dispose();
+});
+
+function roomName(prefix) {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * Joins `room` in `page` (persisted, the default): `window.room`, and every warning code in
+ * `window.warnings`, every `debug` line in `lines`. Does not wait for the relay.
+ */
+async function join(page, room, { secret = SECRET, debug = false } = {}) {
+  if (!page.url().endsWith("/pkg/package.json")) await page.goto(site.url + "/pkg/package.json");
+  await page.evaluate(async ({ url, room, secret, debug }) => {
+    const { default: init, Room } = await import("/pkg/index.js");
+    await init();
+    window.Room = Room;
+    window.warnings = [];
+    window.room = await Room.join({ url, room, secret, debug, onWarning: (w) => window.warnings.push(w.code) });
+  }, { url: relay.url, room, secret, debug });
+}
+
+async function newTab(context, room, options) {
+  const page = await context.newPage();
+  const lines = [];
+  page.on("console", (m) => { if (m.type() === "debug") lines.push(m.text()); });
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await join(page, room, options);
+  return { page, lines };
+}
+
+const titles = (page) => page.evaluate(() => window.room.get("tasks").map((t) => t.title).sort());
+const live = (page) => page.waitForFunction(() => window.room.status.state === "live", null, { timeout: CONVERGE_MS });
+const synced = (page) => page.waitForFunction(() => window.room.pendingChanges === 0, null, { timeout: CONVERGE_MS });
+
+test("a tab reloaded while the relay is down shows the whole board at once, then converges", async () => {
+  const room = roomName("reload-offline");
+  const context = await browser.newContext();
+  const a = await newTab(context, room);
+  const b = await newTab(context, room);
+  await live(a.page);
+  await live(b.page);
+  await a.page.evaluate(() => { for (let i = 0; i < 20; i++) window.room.create("tasks", { title: `task ${String(i).padStart(2, "0")}` }); });
+  await synced(a.page);
+  await b.page.waitForFunction(() => window.room.get("tasks").length === 20, null, { timeout: CONVERGE_MS });
+  assert.equal(await a.page.evaluate(() => window.room.storage), "persistent");
+  // The local copy holds event 1 (the 20 creates were one envelope).
+  await a.page.waitForFunction(async (room) => {
+    const db = await new Promise((ok, fail) => { const r = indexedDB.open("sealsync"); r.onsuccess = () => ok(r.result); r.onerror = fail; });
+    const get = (store, key) => new Promise((ok) => { const r = db.transaction(store).objectStore(store).get(key); r.onsuccess = () => ok(r.result); });
+    const [snapshot, event] = await Promise.all([get("replica", room), get("history", [room, 1])]);
+    db.close();
+    return (snapshot && snapshot.seq >= 1) || event !== undefined;
+  }, room, { timeout: CONVERGE_MS, polling: 50 });
+
+  await relay.stop();
+  await a.page.waitForFunction(() => window.room.status.state !== "live", null, { timeout: CONVERGE_MS });
+  await a.page.evaluate(() => {
+    const tasks = window.room.get("tasks");
+    window.room.delete("tasks", tasks[0].id);
+    window.room.update("tasks", tasks[1].id, { title: "task 01 (edited offline)" });
+    for (let i = 0; i < 10; i++) window.room.create("tasks", { title: `offline ${i}` });
+  });
+  const before = await titles(a.page);
+  assert.equal(before.length, 29);
+
+  await a.page.reload();
+  await join(a.page, room);
+  // At once, with the relay still down: the local copy plus the unsent changes.
+  assert.notEqual(await a.page.evaluate(() => window.room.status.state), "live");
+  assert.deepEqual(await titles(a.page), before);
+
+  await relay.start();
+  await live(a.page);
+  await synced(a.page);
+  await b.page.waitForFunction((n) => window.room.get("tasks").length === n, 29, { timeout: CONVERGE_MS });
+  assert.deepEqual(await titles(b.page), before);
+  assert.deepEqual(await titles(a.page), before);
+  await context.close();
+});
+
+test("a warm join asks the relay only for what came after the local copy", async () => {
+  const room = roomName("warm");
+  const context = await browser.newContext();
+  const a = await newTab(context, room);
+  await live(a.page);
+  await a.page.evaluate(() => { for (let i = 0; i < 30; i++) { window.room.create("tasks", { title: `t${i}` }); } });
+  await synced(a.page);
+  await a.page.evaluate(() => window.room.leave());
+
+  const again = await newTab(context, room, { debug: true });
+  assert.equal((await titles(again.page)).length, 30, "shown when join resolves");
+  await live(again.page);
+  const hello = again.lines.find((l) => l.includes("HELLO"));
+  assert.match(hello, /HELLO after [1-9]\d*/, `the HELLO: ${hello}`);
+  assert.ok(!again.lines.some((l) => /← EVENT/.test(l)), `no event was sent again:\n${again.lines.join("\n")}`);
+  await context.close();
+});
+
+test("a wrong secret neither uses nor destroys the local copy; Room.forget deletes it", async () => {
+  const room = roomName("forget");
+  const context = await browser.newContext();
+  const a = await newTab(context, room);
+  await live(a.page);
+  await a.page.evaluate(() => { for (let i = 0; i < 5; i++) window.room.create("tasks", { title: `t${i}` }); });
+  await synced(a.page);
+  await a.page.evaluate(() => window.room.leave());
+
+  const wrong = await newTab(context, room, { secret: OTHER_SECRET });
+  assert.deepEqual(await titles(wrong.page), []);
+  await wrong.page.waitForFunction(() => window.room.status.state === "wrong-password", null, { timeout: CONVERGE_MS });
+  assert.ok((await wrong.page.evaluate(() => window.warnings)).includes("STORAGE_FAILED"));
+  await wrong.page.evaluate(() => window.room.leave());
+
+  const right = await newTab(context, room);
+  assert.equal((await titles(right.page)).length, 5, "the local copy is intact");
+  await right.page.evaluate(() => window.room.leave());
+
+  await right.page.evaluate((room) => window.Room.forget(room), room);
+  await relay.stop();
+  try {
+    const forgotten = await newTab(context, room);
+    assert.deepEqual(await titles(forgotten.page), [], "nothing is kept after forget");
+    await forgotten.page.evaluate(() => window.room.leave());
+  } finally {
+    await relay.start();
+  }
+  await context.close();
+});
