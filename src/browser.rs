@@ -69,3 +69,20 @@ pub(crate) fn page_base() -> Option<String> {
     let href = web_sys::window()?.location().href().ok()?;
     Some(href.split('#').next().unwrap_or_default().to_owned())
 }
+
+/// `navigator.storage.persist()`, awaited; the browser's answer is its own to give (it may
+/// say no, e.g. for a site that is not installed or bookmarked) and is not reported. Does
+/// nothing where there is no `navigator.storage`.
+pub(crate) async fn request_persistence() {
+    let storage = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|n| js_sys::Reflect::get(&n, &"storage".into()));
+    let Ok(storage) = storage else { return };
+    let persist = js_sys::Reflect::get(&storage, &"persist".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    if let Some(persist) = persist {
+        if let Ok(promise) = persist.call0(&storage) {
+            let _ = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&promise)).await;
+        }
+    }
+}

@@ -63,6 +63,8 @@ pub(crate) struct Inner {
     lock: Option<SessionLock>,
     /// The local replica's writer ([`crate::replica`]).
     pub(crate) writer: crate::replica::Writer,
+    /// What `room.sync` reports ([`crate::sync`]).
+    pub(crate) sync: crate::sync::Tracker,
     hooks: Vec<Hook>,
     started: bool,
     pub(crate) left: bool,
@@ -145,6 +147,7 @@ impl Inner {
             store: None,
             lock: None,
             writer: crate::replica::Writer::default(),
+            sync: crate::sync::Tracker::default(),
             hooks: Vec::new(),
             started: false,
             left: false,
@@ -565,6 +568,9 @@ pub(crate) fn pump(shared: &Rc<Shared>) {
             }
             Output::Event(event) => dispatch(shared, event),
             Output::OutboxChanged => {
+                if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                    inner.sync.changed();
+                }
                 schedule_save(shared);
                 announce_pending(shared);
             }
@@ -669,7 +675,11 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
                 forget_adopted(shared);
                 crate::replica::on_live(shared);
             }
+            if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                inner.sync.status(&status);
+            }
             shared.emit("status", &events::status_to_js(&status));
+            announce_sync(shared);
         }
         ClientEvent::Presence(count) => {
             if let Ok(mut inner) = shared.inner.try_borrow_mut() {
@@ -722,6 +732,28 @@ fn announce_pending(shared: &Rc<Shared>) {
         let count = u32::try_from(len).unwrap_or(u32::MAX);
         shared.emit("pending", &JsValue::from(count));
     }
+    announce_sync(shared);
+}
+
+/// The `sync` state now (`room.sync`).
+pub(crate) fn sync_state(inner: &Inner) -> crate::sync::SyncState {
+    inner
+        .sync
+        .state(inner.client.pending_changes(), inner.store.is_some())
+}
+
+/// Emits `sync` when what `room.sync` returns changed since the last one.
+fn announce_sync(shared: &Rc<Shared>) {
+    let news = {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        let state = sync_state(&inner);
+        inner.sync.news(state)
+    };
+    if let Some(state) = news {
+        shared.emit("sync", &crate::sync::to_js(&state));
+    }
 }
 
 /// Deletes the records of adopted sessions (their envelopes are in this session's outbox,
@@ -735,24 +767,32 @@ fn forget_adopted(shared: &Rc<Shared>) {
             return;
         }
         let adopted = std::mem::take(&mut inner.adopted);
+        let generation = inner.sync.generation();
         inner.store.clone().map(|store| {
             (
                 store,
                 inner.session.clone(),
                 inner.client.outbox_envelopes(),
                 adopted,
+                generation,
             )
         })
     };
-    let Some((store, session, envelopes, adopted)) = job else {
+    let Some((store, session, envelopes, adopted, generation)) = job else {
         return;
     };
     let weak = Rc::downgrade(shared);
     spawn_local(async move {
-        if let Err(e) = store.save(&session, &envelopes, &adopted).await {
-            if let Some(shared) = weak.upgrade() {
-                shared.warn(error::STORAGE_FAILED, &error::describe(&e));
+        let outcome = store.save(&session, &envelopes, &adopted).await;
+        let Some(shared) = weak.upgrade() else { return };
+        match outcome {
+            Ok(()) => {
+                if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                    inner.sync.saved(generation);
+                }
+                announce_sync(&shared);
             }
+            Err(e) => shared.warn(error::STORAGE_FAILED, &error::describe(&e)),
         }
     });
 }
@@ -773,17 +813,25 @@ fn schedule_save(shared: &Rc<Shared>) {
         let job = {
             let mut inner = shared.inner.borrow_mut();
             inner.save_scheduled = false;
+            let generation = inner.sync.generation();
             inner.store.clone().map(|store| {
                 (
                     store,
                     inner.session.clone(),
                     inner.client.outbox_envelopes(),
+                    generation,
                 )
             })
         };
-        if let Some((store, session, envelopes)) = job {
-            if let Err(e) = store.save(&session, &envelopes, &[]).await {
-                shared.warn(error::STORAGE_FAILED, &error::describe(&e));
+        if let Some((store, session, envelopes, generation)) = job {
+            match store.save(&session, &envelopes, &[]).await {
+                Ok(()) => {
+                    if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                        inner.sync.saved(generation);
+                    }
+                    announce_sync(&shared);
+                }
+                Err(e) => shared.warn(error::STORAGE_FAILED, &error::describe(&e)),
             }
         }
     });
@@ -798,10 +846,12 @@ fn schedule_save(shared: &Rc<Shared>) {
 pub(crate) fn local_op(shared: &Rc<Shared>, op: Op) -> Result<(), JsValue> {
     let changes = {
         let mut inner = shared.inner_mut()?;
-        inner
+        let changes = inner
             .client
             .handle_local_op(now(), wall(), op)
-            .map_err(|e| error::from_core(&e))?
+            .map_err(|e| error::from_core(&e))?;
+        inner.sync.changed();
+        changes
     };
     schedule_flush(shared);
     pump(shared);

@@ -11,11 +11,12 @@ use wasm_bindgen::JsValue;
 use crate::error;
 
 /// The event types `room.on` accepts.
-pub(crate) const EVENT_TYPES: [&str; 8] = [
+pub(crate) const EVENT_TYPES: [&str; 9] = [
     "change",
     "status",
     "presence",
     "pending",
+    "sync",
     "notify",
     "ephemeral",
     "warning",

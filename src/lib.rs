@@ -32,6 +32,7 @@ mod replica;
 mod share;
 mod socket;
 mod store;
+mod sync;
 mod timer;
 mod ts;
 
@@ -72,6 +73,8 @@ struct JoinOptions {
     persist: bool,
     /// `storage`: the application's outbox storage object, instead of IndexedDB.
     storage: Option<JsValue>,
+    /// `requestPersistence`: ask the browser not to evict this site's storage.
+    request_persistence: bool,
     token: Option<JsValue>,
     on_progress: Option<Function>,
     /// `onWarning`: a `warning` listener registered before anything can be reported.
@@ -138,14 +141,16 @@ impl JoinOptions {
             }
             Some(storage)
         };
-        let debug = get("debug");
-        let debug = if debug.is_undefined() || debug.is_null() {
-            false
-        } else {
-            debug
-                .as_bool()
-                .ok_or_else(|| invalid("options.debug must be a boolean"))?
+        let flag = |key: &str| -> Result<bool, JsValue> {
+            let v = get(key);
+            if v.is_undefined() || v.is_null() {
+                return Ok(false);
+            }
+            v.as_bool()
+                .ok_or_else(|| invalid(&format!("options.{key} must be a boolean")))
         };
+        let debug = flag("debug")?;
+        let request_persistence = flag("requestPersistence")?;
         let token = get("token");
         let token = if token.is_undefined() || token.is_null() {
             None
@@ -194,6 +199,7 @@ impl JoinOptions {
             channel,
             persist,
             storage,
+            request_persistence,
             token,
             on_progress,
             on_warning,
@@ -279,6 +285,9 @@ impl Room {
             shared.listeners.borrow_mut().add("warning", listener)?;
         }
         driver::open_storage(&shared, opts.persist, opts.storage).await;
+        if opts.request_persistence && opts.persist {
+            browser::request_persistence().await;
+        }
         driver::start(&shared);
         Ok(Self { shared })
     }
@@ -531,6 +540,18 @@ impl Room {
         self.shared.inner.try_borrow().map_or(0, |inner| {
             u32::try_from(inner.client.pending_changes()).unwrap_or(u32::MAX)
         })
+    }
+
+    /// Where the user's changes are: `{ pending, savedLocally, savedOnRelay, offlineSince }`
+    /// (the `sync` event carries the same object whenever it changes).
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn sync(&self) -> JsValue {
+        self.shared
+            .inner
+            .try_borrow()
+            .map_or(JsValue::UNDEFINED, |inner| {
+                sync::to_js(&driver::sync_state(&inner))
+            })
     }
 
     /// Where this session keeps unsent changes and the room's local copy: `"persistent"`

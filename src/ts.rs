@@ -140,6 +140,12 @@ export type JoinOptions = {
    * `sealsync/node`). Exclusive with `persist: false`.
    */
   storage?: OutboxStorage;
+  /**
+   * Ask the browser to keep this site's storage under storage pressure
+   * (`navigator.storage.persist()`, once per join; default `false`). The browser decides;
+   * `navigator.storage.persisted()` tells what it decided.
+   */
+  requestPersistence?: boolean;
   /** Progress before the room exists: key derivation. */
   onProgress?: (progress: JoinProgress) => void;
   /**
@@ -250,6 +256,8 @@ export interface RoomEvents {
   presence: number;
   /** local changes (operations) the relay has not acknowledged yet (0: everything is saved) */
   pending: number;
+  /** where the user's changes are (`room.sync`), whenever that changes */
+  sync: SyncState;
   /** a message pushed by the application's backend (parsed JSON). Not encrypted. */
   notify: Json;
   /** a value another member of the same channel sent with `broadcast` */
@@ -257,6 +265,22 @@ export interface RoomEvents {
   warning: Warning;
   /** changes the relay refused for good, already rolled back (see `Rejected`) */
   rejected: Rejected;
+}
+
+/** Where the user's changes are (`room.sync`, the `sync` event). */
+export interface SyncState {
+  /** Local changes (operations) the relay has not acknowledged. */
+  pending: number;
+  /**
+   * Every local change survives a reload of this page: it is stored on the relay, or
+   * written to IndexedDB (or the `storage` given to `join`). `false` with `persist: false`
+   * while changes are pending.
+   */
+  savedLocally: boolean;
+  /** Every local change is stored on the relay (`pending === 0`). */
+  savedOnRelay: boolean;
+  /** `Date.now()` when the room last stopped being live (or joined, before it first was); `null` while live. */
+  offlineSince: number | null;
 }
 
 /** `{ id, sortOrder }` for `reorder`. */
@@ -357,6 +381,8 @@ export class Room {
    * reported once with a `STORAGE_FAILED` warning).
    */
   readonly storage: "persistent" | "memory";
+  /** Where the user's changes are; the `sync` event says when this changes. */
+  readonly sync: SyncState;
   /**
    * The number of sockets in the room (this one included) the last `presence` event
    * reported; `null` before the first. Only meaningful while live.

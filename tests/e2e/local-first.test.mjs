@@ -93,6 +93,12 @@ test("a tab reloaded while the relay is down shows the whole board at once, then
   });
   const before = await titles(a.page);
   assert.equal(before.length, 29);
+  // What the UI can tell the user: 12 changes waiting, on this device, offline since when.
+  await a.page.waitForFunction(() => window.room.sync.savedLocally === true, null, { timeout: CONVERGE_MS });
+  const offline = await a.page.evaluate(() => window.room.sync);
+  assert.equal(offline.pending, 12);
+  assert.equal(offline.savedOnRelay, false);
+  assert.equal(typeof offline.offlineSince, "number");
 
   await a.page.reload();
   await join(a.page, room);
@@ -103,9 +109,42 @@ test("a tab reloaded while the relay is down shows the whole board at once, then
   await relay.start();
   await live(a.page);
   await synced(a.page);
+  assert.deepEqual(await a.page.evaluate(() => window.room.sync), {
+    pending: 0, savedLocally: true, savedOnRelay: true, offlineSince: null,
+  });
   await b.page.waitForFunction((n) => window.room.get("tasks").length === n, 29, { timeout: CONVERGE_MS });
   assert.deepEqual(await titles(b.page), before);
   assert.deepEqual(await titles(a.page), before);
+  await context.close();
+});
+
+test("sync: without persistence, pending changes are not saved on the device; events follow the state", async () => {
+  const room = roomName("sync");
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(site.url + "/pkg/package.json");
+  const seen = await page.evaluate(async ({ url, room, secret }) => {
+    const { default: init, Room } = await import("/pkg/index.js");
+    await init();
+    const r = await Room.join({ url, room, secret, persist: false });
+    const events = [];
+    r.on("sync", (s) => events.push(s));
+    await new Promise((ok) => { const off = r.on("status", (s) => { if (s.state === "live") { off(); ok(); } }); });
+    r.create("tasks", { title: "x" });
+    const during = r.sync;
+    await new Promise((ok) => { const off = r.on("pending", (n) => { if (n === 0) { off(); ok(); } }); });
+    const after = r.sync;
+    const storage = r.storage;
+    const untilLeave = events.slice();
+    await r.leave();
+    return { during, after, storage, events: untilLeave, left: r.sync };
+  }, { url: relay.url, room, secret: SECRET });
+  assert.deepEqual(seen.during, { pending: 1, savedLocally: false, savedOnRelay: false, offlineSince: null });
+  assert.deepEqual(seen.after, { pending: 0, savedLocally: true, savedOnRelay: true, offlineSince: null });
+  assert.equal(seen.storage, "memory");
+  assert.deepEqual(seen.events.at(-1), seen.after);
+  assert.ok(seen.events.some((e) => e.pending === 1 && !e.savedLocally), JSON.stringify(seen.events));
+  assert.equal(typeof seen.left.offlineSince, "number", "left: not live any more");
   await context.close();
 });
 
