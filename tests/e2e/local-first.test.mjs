@@ -196,3 +196,90 @@ test("a wrong secret neither uses nor destroys the local copy; Room.forget delet
   }
   await context.close();
 });
+
+/** Every byte IndexedDB holds for the sealsync database, as one Latin-1 string per record. */
+function storedBytes(page) {
+  return page.evaluate(async () => {
+    const db = await new Promise((ok, fail) => { const r = indexedDB.open("sealsync"); r.onsuccess = () => ok(r.result); r.onerror = fail; });
+    const out = [];
+    const text = (bytes) => Array.from(bytes, (b) => String.fromCharCode(b)).join("");
+    const walk = (v) => {
+      if (v instanceof Uint8Array) out.push(text(v));
+      else if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === "object") Object.values(v).forEach(walk);
+      else if (typeof v === "string") out.push(v);
+    };
+    for (const name of db.objectStoreNames) {
+      const rows = await new Promise((ok) => { const r = db.transaction(name).objectStore(name).getAll(); r.onsuccess = () => ok(r.result); });
+      rows.forEach(walk);
+    }
+    db.close();
+    return out;
+  });
+}
+
+test("two tabs writing at once (no Web Locks) leave a copy that loads; what is stored holds no plaintext", async () => {
+  const room = roomName("two-writers");
+  const context = await browser.newContext();
+  // Without Web Locks every tab writes the copy.
+  await context.addInitScript(() => { Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }); });
+  const a = await newTab(context, room);
+  const b = await newTab(context, room);
+  await live(a.page);
+  await live(b.page);
+  assert.equal(await a.page.evaluate(() => navigator.locks), undefined);
+  await Promise.all([a, b].map((t, i) => t.page.evaluate((i) => {
+    for (let n = 0; n < 40; n++) window.room.create("tasks", { title: `secret plan ${i}-${n}` });
+  }, i)));
+  await Promise.all([synced(a.page), synced(b.page)]);
+  await a.page.waitForFunction(() => window.room.get("tasks").length === 80, null, { timeout: CONVERGE_MS });
+  await b.page.waitForFunction(() => window.room.get("tasks").length === 80, null, { timeout: CONVERGE_MS });
+  const all = await titles(a.page);
+  await Promise.all([a, b].map((t) => t.page.evaluate(() => window.room.leave())));
+
+  const stored = await storedBytes(a.page);
+  assert.ok(stored.length > 0, "something is stored");
+  assert.ok(!stored.some((s) => s.includes("secret plan")), "no title appears in IndexedDB");
+
+  await relay.stop();
+  try {
+    const c = await newTab(context, room);
+    assert.deepEqual(await titles(c.page), all, "the copy both tabs wrote loads whole, offline");
+    await c.page.evaluate(() => window.room.leave());
+  } finally {
+    await relay.start();
+  }
+  await context.close();
+});
+
+test("a fresh profile shows nothing until it syncs; without IndexedDB the room works in memory and says so", async () => {
+  const room = roomName("fresh");
+  const context = await browser.newContext();
+  const a = await newTab(context, room);
+  await live(a.page);
+  await a.page.evaluate(() => { for (let i = 0; i < 7; i++) window.room.create("tasks", { title: `t${i}` }); });
+  await synced(a.page);
+
+  await relay.stop();
+  const fresh = await browser.newContext();
+  try {
+    const f = await newTab(fresh, room);
+    assert.deepEqual(await titles(f.page), [], "nothing before it syncs");
+    await f.page.evaluate(() => window.room.leave());
+  } finally {
+    await relay.start();
+  }
+
+  const noIdb = await browser.newContext();
+  await noIdb.addInitScript(() => { Object.defineProperty(window, "indexedDB", { get: () => undefined }); });
+  const m = await newTab(noIdb, room);
+  await live(m.page);
+  await m.page.waitForFunction(() => window.room.get("tasks").length === 7, null, { timeout: CONVERGE_MS });
+  assert.equal(await m.page.evaluate(() => window.room.storage), "memory");
+  const codes = await m.page.evaluate(() => window.warnings);
+  assert.deepEqual(codes.filter((c) => c === "STORAGE_FAILED").length, 1, JSON.stringify(codes));
+  await m.page.evaluate(() => window.room.create("tasks", { title: "from memory" }));
+  await synced(m.page);
+  await a.page.waitForFunction(() => window.room.get("tasks").length === 8, null, { timeout: CONVERGE_MS });
+  await Promise.all([context.close(), fresh.close(), noIdb.close()]);
+});
