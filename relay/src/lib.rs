@@ -8,17 +8,26 @@
 //! Everything with a rule in it is plain Rust tested on the host: [`route`] (HTTP routing),
 //! [`limits`] (configuration, what `WELCOME` announces, the token bucket's pace), [`hub`]
 //! (the room's protocol rules, sans-IO), [`store`] (the storage trait, with an in-memory
-//! implementation), [`auth`] (the `jwt` auth mode) and [`notify`] (backend pushes). The
-//! wasm-only modules `room` (the Durable Object) and `sql` (SQLite) only translate.
+//! implementation), [`auth`] (the `jwt` auth mode), [`notify`] (backend pushes) and
+//! [`directory`] (an organisation's live rooms, for org-wide pushes). The wasm-only modules
+//! `room` (the room's Durable Object), `org_directory` (the organisation's) and `sql`
+//! (SQLite) only translate.
 #![deny(unsafe_code)]
 
 pub mod auth;
+pub mod directory;
 pub mod hub;
 pub mod limits;
 pub mod notify;
 pub mod route;
 pub mod store;
 
+#[cfg(target_arch = "wasm32")]
+#[allow(
+    missing_docs,
+    reason = "#[durable_object] generates undocumented wasm-bindgen glue methods"
+)]
+pub mod org_directory;
 #[cfg(target_arch = "wasm32")]
 #[allow(
     missing_docs,
@@ -136,7 +145,12 @@ mod entry {
                 with_cors(presence(req, &env, &auth, &room).await?, origin).await
             }
             Ok(Route::Preflight) => with_cors(Response::empty()?.with_status(204), origin).await,
-            Ok(Route::Notify) => notify(req, &env).await,
+            Ok(Route::Notify) => notify(req, &env, &auth).await,
+            Ok(Route::Stats { room }) => stats(req, &env, &room).await,
+            // The backend's and operators' endpoints answer JSON errors.
+            Err(rejection) if req.path().starts_with("/internal/") => {
+                json_error(&rejection.message(), rejection.status())
+            }
             // Readable by a page, so the SDK can say why it was refused.
             Err(rejection) => {
                 with_cors(
@@ -247,53 +261,94 @@ mod entry {
         stub.fetch_with_request(forwarded).await
     }
 
-    async fn notify(mut req: Request, env: &Env) -> Result<Response> {
-        let (Ok(id), Ok(secret)) = (
-            env.secret("NOTIFY_SERVICE_ID"),
-            env.secret("NOTIFY_SERVICE_SECRET"),
-        ) else {
-            return Response::error(
-                "notify is not enabled: set the NOTIFY_SERVICE_ID and NOTIFY_SERVICE_SECRET secrets",
-                404,
-            );
-        };
-        let token = match notify::ServiceToken::new(&id.to_string(), &secret.to_string()) {
-            Ok(t) => t,
-            Err(message) => return Response::error(message, 500),
-        };
-        let allowlist = var(env, "NOTIFY_ALLOWED_IPS").unwrap_or_default();
-        let ip = req.headers().get("CF-Connecting-IP")?;
-        if !notify::ip_allowed(&allowlist, ip.as_deref()) {
-            return Response::error("this address may not notify", 403);
+    /// The service-token check of the internal endpoints (`notify::authorize`).
+    fn authorize(req: &Request, env: &Env) -> std::result::Result<(), (u16, String)> {
+        let header = |name: &str| req.headers().get(name).ok().flatten();
+        let id = env.secret("NOTIFY_SERVICE_ID").ok().map(|v| v.to_string());
+        let secret = env
+            .secret("NOTIFY_SERVICE_SECRET")
+            .ok()
+            .map(|v| v.to_string());
+        let allowed_ips = var(env, "NOTIFY_ALLOWED_IPS").unwrap_or_default();
+        let (ip, given_id, given_secret) = (
+            header("CF-Connecting-IP"),
+            header(notify::SERVICE_ID_HEADER),
+            header(notify::SERVICE_SECRET_HEADER),
+        );
+        notify::authorize(&notify::Caller {
+            configured_id: id.as_deref(),
+            configured_secret: secret.as_deref(),
+            allowed_ips: &allowed_ips,
+            ip: ip.as_deref(),
+            id: given_id.as_deref(),
+            secret: given_secret.as_deref(),
+        })
+    }
+
+    fn json_error(message: &str, status: u16) -> Result<Response> {
+        crate::room::json_error(message, status)
+    }
+
+    /// `POST /internal/notify`: authenticated, parsed and checked here; then to the room's
+    /// object, or to the organisation's directory (`org`).
+    async fn notify(mut req: Request, env: &Env, auth: &AuthMode) -> Result<Response> {
+        if let Err((status, message)) = authorize(&req, env) {
+            return json_error(&message, status);
         }
-        let given_id = req.headers().get(notify::SERVICE_ID_HEADER)?;
-        let given_secret = req.headers().get(notify::SERVICE_SECRET_HEADER)?;
-        if !token.matches(given_id.as_deref(), given_secret.as_deref()) {
-            return Response::error(
-                "missing or wrong service token: send the Sealsync-Service-Id and \
-                 Sealsync-Service-Secret headers",
-                401,
-            );
-        }
+        let types =
+            match notify::TypeAllowlist::parse(&var(env, "NOTIFY_TYPES").unwrap_or_default()) {
+                Ok(t) => t,
+                Err(message) => return json_error(&message, 500),
+            };
         let body = req.bytes().await?;
         let parsed = match NotifyRequest::parse(&body) {
             Ok(p) => p,
-            Err(message) => return Response::error(message, 400),
+            Err(message) => return json_error(&message, 400),
         };
-        let room = match RoomId::new(&parsed.room) {
-            Ok(r) => r,
-            Err(e) => return Response::error(e.to_string(), 400),
+        let jwt = matches!(auth, AuthMode::Jwt(_));
+        let (binding, name, url, body) = match notify::dispatch(&parsed, &types, jwt) {
+            Ok(notify::Dispatch::Room { room, body }) => (
+                "ROOM",
+                room.as_str().to_owned(),
+                "https://room/internal/notify",
+                body,
+            ),
+            Ok(notify::Dispatch::Org { org }) => (
+                crate::org_directory::BINDING,
+                org,
+                "https://directory/internal/org/notify",
+                String::from_utf8_lossy(&body).into_owned(),
+            ),
+            Err(message) => return json_error(&message, 400),
         };
         let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(JsValue::from(
-            String::from_utf8_lossy(&body).into_owned(),
-        )));
-        let forwarded = Request::new_with_init("https://room/internal/notify", &init)?;
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from(body)));
+        let forwarded = Request::new_with_init(url, &init)?;
+        let stub = env
+            .durable_object(binding)?
+            .id_from_name(&name)?
+            .get_stub()?;
+        stub.fetch_with_request(forwarded).await
+    }
+
+    /// `GET /internal/rooms/<room>/stats`: authenticated here, answered by the room.
+    async fn stats(req: Request, env: &Env, room: &RoomId) -> Result<Response> {
+        if let Err((status, message)) = authorize(&req, env) {
+            return json_error(&message, status);
+        }
+        let url = format!(
+            "https://room/internal/rooms/{}/stats",
+            percent_encoding::utf8_percent_encode(
+                room.as_str(),
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
         let stub = env
             .durable_object("ROOM")?
             .id_from_name(room.as_str())?
             .get_stub()?;
-        stub.fetch_with_request(forwarded).await
+        stub.fetch_with_str(&url).await
     }
 }
 

@@ -14,18 +14,19 @@ use sealsync_core::member::CHALLENGE_LEN;
 use sealsync_core::wire::{HEARTBEAT_PING, HEARTBEAT_PONG};
 use sealsync_core::RoomId;
 use worker::{
-    console_error, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Request,
-    Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
-    WebSocketRequestResponsePair,
+    console_error, durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Method, Request,
+    RequestInit, Response, ResponseBuilder, Result, State, WebSocket, WebSocketIncomingMessage,
+    WebSocketPair, WebSocketRequestResponsePair,
 };
 
+use crate::directory::{self, SOCKETS_HEADER};
 use crate::forwarded;
 use crate::hub::{self, Budget, Hub, Out, Peer, PeerId, CLOSE_INTERNAL_ERROR};
 use crate::limits::Limits;
 use crate::notify::{self, NotifyRequest};
 use crate::route::{ClientId, Route};
 use crate::sql::SqlStore;
-use crate::store::{RoomStore, StoreError};
+use crate::store::{MemoryStore, RoomStore, StoreError, StoreStats};
 
 /// What the object holds in memory while it is awake. Rebuilt from the sockets'
 /// attachments after hibernation.
@@ -42,6 +43,11 @@ struct Live {
     presence_pending: bool,
     /// `perform` saw [`Out::PresenceChanged`] with nothing pending: arm the alarm.
     presence_alarm_needed: bool,
+    /// The stamp of the last report to the organisation's directory.
+    report_stamp: u64,
+    /// The directory accepted this incarnation's last `live` report (else the next socket
+    /// reports again: after a failure, a full directory or hibernation).
+    listed: bool,
 }
 
 /// One room: its sockets, its SQLite log, its idle alarm.
@@ -51,6 +57,7 @@ pub struct Room {
     /// The limits from `[vars]`, read once: vars do not change while the object lives.
     limits: std::result::Result<Limits, crate::limits::ConfigError>,
     live: RefCell<Option<Live>>,
+    env: Env,
 }
 
 impl core::fmt::Debug for Room {
@@ -72,6 +79,14 @@ const PEER_TAG: &str = "p:";
 /// The prefix of the tag that carries the room's id (`r:team-42`; a room id is at most
 /// 128 bytes, a tag 256 characters).
 const ROOM_TAG: &str = "r:";
+
+/// Where a room sends its reports to its organisation's directory.
+const REPORT_URL: &str = "https://directory/internal/org/report";
+
+/// An error answer of the internal endpoints: `{"error": message}` as JSON.
+pub(crate) fn json_error(message: &str, status: u16) -> Result<Response> {
+    Ok(Response::from_json(&serde_json::json!({ "error": message }))?.with_status(status))
+}
 
 /// The header that carries the client's address (set by Cloudflare's edge).
 const ADDRESS: &str = "CF-Connecting-IP";
@@ -132,6 +147,8 @@ impl Room {
                 store: None,
                 presence_pending: false,
                 presence_alarm_needed: false,
+                report_stamp: 0,
+                listed: false,
             }
         });
         f(live)
@@ -159,23 +176,110 @@ impl Room {
         self.with_live(|live| f(open_store(&mut live.store, &self.state)?))
     }
 
-    /// A backend push (`/internal/notify`), already authenticated by the worker.
+    /// A backend push (`/internal/notify`), already authenticated by the worker (or
+    /// forwarded by the organisation's directory). The answer's [`SOCKETS_HEADER`] says
+    /// how many sockets the room holds, so the directory drops a room that has none. Only
+    /// kinds that store something open the store: a push to an empty room leaves nothing.
     async fn notify(&self, mut req: Request) -> Result<Response> {
         let body = req.bytes().await?;
         let parsed = match NotifyRequest::parse(&body) {
             Ok(p) => p,
-            Err(message) => return Response::error(message, 400),
+            Err(message) => return json_error(&message, 400),
         };
+        let open = parsed.kind.touches_store()
+            && (parsed.kind.creates_store()
+                || crate::sql::has_schema(&self.state.storage().sql()).unwrap_or(true));
         let result = self.with_live(|live| {
-            let store = open_store(&mut live.store, &self.state)?;
-            let (outs, reached) = notify::apply(&parsed, &mut live.peers, store)?;
+            let (outs, reached) = if open {
+                let store = open_store(&mut live.store, &self.state)?;
+                notify::apply(&parsed, &mut live.peers, store)?
+            } else {
+                notify::apply(&parsed, &mut live.peers, &mut MemoryStore::default())?
+            };
             perform(live, outs);
-            Ok::<_, StoreError>(reached)
+            Ok::<_, StoreError>((reached, live.sockets.len()))
         });
         self.schedule_presence().await?;
         match result {
-            Ok(reached) => Response::from_json(&serde_json::json!({ "delivered": reached })),
-            Err(e) => Response::error(e.to_string(), 500),
+            Ok((reached, sockets)) => {
+                let mut answer = Response::from_json(&serde_json::json!({ "delivered": reached }))?;
+                answer
+                    .headers_mut()
+                    .set(SOCKETS_HEADER, &sockets.to_string())?;
+                Ok(answer)
+            }
+            Err(e) => json_error(&e.to_string(), 500),
+        }
+    }
+
+    /// `GET /internal/rooms/<room>/stats`, already authenticated by the worker: what the
+    /// store holds (read without creating a schema in a room nobody joined) and the live
+    /// sockets.
+    fn stats(&self, room: &RoomId) -> Result<Response> {
+        let sockets = self.with_live(|live| live.sockets.len());
+        let joined = self.with_live(|live| hub::presence(&live.peers));
+        let stored = match crate::sql::has_schema(&self.state.storage().sql()) {
+            Ok(false) => Ok(StoreStats::default()),
+            Ok(true) => self.with_store(|store| store.stats()),
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(stored) => {
+                let mut json = serde_json::to_value(stored)?;
+                json["room"] = room.as_str().into();
+                json["sockets"] = sockets.into();
+                json["joined"] = joined.into();
+                json["database_bytes"] = self.state.storage().sql().database_size().into();
+                Response::from_json(&json)
+            }
+            Err(e) => json_error(&e.to_string(), 500),
+        }
+    }
+
+    /// Tells the organisation's directory (auth mode `jwt`) that this room gained its first
+    /// socket (`live`; again with a later socket until the directory accepts it) or lost its
+    /// last. A failure is logged, never fatal: the directory heals itself (see
+    /// `crate::directory`).
+    async fn report(&self, room: &RoomId, live: bool) {
+        let auth_mode = self.env.var("AUTH_MODE").ok().map(|v| v.to_string());
+        let Some(org) = directory::reports_to(auth_mode.as_deref(), room) else {
+            return;
+        };
+        let stamp = self.with_live(|l| {
+            l.report_stamp = directory::next_stamp(l.report_stamp, now_ms());
+            l.listed = false;
+            l.report_stamp
+        });
+        let report = directory::Report {
+            room: room.as_str().to_owned(),
+            live,
+            stamp,
+        };
+        let result = async {
+            let body = serde_json::to_string(&report)?;
+            let mut init = RequestInit::new();
+            init.with_method(Method::Post).with_body(Some(body.into()));
+            let req = Request::new_with_init(REPORT_URL, &init)?;
+            let stub = self
+                .env
+                .durable_object(crate::org_directory::BINDING)?
+                .id_from_name(org)?
+                .get_stub()?;
+            let answer = stub.fetch_with_request(req).await?;
+            if answer.status_code() >= 300 {
+                console_error!(
+                    "the directory of {org} refused this room's report: {}",
+                    answer.status_code()
+                );
+            } else if live {
+                // Unless another report went out meanwhile.
+                self.with_live(|l| l.listed = l.report_stamp == stamp);
+            }
+            Ok::<_, worker::Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            console_error!("report to the directory of {org} failed: {e}");
         }
     }
 
@@ -262,14 +366,19 @@ impl Room {
             self.state
                 .accept_websocket_with_tags(&pair.server, &[peer_tag.as_str(), room_tag.as_str()]);
             pair.server.serialize_attachment(&peer)?;
-            self.with_live(|live| {
+            // The first socket, or one while the directory does not list the room: report.
+            let report = self.with_live(|live| {
                 live.sockets.insert(id, pair.server.clone());
                 // The CHALLENGE first (and maybe the oldest unjoined socket closed).
                 let outs = hub::accept(&mut live.peers, limits, peer);
                 perform(live, outs);
+                live.sockets.len() == 1 || !live.listed
             });
             // The alarm closes this socket if it has not joined by then.
             self.arm_by(deadline).await?;
+            if report {
+                self.report(room, true).await;
+            }
         }
         let mut builder = ResponseBuilder::new().with_status(101);
         if let Some(protocol) = crate::offered_protocol(req) {
@@ -306,8 +415,11 @@ impl Room {
     /// ([`hub::disposable`]); any other is idle from now, and its alarm deletes it one TTL
     /// later unless a socket comes back.
     async fn after_leave(&self) -> Result<()> {
-        let empty = self.with_live(|live| live.sockets.is_empty());
+        let (empty, room) = self.with_live(|live| (live.sockets.is_empty(), live.room.clone()));
         if empty {
+            if let Some(room) = &room {
+                self.report(room, false).await;
+            }
             let disposable = self
                 .with_store(|store| hub::disposable(store))
                 .map_err(|e| store_failure(&e))?;
@@ -416,6 +528,7 @@ impl DurableObject for Room {
             state,
             limits,
             live: RefCell::new(None),
+            env,
         }
     }
 
@@ -432,6 +545,7 @@ impl DurableObject for Room {
                 Response::from_json(&serde_json::json!({ "count": count }))
             }
             Ok(Route::Notify) => self.notify(req).await,
+            Ok(Route::Stats { room }) => self.stats(&room),
             // The Worker answers preflights itself.
             Ok(Route::Preflight) => Response::empty(),
             Err(rejection) => Response::error(rejection.message(), rejection.status()),

@@ -92,6 +92,12 @@ pub enum Route {
     },
     /// `POST /internal/notify`: a push from the application backend.
     Notify,
+    /// `GET /internal/rooms/:room/stats`: what the room stores, for operators (service
+    /// token, as notify).
+    Stats {
+        /// The room.
+        room: RoomId,
+    },
     /// `OPTIONS /room/:room/presence` (any origin): a browser's CORS preflight; answer
     /// 204 with [`cors_headers`].
     Preflight,
@@ -216,6 +222,14 @@ pub fn route(req: &RequestView<'_>, limits: &Limits) -> Result<Route, Rejection>
             } else {
                 Err(Rejection::MethodNotAllowed)
             }
+        }
+        ["internal", "rooms", room, "stats"] => {
+            if req.method != "GET" {
+                return Err(Rejection::MethodNotAllowed);
+            }
+            Ok(Route::Stats {
+                room: room_from_segment(room)?,
+            })
         }
         _ => Err(Rejection::NotFound),
     }
@@ -414,5 +428,29 @@ mod tests {
             query: None,
         };
         assert_eq!(route(&post, &Limits::default()), Ok(Route::Notify));
+        assert_eq!(
+            get("/internal/rooms/acme%3Aroadmap/stats", None, None),
+            Ok(Route::Stats {
+                room: RoomId::new("acme:roadmap").unwrap()
+            })
+        );
+        let post_stats = RequestView {
+            path: "/internal/rooms/r1/stats",
+            ..post
+        };
+        assert_eq!(
+            route(&post_stats, &Limits::default()),
+            Err(Rejection::MethodNotAllowed)
+        );
+        assert_eq!(
+            get("/internal/rooms/%FF/stats", None, None)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            get("/internal/rooms/r1", None, None),
+            Err(Rejection::NotFound)
+        );
     }
 }

@@ -31,8 +31,8 @@ use sealsync_core::SessionId;
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::store::{
-    envelope_digest, NewEvent, RoomStore, StoreError, StoredEvent, StoredSender, StoredSnapshot,
-    Usage, DIGEST_LEN,
+    envelope_digest, NewEvent, RoomStore, StoreError, StoreStats, StoredEvent, StoredSender,
+    StoredSnapshot, Usage, DIGEST_LEN,
 };
 
 const SCHEMA: &str = "
@@ -368,4 +368,59 @@ impl RoomStore for SqlStore {
         )?;
         Ok(!rows.is_empty())
     }
+
+    fn unban(&mut self, user: &str) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "DELETE FROM meta WHERE key = ?",
+                vec![SqlStorageValue::String(format!("ban:{user}"))],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let rows = self.rows(
+            "SELECT (SELECT MAX(seq) FROM events), \
+                    (SELECT COUNT(envelope) FROM events), \
+                    (SELECT COALESCE(SUM(LENGTH(envelope)), 0) FROM events), \
+                    (SELECT seq FROM snapshot WHERE id = 1), \
+                    (SELECT COALESCE(SUM(LENGTH(envelope)), 0) FROM snapshot), \
+                    (SELECT COUNT(*) FROM meta WHERE key >= 'ban:' AND key < 'ban;')",
+            Vec::new(),
+        )?;
+        let Some([head, events, event_bytes, snapshot_seq, snapshot_bytes, banned]) =
+            rows.first().map(Vec::as_slice)
+        else {
+            return Err(StoreError("the stats query returned no row".into()));
+        };
+        let (event_bytes, snapshot_bytes) = (as_u64(event_bytes)?, as_u64(snapshot_bytes)?);
+        Ok(StoreStats {
+            head_seq: as_u64(head)?.max(as_u64(snapshot_seq)?),
+            stored_events: as_u64(events)?,
+            event_bytes,
+            snapshot_seq: as_u64(snapshot_seq)?,
+            snapshot_bytes,
+            stored_bytes: event_bytes + snapshot_bytes,
+            banned: as_u64(banned)?,
+        })
+    }
+}
+
+/// Whether the room's schema exists: a room nobody joined has none, and the stats of such
+/// a room are read without creating it.
+///
+/// # Errors
+/// [`StoreError`] when SQLite fails.
+pub fn has_schema(sql: &SqlStorage) -> Result<bool, StoreError> {
+    let rows = sql
+        .exec(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+            None,
+        )
+        .map_err(err)?
+        .raw()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    Ok(!rows.is_empty())
 }

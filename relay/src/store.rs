@@ -213,6 +213,37 @@ pub trait RoomStore {
     /// # Errors
     /// [`StoreError`] when storage fails.
     fn any_banned(&self) -> Result<bool, StoreError>;
+
+    /// Forgets `user`'s ban, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn unban(&mut self, user: &str) -> Result<(), StoreError>;
+
+    /// What the room stores, for operators (`GET /internal/rooms/<room>/stats`).
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+}
+
+/// What a room stores, in numbers: each one SQL aggregate in the Durable Object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct StoreStats {
+    /// The highest sequence ever assigned.
+    pub head_seq: u64,
+    /// Events whose envelope is stored (not compacted into the snapshot).
+    pub stored_events: u64,
+    /// Their envelope bytes.
+    pub event_bytes: u64,
+    /// The sequence the snapshot covers, 0 without one.
+    pub snapshot_seq: u64,
+    /// The snapshot's envelope bytes, 0 without one.
+    pub snapshot_bytes: u64,
+    /// Envelope bytes stored in all: events and snapshot (what `MAX_HISTORY_BYTES` caps).
+    pub stored_bytes: u64,
+    /// Users banned from the room.
+    pub banned: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -344,5 +375,66 @@ impl RoomStore for MemoryStore {
 
     fn any_banned(&self) -> Result<bool, StoreError> {
         Ok(!self.banned.is_empty())
+    }
+
+    fn unban(&mut self, user: &str) -> Result<(), StoreError> {
+        self.banned.remove(user);
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let usage = self.usage()?;
+        let snapshot_bytes = self
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.envelope.len() as u64);
+        Ok(StoreStats {
+            head_seq: self.head_seq()?,
+            stored_events: usage.events,
+            event_bytes: usage.bytes - snapshot_bytes,
+            snapshot_seq: self.snapshot_seq()?,
+            snapshot_bytes,
+            stored_bytes: usage.bytes,
+            banned: self.banned.len() as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_count_stored_envelopes_the_snapshot_and_bans() {
+        let mut store = MemoryStore::default();
+        assert_eq!(store.stats().unwrap(), StoreStats::default());
+        for seq in 1..=3u64 {
+            let envelope = vec![0u8; 100 * usize::try_from(seq).unwrap()];
+            store
+                .append(NewEvent {
+                    seq,
+                    relay_time: seq,
+                    session: SessionId([1; 16]),
+                    counter: seq,
+                    channel: ChannelTag([2; 16]),
+                    envelope: &envelope,
+                    digest: envelope_digest(&envelope),
+                })
+                .unwrap();
+        }
+        store.put_snapshot(2, &[0u8; 50]).unwrap();
+        store.ban("mallory").unwrap();
+        assert_eq!(
+            store.stats().unwrap(),
+            StoreStats {
+                head_seq: 3,
+                stored_events: 1,
+                event_bytes: 300,
+                snapshot_seq: 2,
+                snapshot_bytes: 50,
+                stored_bytes: 350,
+                banned: 1,
+            }
+        );
     }
 }

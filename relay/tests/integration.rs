@@ -2347,3 +2347,458 @@ async fn auth_a_ban_outlives_every_socket_of_a_room_with_no_history() {
     };
     assert_eq!(code, 4010, "the banned user came back");
 }
+
+// ------------------------------------------------------- backend push, operators (issue 15)
+
+/// The service token's header pair, for the internal endpoints.
+fn service_headers(token: &(String, String)) -> [(&str, &str); 2] {
+    [
+        ("Sealsync-Service-Id", token.0.as_str()),
+        ("Sealsync-Service-Secret", token.1.as_str()),
+    ]
+}
+
+/// `GET /internal/rooms/<room>/stats` with the service token: (status, JSON).
+async fn stats(base: &str, token: &(String, String), room: &str) -> (u16, serde_json::Value) {
+    let path = format!("/internal/rooms/{}/stats", room.replace(':', "%3A"));
+    let (status, body) = http_get(base, &path, &service_headers(token)).await;
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+/// The `error` member of a JSON error answer.
+fn json_error(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|_| panic!("the error answer is not JSON: {body}"));
+    v["error"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn notify_types_and_bad_requests_get_json_errors() {
+    let base = relay();
+    let token = service_token().unwrap();
+    let room = unique_room("typed");
+    let keys = room_keys(&room);
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    // Without NOTIFY_TYPES any type is accepted; the client gets it with the data.
+    let typed = serde_json::json!({
+        "room": room, "kind": "broadcast", "type": "todo.assigned", "data": {"id": 7}
+    });
+    assert_eq!(
+        notify(&base, &token, &typed).await,
+        (200, r#"{"delivered":1}"#.into())
+    );
+    assert_eq!(
+        a.recv_data().await,
+        RelayFrame::Notify {
+            json: r#"{"data":{"id":7},"type":"todo.assigned"}"#.into()
+        }
+    );
+    for (bad, why) in [
+        (
+            serde_json::json!({"room": room, "kind": "ban", "user": "a", "users": ["b"]}),
+            "not both",
+        ),
+        (
+            serde_json::json!({"org": "acme", "kind": "broadcast", "data": 1}),
+            "AUTH_MODE",
+        ),
+        (
+            serde_json::json!({"room": room, "kind": "broadcast", "data": 1, "type": "no spaces"}),
+            "type",
+        ),
+        (
+            serde_json::json!({"room": room, "kind": "unban"}),
+            "needs a user",
+        ),
+    ] {
+        let (status, body) = notify(&base, &token, &bad).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(json_error(&body).contains(why), "{bad}: {body}");
+    }
+    let wrong = (token.0.clone(), "wrong-secret-wrong-secret".to_owned());
+    let (status, body) = notify(&base, &wrong, &typed).await;
+    assert_eq!(status, 401);
+    assert!(json_error(&body).contains("service token"));
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn stats_report_what_a_room_stores_to_the_service_token_only() {
+    let base = relay();
+    let token = service_token().unwrap();
+    let room = unique_room("stats");
+    let keys = room_keys(&room);
+    // A room nobody joined stores nothing (and asking does not create it).
+    let (status, empty) = stats(&base, &token, &room).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            &empty["head_seq"],
+            &empty["stored_events"],
+            &empty["stored_bytes"],
+            &empty["sockets"]
+        ),
+        (&0.into(), &0.into(), &0.into(), &0.into())
+    );
+    let mut a = Peer::connect(&base, &room, &keys).await;
+    a.hello(0).await;
+    let (first, _) = a.publish(b"one").await;
+    let (second, _) = a.publish(b"two").await;
+    let (status, s) = stats(&base, &token, &room).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["room"], room.as_str());
+    assert_eq!(s["head_seq"], 2);
+    assert_eq!(s["stored_events"], 2);
+    let bytes = (first.len() + second.len()) as u64;
+    assert_eq!(s["event_bytes"], bytes);
+    assert_eq!(s["stored_bytes"], bytes);
+    assert_eq!(
+        (&s["snapshot_seq"], &s["snapshot_bytes"]),
+        (&0.into(), &0.into())
+    );
+    assert_eq!(
+        (&s["sockets"], &s["joined"], &s["banned"]),
+        (&1.into(), &1.into(), &0.into())
+    );
+    assert!(s["database_bytes"].as_u64().unwrap() > 0);
+    // The service token is required, as for notify.
+    let path = format!("/internal/rooms/{room}/stats");
+    let (status, body) = http_get(&base, &path, &[]).await;
+    assert_eq!(status, 401);
+    assert!(json_error(&body).contains("service token"));
+    let (status, body) = http(&base, "POST", &path, &service_headers(&token), "").await;
+    assert_eq!(status, 405);
+    assert!(json_error(&body).contains("method"));
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn auth_notify_reaches_several_users_in_one_call() {
+    let base = relay();
+    let notify_token = service_token().unwrap();
+    let room = unique_room("acme:many-users");
+    let keys = room_keys(&room);
+    let mut peers = Vec::new();
+    for user in ["ann", "ben", "cat"] {
+        let t = token(user, "acme", Some(&room), None, false).unwrap();
+        peers.push(Peer::join_with_token(&base, &room, &t, &keys).await.0);
+    }
+    let direct = serde_json::json!({
+        "room": room, "kind": "direct", "users": ["ann", "cat", "nobody"], "data": {"n": 1}
+    });
+    assert_eq!(
+        notify(&base, &notify_token, &direct).await,
+        (200, r#"{"delivered":2}"#.into())
+    );
+    for i in [0, 2] {
+        assert_eq!(
+            peers[i].recv_data().await,
+            RelayFrame::Notify {
+                json: r#"{"n":1}"#.into()
+            }
+        );
+    }
+    // ben heard nothing: the next thing he gets is a broadcast.
+    let all = serde_json::json!({"room": room, "kind": "broadcast", "data": "all"});
+    assert_eq!(notify(&base, &notify_token, &all).await.0, 200);
+    assert_eq!(
+        peers[1].recv_data().await,
+        RelayFrame::Notify {
+            json: r#""all""#.into()
+        }
+    );
+    // role for two users at once: each gets ACCESS, then the notice.
+    let role = serde_json::json!({
+        "room": room, "kind": "role", "users": ["ann", "ben"], "role": "viewer"
+    });
+    assert_eq!(
+        notify(&base, &notify_token, &role).await,
+        (200, r#"{"delivered":2}"#.into())
+    );
+    for i in [0, 1] {
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            match peers[i].recv_data().await {
+                RelayFrame::Notify { json } if json == r#""all""# => {}
+                frame => got.push(frame),
+            }
+        }
+        assert_eq!(
+            got[0],
+            RelayFrame::Access {
+                access: Access::ReadOnly
+            }
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn auth_deny_turns_a_guest_away_without_a_ban_and_unban_lets_a_user_back() {
+    let base = relay();
+    let notify_token = service_token().unwrap();
+    let room = unique_room("acme:deny");
+    let keys = room_keys(&room);
+    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false).unwrap();
+    let guest_token = token("gus", "acme", Some(&room), None, true).unwrap();
+    let (mut owner, _) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
+    let (mut guest, welcome) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
+    assert_eq!(welcome.access, Access::Pending);
+    // deny reaches only pending sockets: olga (a member) is not closed.
+    let deny = serde_json::json!({"room": room, "kind": "deny", "users": ["gus", "olga"]});
+    assert_eq!(
+        notify(&base, &notify_token, &deny).await,
+        (200, r#"{"delivered":1}"#.into())
+    );
+    let (frames, code) = guest.recv_close().await;
+    assert_eq!(code, 4003);
+    assert!(frames.iter().any(|f| matches!(
+        f,
+        RelayFrame::Error {
+            code: RelayErrorCode::Forbidden,
+            fatal: true,
+            ..
+        }
+    )));
+    // The guest's join (2), then its leaving (1).
+    assert_eq!(owner.recv().await, RelayFrame::Presence { count: 2 });
+    assert_eq!(owner.recv().await, RelayFrame::Presence { count: 1 });
+    // Not banned: the guest may ask again, and waits as a pending guest.
+    let (_guest, welcome) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
+    assert_eq!(welcome.access, Access::Pending);
+
+    // ban, then unban: the user is refused, then comes back.
+    let ban = serde_json::json!({"room": room, "kind": "ban", "user": "bea"});
+    assert_eq!(notify(&base, &notify_token, &ban).await.0, 200);
+    let bea = token("bea", "acme", Some(&room), None, false).unwrap();
+    let mut refused = connect_with_token(&base, &room, Some(&bea)).await.unwrap();
+    assert_eq!(close_of(&mut refused).await.1, 4010);
+    let (status, s) = stats(&base, &notify_token, &room).await;
+    assert_eq!((status, &s["banned"]), (200, &1.into()));
+    let unban = serde_json::json!({"room": room, "kind": "unban", "user": "bea"});
+    assert_eq!(
+        notify(&base, &notify_token, &unban).await,
+        (200, r#"{"delivered":0}"#.into())
+    );
+    let (_bea, welcome) = Peer::join_with_token(&base, &room, &bea, &keys).await;
+    assert_eq!(welcome.access, Access::Write);
+    assert_eq!(stats(&base, &notify_token, &room).await.1["banned"], 0);
+}
+
+/// An org-wide push: (status, JSON summary).
+async fn org_push(
+    base: &str,
+    token: &(String, String),
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let (status, body) = notify(base, token, body).await;
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn auth_org_broadcast_reaches_every_live_room_of_the_org_and_no_other() {
+    let base = relay();
+    let notify_token = service_token().unwrap();
+    let org = unique_room("org");
+    let other_org = unique_room("other");
+    let (room_a, room_b, room_x) = (
+        format!("{org}:a"),
+        format!("{org}:b"),
+        format!("{other_org}:a"),
+    );
+    let mut peers = Vec::new();
+    for (room, org) in [(&room_a, &org), (&room_b, &org), (&room_x, &other_org)] {
+        let keys = room_keys(room);
+        let t = token("ann", org, None, None, false).unwrap();
+        peers.push(Peer::join_with_token(&base, room, &t, &keys).await.0);
+    }
+    let push = serde_json::json!({
+        "org": org, "kind": "broadcast", "type": "org.notice", "data": {"hello": "org"}
+    });
+    let (status, summary) = org_push(&base, &notify_token, &push).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "rooms": 2, "delivered": 2, "failed": 0, "dropped": 0, "directory_full": false
+        })
+    );
+    for p in &mut peers[..2] {
+        assert_eq!(
+            p.recv_data().await,
+            RelayFrame::Notify {
+                json: r#"{"data":{"hello":"org"},"type":"org.notice"}"#.into()
+            }
+        );
+    }
+    // The other org's room heard nothing: its next frame is its own org's push.
+    let other = serde_json::json!({"org": other_org, "kind": "broadcast", "data": "mine"});
+    assert_eq!(
+        org_push(&base, &notify_token, &other).await.1["delivered"],
+        1
+    );
+    assert_eq!(
+        peers[2].recv_data().await,
+        RelayFrame::Notify {
+            json: r#""mine""#.into()
+        }
+    );
+    // Sockets may not push: a room path for the internal endpoint is not a route.
+    let t = token("ann", &org, None, None, false).unwrap();
+    let (status, body) = http(
+        &base,
+        "POST",
+        "/internal/org/notify",
+        &[("Authorization", &format!("Bearer {t}"))],
+        &push.to_string(),
+    )
+    .await;
+    assert_eq!((status, json_error(&body)), (404, "not found".to_owned()));
+    // The last socket of room b leaves: the room drops out of the directory.
+    let mut b = peers.remove(1);
+    b.ws.close(None).await.unwrap();
+    let _ = drain_frames(&mut b.ws, Duration::from_millis(500)).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, summary) = org_push(&base, &notify_token, &push).await;
+        assert_eq!(status, 200);
+        if summary["rooms"] == 1 {
+            assert_eq!(summary["delivered"], 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "room b is still listed: {summary}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A token for `room` signed with the PEM private key `name` of `tests/fixtures/pem`
+/// (`ed25519`, `es256`, `rs256`; relay/tests/run.sh configures the public keys).
+fn pem_token(name: &str, alg: &str, user: &str, room: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use p256::pkcs8::DecodePrivateKey as _;
+    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    let path = format!(
+        "{}/tests/fixtures/pem/{name}.key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let key = std::fs::read_to_string(path).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = sealsync_relay::auth::Claims {
+        sub: user.into(),
+        org: room.split_once(':').unwrap().0.into(),
+        room: Some(room.into()),
+        exp: now + 600,
+        nbf: None,
+        role: None,
+        guest: false,
+    };
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+    let input = format!("{header}.{payload}");
+    let signature: Vec<u8> = match name {
+        "ed25519" => ed25519_compact::KeyPair::from_pem(&key)
+            .unwrap()
+            .sk
+            .sign(input.as_bytes(), None)
+            .to_vec(),
+        "es256" => {
+            let sk = p256::ecdsa::SigningKey::from_pkcs8_pem(&key).unwrap();
+            let sig: p256::ecdsa::Signature = sk.sign(input.as_bytes());
+            sig.to_bytes().to_vec()
+        }
+        _ => {
+            let sk = rsa::PrivateKey::from_pkcs8_pem(&key).unwrap();
+            let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(sk);
+            signer.sign(input.as_bytes()).to_vec()
+        }
+    };
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn auth_pem_keys_verify_tokens_of_each_algorithm() {
+    let base = relay();
+    // The raw Ed25519 key of the same JWT_PUBLIC_KEYS still works beside the PEM ones.
+    let room = unique_room("acme:pem");
+    let raw = token("raw", "acme", Some(&room), None, false).unwrap();
+    let keys = room_keys(&room);
+    let (_raw, _) = Peer::join_with_token(&base, &room, &raw, &keys).await;
+    for (name, alg) in [("ed25519", "EdDSA"), ("es256", "ES256"), ("rs256", "RS256")] {
+        let t = pem_token(name, alg, name, &room);
+        let (_peer, welcome) = Peer::join_with_token(&base, &room, &t, &keys).await;
+        assert_eq!(welcome.access, Access::Write, "{alg}");
+        // The token's header says another algorithm: no key verifies it.
+        let (h, rest) = t.split_once('.').unwrap();
+        let other = if alg == "RS256" { "ES256" } else { "RS256" };
+        let swapped = format!(r#"{{"alg":"{other}","typ":"JWT"}}"#);
+        let lie = format!(
+            "{}.{rest}",
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, swapped)
+        );
+        assert_ne!(h, lie.split('.').next().unwrap());
+        assert_eq!(
+            connect_with_token(&base, &room, Some(&lie)).await.err(),
+            Some(403),
+            "{alg}"
+        );
+    }
+}
+
+/// The types of `NOTIFY_TYPES` in the typed phase of relay/tests/run.sh.
+fn notify_types() -> Vec<String> {
+    let Some(types) = env("SEALSYNC_RELAY_NOTIFY_TYPES") else {
+        panic!("SEALSYNC_RELAY_NOTIFY_TYPES is not set (the typed phase): run the integration tests with relay/tests/run.sh")
+    };
+    types.split(',').map(str::to_owned).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn typed_only_allowed_types_are_pushed_and_reach_clients_with_their_type() {
+    let base = relay();
+    let notify_token = service_token().unwrap();
+    let allowed = notify_types();
+    let room = unique_room("acme:typed");
+    let keys = room_keys(&room);
+    let t = token("ann", "acme", Some(&room), None, false).unwrap();
+    let (mut ann, _) = Peer::join_with_token(&base, &room, &t, &keys).await;
+    let push = serde_json::json!({
+        "room": room, "kind": "direct", "user": "ann", "type": allowed[0], "data": {"todo": 3}
+    });
+    assert_eq!(
+        notify(&base, &notify_token, &push).await,
+        (200, r#"{"delivered":1}"#.into())
+    );
+    assert_eq!(
+        ann.recv_data().await,
+        RelayFrame::Notify {
+            json: format!(r#"{{"data":{{"todo":3}},"type":"{}"}}"#, allowed[0])
+        }
+    );
+    let mut other = push.clone();
+    other["type"] = "todo.deleted".into();
+    let (status, body) = notify(&base, &notify_token, &other).await;
+    assert_eq!(status, 400);
+    assert!(json_error(&body).contains("not allowed"), "{body}");
+    let mut untyped = push.clone();
+    untyped.as_object_mut().unwrap().remove("type");
+    let (status, body) = notify(&base, &notify_token, &untyped).await;
+    assert_eq!(status, 400);
+    assert!(json_error(&body).contains("needs a type"), "{body}");
+    // Side effects need no type; an org-wide push is checked the same way.
+    let role = serde_json::json!({"room": room, "kind": "role", "user": "ann", "role": "editor"});
+    assert_eq!(notify(&base, &notify_token, &role).await.0, 200);
+    let org = serde_json::json!({"org": "acme", "kind": "broadcast", "type": "nope", "data": 1});
+    assert_eq!(notify(&base, &notify_token, &org).await.0, 400);
+}

@@ -4,8 +4,13 @@
 //! - a JWK Set, `{"keys":[…]}`, as identity providers publish it at their JWKS address:
 //!   `OKP`/`Ed25519` keys verify `EdDSA`, `EC`/`P-256` keys verify `ES256`, and `RSA` keys
 //!   of [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits verify `RS256`; or
-//! - comma-separated base64url of raw 32-byte Ed25519 public keys (what the `mint_token`
-//!   example prints).
+//! - a list of keys separated by commas or whitespace, each either the base64url of a raw
+//!   32-byte Ed25519 public key (what the `mint_token` example prints) or a PEM block
+//!   `-----BEGIN PUBLIC KEY-----` … `-----END PUBLIC KEY-----` holding an SPKI public key
+//!   (`openssl pkey -pubout`): Ed25519 (verifies `EdDSA`), EC on P-256 (verifies `ES256`)
+//!   or RSA of [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits (verifies `RS256`). A PEM key has
+//!   no `kid`. Where the value cannot hold line breaks, they may be written `\n` (the two
+//!   characters backslash and `n`), as many secret stores and `.env` files do.
 //!
 //! The key decides the algorithm, never the token: a token whose `alg` is not its key's
 //! algorithm is not verified by that key. A token with a `kid` is not checked against keys
@@ -220,17 +225,7 @@ impl PublicKey {
             ("RSA", _) => {
                 let n = jwk.bytes("n", jwk.n.as_ref())?;
                 let e = jwk.bytes("e", jwk.e.as_ref())?;
-                let key = rsa::PublicKey::new_with_size_limits(
-                    BoxedUint::from_be_slice_vartime(&n),
-                    BoxedUint::from_be_slice_vartime(&e),
-                    MIN_RSA_BITS..=MAX_RSA_BITS,
-                )
-                .map_err(|err| {
-                    AuthConfigError(format!(
-                        "JWK {name}: not a usable RSA key ({err}; {MIN_RSA_BITS} to \
-                         {MAX_RSA_BITS} bits)"
-                    ))
-                })?;
+                let key = rsa_key(&n, &e, &format!("JWK {name}"))?;
                 Verifier::Rsa(Box::new(rsa::pkcs1v15::VerifyingKey::new(key)))
             }
             (kty, crv) => {
@@ -257,8 +252,128 @@ impl PublicKey {
     }
 }
 
+/// The PEM label of an SPKI public key.
+const PEM_BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
+const PEM_END: &str = "-----END PUBLIC KEY-----";
+
+/// One entry of a `JWT_PUBLIC_KEYS` list.
+enum Entry {
+    /// A whole PEM block, `BEGIN` to `END` line.
+    Pem(String),
+    /// A raw base64url Ed25519 key.
+    Raw(String),
+}
+
+/// Splits a key list (not a JWK Set) into its entries: PEM blocks and raw keys, separated
+/// by commas or whitespace. Line breaks written as the two characters `\n` (and `\r`)
+/// count as real ones: neither PEM nor base64url holds a backslash.
+fn entries(raw: &str) -> Result<Vec<Entry>, AuthConfigError> {
+    let text = raw.replace("\\r", "\r").replace("\\n", "\n");
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        if rest.starts_with("-----BEGIN") {
+            if !rest.starts_with(PEM_BEGIN) {
+                let label: String = rest.chars().take(40).collect();
+                return Err(AuthConfigError(format!(
+                    "JWT_PUBLIC_KEYS holds a PEM block that is not a public key ({label}…); \
+                     put only public keys there, as `openssl pkey -pubout` prints them \
+                     ({PEM_BEGIN})"
+                )));
+            }
+            let end = rest.find(PEM_END).ok_or_else(|| {
+                AuthConfigError(format!(
+                    "JWT_PUBLIC_KEYS: a PEM block has no {PEM_END} line"
+                ))
+            })? + PEM_END.len();
+            out.push(Entry::Pem(rest[..end].to_owned()));
+            rest = &rest[end..];
+        } else {
+            let end = rest
+                .find(|c: char| c == ',' || c.is_whitespace())
+                .unwrap_or(rest.len());
+            out.push(Entry::Raw(rest[..end].to_owned()));
+            rest = &rest[end..];
+        }
+    }
+}
+
+impl PublicKey {
+    /// A key from one PEM block holding an SPKI public key (Ed25519, P-256 or RSA).
+    fn from_pem(block: &str) -> Result<Self, AuthConfigError> {
+        use spki::der::{asn1::ObjectIdentifier, Decode as _, DecodePem as _};
+        const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+        const EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+        const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+        const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+        let bad = |why: String| AuthConfigError(format!("JWT_PUBLIC_KEYS: a PEM key {why}"));
+        let info = spki::SubjectPublicKeyInfoOwned::from_pem(block)
+            .map_err(|e| bad(format!("is not a well-formed SPKI public key ({e})")))?;
+        let bits = info
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| bad("has a key of a partial byte".into()))?;
+        let oid = info.algorithm.oid;
+        let verifier = if oid == ED25519 {
+            ed25519_compact::PublicKey::from_slice(bits)
+                .map(Verifier::Ed25519)
+                .map_err(|_| bad("(Ed25519) is not 32 bytes".into()))?
+        } else if oid == EC {
+            let curve = info
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+            if curve != Some(P256) {
+                return Err(bad(
+                    "is an EC key on another curve than P-256; ES256 needs P-256".into(),
+                ));
+            }
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(bits)
+                .map(Verifier::P256)
+                .map_err(|_| bad("(P-256) is not a point on the curve".into()))?
+        } else if oid == RSA {
+            let key = rsa::pkcs1::RsaPublicKey::<spki::der::asn1::UintRef<'_>>::from_der(bits)
+                .map_err(|e| bad(format!("(RSA) is not an RSAPublicKey ({e})")))?;
+            Verifier::Rsa(Box::new(rsa::pkcs1v15::VerifyingKey::new(rsa_key(
+                key.modulus.as_bytes(),
+                key.public_exponent.as_bytes(),
+                "a PEM RSA key",
+            )?)))
+        } else {
+            return Err(bad(format!(
+                "has the algorithm {oid}, which is not supported; use Ed25519 (EdDSA), \
+                 EC P-256 (ES256) or RSA (RS256)"
+            )));
+        };
+        Ok(Self {
+            kid: None,
+            verifier,
+        })
+    }
+}
+
+/// An RSA key of modulus `n` and exponent `e` (big-endian), within [`MIN_RSA_BITS`] to
+/// [`MAX_RSA_BITS`]; `name` names it in the error.
+fn rsa_key(n: &[u8], e: &[u8], name: &str) -> Result<rsa::PublicKey, AuthConfigError> {
+    rsa::PublicKey::new_with_size_limits(
+        BoxedUint::from_be_slice_vartime(n),
+        BoxedUint::from_be_slice_vartime(e),
+        MIN_RSA_BITS..=MAX_RSA_BITS,
+    )
+    .map_err(|err| {
+        AuthConfigError(format!(
+            "{name}: not a usable RSA key ({err}; {MIN_RSA_BITS} to {MAX_RSA_BITS} bits)"
+        ))
+    })
+}
+
 impl KeySet {
-    /// Parses `JWT_PUBLIC_KEYS`: a JWK Set, or comma-separated raw Ed25519 keys.
+    /// Parses `JWT_PUBLIC_KEYS`: a JWK Set, or a list of PEM blocks and raw Ed25519 keys.
     ///
     /// # Errors
     /// [`AuthConfigError`] naming the first key that is malformed, private, of an
@@ -276,21 +391,22 @@ impl KeySet {
                 .map(PublicKey::from_jwk)
                 .collect::<Result<Vec<_>, _>>()?
         } else {
-            raw.split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(|k| {
-                    URL_SAFE_NO_PAD
-                        .decode(k)
+            entries(raw)?
+                .into_iter()
+                .map(|entry| match entry {
+                    Entry::Pem(block) => PublicKey::from_pem(&block),
+                    Entry::Raw(k) => URL_SAFE_NO_PAD
+                        .decode(&k)
                         .ok()
                         .and_then(|b| ed25519_compact::PublicKey::from_slice(&b).ok())
                         .map(PublicKey::ed25519)
                         .ok_or_else(|| {
                             AuthConfigError(format!(
                                 "JWT_PUBLIC_KEYS entry {k:?} is not 32 bytes of base64url \
-                                 (an Ed25519 key) and the value is not a JWK Set"
+                                 (an Ed25519 key), nor a PEM block, and the value is not a \
+                                 JWK Set"
                             ))
-                        })
+                        }),
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };

@@ -397,3 +397,96 @@ fn auth_mode_from_vars() {
     assert!(AuthMode::from_vars(vars("jwt", "short".into())).is_err());
     assert!(AuthMode::from_vars(vars("oauth", pk)).is_err());
 }
+
+/// A PEM file of `tests/fixtures/pem` (made by OpenSSL: `fixtures/pem/make.sh`).
+fn pem(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/pem/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// A token for `claims()` signed with the PEM private key `name` (`ed25519`, `es256`,
+/// `rs256`) under `alg`.
+fn pem_signed(name: &str, alg: &str) -> String {
+    use p256::pkcs8::DecodePrivateKey as _;
+    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+    let input = format!("{header}.{payload}");
+    let key = pem(&format!("{name}.key.pem"));
+    let signature: Vec<u8> = match name {
+        "ed25519" => KeyPair::from_pem(&key)
+            .unwrap()
+            .sk
+            .sign(input.as_bytes(), None)
+            .to_vec(),
+        "es256" => {
+            let sk = p256::ecdsa::SigningKey::from_pkcs8_pem(&key).unwrap();
+            let sig: p256::ecdsa::Signature = sk.sign(input.as_bytes());
+            sig.to_bytes().to_vec()
+        }
+        _ => {
+            let sk = rsa::PrivateKey::from_pkcs8_pem(&key).unwrap();
+            let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(sk);
+            signer.sign(input.as_bytes()).to_vec()
+        }
+    };
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+#[test]
+fn pem_public_keys_of_each_algorithm_verify_their_tokens() {
+    let all = format!(
+        "{}{}{}",
+        pem("ed25519.pem"),
+        pem("es256.pem"),
+        pem("rs256.pem")
+    );
+    let set = KeySet::parse(&all).unwrap();
+    let algs: Vec<_> = set.keys().iter().map(|k| k.algorithm()).collect();
+    assert_eq!(algs, [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256]);
+    assert!(set.keys().iter().all(|k| k.kid().is_none()));
+    for (name, alg) in [("ed25519", "EdDSA"), ("es256", "ES256"), ("rs256", "RS256")] {
+        let token = pem_signed(name, alg);
+        assert_eq!(verify(&token, &set, &room(), NOW), Ok(claims()), "{name}");
+        // Each key verifies only its own algorithm's tokens.
+        let only = KeySet::parse(&pem(&format!("{name}.pem"))).unwrap();
+        assert_eq!(only.keys().len(), 1);
+        assert!(verify(&token, &only, &room(), NOW).is_ok(), "{name}");
+        let other = if name == "es256" { "ed25519" } else { "es256" };
+        let wrong = KeySet::parse(&pem(&format!("{other}.pem"))).unwrap();
+        assert_eq!(
+            verify(&token, &wrong, &room(), NOW),
+            Err(AuthError::BadSignature),
+            "{name} checked against {other}"
+        );
+    }
+}
+
+#[test]
+fn pem_lists_mix_with_raw_keys_and_take_escaped_line_breaks() {
+    let raw = URL_SAFE_NO_PAD.encode(*key(1).pk);
+    // As a secret store or a `.env` line holds it: `\n` for each line break, and commas.
+    let escaped = format!("{},{raw}, {}", pem("es256.pem"), pem("rs256.pem")).replace('\n', "\\n");
+    let set = KeySet::parse(&escaped).unwrap();
+    let algs: Vec<_> = set.keys().iter().map(|k| k.algorithm()).collect();
+    assert_eq!(algs, [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Rs256]);
+    let token = pem_signed("rs256", "RS256");
+    assert!(verify(&token, &set, &room(), NOW).is_ok());
+    let crlf = pem("ed25519.pem").replace('\n', "\r\n");
+    assert_eq!(KeySet::parse(&crlf).unwrap().keys().len(), 1);
+}
+
+#[test]
+fn bad_pem_keys_are_refused_with_a_reason() {
+    let err = |raw: &str| KeySet::parse(raw).unwrap_err().0;
+    // A private key never belongs in JWT_PUBLIC_KEYS.
+    assert!(err(&pem("es256.key.pem")).contains("not a public key"));
+    // P-384 is a valid SPKI key, but not one ES256 verifies.
+    assert!(err(&pem("p384.pem")).contains("P-256"));
+    let unterminated = pem("es256.pem").replace("-----END PUBLIC KEY-----", "");
+    assert!(err(&unterminated).contains("END PUBLIC KEY"));
+    let mangled = pem("rs256.pem").replacen("MII", "MIX", 1);
+    assert!(err(&mangled).contains("PEM key"));
+    // The first PEM of the list is fine, the raw entry after it is not.
+    assert!(err(&format!("{},not-a-key", pem("ed25519.pem"))).contains("not-a-key"));
+}

@@ -1466,6 +1466,12 @@ impl RoomStore for LegacyStore {
     fn any_banned(&self) -> Result<bool, StoreError> {
         self.0.any_banned()
     }
+    fn unban(&mut self, user: &str) -> Result<(), StoreError> {
+        self.0.unban(user)
+    }
+    fn stats(&self) -> Result<crate::store::StoreStats, StoreError> {
+        self.0.stats()
+    }
 }
 
 #[test]
