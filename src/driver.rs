@@ -673,7 +673,6 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
         ClientEvent::Status(status) => {
             if status == Status::Live {
                 forget_adopted(shared);
-                crate::replica::on_live(shared);
             }
             if let Ok(mut inner) = shared.inner.try_borrow_mut() {
                 inner.sync.status(&status);

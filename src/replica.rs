@@ -9,9 +9,10 @@
 //! `sealsync:replica:<room>`; the others of the room wait for it and take over when the
 //! holder's tab closes. The holder writes what the core keeps
 //! ([`sealsync_core::client::Output::Keep`]), one transaction per task: the core keeps
-//! nothing before the room is first live (the relay accepted the key: a wrong password never
-//! overwrites the replica), and then starts with a snapshot of the whole state. A session
-//! that gets the lock later starts with [`sealsync_core::client::Client::history_snapshot`]. Without Web Locks every session writes; that stays consistent (an
+//! nothing before it has proof that its key is the room's (a wrong password never
+//! overwrites the replica; see `ClientConfig::keep_history`). A session that gets the lock
+//! after it dropped something the core kept starts with
+//! [`sealsync_core::client::Client::history_snapshot`]. Without Web Locks every session writes; that stays consistent (an
 //! event's record is the same whoever writes it, and a snapshot is valid at its sequence),
 //! at worst leaving a hole the relay fills on the next join.
 
@@ -31,8 +32,8 @@ pub(crate) struct Writer {
     lock: Option<SessionLock>,
     /// Writing: the lock is held.
     active: bool,
-    /// The room was live on this session (the core keeps from then on).
-    seen_live: bool,
+    /// Something the core kept was dropped (this session did not hold the lock yet).
+    dropped: bool,
     /// What the core kept since the last write.
     queue: Vec<Kept>,
     /// A write of `queue` is queued for the end of this task.
@@ -68,8 +69,9 @@ pub(crate) fn request(shared: &Rc<Shared>) {
             }
             inner.writer.lock = Some(lock);
             inner.writer.active = true;
-            if !inner.writer.seen_live {
-                // The core's first keep, when live, is a snapshot of everything.
+            if !inner.writer.dropped {
+                // What the core keeps from now on follows what is stored (or, when the
+                // core has not started keeping, begins with what replaces it).
                 return;
             }
             match inner.client.history_snapshot() {
@@ -87,13 +89,6 @@ pub(crate) fn request(shared: &Rc<Shared>) {
     });
 }
 
-/// The room went live (the core keeps from the first time on).
-pub(crate) fn on_live(shared: &Rc<Shared>) {
-    if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-        inner.writer.seen_live = true;
-    }
-}
-
 /// What the core kept: written at the end of the task by the writing session, dropped by
 /// the others.
 pub(crate) fn on_keep(shared: &Rc<Shared>, kept: Kept) {
@@ -102,6 +97,7 @@ pub(crate) fn on_keep(shared: &Rc<Shared>, kept: Kept) {
             return;
         };
         if !inner.writer.active {
+            inner.writer.dropped = true;
             return;
         }
         inner.writer.queue.push(kept);

@@ -141,9 +141,11 @@ pub struct ClientConfig {
     /// A connection that stayed live this long resets the backoff (default 10 s).
     pub healthy_after_ms: u64,
     /// Emit [`Output::Keep`] for everything the shell should keep so that a later session
-    /// starts from this one's state ([`Client::restore_history`]); default `false`. The
-    /// first comes when the room is first live on this session (the relay accepted the key:
-    /// a wrong password never overwrites what was kept), a snapshot of the whole state.
+    /// starts from this one's state ([`Client::restore_history`]); default `false`. Nothing
+    /// is kept before this client has proof that its key is the room's (a wrong password
+    /// never overwrites what was kept): a restored history that opened (kept on as it is),
+    /// an envelope from the relay that opened (a relay snapshot, kept as it came, or else a
+    /// snapshot of the state so far), or the room going live (a snapshot of the state).
     pub keep_history: bool,
     /// With `keep_history`: a local snapshot after this many kept events
     /// ([`KEEP_SNAPSHOT_EVERY`]).
@@ -587,6 +589,7 @@ impl Client {
         mut events: Vec<(u64, u64, Vec<u8>)>,
     ) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
+        let snapshot_opened = snapshot.is_some();
         if let Some((seq, envelope)) = snapshot {
             let opened = self.opener.open(&envelope)?;
             if opened.header.kind != EnvelopeKind::Snapshot {
@@ -607,6 +610,7 @@ impl Client {
             };
             self.skip_to(seq.min(wire::MAX_SEQ));
         }
+        let mut opened = snapshot_opened;
         events.sort_unstable_by_key(|e| e.0);
         for (seq, relay_time, envelope) in events {
             if seq <= self.last_seq {
@@ -617,6 +621,7 @@ impl Client {
             }
             self.last_seq = seq;
             if let Ok((session, counter, hlc, ops)) = self.open_event(&envelope) {
+                opened = true;
                 if self.replay.accept(session, counter) {
                     self.clock.observe(hlc, wall);
                     let from_self = hlc.device == self.config.device;
@@ -630,6 +635,10 @@ impl Client {
                     changes.extend(self.apply_stored(&stamped, from_self));
                 }
             }
+        }
+        if opened {
+            // The kept history opened with this key: it goes on from here as it is.
+            self.start_keeping(false);
         }
         Ok(changes)
     }
@@ -1234,13 +1243,7 @@ impl Client {
             if self.access == Access::ReadOnly {
                 self.reject_unsent_pending();
             }
-            if self.config.keep_history && !self.keeping {
-                self.keeping = true;
-                match self.history_snapshot() {
-                    Ok(kept) => self.outputs.push_back(Output::Keep(kept)),
-                    Err(err) => self.warn(&err),
-                }
-            }
+            self.start_keeping(true);
         }
         if self.reseed && self.last_seq > 0 {
             self.reseed = false;
@@ -1272,6 +1275,30 @@ impl Client {
                 Err(err) => self.warn(&err),
             }
         }
+    }
+
+    /// With `keep_history`, from the first proof that this client holds the room's key (an
+    /// envelope from the relay or the restored history opened, or the relay accepted the
+    /// key: live): [`Output::Keep`]s flow from now on, after a snapshot of the state so far
+    /// when `snapshot` (not when what comes next replaces the history anyway, or when the
+    /// restored history is what is kept).
+    fn start_keeping(&mut self, snapshot: bool) {
+        if !self.config.keep_history || self.keeping {
+            return;
+        }
+        self.keeping = true;
+        if snapshot {
+            match self.history_snapshot() {
+                Ok(kept) => self.outputs.push_back(Output::Keep(kept)),
+                Err(err) => self.warn(&err),
+            }
+        }
+    }
+
+    /// Whether [`Output::Keep`]s flow (see [`ClientConfig::keep_history`]).
+    #[must_use]
+    pub const fn is_keeping(&self) -> bool {
+        self.keeping
     }
 
     /// With `keep_history`: keep `kept`, and replace the kept history with a local
@@ -1395,7 +1422,10 @@ impl Client {
         if !self.accept_seq(now, seq) {
             return;
         }
-        self.apply_event(wall, relay_time, envelope);
+        if self.apply_event(wall, relay_time, envelope) {
+            // It opened: the key is the room's. Keeping starts with the state so far.
+            self.start_keeping(true);
+        }
         // Kept once applied: a local snapshot taken now includes it.
         self.keep(Kept::Event {
             seq,
@@ -1405,8 +1435,8 @@ impl Client {
         self.rearm(now);
     }
 
-    /// Opens a stored event and applies it (or reports why not).
-    fn apply_event(&mut self, wall: WallMillis, relay_time: u64, envelope: &[u8]) {
+    /// Opens a stored event and applies it (or reports why not); returns whether it opened.
+    fn apply_event(&mut self, wall: WallMillis, relay_time: u64, envelope: &[u8]) -> bool {
         match self.open_event(envelope) {
             Ok((session, counter, hlc, ops)) => {
                 // Our own event coming back (catch-up after a reconnect) acknowledges it.
@@ -1415,12 +1445,13 @@ impl Client {
                     self.outputs.push_back(Output::OutboxChanged);
                 }
                 if !self.replay.accept(session, counter) {
-                    return self.event(ClientEvent::Warning {
+                    self.event(ClientEvent::Warning {
                         code: String::from(WARNING_REPLAY),
                         message: String::from(
                             "dropped an event whose sender counter was already seen (replay)",
                         ),
                     });
+                    return true;
                 }
                 self.clock.observe(hlc, wall);
                 let stamped: Vec<StampedOp> = ops
@@ -1438,8 +1469,12 @@ impl Client {
                 if let Some(entry) = own {
                     self.confirm(&entry, relay_time);
                 }
+                true
             }
-            Err(err) => self.warn(&err),
+            Err(err) => {
+                self.warn(&err);
+                false
+            }
         }
     }
 
@@ -1616,7 +1651,9 @@ impl Client {
                 };
                 self.skip_to(seq);
                 self.snapshot_seq = self.snapshot_seq.max(seq);
-                if self.seen_above.is_empty() && self.last_seq == seq {
+                let replaces = self.seen_above.is_empty() && self.last_seq == seq;
+                self.start_keeping(!replaces);
+                if replaces {
                     self.keep(Kept::Snapshot {
                         seq,
                         envelope: envelope.to_vec(),

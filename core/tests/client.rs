@@ -1585,3 +1585,76 @@ fn a_replica_whose_clock_is_behind_still_wins_with_an_edit_of_what_a_snapshot_sh
     let tasks = b.replica().get("tasks");
     assert_eq!(tasks[0].1["title"], "edited");
 }
+
+#[test]
+fn keeping_starts_with_proof_of_the_key_and_never_reseals_what_it_can_keep_as_it_came() {
+    // A relay snapshot during a cold catch-up is kept byte for byte, before live.
+    let mut source = live();
+    source
+        .handle_local_op(Millis(100), WALL, create("a"))
+        .unwrap();
+    source.handle_flush(Millis(100));
+    drain(&mut source);
+    let Kept::Snapshot { envelope: snap, .. } = source.history_snapshot().unwrap() else {
+        panic!("not a snapshot");
+    };
+    let mut cold = keeping(2, 100);
+    cold.handle_start(Millis(0));
+    opened(&mut cold, Millis(10));
+    cold.handle_frame(Millis(20), WALL, &welcome());
+    drain(&mut cold);
+    cold.handle_frame(
+        Millis(30),
+        WALL,
+        &frame(RelayFrame::Snapshot {
+            seq: 3,
+            envelope: snap.clone(),
+        }),
+    );
+    assert_eq!(
+        kept(&drain(&mut cold)),
+        [Kept::Snapshot {
+            seq: 3,
+            envelope: snap.clone()
+        }]
+    );
+    cold.handle_frame(
+        Millis(40),
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 3,
+            token: 0,
+        }),
+    );
+    assert!(
+        kept(&drain(&mut cold)).is_empty(),
+        "no second snapshot at live"
+    );
+
+    // A restored history is kept on as it is: nothing is re-sealed at live.
+    let mut warm = keeping(3, 100);
+    warm.restore_history(WALL, Some((3, snap)), vec![(4, WALL.0, sealed_create("b"))])
+        .unwrap();
+    assert!(warm.is_keeping());
+    let outs = start_live(&mut warm, 4);
+    assert!(kept(&outs).is_empty(), "{:?}", kept(&outs));
+
+    // Under another key nothing opens, and nothing is kept.
+    let other_keys = RoomKeys::derive(
+        &RoomKey::from_secret("HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA").unwrap(),
+        RoomId::new("room").unwrap(),
+    );
+    let mut config = ClientConfig::new(
+        RoomId::new("room").unwrap(),
+        DeviceId([6; 16]),
+        SessionId([6; 16]),
+    );
+    config.keep_history = true;
+    let mut stranger = Client::new(config, other_keys, Box::new(Counter(6)));
+    stranger.handle_start(Millis(0));
+    opened(&mut stranger, Millis(10));
+    stranger.handle_frame(Millis(20), WALL, &welcome());
+    stranger.handle_frame(Millis(30), WALL, &event(1, &sealed_create("c")));
+    assert!(!stranger.is_keeping());
+    assert!(kept(&drain(&mut stranger)).is_empty());
+}
