@@ -221,8 +221,8 @@ fn progress(on_progress: Option<&Function>, value: &JsValue) {
 
 #[wasm_bindgen]
 impl Room {
-    /// Joins a room: derives the key (in a worker, for a password), restores unsent changes
-    /// from IndexedDB, and starts connecting. Resolves once the room is usable offline;
+    /// Joins a room: derives the key (in a worker, for a password), restores the room's
+    /// local copy and then unsent changes from IndexedDB, and starts connecting. Resolves once the room is usable offline;
     /// `status` events report the connection from then on.
     ///
     /// # Errors

@@ -133,7 +133,11 @@ export type JoinOptions = {
    * connection attempt.
    */
   token?: string | (() => string | Promise<string>);
-  /** Keep unsent changes across reloads (default `true`): in IndexedDB, or in `storage`. */
+  /**
+   * Keep unsent changes across reloads (default `true`): in IndexedDB, or in `storage`; and,
+   * in IndexedDB, the room's local copy, so a later `join` shows the room at once, offline
+   * too, and asks the relay only for what came after it.
+   */
   persist?: boolean;
   /**
    * Where unsent changes are kept instead of IndexedDB (e.g. `fileStorage(dir)` of
