@@ -101,8 +101,8 @@ pub const WARNING_REPLAY: &str = "REPLAY";
 pub const WARNING_HISTORY_GAP: &str = "HISTORY_GAP";
 /// Warning code: the relay holds fewer events than this replica has seen (the room's
 /// history was deleted, e.g. after it stayed empty past the relay's idle TTL, or reset).
-/// The client keeps its state, continues from the relay's head, and uploads its state as
-/// the room's snapshot once it can.
+/// The client keeps its state, reads the relay's new history from its start, and uploads
+/// its state as the room's snapshot once it can.
 pub const WARNING_HISTORY_RESET: &str = "HISTORY_RESET";
 /// The warning codes the client emits besides [`Error::code`]s and relay error names.
 pub const WARNING_CODES: &[&str] = &[WARNING_REPLAY, WARNING_HISTORY_GAP, WARNING_HISTORY_RESET];
@@ -625,14 +625,7 @@ impl Client {
                 if self.replay.accept(session, counter) {
                     self.clock.observe(hlc, wall);
                     let from_self = hlc.device == self.config.device;
-                    let stamped: Vec<StampedOp> = ops
-                        .into_iter()
-                        .map(|op| StampedOp {
-                            hlc: effective(op.hlc.raw, Some(relay_time)),
-                            op: op.op,
-                        })
-                        .collect();
-                    changes.extend(self.apply_stored(&stamped, from_self));
+                    changes.extend(self.apply_stored(&stored(ops, relay_time), from_self));
                 }
             }
         }
@@ -1253,18 +1246,21 @@ impl Client {
     }
 
     /// The relay's head is behind this replica's cursor: the history this replica saw is
-    /// gone from the relay (deleted, or reset). Keep the state, continue from the relay's
-    /// head, and give the room this replica's state back as its snapshot once there is an
-    /// event to anchor it to (at once when the relay holds any, else after the next one).
+    /// gone from the relay (deleted, or reset). Keep the state, read the relay's new history
+    /// from its start (someone may have written it since), and give the room this replica's
+    /// state back as its snapshot once there is an event to anchor it to (once caught up
+    /// when the relay holds any, else after the next one).
     fn history_reset(&mut self, head_seq: u64) {
         self.event(ClientEvent::Warning {
             code: String::from(WARNING_HISTORY_RESET),
             message: format!(
-                "the relay holds events up to {head_seq}, but this replica has seen up to {}:                  the room's history was deleted or reset there; this replica keeps its state                  and stores it in the room again",
+                "the relay holds events up to {head_seq}, but this replica has seen up to {}: \
+                 the room's history was deleted or reset there; this replica keeps its state, \
+                 reads the new history and stores its state in the room again",
                 self.last_seq
             ),
         });
-        self.last_seq = head_seq;
+        self.last_seq = 0;
         self.seen_above.clear();
         self.snapshot_seq = 0;
         self.reseed = true;
@@ -1454,15 +1450,8 @@ impl Client {
                     return true;
                 }
                 self.clock.observe(hlc, wall);
-                let stamped: Vec<StampedOp> = ops
-                    .into_iter()
-                    .map(|op| StampedOp {
-                        hlc: effective(op.hlc.raw, Some(relay_time)),
-                        op: op.op,
-                    })
-                    .collect();
                 let from_self = hlc.device == self.config.device;
-                let changes = self.apply_stored(&stamped, from_self);
+                let changes = self.apply_stored(&stored(ops, relay_time), from_self);
                 if !changes.is_empty() {
                     self.event(ClientEvent::Changes(changes));
                 }
@@ -1914,4 +1903,15 @@ impl Client {
             message: err.to_string(),
         });
     }
+}
+
+/// A stored event's operations at the stamps every replica merges them with (clamped by the
+/// relay's time, `hlc::effective`).
+fn stored(ops: Vec<StampedOp>, relay_time: u64) -> Vec<StampedOp> {
+    ops.into_iter()
+        .map(|op| StampedOp {
+            hlc: effective(op.hlc.raw, Some(relay_time)),
+            op: op.op,
+        })
+        .collect()
 }

@@ -1275,6 +1275,34 @@ fn hostile_sequence_numbers_neither_panic_nor_freeze() {
     assert_eq!(c.replica().get("tasks").len(), 1);
 }
 
+/// The sender counter in an envelope's header (local snapshots take counters too).
+fn counter_of(envelope: &[u8]) -> u64 {
+    sealsync_core::Opener::new(&keys())
+        .open(envelope)
+        .unwrap()
+        .header
+        .counter
+}
+
+/// A local change by `c`, flushed and acknowledged as stored event `seq`; its envelope.
+fn stored_change(c: &mut Client, at: u64, op: Op, seq: u64) -> Vec<u8> {
+    c.handle_local_op(Millis(at), WALL, op).unwrap();
+    c.handle_flush(Millis(at));
+    let envelope = c.outbox_envelopes().pop().unwrap();
+    c.handle_frame(
+        Millis(at + 10),
+        WALL,
+        &frame(RelayFrame::Ack {
+            session: SessionId([1; 16]),
+            counter: counter_of(&envelope),
+            seq,
+            relay_time: WALL.0,
+            duplicate: false,
+        }),
+    );
+    envelope
+}
+
 /// A live client that keeps its history, with a local snapshot every `every` kept events.
 fn keeping(session: u8, every: u64) -> Client {
     let mut config = ClientConfig::new(
@@ -1354,27 +1382,7 @@ fn a_kept_history_restores_the_state_and_the_next_hello_asks_only_for_what_came_
         );
     }
     // Its own change, acknowledged as event 6: kept with its envelope.
-    a.handle_local_op(Millis(200), WALL, create("mine"))
-        .unwrap();
-    a.handle_flush(Millis(200));
-    let own = a.outbox_envelopes().pop().unwrap();
-    // (The local snapshot took counter 1: counters only need to grow.)
-    let counter = sealsync_core::Opener::new(&keys())
-        .open(&own)
-        .unwrap()
-        .header
-        .counter;
-    a.handle_frame(
-        Millis(210),
-        WALL,
-        &frame(RelayFrame::Ack {
-            session: SessionId([1; 16]),
-            counter,
-            seq: 6,
-            relay_time: WALL.0,
-            duplicate: false,
-        }),
-    );
+    let own = stored_change(&mut a, 200, create("mine"), 6);
     let history = kept(&drain(&mut a));
     let shape: Vec<(&str, u64)> = history
         .iter()
@@ -1509,26 +1517,8 @@ fn a_relay_behind_the_cursor_is_a_reset_the_state_survives_and_is_stored_again()
     );
     assert_eq!(c.replica().get("tasks").len(), 2, "the state stays");
     // The next stored event (any member's) anchors the state, uploaded as the snapshot.
-    c.handle_local_op(Millis(100), WALL, create("c")).unwrap();
-    c.handle_flush(Millis(100));
     drain(&mut c);
-    let own = c.outbox_envelopes().pop().unwrap();
-    let counter = sealsync_core::Opener::new(&keys())
-        .open(&own)
-        .unwrap()
-        .header
-        .counter;
-    c.handle_frame(
-        Millis(110),
-        WALL,
-        &frame(RelayFrame::Ack {
-            session: SessionId([1; 16]),
-            counter,
-            seq: 1,
-            relay_time: WALL.0,
-            duplicate: false,
-        }),
-    );
+    stored_change(&mut c, 100, create("c"), 1);
     let frames = sent(&drain(&mut c));
     let Some(ClientFrame::SnapshotPut { upto_seq, envelope }) = frames.last() else {
         panic!("no snapshot: {frames:?}");
@@ -1554,25 +1544,7 @@ fn a_replica_whose_clock_is_behind_still_wins_with_an_edit_of_what_a_snapshot_sh
     // edit of the same field must still win (the clock observes the snapshot's stamps),
     // or the edit would be silently lost, here and everywhere.
     let mut a = live();
-    a.handle_local_op(Millis(100), WALL, create("x")).unwrap();
-    a.handle_flush(Millis(100));
-    let envelope = a.outbox_envelopes().pop().unwrap();
-    let counter = sealsync_core::Opener::new(&keys())
-        .open(&envelope)
-        .unwrap()
-        .header
-        .counter;
-    a.handle_frame(
-        Millis(110),
-        WALL,
-        &frame(RelayFrame::Ack {
-            session: SessionId([1; 16]),
-            counter,
-            seq: 1,
-            relay_time: WALL.0,
-            duplicate: false,
-        }),
-    );
+    stored_change(&mut a, 100, create("x"), 1);
     let Kept::Snapshot { envelope, .. } = a.history_snapshot().unwrap() else {
         panic!("not a snapshot");
     };
@@ -1657,4 +1629,68 @@ fn keeping_starts_with_proof_of_the_key_and_never_reseals_what_it_can_keep_as_it
     stranger.handle_frame(Millis(30), WALL, &event(1, &sealed_create("c")));
     assert!(!stranger.is_keeping());
     assert!(kept(&drain(&mut stranger)).is_empty());
+}
+
+#[test]
+fn after_a_history_reset_the_new_history_is_read_from_its_start() {
+    // The room was deleted on the relay and someone wrote two events since: this replica
+    // (cursor 5) must read them, not skip them, then store its state as the snapshot.
+    let mut c = keeping(1, 100);
+    let events = (1..=5)
+        .map(|seq| (seq, WALL.0, sealed_create(&format!("old{seq}"))))
+        .collect();
+    c.restore_history(WALL, None, events).unwrap();
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(10));
+    c.handle_frame(Millis(20), WALL, &welcome());
+    c.handle_frame(
+        Millis(30),
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 2,
+            token: 9,
+        }),
+    );
+    let frames = sent(&drain(&mut c));
+    assert!(
+        matches!(
+            frames[..],
+            [
+                ClientFrame::Hello { after_seq: 5, .. },
+                ClientFrame::Sync {
+                    after_seq: 0,
+                    token: 9
+                }
+            ]
+        ),
+        "{frames:?}"
+    );
+    for seq in 1..=2 {
+        c.handle_frame(
+            Millis(40),
+            WALL,
+            &event(seq, &sealed_create(&format!("new{seq}"))),
+        );
+    }
+    c.handle_frame(
+        Millis(50),
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 2,
+            token: 10,
+        }),
+    );
+    assert_eq!(c.status(), &Status::Live);
+    assert_eq!(
+        c.replica().get("tasks").len(),
+        7,
+        "the old state and the new events"
+    );
+    let frames = sent(&drain(&mut c));
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ClientFrame::SnapshotPut { upto_seq: 2, .. })),
+        "{frames:?}"
+    );
 }
