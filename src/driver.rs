@@ -76,8 +76,6 @@ pub(crate) struct Inner {
     /// What a nested `transact` threw: the outermost one rolls everything back and throws
     /// it (when its own function did not throw).
     tx_failure: Option<JsValue>,
-    /// The number of pending changes last announced with a `pending` event.
-    announced_pending: usize,
     /// Sessions whose outboxes this one adopted; their records are deleted once the room
     /// is live (the relay accepted our key, so the adopted envelopes opened under the right
     /// one). Until then they stay, so a wrong password never destroys unsent changes.
@@ -155,7 +153,6 @@ impl Inner {
             flush_scheduled: false,
             tx_depth: 0,
             tx_failure: None,
-            announced_pending: 0,
             adopted: Vec::new(),
             early_warnings: Vec::new(),
             views: HashMap::new(),
@@ -572,7 +569,6 @@ pub(crate) fn pump(shared: &Rc<Shared>) {
                     inner.sync.changed();
                 }
                 schedule_save(shared);
-                announce_pending(shared);
             }
             Output::Keep(kept) => crate::replica::on_keep(shared, kept),
         }
@@ -680,6 +676,13 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
             shared.emit("status", &events::status_to_js(&status));
             announce_sync(shared);
         }
+        ClientEvent::Pending(count) => {
+            shared.emit(
+                "pending",
+                &JsValue::from(u32::try_from(count).unwrap_or(u32::MAX)),
+            );
+            announce_sync(shared);
+        }
         ClientEvent::Presence(count) => {
             if let Ok(mut inner) = shared.inner.try_borrow_mut() {
                 inner.presence = Some(count);
@@ -712,26 +715,6 @@ fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
     for change in changes {
         shared.emit("change", &events::change_to_js(change));
     }
-}
-
-/// Emits `pending` with the number of unacknowledged changes (operations, staged ones
-/// included) when it changed.
-fn announce_pending(shared: &Rc<Shared>) {
-    let changed = {
-        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
-            return;
-        };
-        let len = inner.client.pending_changes();
-        (len != inner.announced_pending).then(|| {
-            inner.announced_pending = len;
-            len
-        })
-    };
-    if let Some(len) = changed {
-        let count = u32::try_from(len).unwrap_or(u32::MAX);
-        shared.emit("pending", &JsValue::from(count));
-    }
-    announce_sync(shared);
 }
 
 /// The `sync` state now (`room.sync`).
@@ -855,7 +838,6 @@ pub(crate) fn local_op(shared: &Rc<Shared>, op: Op) -> Result<(), JsValue> {
     schedule_flush(shared);
     pump(shared);
     emit_changes(shared, &changes);
-    announce_pending(shared);
     Ok(())
 }
 
@@ -886,7 +868,6 @@ fn schedule_flush(shared: &Rc<Shared>) {
             inner.client.handle_flush(now());
         }
         pump(&shared);
-        announce_pending(&shared);
     });
 }
 
@@ -956,7 +937,6 @@ pub(crate) fn transact(shared: &Rc<Shared>, f: &JsValue) -> Result<JsValue, JsVa
     drop(inner);
     // A rollback comes out of the client as remote-looking changes: emit them now.
     pump(shared);
-    announce_pending(shared);
     if outcome.is_ok() {
         schedule_flush(shared);
     }

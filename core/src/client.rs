@@ -233,6 +233,10 @@ pub enum ClientEvent {
     Status(Status),
     /// How many sockets are in the room, this one included.
     Presence(u32),
+    /// The number of local changes the relay has not acknowledged
+    /// ([`Client::pending_changes`]) changed; it comes after the other outputs of the input
+    /// that changed it.
+    Pending(usize),
     /// A message pushed by the application backend through the relay. **Not encrypted.**
     Notify(String),
     /// An ephemeral payload (cursor, typing) from another member, decrypted.
@@ -381,8 +385,10 @@ pub struct Client {
     synced_from: Option<u64>,
     /// Events kept since the last local snapshot ([`ClientConfig::keep_history`]).
     kept_since_snapshot: u64,
-    /// Whether [`Output::Keep`]s flow: from the first time the room is live.
+    /// Whether [`Output::Keep`]s flow (see [`ClientConfig::keep_history`]).
     keeping: bool,
+    /// The pending count the last [`ClientEvent::Pending`] carried.
+    announced_pending: usize,
     /// The relay's history was reset: upload this replica's state as the room's snapshot
     /// as soon as the room has an event to anchor it to.
     reseed: bool,
@@ -449,6 +455,7 @@ impl Client {
             synced_from: None,
             kept_since_snapshot: 0,
             keeping: false,
+            announced_pending: 0,
             reseed: false,
             sync_token: 0,
             armed: None,
@@ -458,7 +465,14 @@ impl Client {
 
     /// The next instruction for the shell, or `None` when there is nothing to do.
     pub fn poll(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        if let Some(output) = self.outputs.pop_front() {
+            return Some(output);
+        }
+        let pending = self.pending_changes();
+        (pending != self.announced_pending).then(|| {
+            self.announced_pending = pending;
+            Output::Event(ClientEvent::Pending(pending))
+        })
     }
 
     /// The replicated state as this replica shows it: what the relay stored plus every

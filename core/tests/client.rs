@@ -1694,3 +1694,34 @@ fn after_a_history_reset_the_new_history_is_read_from_its_start() {
         "{frames:?}"
     );
 }
+
+#[test]
+fn the_pending_count_is_announced_when_it_changes_after_the_inputs_own_outputs() {
+    let mut c = live();
+    c.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    c.handle_local_op(Millis(100), WALL, create("b")).unwrap();
+    let outs = drain(&mut c);
+    assert_eq!(events(&outs).last(), Some(&ClientEvent::Pending(2)));
+    c.handle_flush(Millis(100));
+    assert!(
+        !events(&drain(&mut c)).contains(&ClientEvent::Pending(2)),
+        "not again while it stays 2"
+    );
+    let envelope = c.outbox_envelopes().pop().unwrap();
+    c.handle_frame(
+        Millis(200),
+        WALL,
+        &frame(RelayFrame::Ack {
+            session: SessionId([1; 16]),
+            counter: counter_of(&envelope),
+            seq: 1,
+            relay_time: WALL.0,
+            duplicate: false,
+        }),
+    );
+    assert_eq!(
+        events(&drain(&mut c)).last(),
+        Some(&ClientEvent::Pending(0)),
+        "both went in one envelope"
+    );
+}

@@ -1005,6 +1005,7 @@ impl Sim {
             ClientEvent::Changes(_)
             | ClientEvent::Status(_)
             | ClientEvent::Presence(_)
+            | ClientEvent::Pending(_)
             | ClientEvent::Notify(_) => {}
         }
     }
