@@ -292,7 +292,7 @@ impl Room {
         Ok(Self { shared })
     }
 
-    /// Registers `listener` for `type` (`change`, `status`, `presence`, `pending`,
+    /// Registers `listener` for `type` (`change`, `status`, `presence`, `pending`, `sync`,
     /// `notify`, `ephemeral`, `warning`, `rejected`); returns a function that unregisters it.
     ///
     /// # Errors
