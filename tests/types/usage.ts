@@ -2,7 +2,7 @@
 // lines prove misuse is rejected. tests/bundlers/run.sh runs it with the typescript pinned there:
 //   tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler \
 //       --lib es2022,dom tests/types/usage.ts
-import init, { Room, SealsyncError, type Status, type Change, type Rejected, type Operation, type ErrorCode, type Entity, type Warning } from "../../pkg/sealsync.js";
+import init, { Room, SealsyncError, type Status, type Change, type Rejected, type Operation, type ErrorCode, type Entity, type Warning, type SyncState } from "../../pkg/sealsync.js";
 await init();
 const room = await Room.join({ url: "ws://x", room: "r", password: "p", onProgress: (p) => { if (p.state === "key-ready") console.log(p.ms, p.inWorker); } });
 const off: () => void = room.on("status", (s: Status) => { if (s.state === "reconnecting") console.log(s.inMs + s.attempt); });
@@ -83,3 +83,13 @@ try { room.delete("tasks", taskId); } catch (e) {
 const idle: Status = { state: "idle" };
 console.log(idle);
 await Room.join({ url: "ws://x", room: "r", secret: "s", onWarning: (w: Warning) => console.log(w.code === "KDF_WORKER_FAILED", w.message) });
+// The local copy and where changes are (issue 12).
+const sync: SyncState = room.sync;
+const since: number | null = sync.offlineSince;
+room.on("sync", (s) => console.log(s.pending, s.savedLocally, s.savedOnRelay, since));
+const where: "persistent" | "memory" = room.storage;
+await Room.forget("r");
+await Room.join({ url: "ws://x", room: "r", secret: "s", requestPersistence: true });
+console.log(where);
+// @ts-expect-error storage is read-only
+room.storage = "memory";
