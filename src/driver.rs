@@ -734,7 +734,7 @@ fn announce_sync(shared: &Rc<Shared>) {
         inner.sync.news(state)
     };
     if let Some(state) = news {
-        shared.emit("sync", &crate::sync::to_js(&state));
+        shared.emit("sync", &events::to_js(&state));
     }
 }
 

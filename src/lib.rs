@@ -550,7 +550,7 @@ impl Room {
             .inner
             .try_borrow()
             .map_or(JsValue::UNDEFINED, |inner| {
-                sync::to_js(&driver::sync_state(&inner))
+                events::to_js(&driver::sync_state(&inner))
             })
     }
 

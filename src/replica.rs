@@ -119,9 +119,16 @@ fn schedule(shared: &Rc<Shared>) {
 
 async fn write(weak: &Weak<Shared>) {
     let Some(shared) = weak.upgrade() else { return };
+    shared.inner.borrow_mut().writer.scheduled = false;
+    flush(&shared).await;
+}
+
+/// Writes what is queued. A failure stops this session's writing (once reported): the
+/// replica stays as it was, and restoring it later is still consistent (the relay sends
+/// what it lacks).
+async fn flush(shared: &Rc<Shared>) {
     let job = {
         let mut inner = shared.inner.borrow_mut();
-        inner.writer.scheduled = false;
         let queue = std::mem::take(&mut inner.writer.queue);
         inner.store.clone().map(|store| (store, queue))
     };
@@ -130,8 +137,6 @@ async fn write(weak: &Weak<Shared>) {
         return;
     }
     if let Err(e) = store.keep(&queue).await {
-        // Stop writing (once reported): the replica stays as it was, and restoring it
-        // later is still consistent (the relay sends what it lacks).
         if let Ok(mut inner) = shared.inner.try_borrow_mut() {
             inner.writer.active = false;
             inner.writer.queue.clear();
@@ -148,19 +153,11 @@ async fn write(weak: &Weak<Shared>) {
 
 /// On leave: writes what is still queued, then releases the lock (another tab takes over).
 pub(crate) async fn finish(shared: &Rc<Shared>) {
-    let (job, lock) = {
+    flush(shared).await;
+    let lock = {
         let mut inner = shared.inner.borrow_mut();
-        let queue = std::mem::take(&mut inner.writer.queue);
         inner.writer.active = false;
-        let job = (!queue.is_empty())
-            .then(|| inner.store.clone().map(|store| (store, queue)))
-            .flatten();
-        (job, inner.writer.lock.take())
+        inner.writer.lock.take()
     };
-    if let Some((store, queue)) = job {
-        if let Err(e) = store.keep(&queue).await {
-            shared.warn(error::STORAGE_FAILED, &error::describe(&e));
-        }
-    }
     drop(lock);
 }

@@ -3,7 +3,6 @@
 
 use sealsync_core::client::Status;
 use serde::Serialize;
-use wasm_bindgen::JsValue;
 
 /// What `room.sync` returns and `sync` events carry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,10 +44,9 @@ impl Default for Tracker {
 }
 
 impl Tracker {
-    /// Something new waits to be saved; returns the generation a save started now writes.
-    pub(crate) fn changed(&mut self) -> u64 {
+    /// Something new waits to be saved.
+    pub(crate) fn changed(&mut self) {
         self.generation += 1;
-        self.generation
     }
 
     /// The generation a save started now writes.
@@ -88,9 +86,4 @@ impl Tracker {
             state
         })
     }
-}
-
-/// The JS object of a [`SyncState`].
-pub(crate) fn to_js(state: &SyncState) -> JsValue {
-    crate::events::to_js(state)
 }
