@@ -31,10 +31,6 @@ pub(crate) const KDF_WORKER_FAILED: &str = "KDF_WORKER_FAILED";
 pub(crate) const NO_RANDOMNESS: &str = "NO_RANDOMNESS";
 /// The `token` function of `Room.join` threw, rejected or returned no string.
 pub(crate) const TOKEN_FAILED: &str = "TOKEN_FAILED";
-/// The relay refused the connection before it opened (HTTP 403: no token, a bad token in
-/// `AUTH_MODE = "jwt"`, an origin outside its allowlist): the message says why; the room's
-/// status becomes `forbidden`.
-pub(crate) const CONNECTION_REFUSED: &str = "CONNECTION_REFUSED";
 /// A browser API the SDK needs is missing or threw (no `window`, WebSocket constructor threw).
 pub(crate) const BROWSER_API: &str = "BROWSER_API";
 /// A field value JSON cannot hold (`Date`, `NaN`, `BigInt`, a function, a class instance,

@@ -20,16 +20,20 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 mod browser;
+mod connect;
 mod driver;
 mod env;
 mod error;
 mod events;
 mod kdf;
+mod local;
 mod nfc;
 mod ops;
+mod persist;
 mod refusal;
 mod replica;
 mod share;
+mod shared;
 mod socket;
 mod store;
 mod sync;
@@ -49,8 +53,8 @@ use sealsync_core::{DeviceId, RoomId, SessionId};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::driver::{Inner, Shared};
 use crate::env::BrowserEntropy;
+use crate::shared::{Inner, Shared};
 
 /// A joined room: the replicated state, the connection to the relay and the listeners.
 ///
@@ -284,7 +288,7 @@ impl Room {
         if let Some(listener) = opts.on_warning {
             shared.listeners.borrow_mut().add("warning", listener)?;
         }
-        driver::open_storage(&shared, opts.persist, opts.storage).await;
+        persist::open_storage(&shared, opts.persist, opts.storage).await;
         if opts.request_persistence && opts.persist {
             browser::request_persistence().await;
         }
@@ -312,7 +316,7 @@ impl Room {
             .borrow_mut()
             .add(&event_type, listener)?;
         if kind == "warning" {
-            driver::deliver_buffered_warnings(&self.shared, id);
+            shared::deliver_buffered_warnings(&self.shared, id);
         }
         let weak = Rc::downgrade(&self.shared);
         let unsubscribe = Closure::once_into_js(move || {
@@ -339,7 +343,7 @@ impl Room {
             Some(id) => id.to_owned(),
             None => URL_SAFE_NO_PAD.encode(BrowserEntropy::array::<16>()?),
         };
-        driver::local_op(
+        local::local_op(
             &self.shared,
             Op::Created {
                 collection,
@@ -360,7 +364,7 @@ impl Room {
         let collection = ops::string(&collection, "collection")?;
         let id = ops::string(&id, "id")?;
         let fields = ops::fields(&fields, "fields")?;
-        driver::local_op(
+        local::local_op(
             &self.shared,
             Op::Updated {
                 collection,
@@ -378,7 +382,7 @@ impl Room {
     pub fn delete(&self, collection: JsValue, id: JsValue) -> Result<(), JsValue> {
         let collection = ops::string(&collection, "collection")?;
         let id = ops::string(&id, "id")?;
-        driver::local_op(&self.shared, Op::Deleted { collection, id })
+        local::local_op(&self.shared, Op::Deleted { collection, id })
     }
 
     /// Gives entities new sort keys (`[{ id, sortOrder }]`, keys from `Room.keyBetween`).
@@ -389,7 +393,7 @@ impl Room {
     pub fn reorder(&self, collection: JsValue, items: JsValue) -> Result<(), JsValue> {
         let collection = ops::string(&collection, "collection")?;
         let items = ops::reorder_items(&items)?;
-        driver::local_op(&self.shared, Op::Reordered { collection, items })
+        local::local_op(&self.shared, Op::Reordered { collection, items })
     }
 
     /// Claims an entity (`{ claimedBy, claimedByName, claimedByAvatar }`), or releases it
@@ -402,7 +406,7 @@ impl Room {
         let collection = ops::string(&collection, "collection")?;
         let id = ops::string(&id, "id")?;
         let claim = ops::claim(&claim)?;
-        driver::local_op(
+        local::local_op(
             &self.shared,
             Op::Claimed {
                 collection,
@@ -426,7 +430,7 @@ impl Room {
     /// `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn transact(&self, f: JsValue) -> Result<JsValue, JsValue> {
-        driver::transact(&self.shared, &f)
+        local::transact(&self.shared, &f)
     }
 
     /// Sends a JSON-serialisable value to everyone else on this room's channel, sealed and
@@ -437,7 +441,7 @@ impl Room {
     #[wasm_bindgen(skip_typescript)]
     pub fn broadcast(&self, value: JsValue) -> Result<(), JsValue> {
         let value = ops::json(&value, "value")?;
-        driver::ephemeral(&self.shared, value.to_string().as_bytes())
+        local::ephemeral(&self.shared, value.to_string().as_bytes())
     }
 
     /// The visible entities of `collection` (`{ id, ...fields, sortOrder?, claimedBy? }`),
@@ -448,7 +452,7 @@ impl Room {
     #[wasm_bindgen(skip_typescript)]
     pub fn get(&self, collection: JsValue) -> Result<JsValue, JsValue> {
         let collection = ops::string(&collection, "collection")?;
-        driver::collection(&self.shared, &collection)
+        local::collection(&self.shared, &collection)
     }
 
     /// Every collection this replica has seen, as `{ [collection]: Entity[] }`.
@@ -457,13 +461,17 @@ impl Room {
     /// `ROOM_CLOSED`.
     #[wasm_bindgen(skip_typescript)]
     pub fn snapshot(&self) -> Result<JsValue, JsValue> {
-        let names: Vec<String> = self.shared.inner()?.collections.iter().cloned().collect();
+        let names: Vec<String> = {
+            let inner = self.shared.inner()?;
+            let replica = inner.client.replica();
+            replica.collections().map(str::to_owned).collect()
+        };
         let out = js_sys::Object::new();
         for name in &names {
             let _ = Reflect::set(
                 &out,
                 &JsValue::from_str(name),
-                &driver::collection(&self.shared, name)?,
+                &local::collection(&self.shared, name)?,
             );
         }
         Ok(out.into())
@@ -550,7 +558,7 @@ impl Room {
             .inner
             .try_borrow()
             .map_or(JsValue::UNDEFINED, |inner| {
-                events::to_js(&driver::sync_state(&inner))
+                events::to_js(&sync::state(&inner))
             })
     }
 

@@ -1,34 +1,21 @@
-//! Why a connection failed before it opened.
+//! The presence probe's HTTP request (`sealsync_core::client::Output::Probe`).
 //!
 //! A relay refuses a missing or bad token (`AUTH_MODE = "jwt"`) with HTTP 403 before the
-//! WebSocket upgrade, and browsers report every failed handshake alike (close code 1006),
-//! so the room cannot tell "refused" from "relay unreachable". After such a failure the
-//! room asks `GET /room/:room/presence` with the same token, if any, as `Authorization:
-//! Bearer` (the relay checks it the same way and answers with CORS headers): a 403 there
-//! means the relay refuses this client, and its body says why.
+//! WebSocket upgrade, and browsers report every failed handshake alike (close code 1006).
+//! So after such a failure the client asks for `GET /room/:room/presence` with the same
+//! token, if any, as `Authorization: Bearer` (the relay checks it the same way and answers
+//! with CORS headers): a 403 there means the relay refuses this client, and its body says
+//! why.
 
 use js_sys::{Function, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestInit, Response};
 
-/// The presence address of `room` on the relay at `socket_base` (`ws://` → `http://`,
-/// `wss://` → `https://`), with this session's `client` id.
-pub(crate) fn presence_url(socket_base: &str, room_segment: &str, client: &str) -> String {
-    let base = socket_base.trim_end_matches('/');
-    let http = if let Some(rest) = base.strip_prefix("wss://") {
-        format!("https://{rest}")
-    } else if let Some(rest) = base.strip_prefix("ws://") {
-        format!("http://{rest}")
-    } else {
-        base.to_owned()
-    };
-    format!("{http}/room/{room_segment}/presence?client={client}")
-}
-
-/// The relay's reason when it refuses this client (and `token`) for the room at
-/// `presence_url` (HTTP 403); `None` when it does not, or cannot be asked (then the
-/// failure was something else).
+/// The body of the relay's answer when it refuses this client (and `token`) for the room
+/// at `presence_url` (HTTP 403, maybe an empty body); `None` when it does not, or cannot
+/// be asked (then the failure was something else). The core's `Client::handle_probe`
+/// takes it from here.
 pub(crate) async fn refusal(presence_url: &str, token: Option<&str>) -> Option<String> {
     let headers = Headers::new().ok()?;
     if let Some(token) = token {
@@ -57,8 +44,5 @@ pub(crate) async fn refusal(presence_url: &str, token: Option<&str>) -> Option<S
             .and_then(|t| t.as_string()),
         Err(_) => None,
     };
-    Some(text.filter(|t| !t.trim().is_empty()).map_or_else(
-        || String::from("the relay refused this client (HTTP 403)"),
-        |t| format!("the relay refused this client: {}", t.trim()),
-    ))
+    Some(text.unwrap_or_default())
 }

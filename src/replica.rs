@@ -2,7 +2,7 @@
 //! relay stores them (ciphertext only, sealed with the room key; [`sealsync_core::client::Kept`]).
 //!
 //! Reading: every session restores it when it joins, before its outbox
-//! ([`crate::driver::open_storage`]), so the room shows its last known state at once,
+//! ([`crate::persist::open_storage`]), so the room shows its last known state at once,
 //! offline too, and the relay is asked only for what came after.
 //!
 //! Writing: one session per room and browser profile holds the Web Lock
@@ -21,8 +21,8 @@ use std::rc::{Rc, Weak};
 use sealsync_core::client::Kept;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::driver::Shared;
 use crate::error;
+use crate::shared::Shared;
 use crate::store::SessionLock;
 
 /// The writer's state of one session.

@@ -1,8 +1,12 @@
 //! `room.sync` and the `sync` event: where the user's changes are, for a UI to say so
 //! without guessing ("saved on this device", "saved", "3 changes waiting", "offline since").
 
+use std::rc::Rc;
+
 use sealsync_core::client::Status;
 use serde::Serialize;
+
+use crate::shared::{Inner, Shared};
 
 /// What `room.sync` returns and `sync` events carry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,5 +89,26 @@ impl Tracker {
             self.announced = Some(state.clone());
             state
         })
+    }
+}
+
+/// The `sync` state now (`room.sync`).
+pub(crate) fn state(inner: &Inner) -> SyncState {
+    inner
+        .sync
+        .state(inner.client.pending_changes(), inner.store.is_some())
+}
+
+/// Emits `sync` when what `room.sync` returns changed since the last one.
+pub(crate) fn announce(shared: &Rc<Shared>) {
+    let news = {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        let state = state(&inner);
+        inner.sync.news(state)
+    };
+    if let Some(state) = news {
+        shared.emit("sync", &crate::events::to_js(&state));
     }
 }

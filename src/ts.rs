@@ -425,7 +425,7 @@ mod tests {
     }
 
     /// The codes the SDK's Rust side produces (`crate::error`).
-    const SDK_CODES: [&str; 10] = [
+    const SDK_CODES: [&str; 9] = [
         crate::error::INVALID_OPTIONS,
         crate::error::INVALID_ARGUMENT,
         crate::error::ROOM_CLOSED,
@@ -433,7 +433,6 @@ mod tests {
         crate::error::KDF_WORKER_FAILED,
         crate::error::NO_RANDOMNESS,
         crate::error::TOKEN_FAILED,
-        crate::error::CONNECTION_REFUSED,
         crate::error::BROWSER_API,
         crate::error::INVALID_VALUE,
     ];

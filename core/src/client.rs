@@ -17,9 +17,15 @@
 //! - [`Output::OutboxChanged`]: persist [`Client::outbox_envelopes`] (ciphertext only).
 //! - [`Output::Keep`] (only with [`ClientConfig::keep_history`]): add the event to the local
 //!   history, or replace the history up to a snapshot's sequence with it (ciphertext only).
+//! - [`Output::Probe`]: the socket failed before it opened; ask the relay's presence address
+//!   (`GET`, with the same token) and report [`Client::handle_probe`] with the body of a 403,
+//!   or `None` for any other answer or none.
+//! - [`Output::ForgetOutboxes`]: persist [`Client::outbox_envelopes`] and delete the records of
+//!   these sessions (adopted with [`Client::adopt_outboxes`]), in one write if you can.
 //!
 //! Before [`Client::handle_start`], a shell that kept a history puts it back with
-//! [`Client::restore_history`], then the unsent envelopes with [`Client::restore_outbox`].
+//! [`Client::restore_history`], then the unsent envelopes with [`Client::restore_outbox`] (its
+//! own) or [`Client::adopt_outboxes`] (those of sessions that ended).
 //!
 //! Local changes ([`Client::handle_local_op`]) apply at once but are sealed together: call
 //! [`Client::handle_flush`] after a burst of them (the browser shell does it once per task,
@@ -105,7 +111,16 @@ pub const WARNING_HISTORY_GAP: &str = "HISTORY_GAP";
 /// its state as the room's snapshot once it can.
 pub const WARNING_HISTORY_RESET: &str = "HISTORY_RESET";
 /// The warning codes the client emits besides [`Error::code`]s and relay error names.
-pub const WARNING_CODES: &[&str] = &[WARNING_REPLAY, WARNING_HISTORY_GAP, WARNING_HISTORY_RESET];
+pub const WARNING_CODES: &[&str] = &[
+    WARNING_REPLAY,
+    WARNING_HISTORY_GAP,
+    WARNING_HISTORY_RESET,
+    WARNING_CONNECTION_REFUSED,
+];
+/// Warning code: the relay refused this client before the socket opened (HTTP 403 on the
+/// presence address after a failed handshake: a missing, expired or rejected token, a ban,
+/// a denied guest); the status becomes `Forbidden`.
+pub const WARNING_CONNECTION_REFUSED: &str = "CONNECTION_REFUSED";
 
 /// With [`ClientConfig::keep_history`], a local snapshot replaces the kept events after
 /// this many kept events (default of [`ClientConfig::keep_snapshot_every`]).
@@ -287,6 +302,15 @@ pub enum Output {
     /// Keep this (only with [`ClientConfig::keep_history`]): the local history a later
     /// session restores with [`Client::restore_history`].
     Keep(Kept),
+    /// The socket failed before it opened (close code [`wire::CLOSE_ABNORMAL`]), which a
+    /// browser reports alike for "unreachable" and "refused with HTTP 403": ask the room's
+    /// presence address ([`wire::PRESENCE_ACTION`]) with the same token and report the answer
+    /// with [`Client::handle_probe`].
+    Probe,
+    /// The room went live with this key, so the envelopes adopted from these sessions
+    /// ([`Client::adopt_outboxes`]) opened under the right one: persist
+    /// [`Client::outbox_envelopes`] (which holds them) and delete these sessions' records.
+    ForgetOutboxes(Vec<String>),
 }
 
 /// Part of the local history (ciphertext, as the relay stores it): the last snapshot and the
@@ -325,6 +349,10 @@ enum Conn {
         live_since: Option<Millis>,
         last_rx: Millis,
         ping_sent: Option<Millis>,
+    },
+    /// The socket failed before it opened; the shell asks whether the relay refuses us.
+    Probing {
+        deadline: Millis,
     },
     Waiting {
         until: Millis,
@@ -394,6 +422,8 @@ pub struct Client {
     reseed: bool,
     /// The `token` of the last `CAUGHT_UP` on this connection: every `SYNC` carries it.
     sync_token: u64,
+    /// Sessions whose outboxes were adopted: forgotten once live ([`Output::ForgetOutboxes`]).
+    adopted: Vec<String>,
     armed: Option<Millis>,
     outputs: VecDeque<Output>,
 }
@@ -458,6 +488,7 @@ impl Client {
             announced_pending: 0,
             reseed: false,
             sync_token: 0,
+            adopted: Vec::new(),
             armed: None,
             outputs: VecDeque::new(),
         }
@@ -582,6 +613,32 @@ impl Client {
         }
         self.outputs.push_back(Output::OutboxChanged);
         changes
+    }
+
+    /// Adopts the persisted outboxes of other sessions of this room, `(session, envelopes)`,
+    /// as [`Client::restore_outbox`] does, except those [`crate::outbox::adopts`] leaves
+    /// alone (this session's own, and those of sessions still running: `live` lists them
+    /// when the shell can tell). Their records are to be deleted only once the room is live
+    /// ([`Output::ForgetOutboxes`]): until the relay accepted this key, a wrong password
+    /// must not destroy unsent changes. Returns the changes they made.
+    pub fn adopt_outboxes(
+        &mut self,
+        wall: WallMillis,
+        records: Vec<(String, Vec<Vec<u8>>)>,
+        live: Option<&[String]>,
+    ) -> Vec<Change> {
+        let own = self.config.session.to_string();
+        let mut envelopes = Vec::new();
+        for (session, record) in records {
+            if crate::outbox::adopts(&session, &own, live) {
+                envelopes.extend(record);
+                self.adopted.push(session);
+            }
+        }
+        if envelopes.is_empty() {
+            return Vec::new();
+        }
+        self.restore_outbox(wall, envelopes)
     }
 
     /// Puts back the local history an earlier session kept ([`Output::Keep`]): the snapshot
@@ -724,12 +781,49 @@ impl Client {
             return;
         }
         match code {
+            wire::CLOSE_ABNORMAL if matches!(self.conn, Conn::Connecting { .. }) => {
+                // Unreachable, or refused before the upgrade: the probe tells which.
+                self.conn = Conn::Probing {
+                    deadline: now.plus(self.config.connect_timeout_ms),
+                };
+                self.outputs.push_back(Output::Probe);
+                self.rearm(now);
+            }
             wire::CLOSE_WRONG_VERIFIER => self.stop(Status::WrongPassword),
             wire::CLOSE_FORBIDDEN | wire::CLOSE_BANNED => self.stop(Status::Forbidden),
             wire::CLOSE_UNSUPPORTED_VERSION => self.stop(Status::Closed {
                 code: String::from("WIRE_VERSION"),
             }),
             _ => self.schedule_reconnect(now),
+        }
+    }
+
+    /// The answer to [`Output::Probe`]: `Some(body)` when the relay answered 403 (it
+    /// refuses this client; `body` is its reason, maybe empty), `None` for any other answer
+    /// or none. Refused: a [`WARNING_CONNECTION_REFUSED`] warning and the final status
+    /// `Forbidden`; otherwise the client backs off and reconnects as after any failed
+    /// connection. An answer after the probe's deadline (the connect timeout) is ignored:
+    /// the client went on without it.
+    pub fn handle_probe(&mut self, now: Millis, refused: Option<&str>) {
+        self.seal_staged();
+        if !matches!(self.conn, Conn::Probing { .. }) {
+            return;
+        }
+        match refused {
+            Some(reason) => {
+                let reason = reason.trim();
+                let message = if reason.is_empty() {
+                    String::from("the relay refused this client (HTTP 403)")
+                } else {
+                    format!("the relay refused this client: {reason}")
+                };
+                self.event(ClientEvent::Warning {
+                    code: String::from(WARNING_CONNECTION_REFUSED),
+                    message,
+                });
+                self.stop(Status::Forbidden);
+            }
+            None => self.schedule_reconnect(now),
         }
     }
 
@@ -838,6 +932,7 @@ impl Client {
                 };
                 self.outputs.push_back(Output::SendPing);
             }
+            Conn::Probing { deadline } if now >= deadline => self.schedule_reconnect(now),
             Conn::Waiting { until } if now >= until => self.connect(now),
             _ => {}
         }
@@ -1854,7 +1949,7 @@ impl Client {
 
     fn rearm(&mut self, now: Millis) {
         let next = match self.conn {
-            Conn::Connecting { deadline } => Some(deadline),
+            Conn::Connecting { deadline } | Conn::Probing { deadline } => Some(deadline),
             Conn::Open {
                 ping_sent: Some(sent),
                 ..
@@ -1902,8 +1997,13 @@ impl Client {
 
     fn set_status(&mut self, status: Status) {
         if self.status != status {
+            let live = status == Status::Live;
             self.status = status.clone();
             self.event(ClientEvent::Status(status));
+            if live && !self.adopted.is_empty() {
+                let adopted = core::mem::take(&mut self.adopted);
+                self.outputs.push_back(Output::ForgetOutboxes(adopted));
+            }
         }
     }
 

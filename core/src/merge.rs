@@ -571,6 +571,12 @@ impl Replica {
             .collect()
     }
 
+    /// The name of every collection this state holds an entity of (visible or not), in
+    /// order.
+    pub fn collections(&self) -> impl Iterator<Item = &str> {
+        self.collections.keys().map(String::as_str)
+    }
+
     /// One visible entity's read object, or `None` if it does not exist, was never created,
     /// or was deleted.
     #[must_use]

@@ -30,7 +30,11 @@
 //!
 //! The encoding is canonical: `encode(decode(bytes)?)` gives back `bytes`.
 
-use alloc::{string::String, vec::Vec};
+use alloc::{
+    format,
+    string::{String, ToString},
+    vec::Vec,
+};
 use core::fmt;
 
 use crate::envelope::{EnvelopeKind, ENVELOPE_VERSION};
@@ -75,6 +79,38 @@ pub const HEARTBEAT_PING: &str = "ping";
 /// The relay's answer to [`HEARTBEAT_PING`], also a text message.
 pub const HEARTBEAT_PONG: &str = "pong";
 
+/// The first segment of every room address: `/room/<room>/<action>`.
+pub const ROOM_PATH_SEGMENT: &str = "room";
+/// The last segment of a room's WebSocket address (`GET /room/<room>/ws`).
+pub const SOCKET_ACTION: &str = "ws";
+/// The last segment of a room's presence address (`GET /room/<room>/presence`).
+pub const PRESENCE_ACTION: &str = "presence";
+/// The query parameter that names the connecting session (its `SessionId`, base64url).
+pub const CLIENT_PARAM: &str = "client";
+
+/// The path and query of a room address: `/room/<room_segment>/<action>?client=<client>`.
+/// `room_segment` is the room id already percent-encoded (the shell's URI encoder, after
+/// NFC); `action` is [`SOCKET_ACTION`] or [`PRESENCE_ACTION`]; `client` is a session id.
+#[must_use]
+pub fn room_path(room_segment: &str, action: &str, client: &str) -> String {
+    format!("/{ROOM_PATH_SEGMENT}/{room_segment}/{action}?{CLIENT_PARAM}={client}")
+}
+
+/// The HTTP base of a relay's WebSocket base (`ws://` → `http://`, `wss://` →
+/// `https://`; anything else unchanged), without a trailing `/`: where the presence
+/// address lives.
+#[must_use]
+pub fn http_base(socket_base: &str) -> String {
+    let base = socket_base.trim_end_matches('/');
+    if let Some(rest) = base.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else if let Some(rest) = base.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else {
+        base.to_string()
+    }
+}
+
 /// WebSocket close code: normal closure (the client leaves the room).
 pub const CLOSE_NORMAL: u16 = 1000;
 /// WebSocket close code: going away (the relay or the page is shutting down).
@@ -83,6 +119,12 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_POLICY: u16 = 1008;
 /// WebSocket close code: message too big; sent with [`RelayErrorCode::TooLarge`].
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// WebSocket close code browsers report for a connection that failed or never opened
+/// (never sent on the wire).
+pub const CLOSE_ABNORMAL: u16 = 1006;
+/// WebSocket close code: the server hit an unexpected condition (the relay's storage
+/// failed, or it is misconfigured).
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 /// Close code the client uses when the relay stopped answering heartbeats.
 pub const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4000;
 /// Close code sent with [`RelayErrorCode::WrongVerifier`].

@@ -9,7 +9,9 @@
 )]
 
 use sealsync_core::backoff::Backoff;
-use sealsync_core::client::{Client, ClientConfig, ClientEvent, Kept, Output, Status};
+use sealsync_core::client::{
+    Client, ClientConfig, ClientEvent, Kept, Output, Status, WARNING_CONNECTION_REFUSED,
+};
 use sealsync_core::kdf::{RoomKey, RoomKeys};
 use sealsync_core::limits::RelayLimits;
 use sealsync_core::merge::Op;
@@ -49,8 +51,50 @@ fn client_with(session: u8) -> Client {
     Client::new(config, keys(), Box::new(Counter(u64::from(session))))
 }
 
+/// A client of the same room under another key (another password).
+fn client_under_another_key(session: u8) -> Client {
+    let other = RoomKeys::derive(
+        &RoomKey::from_secret("HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA").unwrap(),
+        RoomId::new("room").unwrap(),
+    );
+    let config = ClientConfig::new(
+        RoomId::new("room").unwrap(),
+        DeviceId([session; 16]),
+        SessionId([session; 16]),
+    );
+    Client::new(config, other, Box::new(Counter(u64::from(session))))
+}
+
 fn client() -> Client {
     client_with(1)
+}
+
+/// The socket failed before it opened (1006) and the presence probe found no refusal.
+fn failed_to_open(c: &mut Client, now: Millis) {
+    c.handle_socket_closed(now, wire::CLOSE_ABNORMAL);
+    assert!(drain(c).contains(&Output::Probe));
+    c.handle_probe(now, None);
+}
+
+/// The relay's `WELCOME` at `welcomed`, then the end of an empty catch-up at `caught_up`:
+/// the client goes live.
+fn welcome_and_catch_up(c: &mut Client, welcomed: Millis, caught_up: Millis) {
+    c.handle_frame(welcomed, WALL, &welcome());
+    c.handle_frame(
+        caught_up,
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
+    );
+}
+
+/// Whether the client connects again a minute later, or when the browser is online again.
+fn retries_later(c: &mut Client) -> bool {
+    c.handle_timer(Millis(60_000));
+    c.handle_online(Millis(60_001));
+    drain(c).contains(&Output::Connect)
 }
 
 fn drain(c: &mut Client) -> Vec<Output> {
@@ -219,15 +263,7 @@ fn local_changes_wait_in_the_outbox_until_acknowledged() {
     });
     c.handle_timer(wake.unwrap());
     opened(&mut c, wake.unwrap().plus(5));
-    c.handle_frame(wake.unwrap().plus(6), WALL, &welcome());
-    c.handle_frame(
-        wake.unwrap().plus(7),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 0,
-        }),
-    );
+    welcome_and_catch_up(&mut c, wake.unwrap().plus(6), wake.unwrap().plus(7));
     let frames = sent(&drain(&mut c));
     assert!(matches!(
         frames[..],
@@ -348,15 +384,7 @@ fn live_with(session: u8) -> Client {
     let mut c = client_with(session);
     c.handle_start(Millis(0));
     opened(&mut c, Millis(50));
-    c.handle_frame(Millis(60), WALL, &welcome());
-    c.handle_frame(
-        Millis(70),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 0,
-        }),
-    );
+    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
     drain(&mut c);
     c
 }
@@ -500,12 +528,7 @@ fn wrong_password_and_forbidden_are_terminal() {
         assert_eq!(c.status(), &expected);
         assert!(c.status().is_terminal());
         c.handle_socket_closed(Millis(30), 4001);
-        c.handle_timer(Millis(60_000));
-        c.handle_online(Millis(60_001));
-        assert!(
-            !drain(&mut c).contains(&Output::Connect),
-            "no retry after {expected:?}"
-        );
+        assert!(!retries_later(&mut c), "no retry after {expected:?}");
     }
     // The close code alone is enough too.
     let mut c = client();
@@ -522,7 +545,7 @@ fn reconnects_back_off_and_reset_only_after_a_healthy_connection() {
     let mut now = Millis(0);
     let mut delays = Vec::new();
     for _ in 0..8 {
-        c.handle_socket_closed(now, 1006);
+        failed_to_open(&mut c, now);
         let outs = drain(&mut c);
         let Some(Status::Reconnecting { in_ms, .. }) = statuses(&outs).pop() else {
             panic!("no reconnecting status in {outs:?}");
@@ -541,15 +564,7 @@ fn reconnects_back_off_and_reset_only_after_a_healthy_connection() {
     }
     // A connection that drops right after going live does not reset the schedule…
     opened(&mut c, now);
-    c.handle_frame(now, WALL, &welcome());
-    c.handle_frame(
-        now,
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 0,
-        }),
-    );
+    welcome_and_catch_up(&mut c, now, now);
     c.handle_socket_closed(now.plus(1_000), 1006);
     let Some(Status::Reconnecting { in_ms, .. }) = statuses(&drain(&mut c)).pop() else {
         panic!()
@@ -559,15 +574,7 @@ fn reconnects_back_off_and_reset_only_after_a_healthy_connection() {
     now = now.plus(1_000 + in_ms);
     c.handle_timer(now);
     opened(&mut c, now);
-    c.handle_frame(now, WALL, &welcome());
-    c.handle_frame(
-        now,
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 0,
-        }),
-    );
+    welcome_and_catch_up(&mut c, now, now);
     c.handle_timer(now.plus(10_000));
     c.handle_socket_closed(now.plus(10_001), 1006);
     let Some(Status::Reconnecting { in_ms, attempt }) = statuses(&drain(&mut c)).pop() else {
@@ -616,7 +623,7 @@ fn a_silent_dead_connection_is_found_by_the_heartbeat() {
 fn coming_back_online_retries_at_once() {
     let mut c = client();
     c.handle_start(Millis(0));
-    c.handle_socket_closed(Millis(10), 1006);
+    failed_to_open(&mut c, Millis(10));
     c.handle_offline(Millis(20));
     assert_eq!(c.status(), &Status::Offline);
     drain(&mut c);
@@ -1462,16 +1469,7 @@ fn restoring_stops_at_a_hole_and_a_snapshot_under_another_key_is_refused_whole()
     );
     assert_eq!(c.replica().get("tasks").len(), 2);
 
-    let other_keys = RoomKeys::derive(
-        &RoomKey::from_secret("HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA").unwrap(),
-        RoomId::new("room").unwrap(),
-    );
-    let config = ClientConfig::new(
-        RoomId::new("room").unwrap(),
-        DeviceId([5; 16]),
-        SessionId([5; 16]),
-    );
-    let mut stranger = Client::new(config, other_keys, Box::new(Counter(5)));
+    let mut stranger = client_under_another_key(5);
     stranger
         .handle_local_op(Millis(1), WALL, create("x"))
         .unwrap();
@@ -1724,4 +1722,120 @@ fn the_pending_count_is_announced_when_it_changes_after_the_inputs_own_outputs()
         Some(&ClientEvent::Pending(0)),
         "both went in one envelope"
     );
+}
+
+#[test]
+fn a_handshake_failure_is_probed_then_refused_or_retried() {
+    // Not refused (unreachable): back off and reconnect, as after any failed connection.
+    let mut c = client();
+    c.handle_start(Millis(0));
+    drain(&mut c);
+    c.handle_socket_closed(Millis(10), wire::CLOSE_ABNORMAL);
+    let outs = drain(&mut c);
+    assert!(outs.contains(&Output::Probe), "{outs:?}");
+    assert!(
+        matches!(c.status(), Status::Connecting { .. }),
+        "no verdict yet"
+    );
+    c.handle_probe(Millis(20), None);
+    assert!(matches!(c.status(), Status::Reconnecting { .. }));
+
+    // Refused (HTTP 403): one warning with the relay's reason, then the final status.
+    let mut c = client();
+    c.handle_start(Millis(0));
+    c.handle_socket_closed(Millis(10), wire::CLOSE_ABNORMAL);
+    drain(&mut c);
+    c.handle_probe(Millis(20), Some(" token expired\n"));
+    let outs = drain(&mut c);
+    assert!(outs.contains(&Output::Event(ClientEvent::Warning {
+        code: WARNING_CONNECTION_REFUSED.into(),
+        message: "the relay refused this client: token expired".into(),
+    })));
+    assert_eq!(c.status(), &Status::Forbidden);
+    assert!(!retries_later(&mut c), "no retry once refused");
+
+    // No answer by the connect timeout: the client goes on; a late answer changes nothing.
+    let mut c = client();
+    c.handle_start(Millis(0));
+    c.handle_socket_closed(Millis(10), wire::CLOSE_ABNORMAL);
+    drain(&mut c);
+    // The connect deadline's timer (10 000) fires first and re-arms for the probe's.
+    c.handle_timer(Millis(10_000));
+    assert!(drain(&mut c).contains(&Output::WakeAt(Millis(10_010))));
+    assert!(matches!(c.status(), Status::Connecting { .. }));
+    c.handle_timer(Millis(10_010));
+    assert!(matches!(c.status(), Status::Reconnecting { .. }));
+    c.handle_probe(Millis(10_020), Some("late"));
+    assert!(matches!(c.status(), Status::Reconnecting { .. }));
+
+    // A socket that opened and then dropped is not probed.
+    let mut c = live();
+    c.handle_socket_closed(Millis(100), wire::CLOSE_ABNORMAL);
+    let outs = drain(&mut c);
+    assert!(!outs.contains(&Output::Probe));
+    assert!(matches!(c.status(), Status::Reconnecting { .. }));
+}
+
+#[test]
+fn adopted_outboxes_are_forgotten_once_live_and_never_under_a_wrong_key() {
+    let mut old = live_with(3);
+    old.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    old.handle_flush(Millis(100));
+    let record = old.outbox_envelopes();
+    let own = SessionId([1; 16]).to_string();
+    let records = || {
+        vec![
+            ("closed-tab".to_owned(), record.clone()),
+            ("running-tab".to_owned(), record.clone()),
+            (own.clone(), record.clone()),
+        ]
+    };
+    let running = ["running-tab".to_owned()];
+
+    let mut c = client();
+    let changes = c.adopt_outboxes(WALL, records(), Some(&running));
+    assert_eq!(changes.len(), 1, "only the closed tab's record is adopted");
+    assert_eq!(c.outbox_len(), 1);
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    c.handle_frame(Millis(60), WALL, &welcome());
+    let before_live = drain(&mut c);
+    assert!(!before_live
+        .iter()
+        .any(|o| matches!(o, Output::ForgetOutboxes(_))));
+    c.handle_frame(
+        Millis(70),
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 0,
+        }),
+    );
+    let outs = drain(&mut c);
+    let forgets: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::ForgetOutboxes(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forgets, [vec!["closed-tab".to_owned()]]);
+    // Live again after a reconnect: nothing more to forget.
+    c.handle_socket_closed(Millis(80), wire::CLOSE_ABNORMAL);
+    c.handle_timer(Millis(100_000));
+    opened(&mut c, Millis(100_001));
+    welcome_and_catch_up(&mut c, Millis(100_002), Millis(100_003));
+    assert!(!drain(&mut c)
+        .iter()
+        .any(|o| matches!(o, Output::ForgetOutboxes(_))));
+
+    // A wrong password: the relay closes with WRONG_VERIFIER; the records stay.
+    let mut wrong = client_under_another_key(1);
+    wrong.adopt_outboxes(WALL, records(), None);
+    wrong.handle_start(Millis(0));
+    opened(&mut wrong, Millis(10));
+    wrong.handle_socket_closed(Millis(20), wire::CLOSE_WRONG_VERIFIER);
+    let outs = drain(&mut wrong);
+    assert_eq!(wrong.status(), &Status::WrongPassword);
+    assert!(!outs.iter().any(|o| matches!(o, Output::ForgetOutboxes(_))));
 }

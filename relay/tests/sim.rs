@@ -293,6 +293,8 @@ enum Msg {
     Timer(usize, u64),
     Opened(usize, PeerId),
     ConnectFailed(usize, PeerId),
+    /// The answer to the client's presence probe after a failed handshake.
+    Probed(usize),
     Up(PeerId, Up),
     Down(PeerId, Down),
     /// The relay notices that a broken socket is gone.
@@ -955,6 +957,14 @@ impl Sim {
                     self.at(t.0, Msg::Timer(c, t.0));
                 }
                 Output::Event(event) => self.on_event(c, event),
+                // The presence probe after a failed handshake: this relay refuses nobody
+                // before the upgrade (no tokens here), so the answer is "not refused".
+                Output::Probe => {
+                    let lat = self.latency();
+                    self.at(self.now + lat, Msg::Probed(c));
+                }
+                // Reloads restore the session's own outbox; nothing is adopted.
+                Output::ForgetOutboxes(_) => {}
                 Output::OutboxChanged => {
                     self.members[c].saved_outbox = self.members[c].client.outbox_envelopes();
                 }
@@ -1530,6 +1540,10 @@ impl Sim {
                     self.members[c].client.handle_socket_opened(now);
                     self.drain(c);
                 }
+            }
+            Msg::Probed(c) => {
+                self.members[c].client.handle_probe(now, None);
+                self.drain(c);
             }
             Msg::ConnectFailed(c, id) | Msg::ClientNotices(c, id) => {
                 if self.members[c].sock == Some(id) {

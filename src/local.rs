@@ -1,0 +1,194 @@
+//! What the application calls to change and read the room: one change, a transaction, an
+//! ephemeral payload, a collection's view. Changes are staged by the client and sealed by
+//! one `handle_flush` per task (a microtask queued by the first change of a synchronous
+//! burst), so one burst of `create`s and `update`s becomes as few envelopes as the relay's
+//! frame limit allows.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use js_sys::Function;
+use sealsync_core::merge::Op;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::spawn_local;
+
+use crate::driver::{emit_changes, pump};
+use crate::env::{now, wall};
+use crate::error;
+use crate::events;
+use crate::shared::{closed, Shared, View};
+
+/// Applies a local operation, announces its changes (`fromSelf: true`) and queues the
+/// flush that seals it (with the rest of this task's changes) and sends it.
+///
+/// # Errors
+/// The core's error (`INVALID_OPERATION`, `BODY_TOO_LARGE`, `OUTBOX_FULL`, `READ_ONLY`, …)
+/// or `ROOM_CLOSED`.
+pub(crate) fn local_op(shared: &Rc<Shared>, op: Op) -> Result<(), JsValue> {
+    let changes = {
+        let mut inner = shared.inner_mut()?;
+        let changes = inner
+            .client
+            .handle_local_op(now(), wall(), op)
+            .map_err(|e| error::from_core(&e))?;
+        inner.sync.changed();
+        changes
+    };
+    schedule_flush(shared);
+    pump(shared);
+    emit_changes(shared, &changes);
+    Ok(())
+}
+
+/// Queues one `handle_flush` for the end of the current task (a microtask), unless one is
+/// queued already: every change of a synchronous burst is sealed together.
+fn schedule_flush(shared: &Rc<Shared>) {
+    {
+        let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+            return;
+        };
+        if inner.flush_scheduled || inner.left {
+            return;
+        }
+        inner.flush_scheduled = true;
+    }
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        let Some(shared) = weak.upgrade() else { return };
+        {
+            // Nothing else holds the state across a task boundary, so this cannot fail.
+            let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+                return;
+            };
+            inner.flush_scheduled = false;
+            if inner.left {
+                return;
+            }
+            inner.client.handle_flush(now());
+        }
+        pump(&shared);
+    });
+}
+
+/// `room.transact(fn)`: runs `f` inside one client transaction (its changes are sealed as
+/// one envelope and applied all at once everywhere) and returns what `f` returned.
+///
+/// A `transact` inside another joins it: only the outermost one begins and commits. If
+/// `f` (at any level) throws, or returns a promise (only its synchronous part would be in
+/// the transaction), the whole transaction is rolled back — the reverting `change` events
+/// (`fromSelf: false`) fire first — and the error is thrown.
+///
+/// # Errors
+/// What `f` threw; `INVALID_ARGUMENT` when `f` is not a function or returned a promise;
+/// `BODY_TOO_LARGE` when the changes do not fit one envelope (rolled back); `ROOM_CLOSED`.
+pub(crate) fn transact(shared: &Rc<Shared>, f: &JsValue) -> Result<JsValue, JsValue> {
+    let Some(f) = f.dyn_ref::<Function>() else {
+        return Err(error::coded(
+            error::INVALID_ARGUMENT,
+            "transact takes a function",
+        ));
+    };
+    let outermost = {
+        let mut inner = shared.inner_mut()?;
+        inner.tx_depth += 1;
+        if inner.tx_depth == 1 {
+            inner.tx_failure = None;
+            inner.client.begin_transaction();
+        }
+        inner.tx_depth == 1
+    };
+    let result = f.call0(&JsValue::UNDEFINED).and_then(|value| {
+        if value.is_instance_of::<js_sys::Promise>() {
+            Err(error::coded(
+                error::INVALID_ARGUMENT,
+                "transact takes a synchronous function: it returned a promise, and changes \
+                 made after an await would not be part of the transaction (rolled back)",
+            ))
+        } else {
+            Ok(value)
+        }
+    });
+    let mut inner = shared.inner.borrow_mut();
+    inner.tx_depth = inner.tx_depth.saturating_sub(1);
+    if !outermost {
+        if let Err(thrown) = &result {
+            inner.tx_failure.get_or_insert_with(|| thrown.clone());
+        }
+        return result;
+    }
+    let failure = inner.tx_failure.take();
+    let left = inner.left;
+    let outcome = match (result, failure) {
+        (Ok(value), None) if !left => inner
+            .client
+            .commit_transaction()
+            .map(|()| value)
+            .map_err(|e| error::from_core(&e)),
+        (Err(thrown), _) | (Ok(_), Some(thrown)) => {
+            inner.client.abort_transaction();
+            Err(thrown)
+        }
+        (Ok(_), None) => {
+            inner.client.abort_transaction();
+            Err(closed())
+        }
+    };
+    drop(inner);
+    // A rollback comes out of the client as remote-looking changes: emit them now.
+    pump(shared);
+    if outcome.is_ok() {
+        schedule_flush(shared);
+    }
+    outcome
+}
+
+/// Sends an ephemeral payload (dropped when not live or when the pace has no room).
+///
+/// # Errors
+/// `BODY_TOO_LARGE`, `SESSION_EXHAUSTED`, `ROOM_CLOSED`.
+pub(crate) fn ephemeral(shared: &Rc<Shared>, body: &[u8]) -> Result<(), JsValue> {
+    shared
+        .inner_mut()?
+        .client
+        .handle_ephemeral(now(), wall(), body)
+        .map_err(|e| error::from_core(&e))?;
+    pump(shared);
+    Ok(())
+}
+
+/// `room.get(collection)`: the visible entities as a frozen array of frozen plain objects.
+/// The same array comes back until a change touches the collection, and an entity's
+/// object is rebuilt only when a change touched that entity.
+///
+/// # Errors
+/// `ROOM_CLOSED`.
+pub(crate) fn collection(shared: &Shared, collection: &str) -> Result<JsValue, JsValue> {
+    let mut inner = shared.inner_mut()?;
+    if let Some(array) = inner.views.get(collection).and_then(|v| v.array.clone()) {
+        return Ok(array);
+    }
+    let visible = inner.client.replica().get(collection);
+    let mut view = inner.views.remove(collection).unwrap_or_default();
+    let array = js_sys::Array::new_with_length(u32::try_from(visible.len()).unwrap_or(u32::MAX));
+    let mut entities = HashMap::with_capacity(visible.len());
+    for (i, (id, object)) in visible.into_iter().enumerate() {
+        let reused = if view.changed.contains(&id) {
+            None
+        } else {
+            view.entities.remove(&id)
+        };
+        let entity = reused.unwrap_or_else(|| events::frozen(&object));
+        array.set(u32::try_from(i).unwrap_or(u32::MAX), entity.clone());
+        entities.insert(id, entity);
+    }
+    let array: JsValue = js_sys::Object::freeze(&array).into();
+    inner.views.insert(
+        collection.to_owned(),
+        View {
+            array: Some(array.clone()),
+            entities,
+            changed: HashSet::new(),
+        },
+    );
+    Ok(array)
+}

@@ -1,0 +1,142 @@
+//! The outbox on disk (IndexedDB, or the application's `storage`): opened and adopted on
+//! join, saved once per burst of changes ([`sealsync_core::client::Output::OutboxChanged`]),
+//! adopted records deleted when the core says so
+//! ([`sealsync_core::client::Output::ForgetOutboxes`]). Ciphertext only.
+
+use std::rc::{Rc, Weak};
+
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::spawn_local;
+
+use crate::env::wall;
+use crate::error;
+use crate::shared::Shared;
+use crate::store::{SessionLock, Store};
+
+/// Opens IndexedDB (or the application's `storage`), takes this session's lock, adopts the
+/// outboxes that closed tabs left behind, and saves them under this session. Failures leave
+/// the room without persistence and queue a `STORAGE_FAILED` warning.
+pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Option<JsValue>) {
+    if !persist {
+        return;
+    }
+    let (room, session) = {
+        let inner = shared.inner.borrow();
+        (inner.room.clone(), inner.session.clone())
+    };
+    let lock = SessionLock::acquire(&room, &session).await;
+    let outcome = async {
+        let store = match storage {
+            Some(adapter) => Store::custom(&room, adapter),
+            None => Store::open(&room).await?,
+        };
+        let restored = if store.keeps_history() {
+            let (snapshot, events) = store.load_history().await?;
+            let mut inner = shared.inner.borrow_mut();
+            Some(inner.client.restore_history(wall(), snapshot, events))
+        } else {
+            None
+        };
+        if let Some(restored) = restored {
+            match restored {
+                Ok(changes) => shared.inner.borrow_mut().saw_changes(&changes),
+                Err(e) => shared.inner.borrow_mut().warn_later(
+                    error::STORAGE_FAILED,
+                    &format!(
+                        "the local copy of this room does not open with this key (another \
+                         password, or damaged): it is not used, and left as it is: {e}"
+                    ),
+                ),
+            }
+        }
+        let records = store.load().await?;
+        let live = store.live_sessions().await?;
+        let records = records
+            .into_iter()
+            .map(|r| (r.session, r.envelopes))
+            .collect();
+        let (changes, mine) = {
+            let mut inner = shared.inner.borrow_mut();
+            let changes = inner
+                .client
+                .adopt_outboxes(wall(), records, live.as_deref());
+            (changes, inner.client.outbox_envelopes())
+        };
+        store.save(&session, &mine, &[]).await?;
+        Ok::<_, JsValue>((store, changes))
+    }
+    .await;
+    let mut inner = shared.inner.borrow_mut();
+    match outcome {
+        Ok((store, changes)) => {
+            inner.saw_changes(&changes);
+            inner.store = Some(store);
+            inner.lock = Some(lock);
+            drop(inner);
+            crate::replica::request(shared);
+        }
+        Err(e) => {
+            let message = error::describe(&e);
+            inner.warn_later(
+                error::STORAGE_FAILED,
+                &format!("unsent changes will not survive a reload: {message}"),
+            );
+        }
+    }
+}
+
+/// Deletes the records of adopted sessions (their envelopes are in this session's outbox,
+/// which is saved in the same transaction).
+pub(crate) fn forget(shared: &Rc<Shared>, adopted: Vec<String>) {
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move { save(&weak, &adopted).await });
+}
+
+/// Persists the outbox once per burst of changes: the save reads the outbox when it runs,
+/// so it always writes the newest state, and saves run in the order they were scheduled.
+pub(crate) fn schedule_save(shared: &Rc<Shared>) {
+    {
+        let mut inner = shared.inner.borrow_mut();
+        if inner.store.is_none() || inner.save_scheduled {
+            return;
+        }
+        inner.save_scheduled = true;
+    }
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        if let Some(shared) = weak.upgrade() {
+            shared.inner.borrow_mut().save_scheduled = false;
+        }
+        save(&weak, &[]).await;
+    });
+}
+
+/// Writes the outbox as it is now and deletes the `forget` sessions' records, then tells
+/// `room.sync` (or warns `STORAGE_FAILED`).
+async fn save(weak: &Weak<Shared>, forget: &[String]) {
+    let job = {
+        let Some(shared) = weak.upgrade() else { return };
+        let Ok(inner) = shared.inner.try_borrow() else {
+            return;
+        };
+        let generation = inner.sync.generation();
+        inner.store.clone().map(|store| {
+            let envelopes = inner.client.outbox_envelopes();
+            (store, inner.session.clone(), envelopes, generation)
+        })
+    };
+    let Some((store, session, envelopes, generation)) = job else {
+        return;
+    };
+    let outcome = store.save(&session, &envelopes, forget).await;
+    let Some(shared) = weak.upgrade() else { return };
+    match outcome {
+        Ok(()) => {
+            if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+                inner.sync.saved(generation);
+            }
+            crate::sync::announce(&shared);
+        }
+        Err(e) => shared.warn(error::STORAGE_FAILED, &error::describe(&e)),
+    }
+}
