@@ -13,6 +13,10 @@
 //! closes one [`Limits::unjoined_timeout_ms`] after it opened ([`expire_unjoined`],
 //! [`next_alarm`]).
 //!
+//! What the object decides besides the protocol (the coalesced presence update, the
+//! alarm's plan, reports to the organisation's directory, close reasons) is here too, in
+//! `hub/object.rs`: the glue only performs it.
+//!
 //! [`MemoryStore`]: crate::store::MemoryStore
 
 use std::collections::BTreeMap;
@@ -31,6 +35,13 @@ use subtle::ConstantTimeEq;
 use crate::limits::Limits;
 use crate::store::{envelope_digest, NewEvent, RoomStore, StoreError, DIGEST_LEN};
 
+mod object;
+
+pub use object::{
+    alarm, close_text, next_peer_id, sets_alarm, AlarmPlan, Listing, Presence, MAX_CLOSE_REASON,
+    PRESENCE_FLUSH_MS,
+};
+
 /// A socket's id within its room (unique while the room's object lives).
 pub type PeerId = u64;
 
@@ -43,8 +54,9 @@ pub const MAX_TRACKED_ADDRESSES: usize = 4096;
 /// Above this many joined sockets, presence changes are coalesced ([`Out::PresenceChanged`]).
 pub const PRESENCE_COALESCE_ABOVE: u32 = 64;
 
-/// Close code for a storage failure: the client reconnects with backoff.
-pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+/// Close code for a storage failure or a misconfigured relay: the client reconnects with
+/// backoff (core's, re-exported for the glue).
+pub use sealsync_core::wire::CLOSE_INTERNAL_ERROR;
 
 /// Close code for a socket that sent no accepted `HELLO` in time (policy violation: the
 /// client reconnects with backoff).
@@ -268,8 +280,9 @@ pub enum Out {
     /// The peer's state changed: serialize it into the socket's attachment.
     Save(PeerId),
     /// Presence changed in a room above [`PRESENCE_COALESCE_ABOVE`] joined sockets: the
-    /// glue sends [`presence_now`] within about a second instead of one `PRESENCE` per
-    /// join or leave (which would be O(n²) frames while a big room fills up).
+    /// glue notes it ([`Presence::changed`]) and the alarm sends [`presence_now`] within
+    /// [`PRESENCE_FLUSH_MS`] instead of one `PRESENCE` per join or leave (which would be
+    /// O(n²) frames while a big room fills up).
     PresenceChanged,
 }
 
@@ -422,8 +435,15 @@ pub fn idle_plan(now_ms: u64, idle_at: Option<u64>, limits: &Limits) -> Idle {
     match idle_at {
         Some(at) if now_ms >= at => Idle::Delete,
         Some(at) => Idle::WakeAt(at),
-        None => Idle::Start(now_ms.saturating_add(limits.idle_room_ttl_ms)),
+        None => Idle::Start(idle_from(now_ms, limits)),
     }
+}
+
+/// When a room that became empty at `now_ms` may be deleted: one
+/// [`Limits::idle_room_ttl_ms`] later (the glue records it and sets the alarm for then).
+#[must_use]
+pub fn idle_from(now_ms: u64, limits: &Limits) -> u64 {
+    now_ms.saturating_add(limits.idle_room_ttl_ms)
 }
 
 /// Whether a room whose last socket left may be deleted at once: nothing was ever stored
@@ -539,8 +559,8 @@ pub fn expire_unjoined(
 /// When the room's alarm must next fire while it has sockets (ms since the Unix epoch): at
 /// the earliest unjoined socket's deadline, else one idle TTL from `now_ms` (the alarm is
 /// always kept set, so a room whose last socket vanished without a close is still reaped).
-/// A coalesced presence update ([`Out::PresenceChanged`]) may want it earlier; the glue
-/// takes the earlier of the two.
+/// A coalesced presence update ([`Out::PresenceChanged`]) may want it earlier
+/// ([`Presence::alarm_by`]); the glue takes the earlier of the two ([`sets_alarm`]).
 #[must_use]
 pub fn next_alarm(peers: &BTreeMap<PeerId, Peer>, limits: &Limits, now_ms: u64) -> u64 {
     let idle = now_ms.saturating_add(limits.idle_room_ttl_ms);
@@ -721,19 +741,19 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         );
     }
 
-    /// Takes a token from `from`'s bucket for `frame` (`None`: a text message); `true`
-    /// when the frame may be handled. Out of tokens, a `PUBLISH` that names its change gets
-    /// `REFUSED RATE_LIMITED` with the wait, any other frame a non-fatal `ERROR
-    /// RATE_LIMITED`, and is dropped; a sender that ignored a whole burst of those hints is
-    /// closed (1008).
-    fn take_token(&mut self, from: PeerId, frame: Option<&[u8]>, now_ms: u64) -> bool {
+    /// Takes a token from `from`'s bucket for a frame (`named`: the envelope header of a
+    /// `PUBLISH` that names its change, else `None`); `true` when the frame may be handled.
+    /// Out of tokens, a `PUBLISH` that names its change gets `REFUSED RATE_LIMITED` with
+    /// the wait, any other frame a non-fatal `ERROR RATE_LIMITED`, and is dropped; a sender
+    /// that ignored a whole burst of those hints is closed (1008).
+    fn take_token(&mut self, from: PeerId, named: Option<&EnvelopeHeader>, now_ms: u64) -> bool {
         let pace = self.limits.pace();
         let Some(peer) = self.peers.get_mut(&from) else {
             return false;
         };
         let joined = peer.joined;
         let held = peer.publish_hold;
-        let publish = frame.and_then(publish_header).map(|h| Held {
+        let publish = named.map(|h| Held {
             session: h.session,
             counter: h.counter,
         });
@@ -744,7 +764,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                     "an earlier change from this socket was refused for the rate: send it \
                      again first; this one was not stored",
                 );
-                self.rate_refusal(from, frame, 1, message);
+                self.rate_refusal(from, named, 1, message);
                 false
             }
             Take::Ok => match self.budget.take_room(self.limits, now_ms) {
@@ -764,7 +784,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                          per second: wait {retry_after_ms} ms before sending again",
                         room.burst, room.per_second
                     );
-                    self.rate_refusal(from, frame, retry_after_ms, message);
+                    self.rate_refusal(from, named, retry_after_ms, message);
                     false
                 }
             },
@@ -774,7 +794,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                      before sending again",
                     pace.burst, pace.per_second
                 );
-                self.rate_refusal(from, frame, retry_after_ms, message);
+                self.rate_refusal(from, named, retry_after_ms, message);
                 false
             }
             Take::Exceeded => {
@@ -796,11 +816,11 @@ impl<'a, S: RoomStore> Hub<'a, S> {
     fn rate_refusal(
         &mut self,
         from: PeerId,
-        frame: Option<&[u8]>,
+        named: Option<&EnvelopeHeader>,
         retry_after_ms: u32,
         message: String,
     ) {
-        match frame.and_then(publish_header) {
+        match named {
             Some(header) => {
                 if let Some(peer) = self.peers.get_mut(&from) {
                     peer.publish_hold.get_or_insert(Held {
@@ -811,7 +831,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 }
                 self.refuse(
                     from,
-                    &header,
+                    header,
                     RelayErrorCode::RateLimited,
                     retry_after_ms,
                     message,
@@ -877,7 +897,10 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Vec<Out>, StoreError> {
-        if !self.take_token(from, Some(bytes), now_ms) {
+        // A PUBLISH's envelope header, read once: it names the change in a REFUSED (rate,
+        // size) and is the header the change is stored under.
+        let named = publish_header(bytes);
+        if !self.take_token(from, named.as_ref(), now_ms) {
             return Ok(self.out);
         }
         let max = self.limits.max_frame_bytes.min(MAX_FRAME_LEN);
@@ -888,8 +911,8 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             );
             // A PUBLISH that names its change is refused (the client drops that change);
             // a frame the relay cannot name ends the socket.
-            match publish_header(bytes) {
-                Some(header) => self.refuse(from, &header, RelayErrorCode::TooLarge, 0, message),
+            match &named {
+                Some(header) => self.refuse(from, header, RelayErrorCode::TooLarge, 0, message),
                 None => self.give_up(from, RelayErrorCode::TooLarge, message),
             }
             return Ok(self.out);
@@ -914,7 +937,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 RelayErrorCode::NotJoined,
                 "send HELLO first: it must be the first frame on a socket".into(),
             ),
-            ClientFrame::Publish { envelope } => self.publish(from, &envelope, now_ms)?,
+            ClientFrame::Publish { envelope } => self.publish(from, named, &envelope, now_ms)?,
             ClientFrame::Sync { after_seq, token } => {
                 if self.seq_in_range(from, "SYNC", after_seq) && self.sync_token_ok(from, token) {
                     self.catch_up(from, after_seq)?;
@@ -1183,8 +1206,16 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         Ok(true)
     }
 
-    fn publish(&mut self, from: PeerId, envelope: &[u8], now_ms: u64) -> Result<(), StoreError> {
-        let Some(header) = self.header(from, envelope) else {
+    /// A `PUBLISH` of `envelope`, whose header `handle_frame` read (`named`; a decoded
+    /// `PUBLISH` always has one, else the error why not is sent).
+    fn publish(
+        &mut self,
+        from: PeerId,
+        named: Option<EnvelopeHeader>,
+        envelope: &[u8],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let Some(header) = named.or_else(|| self.header(from, envelope)) else {
             return Ok(());
         };
         let digest = envelope_digest(envelope);

@@ -56,6 +56,18 @@ pub(crate) fn offered_protocol(req: &worker::Request) -> Option<&'static str> {
         .map(|_| SUBPROTOCOL)
 }
 
+/// The limits from `[vars]` (the Worker and the room's object read the same).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn env_limits(env: &worker::Env) -> Result<limits::Limits, limits::ConfigError> {
+    limits::Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))
+}
+
+/// An error answer of the internal endpoints: `{"error": message}` as JSON.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn json_error(message: &str, status: u16) -> worker::Result<worker::Response> {
+    Ok(worker::Response::from_json(&serde_json::json!({ "error": message }))?.with_status(status))
+}
+
 /// Routes a worker request: the Worker and the room's object route alike.
 ///
 /// # Errors
@@ -110,8 +122,8 @@ mod entry {
     };
 
     use crate::auth::{self, AuthMode};
-    use crate::forwarded;
     use crate::notify::{self, NotifyRequest};
+    use crate::{forwarded, json_error};
     use std::cell::RefCell;
     use std::rc::Rc;
 
@@ -129,7 +141,7 @@ mod entry {
     /// The worker's entry point: route, check auth, then forward to the room's object.
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-        let limits = match crate::room::limits(&env) {
+        let limits = match crate::env_limits(&env) {
             Ok(l) => l,
             Err(e) => return Response::error(e.to_string(), 500),
         };
@@ -283,10 +295,6 @@ mod entry {
             id: given_id.as_deref(),
             secret: given_secret.as_deref(),
         })
-    }
-
-    fn json_error(message: &str, status: u16) -> Result<Response> {
-        crate::room::json_error(message, status)
     }
 
     /// `POST /internal/notify`: authenticated, parsed and checked here; then to the room's

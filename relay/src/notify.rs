@@ -274,6 +274,16 @@ impl NotifyKind {
     pub fn creates_store(self) -> bool {
         self.spec().effect.is_some_and(|e| e.stored == Stored::Ban)
     }
+
+    /// Whether the room opens its store to apply this kind (creating the schema when there
+    /// is none): a kind that [`touches_store`](Self::touches_store), when it
+    /// [`creates_store`](Self::creates_store) or the room has a schema already
+    /// (`has_schema`, asked only then; the room answers `true` when it cannot tell). A push
+    /// to a room that stores nothing leaves nothing.
+    #[must_use]
+    pub fn opens_store(self, has_schema: impl FnOnce() -> bool) -> bool {
+        self.touches_store() && (self.creates_store() || has_schema())
+    }
 }
 
 /// Where a request goes.
@@ -1100,6 +1110,30 @@ mod tests {
             .collect();
         assert_eq!(touching, [NotifyKind::Ban, NotifyKind::Unban]);
         assert!(NotifyKind::Ban.creates_store() && !NotifyKind::Unban.creates_store());
+    }
+
+    #[test]
+    fn only_a_ban_opens_a_room_that_stores_nothing() {
+        let asked = core::cell::Cell::new(0);
+        let schema = |has: bool| {
+            let asked = &asked;
+            move || {
+                asked.set(asked.get() + 1);
+                has
+            }
+        };
+        assert!(NotifyKind::Ban.opens_store(schema(false)));
+        assert_eq!(asked.get(), 0, "a ban creates the store whatever there is");
+        assert!(
+            !NotifyKind::Unban.opens_store(schema(false)),
+            "nothing to unban"
+        );
+        assert!(NotifyKind::Unban.opens_store(schema(true)));
+        assert_eq!(asked.get(), 2);
+        for kind in [NotifyKind::Broadcast, NotifyKind::Role, NotifyKind::Deny] {
+            assert!(!kind.opens_store(schema(true)), "{kind:?}");
+        }
+        assert_eq!(asked.get(), 2, "kinds that store nothing never ask");
     }
 
     #[test]

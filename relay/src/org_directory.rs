@@ -17,8 +17,8 @@ use worker::{
 };
 
 use crate::directory::{self, DirectoryStore, Forwarded, ReportOutcome, FORWARD_CONCURRENCY};
+use crate::json_error;
 use crate::notify::{NotifyRequest, Target};
-use crate::room::json_error;
 use crate::store::StoreError;
 
 /// The binding of the directory class in `wrangler.toml`.
@@ -142,7 +142,7 @@ impl OrgDirectory {
 
     /// Deletes the storage of a directory left with no room.
     async fn tidy(&self, store: &SqlDirectory) -> Result<()> {
-        if store.count().map_err(store_error)? == 0 {
+        if store.count()? == 0 {
             self.state.storage().delete_all().await?;
         }
         Ok(())
@@ -161,8 +161,8 @@ impl OrgDirectory {
         if !self.is_for(&org) {
             return json_error("the room belongs to another organisation", 400);
         }
-        let mut store = self.store().map_err(store_error)?;
-        let outcome = directory::report(&mut store, &org, &report).map_err(store_error)?;
+        let mut store = self.store()?;
+        let outcome = directory::report(&mut store, &org, &report)?;
         match outcome {
             ReportOutcome::WrongOrg => json_error("the room belongs to another organisation", 400),
             ReportOutcome::Full => {
@@ -195,8 +195,8 @@ impl OrgDirectory {
         if !self.is_for(org) {
             return json_error("this is another organisation's directory", 400);
         }
-        let mut store = self.store().map_err(store_error)?;
-        let rooms = store.rooms().map_err(store_error)?;
+        let mut store = self.store()?;
+        let rooms = store.rooms()?;
         let namespace = self.env.durable_object(ROOMS)?;
         let mut results = Vec::with_capacity(rooms.len());
         // A few at a time; one room's failure is counted and the others are still served.
@@ -233,14 +233,10 @@ impl OrgDirectory {
                 results.push((room.clone(), *stamp, answer));
             }
         }
-        let summary = directory::settle(&mut store, &results).map_err(store_error)?;
+        let summary = directory::settle(&mut store, &results)?;
         self.tidy(&store).await?;
         Response::from_json(&summary)
     }
-}
-
-fn store_error(e: StoreError) -> worker::Error {
-    worker::Error::RustError(e.to_string())
 }
 
 impl DurableObject for OrgDirectory {

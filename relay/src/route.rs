@@ -4,6 +4,7 @@
 //! `lib.rs` only reads the request into a view and acts on the [`Route`] or [`Rejection`].
 
 use percent_encoding::percent_decode_str;
+use sealsync_core::wire::{CLIENT_PARAM, PRESENCE_ACTION, ROOM_PATH_SEGMENT, SOCKET_ACTION};
 use sealsync_core::RoomId;
 
 use crate::limits::Limits;
@@ -66,7 +67,7 @@ pub fn client_from_query(query: Option<&str>) -> Result<Option<ClientId>, Reject
     };
     query
         .split('&')
-        .find_map(|pair| pair.strip_prefix("client="))
+        .find_map(|pair| pair.strip_prefix(CLIENT_PARAM)?.strip_prefix('='))
         .map(ClientId::new)
         .transpose()
 }
@@ -189,8 +190,8 @@ pub fn route(req: &RequestView<'_>, limits: &Limits) -> Result<Route, Rejection>
     let path = req.path.strip_prefix('/').unwrap_or(req.path);
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
-        ["room", room, action @ ("ws" | "presence")] => {
-            let preflight = req.method == "OPTIONS" && *action == "presence";
+        [ROOM_PATH_SEGMENT, room, action @ (SOCKET_ACTION | PRESENCE_ACTION)] => {
+            let preflight = req.method == "OPTIONS" && *action == PRESENCE_ACTION;
             if req.method != "GET" && !preflight {
                 return Err(Rejection::MethodNotAllowed);
             }
@@ -199,7 +200,7 @@ pub fn route(req: &RequestView<'_>, limits: &Limits) -> Result<Route, Rejection>
             if preflight {
                 return Ok(Route::Preflight);
             }
-            if *action == "presence" {
+            if *action == PRESENCE_ACTION {
                 if !limits.origin_allowed(req.origin) {
                     return Err(Rejection::OriginForbidden);
                 }
@@ -238,6 +239,22 @@ pub fn route(req: &RequestView<'_>, limits: &Limits) -> Result<Route, Rejection>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealsync_core::wire::room_path;
+
+    /// `/room/<room>/<action>`, the path the SDK builds ([`room_path`] without a query).
+    fn at(room: &str, action: &str) -> String {
+        format!("/{ROOM_PATH_SEGMENT}/{room}/{action}")
+    }
+
+    /// The socket path of `room`.
+    fn ws(room: &str) -> String {
+        at(room, SOCKET_ACTION)
+    }
+
+    /// The presence path of `room`.
+    fn presence(room: &str) -> String {
+        at(room, PRESENCE_ACTION)
+    }
 
     fn get(path: &str, upgrade: Option<&str>, origin: Option<&str>) -> Result<Route, Rejection> {
         let limits = Limits {
@@ -270,31 +287,38 @@ mod tests {
     #[test]
     fn the_client_parameter_is_checked_and_carried() {
         assert_eq!(
-            get("/room/r1/ws?client=ab_C-9", Some("websocket"), None),
+            get(
+                &room_path("r1", SOCKET_ACTION, "ab_C-9"),
+                Some("websocket"),
+                None
+            ),
             Ok(socket("r1", Some("ab_C-9")))
         );
         assert_eq!(
-            get("/room/r1/presence?x=1&client=me", None, None),
+            get(
+                &format!("{}?x=1&{CLIENT_PARAM}=me", presence("r1")),
+                None,
+                None
+            ),
             Ok(Route::Presence {
                 room: RoomId::new("r1").unwrap(),
                 client: Some(ClientId::new("me").unwrap()),
             })
         );
         assert_eq!(
-            get("/room/r1/ws?other=1", Some("websocket"), None),
+            get(&format!("{}?other=1", ws("r1")), Some("websocket"), None),
             Ok(socket("r1", None))
         );
-        let long = format!(
-            "/room/r1/presence?client={}",
-            "x".repeat(MAX_CLIENT_ID_LEN + 1)
-        );
+        let long = "x".repeat(MAX_CLIENT_ID_LEN + 1);
         for bad in [
-            "/room/r1/presence?client=",
-            "/room/r1/ws?client=a%20b",
-            "/room/r1/presence?client=é",
-            &long,
+            room_path("r1", PRESENCE_ACTION, ""),
+            room_path("r1", SOCKET_ACTION, "a%20b"),
+            room_path("r1", PRESENCE_ACTION, "é"),
+            room_path("r1", PRESENCE_ACTION, &long),
+            // Another parameter that merely starts with the name.
+            format!("{}?{CLIENT_PARAM}s=me&{CLIENT_PARAM}=", presence("r1")),
         ] {
-            let rej = get(bad, Some("websocket"), None).unwrap_err();
+            let rej = get(&bad, Some("websocket"), None).unwrap_err();
             assert_eq!((rej.status(), &rej), (400, &Rejection::BadClient), "{bad}");
         }
     }
@@ -303,7 +327,7 @@ mod tests {
     fn socket_route_needs_upgrade_and_origin() {
         let room = RoomId::new("café").unwrap();
         assert_eq!(
-            get("/room/caf%C3%A9/ws", Some("websocket"), None),
+            get(&ws("caf%C3%A9"), Some("websocket"), None),
             Ok(Route::Socket {
                 room: room.clone(),
                 client: None
@@ -311,42 +335,30 @@ mod tests {
         );
         assert_eq!(
             get(
-                "/room/cafe%CC%81/ws",
+                &ws("cafe%CC%81"),
                 Some("WebSocket"),
                 Some("https://app.example")
             ),
             Ok(Route::Socket { room, client: None })
         );
+        assert_eq!(get(&ws("a"), None, None), Err(Rejection::UpgradeRequired));
         assert_eq!(
-            get("/room/a/ws", None, None),
+            get(&ws("a"), Some("h2c"), None),
             Err(Rejection::UpgradeRequired)
         );
         assert_eq!(
-            get("/room/a/ws", Some("h2c"), None),
-            Err(Rejection::UpgradeRequired)
-        );
-        assert_eq!(
-            get(
-                "/room/a/ws",
-                Some("websocket"),
-                Some("https://evil.example")
-            ),
+            get(&ws("a"), Some("websocket"), Some("https://evil.example")),
             Err(Rejection::OriginForbidden)
         );
     }
 
     #[test]
     fn bad_rooms_are_400() {
-        for bad in [
-            "/room/a%2Fb/ws",
-            "/room//ws",
-            "/room/%FF/ws",
-            "/room/tab%09/ws",
-        ] {
-            let rej = get(bad, Some("websocket"), None).unwrap_err();
+        for bad in [ws("a%2Fb"), ws(""), ws("%FF"), ws("tab%09")] {
+            let rej = get(&bad, Some("websocket"), None).unwrap_err();
             assert_eq!(rej.status(), 400, "{bad}");
         }
-        let long = format!("/room/{}/ws", "x".repeat(129));
+        let long = ws(&"x".repeat(129));
         assert_eq!(
             get(&long, Some("websocket"), None).unwrap_err().status(),
             400
@@ -359,9 +371,11 @@ mod tests {
             allowed_origins: vec!["https://app.example".into()],
             ..Limits::default()
         };
+        let path = presence("r1");
+        let ws_path = ws("r1");
         let view = |method, origin| RequestView {
             method,
-            path: "/room/r1/presence",
+            path: &path,
             upgrade: None,
             origin,
             query: None,
@@ -381,7 +395,7 @@ mod tests {
         assert_eq!(route(&view("OPTIONS", app), &limits), Ok(Route::Preflight));
         assert_eq!(route(&view("OPTIONS", evil), &limits), Ok(Route::Preflight));
         let ws_preflight = RequestView {
-            path: "/room/r1/ws",
+            path: &ws_path,
             ..view("OPTIONS", app)
         };
         assert_eq!(
@@ -397,21 +411,21 @@ mod tests {
     #[test]
     fn presence_and_unknown_paths() {
         assert_eq!(
-            get("/room/r1/presence", None, None),
+            get(&presence("r1"), None, None),
             Ok(Route::Presence {
                 room: RoomId::new("r1").unwrap(),
                 client: None
             })
         );
         for path in [
-            "/",
-            "/room/r1",
-            "/room/r1/ws/extra",
-            "/rooms/r1/ws",
-            "/internal",
+            "/".to_owned(),
+            format!("/{ROOM_PATH_SEGMENT}/r1"),
+            format!("{}/extra", ws("r1")),
+            format!("/{ROOM_PATH_SEGMENT}s/r1/{SOCKET_ACTION}"),
+            "/internal".to_owned(),
         ] {
             assert_eq!(
-                get(path, Some("websocket"), None),
+                get(&path, Some("websocket"), None),
                 Err(Rejection::NotFound),
                 "{path}"
             );

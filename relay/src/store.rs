@@ -36,6 +36,15 @@ impl core::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// A storage failure in a Durable Object's handler becomes the runtime's error (same
+/// message), so the shells pass it on with `?`.
+#[cfg(target_arch = "wasm32")]
+impl From<StoreError> for worker::Error {
+    fn from(e: StoreError) -> Self {
+        Self::RustError(e.to_string())
+    }
+}
+
 /// The last sequence of a page over `(seq, envelope length)` pairs in order (see
 /// [`RoomStore::events_after`]); `None` when there are none.
 pub fn page_end(

@@ -35,21 +35,42 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
+#[path = "support/pem.rs"]
+mod pem;
+
 const WAIT: Duration = Duration::from_secs(15);
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    env(name).and_then(|v| v.parse().ok())
+/// The variable `name`, which relay/tests/run.sh sets; a test run without it fails
+/// naming it.
+fn required(name: &str) -> String {
+    env(name).unwrap_or_else(|| {
+        panic!("{name} is not set: run the integration tests with relay/tests/run.sh")
+    })
+}
+
+/// [`required`], a number.
+fn required_u64(name: &str) -> u64 {
+    let value = required(name);
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}={value} is not a number"))
+}
+
+/// Seconds since the Unix epoch.
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// The relay's base URL (`http://127.0.0.1:PORT`); a test without it fails.
 fn relay() -> String {
-    env("SEALSYNC_RELAY_URL").unwrap_or_else(|| {
-        panic!("SEALSYNC_RELAY_URL is not set: run the integration tests with relay/tests/run.sh")
-    })
+    required("SEALSYNC_RELAY_URL")
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -62,6 +83,20 @@ fn unique_room(prefix: &str) -> String {
     let r: [u8; 6] = random();
     let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}-{hex}")
+}
+
+/// The relay's base URL, a new room with `prefix` and its members' keys: where most
+/// tests start.
+fn setup(prefix: &str) -> (String, String, RoomKeys) {
+    let (room, keys) = fresh_room(prefix);
+    (relay(), room, keys)
+}
+
+/// A new room with `prefix` and its members' keys.
+fn fresh_room(prefix: &str) -> (String, RoomKeys) {
+    let room = unique_room(prefix);
+    let keys = room_keys(&room);
+    (room, keys)
 }
 
 /// A room's keys from a fresh random secret (no Argon2id: fast).
@@ -157,6 +192,13 @@ async fn read_challenge(ws: &mut Socket) -> [u8; CHALLENGE_LEN] {
     }
 }
 
+/// Whether `frames` hold an `ERROR` with `code`, fatal when `fatal`.
+fn has_error(frames: &[RelayFrame], code: RelayErrorCode, fatal: bool) -> bool {
+    frames.iter().any(
+        |f| matches!(f, RelayFrame::Error { code: c, fatal: f, .. } if *c == code && *f == fatal),
+    )
+}
+
 /// Frames until the close frame, and its code (1006 for a reset without one).
 async fn close_of(ws: &mut Socket) -> (Vec<RelayFrame>, u16) {
     let mut frames = Vec::new();
@@ -178,6 +220,13 @@ async fn close_of(ws: &mut Socket) -> (Vec<RelayFrame>, u16) {
 impl Peer {
     async fn connect(base: &str, room: &str, keys: &RoomKeys) -> Self {
         Self::with_socket(open_socket(base, room).await, keys).await
+    }
+
+    /// A member of `room`: connected, and joined with `HELLO` from sequence 0.
+    async fn member(base: &str, room: &str, keys: &RoomKeys) -> Self {
+        let mut peer = Self::connect(base, room, keys).await;
+        peer.hello(0).await;
+        peer
     }
 
     /// Takes an accepted socket: reads its `CHALLENGE` and signs it.
@@ -456,8 +505,7 @@ async fn http_routes_answer_without_a_socket() {
 
     // Presence counts joined sockets.
     let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let a = Peer::member(&base, &room, &keys).await;
     // b says who it is: asking with its id leaves its own socket out.
     let (ws, _) = connect_async(format!("{}?client=bee-1", ws_url(&base, &room)))
         .await
@@ -483,9 +531,7 @@ async fn http_routes_answer_without_a_socket() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn origin_outside_the_allowlist_is_refused_before_upgrade() {
     let base = relay();
-    let Some(allowed) = env("SEALSYNC_RELAY_ALLOWED_ORIGIN") else {
-        panic!("SEALSYNC_RELAY_ALLOWED_ORIGIN is not set: run the integration tests with relay/tests/run.sh");
-    };
+    let allowed = required("SEALSYNC_RELAY_ALLOWED_ORIGIN");
     let room = unique_room("origin");
     let mut req = ws_url(&base, &room).into_client_request().unwrap();
     req.headers_mut()
@@ -539,9 +585,7 @@ async fn origin_outside_the_allowlist_is_refused_before_upgrade() {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn publish_is_acked_in_sequence_and_broadcast_to_others() {
-    let base = relay();
-    let room = unique_room("bcast");
-    let keys = room_keys(&room);
+    let (base, room, keys) = setup("bcast");
     let mut a = Peer::connect(&base, &room, &keys).await;
     let wa = a.hello(0).await;
     assert_eq!(wa.verifier_state, VerifierState::Created);
@@ -580,13 +624,9 @@ async fn publish_is_acked_in_sequence_and_broadcast_to_others() {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn catch_up_after_disconnect_has_no_gap_and_no_duplicate() {
-    let base = relay();
-    let room = unique_room("catchup");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
+    let (base, room, keys) = setup("catchup");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
     for _ in 0..3 {
         a.publish(b"x").await;
     }
@@ -618,11 +658,8 @@ async fn catch_up_after_disconnect_has_no_gap_and_no_duplicate() {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn wrong_verifier_is_refused_with_4001() {
-    let base = relay();
-    let room = unique_room("verifier");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let (base, room, keys) = setup("verifier");
+    let mut a = Peer::member(&base, &room, &keys).await;
     let other = room_keys(&room);
     let mut intruder = Peer::connect(&base, &room, &other).await;
     // Its proof verifies (its own key signed its challenge), but the key is not the room's.
@@ -659,9 +696,7 @@ async fn assert_refused_4001(ws: &mut Socket, message: &str) {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn a_hello_replayed_on_another_socket_is_refused_4001_while_a_member_joins() {
-    let base = relay();
-    let room = unique_room("replay");
-    let keys = room_keys(&room);
+    let (base, room, keys) = setup("replay");
     let mut a = Peer::connect(&base, &room, &keys).await;
     // What a network observer records: a's HELLO, as sent.
     let recorded = a.hello_frame(0).encode().unwrap();
@@ -687,9 +722,7 @@ async fn a_hello_replayed_on_another_socket_is_refused_4001_while_a_member_joins
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn the_stored_member_key_and_recorded_hellos_do_not_join() {
-    let base = relay();
-    let room = unique_room("member-key");
-    let keys = room_keys(&room);
+    let (base, room, keys) = setup("member-key");
     let mut a = Peer::connect(&base, &room, &keys).await;
     let recorded = a.proof;
     a.hello(0).await;
@@ -745,15 +778,10 @@ async fn the_stored_member_key_and_recorded_hellos_do_not_join() {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn a_publish_pre_empting_another_sessions_counter_gets_the_real_one_refused_not_acked() {
-    let base = relay();
-    let room = unique_room("preempt");
-    let keys = room_keys(&room);
-    let mut victim = Peer::connect(&base, &room, &keys).await;
-    victim.hello(0).await;
-    let mut honest = Peer::connect(&base, &room, &keys).await;
-    honest.hello(0).await;
-    let mut squatter = Peer::connect(&base, &room, &keys).await;
-    squatter.hello(0).await;
+    let (base, room, keys) = setup("preempt");
+    let mut victim = Peer::member(&base, &room, &keys).await;
+    let mut honest = Peer::member(&base, &room, &keys).await;
+    let mut squatter = Peer::member(&base, &room, &keys).await;
     // The victim's session id and next counter are in every header it sent: the squatter
     // publishes other bytes under them first.
     squatter.sealer = SessionSealer::new(&keys, victim.sealer.session());
@@ -811,9 +839,7 @@ async fn a_publish_pre_empting_another_sessions_counter_gets_the_real_one_refuse
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn after_seq_2_pow_53_gets_bad_frame_and_the_socket_stays_usable() {
-    let base = relay();
-    let room = unique_room("max-seq");
-    let keys = room_keys(&room);
+    let (base, room, keys) = setup("max-seq");
     let mut a = Peer::connect(&base, &room, &keys).await;
     let bad_frame = |frame: RelayFrame, what: &str| match frame {
         RelayFrame::Error {
@@ -846,14 +872,10 @@ async fn after_seq_2_pow_53_gets_bad_frame_and_the_socket_stays_usable() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn idle_unjoined_sockets_do_not_keep_a_member_out_and_are_closed_after_the_timeout() {
     let base = relay();
-    let Some(cap) = env_u64("SEALSYNC_RELAY_MAX_UNJOINED") else {
-        panic!("SEALSYNC_RELAY_MAX_UNJOINED is not set: run the integration tests with relay/tests/run.sh");
-    };
+    let cap = required_u64("SEALSYNC_RELAY_MAX_UNJOINED");
     let cap = usize::try_from(cap).unwrap();
-    let room = unique_room("unjoined");
-    let keys = room_keys(&room);
-    let mut member = Peer::connect(&base, &room, &keys).await;
-    member.hello(0).await;
+    let (room, keys) = fresh_room("unjoined");
+    let mut member = Peer::member(&base, &room, &keys).await;
     // More idle sockets than the cap: each gets its challenge and never answers.
     let idle_count = cap + 6;
     let mut idle = Vec::new();
@@ -894,26 +916,19 @@ async fn idle_unjoined_sockets_do_not_keep_a_member_out_and_are_closed_after_the
     assert_eq!((status, body.as_str()), (200, r#"{"count":2}"#));
 }
 
-/// The relay's configured frame limit, or `None` after printing why the test is skipped.
-fn max_frame() -> Option<usize> {
-    let max = env_u64("SEALSYNC_RELAY_MAX_FRAME");
-    if max.is_none() {
-        panic!("SEALSYNC_RELAY_MAX_FRAME is not set: run the integration tests with relay/tests/run.sh");
-    }
-    max.map(|m| usize::try_from(m).unwrap())
+/// The relay's configured frame limit.
+fn max_frame() -> usize {
+    usize::try_from(required_u64("SEALSYNC_RELAY_MAX_FRAME")).unwrap()
 }
 
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn oversize_publish_is_refused_too_large_and_the_socket_keeps_publishing() {
     let base = relay();
-    let Some(max) = max_frame() else { return };
-    let room = unique_room("oversize");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
+    let max = max_frame();
+    let (room, keys) = fresh_room("oversize");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
     // A PUBLISH over the relay's limit, yet under the 1 MiB the runtime delivers: a sealed
     // envelope with bytes appended (its header still names the change).
     let mut envelope = a.seal(EnvelopeKind::Event, b"too big");
@@ -941,15 +956,11 @@ async fn oversize_publish_is_refused_too_large_and_the_socket_keeps_publishing()
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn an_oversize_frame_that_names_no_change_closes_1009_and_the_room_keeps_serving() {
     let base = relay();
-    let Some(max) = max_frame() else { return };
-    let room = unique_room("oversize-close");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
-    let mut c = Peer::connect(&base, &room, &keys).await;
-    c.hello(0).await;
+    let max = max_frame();
+    let (room, keys) = fresh_room("oversize-close");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
+    let mut c = Peer::member(&base, &room, &keys).await;
     b.publish(b"something to snapshot").await;
     // A snapshot over the limit is no change the client could drop: the relay closes.
     let mut envelope = a.seal(EnvelopeKind::Snapshot, b"state");
@@ -961,19 +972,11 @@ async fn an_oversize_frame_that_names_no_change_closes_1009_and_the_room_keeps_s
     .await;
     let (frames, code) = a.recv_close().await;
     assert_eq!(code, 1009);
-    assert!(frames.iter().any(|f| matches!(
-        f,
-        RelayFrame::Error {
-            code: RelayErrorCode::TooLarge,
-            fatal: true,
-            ..
-        }
-    )));
+    assert!(has_error(&frames, RelayErrorCode::TooLarge, true));
     // Over 1 MiB, Cloudflare's runtime closes the socket with 1009 before the relay sees
     // the message; a runtime that delivers it (the local one does) gets it refused by the
     // relay, which never reads past the codec's 1 MiB. Either way nothing is stored.
-    let mut d = Peer::connect(&base, &room, &keys).await;
-    d.hello(0).await;
+    let mut d = Peer::member(&base, &room, &keys).await;
     let mut envelope = d.seal(EnvelopeKind::Event, b"far too big");
     envelope.resize((1 << 20) + 1000, 0);
     let mut frame = vec![VERSION, 0x02];
@@ -1012,9 +1015,7 @@ async fn an_oversize_frame_that_names_no_change_closes_1009_and_the_room_keeps_s
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn malformed_frames_get_bad_frame_and_the_socket_stays() {
-    let base = relay();
-    let room = unique_room("malformed");
-    let keys = room_keys(&room);
+    let (base, room, keys) = setup("malformed");
     let mut a = Peer::connect(&base, &room, &keys).await;
     // Before HELLO: NOT_JOINED.
     a.sync(0).await;
@@ -1090,13 +1091,9 @@ async fn malformed_frames_get_bad_frame_and_the_socket_stays() {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn republished_envelope_is_acked_as_duplicate_and_not_rebroadcast() {
-    let base = relay();
-    let room = unique_room("dedupe");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
+    let (base, room, keys) = setup("dedupe");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
     let (envelope, seq) = a.publish(b"once").await;
     assert_eq!(event_seq(&b.recv_data().await), seq);
     // The outbox resends after a reconnect: same envelope, same (session, counter).
@@ -1126,11 +1123,8 @@ async fn republished_envelope_is_acked_as_duplicate_and_not_rebroadcast() {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn snapshot_compacts_and_catch_up_starts_from_it() {
-    let base = relay();
-    let room = unique_room("snapshot");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let (base, room, keys) = setup("snapshot");
+    let mut a = Peer::member(&base, &room, &keys).await;
     for _ in 0..3 {
         a.publish(b"e").await;
     }
@@ -1177,13 +1171,9 @@ async fn snapshot_compacts_and_catch_up_starts_from_it() {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn ephemeral_is_broadcast_and_never_stored() {
-    let base = relay();
-    let room = unique_room("ephemeral");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
+    let (base, room, keys) = setup("ephemeral");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
     let envelope = a.seal(EnvelopeKind::Ephemeral, b"cursor 10,20");
     a.send(&ClientFrame::Ephemeral {
         envelope: envelope.clone(),
@@ -1199,13 +1189,9 @@ async fn ephemeral_is_broadcast_and_never_stored() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn history_cap_refuses_publishes_until_a_snapshot() {
     let base = relay();
-    let Some(cap) = env_u64("SEALSYNC_RELAY_MAX_HISTORY") else {
-        panic!("SEALSYNC_RELAY_MAX_HISTORY is not set: run the integration tests with relay/tests/run.sh");
-    };
-    let room = unique_room("history");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let cap = required_u64("SEALSYNC_RELAY_MAX_HISTORY");
+    let (room, keys) = fresh_room("history");
+    let mut a = Peer::member(&base, &room, &keys).await;
     for i in 0..cap {
         let (_, seq) = a.publish(b"h").await;
         assert_eq!(seq, i + 1);
@@ -1240,29 +1226,22 @@ async fn history_cap_refuses_publishes_until_a_snapshot() {
     assert_eq!(seq, cap + 1);
 }
 
-/// The relay's `RATE_BURST`, or `None` after printing why the test is skipped.
-fn rate_burst() -> Option<u64> {
-    let burst = env_u64("SEALSYNC_RELAY_RATE_BURST");
-    if burst.is_none() {
-        panic!("SEALSYNC_RELAY_RATE_BURST is not set: run the integration tests with relay/tests/run.sh");
-    }
-    burst
+/// The relay's `RATE_BURST`.
+fn rate_burst() -> u64 {
+    required_u64("SEALSYNC_RELAY_RATE_BURST")
 }
 
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn welcome_announces_the_configured_limits() {
     let base = relay();
-    let (Some(max), Some(burst), Some(rate), Some(history)) = (
-        env_u64("SEALSYNC_RELAY_MAX_FRAME"),
-        env_u64("SEALSYNC_RELAY_RATE_BURST"),
-        env_u64("SEALSYNC_RELAY_RATE_PER_SECOND"),
-        env_u64("SEALSYNC_RELAY_MAX_HISTORY"),
-    ) else {
-        panic!("the SEALSYNC_RELAY_* limits are not set: run the integration tests with relay/tests/run.sh");
-    };
-    let room = unique_room("limits");
-    let keys = room_keys(&room);
+    let (max, burst, rate, history) = (
+        max_frame(),
+        rate_burst(),
+        required_u64("SEALSYNC_RELAY_RATE_PER_SECOND"),
+        required_u64("SEALSYNC_RELAY_MAX_HISTORY"),
+    );
+    let (room, keys) = fresh_room("limits");
     let mut a = Peer::connect(&base, &room, &keys).await;
     let w = a.hello(0).await;
     assert_eq!(
@@ -1282,13 +1261,10 @@ async fn welcome_announces_the_configured_limits() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn a_burst_past_the_rate_is_refused_with_a_retry_hint_and_waiting_succeeds() {
     let base = relay();
-    let Some(burst) = rate_burst() else { return };
-    let room = unique_room("burst");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
+    let burst = rate_burst();
+    let (room, keys) = fresh_room("burst");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
     // Spend the whole bucket and go a little into debt with ephemeral frames on a channel
     // nobody follows (so they have no answer but the refusals), then publish.
     let extra = 50;
@@ -1371,13 +1347,10 @@ async fn a_burst_past_the_rate_is_refused_with_a_retry_hint_and_waiting_succeeds
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn a_flood_that_ignores_the_hints_is_closed_with_1008() {
     let base = relay();
-    let Some(burst) = rate_burst() else { return };
-    let room = unique_room("flood");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut honest = Peer::connect(&base, &room, &keys).await;
-    honest.hello(0).await;
+    let burst = rate_burst();
+    let (room, keys) = fresh_room("flood");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut honest = Peer::member(&base, &room, &keys).await;
     let sync = ClientFrame::Sync {
         after_seq: 0,
         token: a.token,
@@ -1393,14 +1366,7 @@ async fn a_flood_that_ignores_the_hints_is_closed_with_1008() {
     let _ = a.ws.flush().await;
     let (frames, code) = a.recv_close().await;
     assert_eq!(code, 1008);
-    assert!(frames.iter().any(|f| matches!(
-        f,
-        RelayFrame::Error {
-            code: RelayErrorCode::RateLimited,
-            fatal: false,
-            ..
-        }
-    )));
+    assert!(has_error(&frames, RelayErrorCode::RateLimited, false));
     assert!(matches!(
         frames.last(),
         Some(RelayFrame::Error {
@@ -1418,18 +1384,11 @@ async fn a_flood_that_ignores_the_hints_is_closed_with_1008() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn no_plaintext_reaches_the_relays_disk() {
     let base = relay();
-    let Some(dir) = env("SEALSYNC_RELAY_PERSIST") else {
-        panic!(
-            "SEALSYNC_RELAY_PERSIST is not set: run the integration tests with relay/tests/run.sh"
-        );
-    };
-    let room = unique_room("plaintext");
-    let keys = room_keys(&room);
+    let dir = required("SEALSYNC_RELAY_PERSIST");
+    let (room, keys) = fresh_room("plaintext");
     let marker = format!("PLAINTEXT-MARKER-{}", unique_room("m"));
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
     let (envelope, _) = a.publish(marker.as_bytes()).await;
     let snap = a.seal(EnvelopeKind::Snapshot, marker.as_bytes());
     a.send(&ClientFrame::SnapshotPut {
@@ -1483,15 +1442,9 @@ async fn no_plaintext_reaches_the_relays_disk() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn relay_restart_keeps_the_log_and_the_session_resumes() {
     let base = relay();
-    let Some(restart) = env("SEALSYNC_RELAY_RESTART") else {
-        panic!(
-            "SEALSYNC_RELAY_RESTART is not set: run the integration tests with relay/tests/run.sh"
-        );
-    };
-    let room = unique_room("restart");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let restart = required("SEALSYNC_RELAY_RESTART");
+    let (room, keys) = fresh_room("restart");
+    let mut a = Peer::member(&base, &room, &keys).await;
     for _ in 0..3 {
         a.publish(b"before the restart").await;
     }
@@ -1518,15 +1471,9 @@ async fn relay_restart_keeps_the_log_and_the_session_resumes() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn idle_room_is_deleted_by_its_alarm() {
     let base = relay();
-    let Some(ttl) = env_u64("SEALSYNC_RELAY_IDLE_TTL") else {
-        panic!(
-            "SEALSYNC_RELAY_IDLE_TTL is not set: run the integration tests with relay/tests/run.sh"
-        );
-    };
-    let room = unique_room("idle");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let ttl = required_u64("SEALSYNC_RELAY_IDLE_TTL");
+    let (room, keys) = fresh_room("idle");
+    let mut a = Peer::member(&base, &room, &keys).await;
     a.publish(b"soon gone").await;
     a.ws.close(None).await.unwrap();
     drop(a);
@@ -1543,11 +1490,8 @@ async fn idle_room_is_deleted_by_its_alarm() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn many_sockets_in_one_room_all_receive_a_broadcast() {
     let base = relay();
-    let Some(n) = env_u64("SEALSYNC_RELAY_MAX_SOCKETS") else {
-        panic!("SEALSYNC_RELAY_MAX_SOCKETS is not set: run the integration tests with relay/tests/run.sh");
-    };
-    let room = unique_room("many");
-    let keys = room_keys(&room);
+    let n = required_u64("SEALSYNC_RELAY_MAX_SOCKETS");
+    let (room, keys) = fresh_room("many");
     let started = Instant::now();
     // n - 1 receivers, each on its own task: join, read presence until all n have
     // joined (so no backlog is left in the socket), then wait for the broadcast.
@@ -1631,14 +1575,12 @@ async fn many_sockets_in_one_room_all_receive_a_broadcast() {
     }
 }
 
-/// The service token (id, secret) of the relay under test; `None`, saying the test is
-/// skipped, when it has none.
-fn service_token() -> Option<(String, String)> {
-    let token = env("SEALSYNC_RELAY_NOTIFY_ID").zip(env("SEALSYNC_RELAY_NOTIFY_SECRET"));
-    if token.is_none() {
-        panic!("SEALSYNC_RELAY_NOTIFY_ID/SECRET are not set: run the integration tests with relay/tests/run.sh");
-    }
-    token
+/// The service token (id, secret) of the relay under test.
+fn service_token() -> (String, String) {
+    (
+        required("SEALSYNC_RELAY_NOTIFY_ID"),
+        required("SEALSYNC_RELAY_NOTIFY_SECRET"),
+    )
 }
 
 /// Sends a notify request with the service token's header pair; (status, body).
@@ -1661,11 +1603,9 @@ async fn notify(base: &str, token: &(String, String), body: &serde_json::Value) 
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn notify_broadcast_reaches_joined_sockets_and_needs_the_service_token() {
     let base = relay();
-    let Some(token) = service_token() else { return };
-    let room = unique_room("notify");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let token = service_token();
+    let (room, keys) = fresh_room("notify");
+    let mut a = Peer::member(&base, &room, &keys).await;
     // A client cannot claim a user id by sending the relay's internal headers.
     let mut req = ws_url(&base, &room).into_client_request().unwrap();
     req.headers_mut()
@@ -1700,18 +1640,12 @@ async fn notify_broadcast_reaches_joined_sockets_and_needs_the_service_token() {
 
 /// Signs a token like the application backend would: for `org`, narrowed to `room` when
 /// given, valid for ten minutes.
-fn token(
-    user: &str,
-    org: &str,
-    room: Option<&str>,
-    role: Option<&str>,
-    guest: bool,
-) -> Option<String> {
+fn token(user: &str, org: &str, room: Option<&str>, role: Option<&str>, guest: bool) -> String {
     signed(user, org, room, role, guest, 600)
 }
 
-/// As [`token`], expiring `ttl` seconds from now (negative: already expired); `None`,
-/// saying the test is skipped, outside the `AUTH_MODE=jwt` phase.
+/// As [`token`], expiring `ttl` seconds from now (negative: already expired). Only in the
+/// `AUTH_MODE=jwt` phases, which set `SEALSYNC_RELAY_JWT_SEED`.
 fn signed(
     user: &str,
     org: &str,
@@ -1719,24 +1653,15 @@ fn signed(
     role: Option<&str>,
     guest: bool,
     ttl: i64,
-) -> Option<String> {
+) -> String {
     use base64::Engine;
-    let Some(seed) = env("SEALSYNC_RELAY_JWT_SEED") else {
-        panic!(
-            "SEALSYNC_RELAY_JWT_SEED is not set (AUTH_MODE=jwt phase): run the integration \
-             tests with relay/tests/run.sh"
-        );
-    };
     let seed: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(seed)
+        .decode(required("SEALSYNC_RELAY_JWT_SEED"))
         .unwrap()
         .try_into()
         .unwrap();
     let key = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now_s();
     let claims = sealsync_relay::auth::Claims {
         sub: user.into(),
         org: org.into(),
@@ -1746,7 +1671,7 @@ fn signed(
         role: role.map(Into::into),
         guest,
     };
-    Some(sealsync_relay::auth::mint(&claims, &key))
+    sealsync_relay::auth::mint(&claims, &key)
 }
 
 /// Opens a socket offering `sealsync.v2` and, when given, the token.
@@ -1797,17 +1722,15 @@ impl Peer {
 async fn auth_jwt_is_checked_before_the_upgrade() {
     let base = relay();
     let room = unique_room("acme:auth");
-    let Some(good) = token("alice", "acme", Some(&room), Some("editor"), false) else {
-        return;
-    };
+    let good = token("alice", "acme", Some(&room), Some("editor"), false);
     assert_eq!(
         connect_with_token(&base, &room, None).await.err(),
         Some(403)
     );
-    let other_room = token("alice", "acme", Some("acme:another-room"), None, false).unwrap();
-    let other_org = token("alice", "globex", None, None, false).unwrap();
+    let other_room = token("alice", "acme", Some("acme:another-room"), None, false);
+    let other_org = token("alice", "globex", None, None, false);
     // Past the relay's 60 s of leeway.
-    let expired = signed("alice", "acme", Some(&room), None, false, -3600).unwrap();
+    let expired = signed("alice", "acme", Some(&room), None, false, -3600);
     let mut tampered = good.clone();
     tampered.pop();
     tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
@@ -1833,7 +1756,7 @@ async fn auth_jwt_is_checked_before_the_upgrade() {
     let (mut a, _) = Peer::join_with_token(&base, &room, &good, &keys).await;
     a.publish(b"signed in").await;
     // A token for the whole org opens this room too.
-    let org_wide = token("bob", "acme", None, None, false).unwrap();
+    let org_wide = token("bob", "acme", None, None, false);
     let (_b, welcome) = Peer::join_with_token(&base, &room, &org_wide, &keys).await;
     assert_eq!(welcome.head_seq, 1);
     assert!(matches!(
@@ -1847,17 +1770,15 @@ async fn auth_jwt_is_checked_before_the_upgrade() {
 async fn auth_viewer_reads_but_may_not_publish_until_its_role_changes() {
     let base = relay();
     let room = unique_room("acme:viewer");
-    let Some(editor) = token("eve", "acme", None, Some("editor"), false) else {
-        return;
-    };
-    let viewer = token("vic", "acme", None, Some("viewer"), false).unwrap();
+    let editor = token("eve", "acme", None, Some("editor"), false);
+    let viewer = token("vic", "acme", None, Some("viewer"), false);
     let keys = room_keys(&room);
     let (mut e, _) = Peer::join_with_token(&base, &room, &editor, &keys).await;
     let (mut v, welcome) = Peer::join_with_token(&base, &room, &viewer, &keys).await;
     assert_eq!(welcome.access, Access::ReadOnly);
     // Roles are compared without regard to case.
     for shouted in ["Viewer", "VIEWER"] {
-        let t = token("val", "acme", None, Some(shouted), false).unwrap();
+        let t = token("val", "acme", None, Some(shouted), false);
         let (_, welcome) = Peer::join_with_token(&base, &room, &t, &keys).await;
         assert_eq!(welcome.access, Access::ReadOnly, "{shouted}");
     }
@@ -1884,9 +1805,7 @@ async fn auth_viewer_reads_but_may_not_publish_until_its_role_changes() {
         RelayFrame::Event { seq: 1, .. }
     ));
     // The backend makes the viewer an editor: ACCESS, then the application's NOTIFY.
-    let Some(notify_token) = service_token() else {
-        return;
-    };
+    let notify_token = service_token();
     let role = serde_json::json!({"room": room, "kind": "role", "user": "vic", "role": "editor"});
     let (status, body) = notify(&base, &notify_token, &role).await;
     assert_eq!((status, body.as_str()), (200, r#"{"delivered":1}"#));
@@ -1909,10 +1828,8 @@ async fn auth_viewer_reads_but_may_not_publish_until_its_role_changes() {
 async fn auth_presence_needs_a_bearer_token_for_the_room() {
     let base = relay();
     let room = unique_room("acme:presence");
-    let Some(good) = token("alice", "acme", None, None, false) else {
-        return;
-    };
-    let other_org = token("alice", "globex", None, None, false).unwrap();
+    let good = token("alice", "acme", None, None, false);
+    let other_org = token("alice", "globex", None, None, false);
     let path = format!("/room/{room}/presence");
     assert_eq!(http_get(&base, &path, &[]).await.0, 403);
     let bearer = |t: &str| format!("Bearer {t}");
@@ -1932,15 +1849,11 @@ async fn auth_presence_needs_a_bearer_token_for_the_room() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
     let base = relay();
-    let Some(notify_token) = service_token() else {
-        return;
-    };
+    let notify_token = service_token();
     let room = unique_room("acme:guest");
-    let Some(guest_token) = token("gus", "acme", Some(&room), None, true) else {
-        return;
-    };
+    let guest_token = token("gus", "acme", Some(&room), None, true);
     let keys = room_keys(&room);
-    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false).unwrap();
+    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false);
     let (mut owner, welcome) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
     assert_eq!(welcome.access, Access::Write);
     let (mut guest, welcome) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
@@ -2006,14 +1919,7 @@ async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
     assert_eq!(notify(&base, &notify_token, &ban).await.0, 200);
     let (frames, code) = guest.recv_close().await;
     assert_eq!(code, 4010);
-    assert!(frames.iter().any(|f| matches!(
-        f,
-        RelayFrame::Error {
-            code: RelayErrorCode::Banned,
-            fatal: true,
-            ..
-        }
-    )));
+    assert!(has_error(&frames, RelayErrorCode::Banned, true));
     assert_eq!(owner.recv().await, RelayFrame::Presence { count: 1 });
     let mut again = connect_with_token(&base, &room, Some(&guest_token))
         .await
@@ -2061,15 +1967,10 @@ async fn still_served(a: &mut Peer, b: &mut Peer, body: &[u8]) {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn a_member_that_does_not_read_gets_one_catch_up_page_however_often_it_syncs() {
     let base = relay();
-    let Some(page) = env_u64("SEALSYNC_RELAY_PAGE_BYTES") else {
-        panic!("SEALSYNC_RELAY_PAGE_BYTES is not set: run the integration tests with relay/tests/run.sh");
-    };
-    let room = unique_room("pages");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
+    let page = required_u64("SEALSYNC_RELAY_PAGE_BYTES");
+    let (room, keys) = fresh_room("pages");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
     // About five pages of history.
     let body = vec![7u8; 8 * 1024];
     let events = 40;
@@ -2145,21 +2046,15 @@ async fn a_member_that_does_not_read_gets_one_catch_up_page_however_often_it_syn
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn many_sockets_together_are_held_to_the_rooms_budget_and_members_keep_receiving() {
     let base = relay();
-    let Some(room_burst) = env_u64("SEALSYNC_RELAY_ROOM_BURST") else {
-        panic!("SEALSYNC_RELAY_ROOM_BURST is not set: run the integration tests with relay/tests/run.sh");
-    };
-    let room = unique_room("roomrate");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
-    let mut b = Peer::connect(&base, &room, &keys).await;
-    b.hello(0).await;
+    let room_burst = required_u64("SEALSYNC_RELAY_ROOM_BURST");
+    let (room, keys) = fresh_room("roomrate");
+    let mut a = Peer::member(&base, &room, &keys).await;
+    let mut b = Peer::member(&base, &room, &keys).await;
     // Ten members, each within its own bucket, together twice the room's burst.
     let per_socket = room_burst / 5;
     let mut flooders = Vec::new();
     for _ in 0..10 {
-        let mut f = Peer::connect(&base, &room, &keys).await;
-        f.hello(0).await;
+        let mut f = Peer::member(&base, &room, &keys).await;
         let ephemeral = ClientFrame::Ephemeral {
             envelope: f.seal_in(
                 EnvelopeKind::Ephemeral,
@@ -2212,11 +2107,8 @@ async fn many_sockets_together_are_held_to_the_rooms_budget_and_members_keep_rec
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn one_address_holds_a_bounded_number_of_sockets_in_a_room() {
     let base = relay();
-    let Some(cap) = env_u64("SEALSYNC_RELAY_PER_ADDRESS") else {
-        panic!("SEALSYNC_RELAY_PER_ADDRESS is not set: run the integration tests with relay/tests/run.sh");
-    };
-    let room = unique_room("peraddr");
-    let keys = room_keys(&room);
+    let cap = required_u64("SEALSYNC_RELAY_PER_ADDRESS");
+    let (room, keys) = fresh_room("peraddr");
     let mut held = Vec::new();
     for _ in 0..cap {
         let mut p =
@@ -2242,11 +2134,8 @@ async fn one_address_holds_a_bounded_number_of_sockets_in_a_room() {
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn wrong_keys_from_one_address_are_slowed_and_then_say_nothing_while_members_join() {
-    let base = relay();
-    let room = unique_room("guess");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let (base, room, keys) = setup("guess");
+    let mut a = Peer::member(&base, &room, &keys).await;
     a.publish(b"the room exists").await;
     let guesser = "198.51.100.66";
     let mut wrong = 0;
@@ -2356,11 +2245,10 @@ async fn room_ids_with_invisible_characters_are_refused() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn auth_a_ban_outlives_every_socket_of_a_room_with_no_history() {
     let base = relay();
-    let notify_token = service_token().unwrap();
-    let room = unique_room("acme:banned");
-    let keys = room_keys(&room);
-    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false).unwrap();
-    let guest_token = token("gus", "acme", Some(&room), None, true).unwrap();
+    let notify_token = service_token();
+    let (room, keys) = fresh_room("acme:banned");
+    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false);
+    let guest_token = token("gus", "acme", Some(&room), None, true);
     let (mut owner, _) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
     let ban = serde_json::json!({"room": room, "kind": "ban", "user": "gus"});
     assert_eq!(notify(&base, &notify_token, &ban).await.0, 200);
@@ -2409,11 +2297,9 @@ fn json_error(body: &str) -> String {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn notify_types_and_bad_requests_get_json_errors() {
     let base = relay();
-    let token = service_token().unwrap();
-    let room = unique_room("typed");
-    let keys = room_keys(&room);
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let token = service_token();
+    let (room, keys) = fresh_room("typed");
+    let mut a = Peer::member(&base, &room, &keys).await;
     // Without NOTIFY_TYPES any type is accepted; the client gets it with the data.
     let typed = serde_json::json!({
         "room": room, "kind": "broadcast", "type": "todo.assigned", "data": {"id": 7}
@@ -2460,9 +2346,8 @@ async fn notify_types_and_bad_requests_get_json_errors() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn stats_report_what_a_room_stores_to_the_service_token_only() {
     let base = relay();
-    let token = service_token().unwrap();
-    let room = unique_room("stats");
-    let keys = room_keys(&room);
+    let token = service_token();
+    let (room, keys) = fresh_room("stats");
     // A room nobody joined stores nothing (and asking does not create it).
     let (status, empty) = stats(&base, &token, &room).await;
     assert_eq!(status, 200);
@@ -2475,8 +2360,7 @@ async fn stats_report_what_a_room_stores_to_the_service_token_only() {
         ),
         (&0.into(), &0.into(), &0.into(), &0.into())
     );
-    let mut a = Peer::connect(&base, &room, &keys).await;
-    a.hello(0).await;
+    let mut a = Peer::member(&base, &room, &keys).await;
     let (first, _) = a.publish(b"one").await;
     let (second, _) = a.publish(b"two").await;
     let (status, s) = stats(&base, &token, &room).await;
@@ -2510,12 +2394,11 @@ async fn stats_report_what_a_room_stores_to_the_service_token_only() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn auth_notify_reaches_several_users_in_one_call() {
     let base = relay();
-    let notify_token = service_token().unwrap();
-    let room = unique_room("acme:many-users");
-    let keys = room_keys(&room);
+    let notify_token = service_token();
+    let (room, keys) = fresh_room("acme:many-users");
     let mut peers = Vec::new();
     for user in ["ann", "ben", "cat"] {
-        let t = token(user, "acme", Some(&room), None, false).unwrap();
+        let t = token(user, "acme", Some(&room), None, false);
         peers.push(Peer::join_with_token(&base, &room, &t, &keys).await.0);
     }
     let direct = serde_json::json!({
@@ -2571,11 +2454,10 @@ async fn auth_notify_reaches_several_users_in_one_call() {
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn auth_deny_turns_a_guest_away_without_a_ban_and_unban_lets_a_user_back() {
     let base = relay();
-    let notify_token = service_token().unwrap();
-    let room = unique_room("acme:deny");
-    let keys = room_keys(&room);
-    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false).unwrap();
-    let guest_token = token("gus", "acme", Some(&room), None, true).unwrap();
+    let notify_token = service_token();
+    let (room, keys) = fresh_room("acme:deny");
+    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false);
+    let guest_token = token("gus", "acme", Some(&room), None, true);
     let (mut owner, _) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
     let (mut guest, welcome) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
     assert_eq!(welcome.access, Access::Pending);
@@ -2587,14 +2469,7 @@ async fn auth_deny_turns_a_guest_away_without_a_ban_and_unban_lets_a_user_back()
     );
     let (frames, code) = guest.recv_close().await;
     assert_eq!(code, 4003);
-    assert!(frames.iter().any(|f| matches!(
-        f,
-        RelayFrame::Error {
-            code: RelayErrorCode::Forbidden,
-            fatal: true,
-            ..
-        }
-    )));
+    assert!(has_error(&frames, RelayErrorCode::Forbidden, true));
     // The guest's join (2), then its leaving (1).
     assert_eq!(owner.recv().await, RelayFrame::Presence { count: 2 });
     assert_eq!(owner.recv().await, RelayFrame::Presence { count: 1 });
@@ -2605,7 +2480,7 @@ async fn auth_deny_turns_a_guest_away_without_a_ban_and_unban_lets_a_user_back()
     // ban, then unban: the user is refused, then comes back.
     let ban = serde_json::json!({"room": room, "kind": "ban", "user": "bea"});
     assert_eq!(notify(&base, &notify_token, &ban).await.0, 200);
-    let bea = token("bea", "acme", Some(&room), None, false).unwrap();
+    let bea = token("bea", "acme", Some(&room), None, false);
     let mut refused = connect_with_token(&base, &room, Some(&bea)).await.unwrap();
     assert_eq!(close_of(&mut refused).await.1, 4010);
     let (status, s) = stats(&base, &notify_token, &room).await;
@@ -2634,7 +2509,7 @@ async fn org_push(
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn auth_org_broadcast_reaches_every_live_room_of_the_org_and_no_other() {
     let base = relay();
-    let notify_token = service_token().unwrap();
+    let notify_token = service_token();
     let org = unique_room("org");
     let other_org = unique_room("other");
     let (room_a, room_b, room_x) = (
@@ -2645,7 +2520,7 @@ async fn auth_org_broadcast_reaches_every_live_room_of_the_org_and_no_other() {
     let mut peers = Vec::new();
     for (room, org) in [(&room_a, &org), (&room_b, &org), (&room_x, &other_org)] {
         let keys = room_keys(room);
-        let t = token("ann", org, None, None, false).unwrap();
+        let t = token("ann", org, None, None, false);
         peers.push(Peer::join_with_token(&base, room, &t, &keys).await.0);
     }
     let push = serde_json::json!({
@@ -2680,7 +2555,7 @@ async fn auth_org_broadcast_reaches_every_live_room_of_the_org_and_no_other() {
         }
     );
     // Sockets may not push: a room path for the internal endpoint is not a route.
-    let t = token("ann", &org, None, None, false).unwrap();
+    let t = token("ann", &org, None, None, false);
     let (status, body) = http(
         &base,
         "POST",
@@ -2713,49 +2588,16 @@ async fn auth_org_broadcast_reaches_every_live_room_of_the_org_and_no_other() {
 /// A token for `room` signed with the PEM private key `name` of `tests/fixtures/pem`
 /// (`ed25519`, `es256`, `rs256`; relay/tests/run.sh configures the public keys).
 fn pem_token(name: &str, alg: &str, user: &str, room: &str) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    use p256::pkcs8::DecodePrivateKey as _;
-    use rsa::signature::{SignatureEncoding as _, Signer as _};
-    let path = format!(
-        "{}/tests/fixtures/pem/{name}.key.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let key = std::fs::read_to_string(path).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     let claims = sealsync_relay::auth::Claims {
         sub: user.into(),
         org: room.split_once(':').unwrap().0.into(),
         room: Some(room.into()),
-        exp: now + 600,
+        exp: now_s() + 600,
         nbf: None,
         role: None,
         guest: false,
     };
-    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
-    let input = format!("{header}.{payload}");
-    let signature: Vec<u8> = match name {
-        "ed25519" => ed25519_compact::KeyPair::from_pem(&key)
-            .unwrap()
-            .sk
-            .sign(input.as_bytes(), None)
-            .to_vec(),
-        "es256" => {
-            let sk = p256::ecdsa::SigningKey::from_pkcs8_pem(&key).unwrap();
-            let sig: p256::ecdsa::Signature = sk.sign(input.as_bytes());
-            sig.to_bytes().to_vec()
-        }
-        _ => {
-            let sk = rsa::PrivateKey::from_pkcs8_pem(&key).unwrap();
-            let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(sk);
-            signer.sign(input.as_bytes()).to_vec()
-        }
-    };
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    pem::pem_token(name, alg, &claims)
 }
 
 #[tokio::test]
@@ -2764,7 +2606,7 @@ async fn auth_pem_keys_verify_tokens_of_each_algorithm() {
     let base = relay();
     // The raw Ed25519 key of the same JWT_PUBLIC_KEYS still works beside the PEM ones.
     let room = unique_room("acme:pem");
-    let raw = token("raw", "acme", Some(&room), None, false).unwrap();
+    let raw = token("raw", "acme", Some(&room), None, false);
     let keys = room_keys(&room);
     let (_raw, _) = Peer::join_with_token(&base, &room, &raw, &keys).await;
     for (name, alg) in [("ed25519", "EdDSA"), ("es256", "ES256"), ("rs256", "RS256")] {
@@ -2790,21 +2632,20 @@ async fn auth_pem_keys_verify_tokens_of_each_algorithm() {
 
 /// The types of `NOTIFY_TYPES` in the typed phase of relay/tests/run.sh.
 fn notify_types() -> Vec<String> {
-    let Some(types) = env("SEALSYNC_RELAY_NOTIFY_TYPES") else {
-        panic!("SEALSYNC_RELAY_NOTIFY_TYPES is not set (the typed phase): run the integration tests with relay/tests/run.sh")
-    };
-    types.split(',').map(str::to_owned).collect()
+    required("SEALSYNC_RELAY_NOTIFY_TYPES")
+        .split(',')
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
 #[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
 async fn typed_only_allowed_types_are_pushed_and_reach_clients_with_their_type() {
     let base = relay();
-    let notify_token = service_token().unwrap();
+    let notify_token = service_token();
     let allowed = notify_types();
-    let room = unique_room("acme:typed");
-    let keys = room_keys(&room);
-    let t = token("ann", "acme", Some(&room), None, false).unwrap();
+    let (room, keys) = fresh_room("acme:typed");
+    let t = token("ann", "acme", Some(&room), None, false);
     let (mut ann, _) = Peer::join_with_token(&base, &room, &t, &keys).await;
     let push = serde_json::json!({
         "room": room, "kind": "direct", "user": "ann", "type": allowed[0], "data": {"todo": 3}

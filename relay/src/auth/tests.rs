@@ -3,6 +3,10 @@ use serde_json::Value;
 
 use super::*;
 
+#[path = "../../tests/support/pem.rs"]
+mod pem_support;
+use pem_support::{pem, pem_token};
+
 const NOW: u64 = 1_700_000_000;
 
 fn key(n: u8) -> KeyPair {
@@ -398,39 +402,10 @@ fn auth_mode_from_vars() {
     assert!(AuthMode::from_vars(vars("oauth", pk)).is_err());
 }
 
-/// A PEM file of `tests/fixtures/pem` (made by OpenSSL: `fixtures/pem/make.sh`).
-fn pem(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/pem/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(path).unwrap()
-}
-
 /// A token for `claims()` signed with the PEM private key `name` (`ed25519`, `es256`,
 /// `rs256`) under `alg`.
 fn pem_signed(name: &str, alg: &str) -> String {
-    use p256::pkcs8::DecodePrivateKey as _;
-    use rsa::signature::{SignatureEncoding as _, Signer as _};
-    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
-    let input = format!("{header}.{payload}");
-    let key = pem(&format!("{name}.key.pem"));
-    let signature: Vec<u8> = match name {
-        "ed25519" => KeyPair::from_pem(&key)
-            .unwrap()
-            .sk
-            .sign(input.as_bytes(), None)
-            .to_vec(),
-        "es256" => {
-            let sk = p256::ecdsa::SigningKey::from_pkcs8_pem(&key).unwrap();
-            let sig: p256::ecdsa::Signature = sk.sign(input.as_bytes());
-            sig.to_bytes().to_vec()
-        }
-        _ => {
-            let sk = rsa::PrivateKey::from_pkcs8_pem(&key).unwrap();
-            let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(sk);
-            signer.sign(input.as_bytes()).to_vec()
-        }
-    };
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    pem_token(name, alg, &claims())
 }
 
 #[test]

@@ -143,6 +143,17 @@ impl Room {
         self.frame(from, &frame)
     }
 
+    /// A room whose sockets 1 to `big` joined, one more than [`PRESENCE_COALESCE_ABOVE`]:
+    /// presence changes are coalesced. Returns `big` too.
+    fn big() -> (Self, u64) {
+        let mut room = Self::new();
+        let big = u64::from(PRESENCE_COALESCE_ABOVE) + 1;
+        for id in 1..=big {
+            room.join(id, &[1]);
+        }
+        (room, big)
+    }
+
     fn join(&mut self, id: PeerId, channels: &[u8]) {
         self.open(id);
         self.hello(id, 0, 7, channels);
@@ -1014,11 +1025,7 @@ fn error_messages_are_bounded_on_a_char_boundary() {
 
 #[test]
 fn presence_in_a_big_room_is_coalesced() {
-    let mut room = Room::new();
-    let big = u64::from(PRESENCE_COALESCE_ABOVE) + 1;
-    for id in 1..=big {
-        room.join(id, &[1]);
-    }
+    let (mut room, big) = Room::big();
     room.open(big + 1);
     let outs = room.hello(big + 1, 0, 7, &[1]);
     assert!(outs.contains(&Out::PresenceChanged));
@@ -1883,8 +1890,10 @@ fn an_empty_rooms_alarm_deletes_it_only_after_its_ttl() {
     assert_eq!(idle_plan(T0, Some(T0 + 1), &limits), Idle::WakeAt(T0 + 1));
     assert_eq!(idle_plan(T0, Some(T0), &limits), Idle::Delete);
     assert_eq!(idle_plan(T0 + 5, Some(T0), &limits), Idle::Delete);
-    // No record (the process died with sockets open): idle from now.
+    // No record (the process died with sockets open): idle from now, as when the last
+    // socket leaves.
     assert_eq!(idle_plan(T0, None, &limits), Idle::Start(T0 + 1_000));
+    assert_eq!(idle_from(T0, &limits), T0 + 1_000);
 }
 
 #[test]
@@ -1965,4 +1974,196 @@ fn after_a_change_is_refused_for_the_rate_none_of_its_sockets_later_changes_over
         "socket 2's change, then socket 1's in its order"
     );
     assert_eq!(room.peers[&1].publish_hold, None);
+}
+
+/// The `PRESENCE` count broadcast by `out`, with its receivers.
+fn presence_broadcast(out: Option<&Out>) -> Option<(Vec<PeerId>, u32)> {
+    match out? {
+        Out::Broadcast { to, frame } => match RelayFrame::decode(frame).unwrap() {
+            RelayFrame::Presence { count } => Some((to.clone(), count)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn a_coalesced_presence_update_arms_the_alarm_once_and_goes_out_once() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    let mut p = Presence::default();
+    assert_eq!(p.alarm_by(T0), None, "nothing pending");
+    assert_eq!(
+        p.flush(&room.peers),
+        None,
+        "a small room sends nothing unasked"
+    );
+    // Two changes before the alarm: one alarm, a second from the first.
+    p.changed();
+    p.changed();
+    assert!(p.pending());
+    assert_eq!(p.alarm_by(T0), Some(T0 + PRESENCE_FLUSH_MS));
+    assert_eq!(p.alarm_by(T0 + 10), None, "already asked for");
+    p.changed();
+    assert_eq!(
+        p.alarm_by(T0 + 20),
+        None,
+        "still pending: the same alarm sends it"
+    );
+    // The alarm: one PRESENCE with the current count to every joined socket.
+    assert_eq!(
+        presence_broadcast(p.flush(&room.peers).as_ref()),
+        Some((vec![1, 2], 2))
+    );
+    assert!(!p.pending());
+    assert_eq!(p.flush(&room.peers), None, "sent once");
+    // The next change wants the alarm again.
+    p.changed();
+    assert_eq!(p.alarm_by(T0 + 5_000), Some(T0 + 5_000 + PRESENCE_FLUSH_MS));
+    // Pending in a room where nobody joined: nothing to send, nothing left pending.
+    let mut empty = Room::new();
+    empty.open(9);
+    assert_eq!(p.flush(&empty.peers), None);
+    assert!(!p.pending());
+}
+
+#[test]
+fn a_big_rooms_alarm_sends_presence_even_with_nothing_pending() {
+    // After hibernation the pending flag is gone: a big room's alarm sends anyway.
+    let (mut room, big) = Room::big();
+    let mut p = Presence::default();
+    let (to_ids, count) = presence_broadcast(p.flush(&room.peers).as_ref()).unwrap();
+    assert_eq!((to_ids.len() as u64, u64::from(count)), (big, big));
+    // At the threshold, only a pending update goes out.
+    assert!(
+        matches!(leave(&mut room.peers, 1)[..], [Out::Broadcast { .. }]),
+        "at the threshold a leave is broadcast at once"
+    );
+    assert_eq!(p.flush(&room.peers), None);
+    p.changed();
+    assert_eq!(
+        presence_broadcast(p.flush(&room.peers).as_ref()).map(|(_, c)| c),
+        Some(PRESENCE_COALESCE_ABOVE)
+    );
+}
+
+#[test]
+fn the_alarm_closes_expired_sockets_then_sends_the_pending_presence_and_plans_the_next() {
+    let mut room = Room::new();
+    let timeout = room.limits.unjoined_timeout_ms;
+    let ttl = room.limits.idle_room_ttl_ms;
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    let _ = room.open_at(3, T0 + 100);
+    let _ = room.open_at(4, T0 + 5_000);
+    let mut p = Presence::default();
+    p.changed();
+    // Before anything is due: the pending presence goes, the next alarm is socket 3's.
+    let plan = alarm(&mut room.peers, &mut p, &room.limits, T0 + 200);
+    assert_eq!(plan.next_ms, T0 + 100 + timeout);
+    assert_eq!(presence_broadcast(plan.out.first()), Some((vec![1, 2], 2)));
+    assert_eq!(plan.out.len(), 1);
+    // Socket 3's time is up: its ERROR and close first, then (pending again) PRESENCE.
+    p.changed();
+    let plan = alarm(&mut room.peers, &mut p, &room.limits, T0 + 100 + timeout);
+    assert_eq!(closes(&plan.out), [(3, CLOSE_NO_HELLO)]);
+    let close_at = plan
+        .out
+        .iter()
+        .position(|o| matches!(o, Out::Close { .. }))
+        .unwrap();
+    assert_eq!(presence_broadcast(plan.out.last()), Some((vec![1, 2], 2)));
+    assert!(close_at < plan.out.len() - 1, "the close comes first");
+    assert_eq!(plan.next_ms, T0 + 5_000 + timeout);
+    // Nothing pending, nothing due: no output; once every socket joined, one TTL on.
+    room.hello(4, 0, 7, &[1]);
+    let now = T0 + 100 * timeout;
+    let plan = alarm(&mut room.peers, &mut p, &room.limits, now);
+    assert_eq!(
+        plan,
+        AlarmPlan {
+            out: Vec::new(),
+            next_ms: now + ttl
+        }
+    );
+}
+
+#[test]
+fn an_alarm_is_moved_only_earlier() {
+    assert!(sets_alarm(None, T0), "none set");
+    assert!(
+        sets_alarm(Some(i64::try_from(T0).unwrap() + 1), T0),
+        "set later"
+    );
+    assert!(
+        !sets_alarm(Some(i64::try_from(T0).unwrap()), T0),
+        "set then"
+    );
+    assert!(
+        !sets_alarm(Some(i64::try_from(T0).unwrap() - 1), T0),
+        "set earlier"
+    );
+    assert!(sets_alarm(Some(-1), T0), "not a time");
+}
+
+#[test]
+fn the_room_reports_live_until_the_directory_accepts_its_latest_report() {
+    let mut l = Listing::default();
+    assert!(l.reports_on_accept(1), "the first socket");
+    assert!(
+        l.reports_on_accept(2),
+        "not listed yet (a fresh or woken object)"
+    );
+    let first = l.start(T0);
+    assert_eq!(first, T0);
+    assert!(!l.listed());
+    l.accepted(first, true);
+    assert!(l.listed());
+    assert!(
+        !l.reports_on_accept(2),
+        "listed: a second socket does not report"
+    );
+    assert!(l.reports_on_accept(1), "a first socket always does");
+    // Two reports in the same millisecond get distinct stamps; the earlier one's answer
+    // does not list the room.
+    let a = l.start(T0);
+    let b = l.start(T0);
+    assert_eq!((a, b), (T0 + 1, T0 + 2));
+    l.accepted(a, true);
+    assert!(!l.listed(), "another report went out meanwhile");
+    assert!(l.reports_on_accept(3));
+    // A report that the room is no longer live lists nothing.
+    let gone = l.start(T0 + 10);
+    l.accepted(gone, false);
+    assert!(!l.listed());
+    let live = l.start(T0 + 20);
+    l.accepted(live, true);
+    assert!(l.listed());
+}
+
+#[test]
+fn socket_ids_continue_after_the_highest_one_left_in_the_room() {
+    let mut room = Room::new();
+    assert_eq!(next_peer_id(&room.peers), 1);
+    room.join(3, &[1]);
+    room.open(7);
+    assert_eq!(next_peer_id(&room.peers), 8);
+    let _ = leave(&mut room.peers, 7);
+    assert_eq!(next_peer_id(&room.peers), 4);
+}
+
+#[test]
+fn close_reasons_are_cut_to_123_bytes_on_a_character_boundary() {
+    assert_eq!(MAX_CLOSE_REASON, 123);
+    assert_eq!(close_text("banned"), "banned");
+    let ascii = "x".repeat(200);
+    assert_eq!(close_text(&ascii).len(), 123);
+    // 'é' is two bytes: 123 falls inside the 62nd, so 61 of them remain.
+    let accents = "é".repeat(100);
+    assert_eq!(close_text(&accents), "é".repeat(61));
+    let (code, message) =
+        admission(&BTreeMap::new(), &Limits::default(), true, None, None).unwrap();
+    assert_eq!(code, RelayErrorCode::Banned);
+    assert_eq!(close_text(&message), message, "the relay's own reasons fit");
 }

@@ -1,0 +1,114 @@
+//! The room's alarm, the one timer a Durable Object has. It is armed for the earliest of an
+//! unjoined socket's `HELLO` deadline, a coalesced presence update
+//! ([`hub::Presence::alarm_by`]) and the idle TTL ([`hub::sets_alarm`] says whether to move
+//! it). When it fires with sockets open it performs [`hub::alarm`]'s plan and re-arms;
+//! with none open, [`hub::idle_plan`] deletes the room or waits. When the last socket
+//! leaves, the room reports itself gone and is deleted at once if nobody wrote to it
+//! ([`hub::disposable`]), else it starts its idle TTL.
+
+use std::time::Duration;
+
+use worker::{Response, Result};
+
+use super::{now_ms, Room};
+use crate::hub::{self, Idle};
+use crate::limits::Limits;
+
+/// The storage key (KV API) of the time, ms since the Unix epoch, from which an empty
+/// room may be deleted.
+const IDLE_AT: &str = "idle_at";
+
+/// `WebSocket.readyState` of an open socket.
+const OPEN: u16 = 1;
+
+impl Room {
+    /// Arms the alarm for a coalesced presence update that became pending.
+    pub(super) async fn schedule_presence(&self) -> Result<()> {
+        let at = self.with_live(|live| live.presence.alarm_by(now_ms()));
+        match at {
+            Some(at) => self.arm_by(at).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the alarm fire at `at_ms` (ms since the Unix epoch) at the latest.
+    pub(super) async fn arm_by(&self, at_ms: u64) -> Result<()> {
+        let storage = self.state.storage();
+        if hub::sets_alarm(storage.get_alarm().await?, at_ms) {
+            self.set_alarm_at(at_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the alarm for `at_ms` (worker's `i64` is an offset, so a `Duration` from now).
+    async fn set_alarm_at(&self, at_ms: u64) -> Result<()> {
+        let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+        self.state.storage().set_alarm(delay).await
+    }
+
+    /// The room is idle until `idle_at`: recorded, and the alarm set for then.
+    async fn start_idle(&self, idle_at: u64) -> Result<()> {
+        self.state.storage().put(IDLE_AT, idle_at).await?;
+        self.set_alarm_at(idle_at).await
+    }
+
+    /// Deletes everything the room stores, its alarm and its memory.
+    async fn delete(&self) -> Result<()> {
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        self.forget();
+        Ok(())
+    }
+
+    /// After a socket left: when none is left, the room is reported gone, and one nobody
+    /// wrote to is deleted now; any other is idle from now. Else a coalesced presence
+    /// update may want the alarm.
+    pub(super) async fn after_leave(&self) -> Result<()> {
+        let (empty, room) = self.with_live(|live| (live.sockets.is_empty(), live.room.clone()));
+        if !empty {
+            return self.schedule_presence().await;
+        }
+        if let Some(room) = &room {
+            self.report(room, false).await;
+        }
+        if self.with_store(|store| hub::disposable(store))? {
+            // Nothing anyone wrote: the room leaves nothing behind (a squatter's key
+            // goes with it).
+            return self.delete().await;
+        }
+        if let Ok(limits) = &self.limits {
+            self.start_idle(hub::idle_from(now_ms(), limits)).await?;
+        }
+        Ok(())
+    }
+
+    /// The alarm fired: [`hub::alarm`]'s plan while sockets are open, else
+    /// [`hub::idle_plan`].
+    pub(super) async fn on_alarm(&self, limits: &Limits) -> Result<Response> {
+        let now = now_ms();
+        let next = self.with_live(|live| {
+            let plan = hub::alarm(&mut live.peers, &mut live.presence, limits, now);
+            live.perform(plan.out);
+            plan.next_ms
+        });
+        let open = self
+            .state
+            .get_websockets()
+            .iter()
+            .any(|ws| ws.as_ref().ready_state() == OPEN);
+        if open {
+            self.set_alarm_at(next).await?;
+            return Response::ok("");
+        }
+        let idle_at = self.state.storage().get::<u64>(IDLE_AT).await?;
+        match hub::idle_plan(now, idle_at, limits) {
+            Idle::Delete => {
+                self.state.storage().delete_all().await?;
+                self.forget();
+            }
+            Idle::WakeAt(at) => self.set_alarm_at(at).await?,
+            Idle::Start(at) => self.start_idle(at).await?,
+        }
+        Response::ok("")
+    }
+}
