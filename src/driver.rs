@@ -220,6 +220,7 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
             }
             shared.emit("presence", &JsValue::from(count));
         }
+        ClientEvent::Members(list) => shared.emit("members", &events::to_js(&list)),
         ClientEvent::Notify(json) => shared.emit("notify", &events::notify_to_js(&json)),
         ClientEvent::Ephemeral { body } => {
             shared.emit("ephemeral", &events::ephemeral_to_js(&body))

@@ -11,10 +11,11 @@ use wasm_bindgen::JsValue;
 use crate::error;
 
 /// The event types `room.on` accepts.
-pub(crate) const EVENT_TYPES: [&str; 9] = [
+pub(crate) const EVENT_TYPES: [&str; 10] = [
     "change",
     "status",
     "presence",
+    "members",
     "pending",
     "sync",
     "notify",

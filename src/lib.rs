@@ -53,7 +53,7 @@ use sealsync_core::{DeviceId, RoomId, SessionId};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::env::BrowserEntropy;
+use crate::env::{now, BrowserEntropy};
 use crate::shared::{Inner, Shared};
 
 /// A joined room: the replicated state, the connection to the relay and the listeners.
@@ -87,6 +87,10 @@ struct JoinOptions {
     kdf_worker: Option<JsValue>,
     /// `debug`: log every frame (without contents) with `console.debug`.
     debug: bool,
+    /// `members` (default `true`): take part in who is online.
+    members: bool,
+    /// `profile`: this member's profile in who is online.
+    profile: Option<serde_json::Value>,
 }
 
 impl JoinOptions {
@@ -154,6 +158,20 @@ impl JoinOptions {
                 .ok_or_else(|| invalid(&format!("options.{key} must be a boolean")))
         };
         let debug = flag("debug")?;
+        let members = get("members");
+        let members = if members.is_undefined() || members.is_null() {
+            true
+        } else {
+            members
+                .as_bool()
+                .ok_or_else(|| invalid("options.members must be a boolean"))?
+        };
+        let profile = get("profile");
+        let profile = if profile.is_undefined() {
+            None
+        } else {
+            Some(ops::json(&profile, "options.profile")?)
+        };
         let request_persistence = flag("requestPersistence")?;
         let token = get("token");
         let token = if token.is_undefined() || token.is_null() {
@@ -209,6 +227,8 @@ impl JoinOptions {
             on_warning,
             kdf_worker,
             debug,
+            members,
+            profile,
         })
     }
 }
@@ -271,10 +291,16 @@ impl Room {
         if let Some(channel) = opts.channel {
             config.channel = channel;
         }
+        config.members = opts.members;
         // The local replica lives in IndexedDB only (an application's `storage` keeps
         // outboxes).
         config.keep_history = opts.persist && opts.storage.is_none();
-        let client = Client::new(config, keys, Box::new(BrowserEntropy));
+        let mut client = Client::new(config, keys, Box::new(BrowserEntropy));
+        if let Some(profile) = opts.profile {
+            client
+                .set_profile(now(), profile)
+                .map_err(|e| error::from_core(&e))?;
+        }
         let mut inner = Inner::new(client, &opts.url, &room_id, session, secret);
         inner.token = opts.token;
         inner.debug = opts.debug;
@@ -442,6 +468,28 @@ impl Room {
     pub fn broadcast(&self, value: JsValue) -> Result<(), JsValue> {
         let value = ops::json(&value, "value")?;
         local::ephemeral(&self.shared, value.to_string().as_bytes())
+    }
+
+    /// Sets this member's profile in who is online (any JSON value, at most 4,096 bytes),
+    /// sealed for the other members; announced at once when live.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when the value is not JSON, `INVALID_MEMBER` when it is too long,
+    /// `ROOM_CLOSED`.
+    #[wasm_bindgen(js_name = setProfile, skip_typescript)]
+    pub fn set_profile(&self, profile: JsValue) -> Result<(), JsValue> {
+        let profile = ops::json(&profile, "profile")?;
+        local::set_profile(&self.shared, profile)
+    }
+
+    /// Who is online: this member first while live (`isSelf: true`), then the others heard
+    /// from, as `{ session, profile, isSelf }`.
+    ///
+    /// # Errors
+    /// `ROOM_CLOSED`.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn members(&self) -> Result<JsValue, JsValue> {
+        Ok(events::to_js(&self.shared.inner()?.client.members()))
     }
 
     /// The visible entities of `collection` (`{ id, ...fields, sortOrder?, claimedBy? }`),

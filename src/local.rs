@@ -156,6 +156,21 @@ pub(crate) fn ephemeral(shared: &Rc<Shared>, body: &[u8]) -> Result<(), JsValue>
     Ok(())
 }
 
+/// `room.setProfile(profile)`: this member's profile in who is online, announced at once
+/// when live.
+///
+/// # Errors
+/// `INVALID_MEMBER` (over 4,096 bytes of JSON), `ROOM_CLOSED`.
+pub(crate) fn set_profile(shared: &Rc<Shared>, profile: serde_json::Value) -> Result<(), JsValue> {
+    shared
+        .inner_mut()?
+        .client
+        .set_profile(now(), profile)
+        .map_err(|e| error::from_core(&e))?;
+    pump(shared);
+    Ok(())
+}
+
 /// `room.get(collection)`: the visible entities as a frozen array of frozen plain objects.
 /// The same array comes back until a change touches the collection, and an entity's
 /// object is rebuilt only when a change touched that entity.

@@ -26,11 +26,11 @@ export type ErrorCode =
   | "INVALID_ROOM_ID" | "INVALID_SECRET" | "EMPTY_PASSWORD" | "UNKNOWN_KEY_EPOCH"
   | "WIRE_VERSION" | "UNKNOWN_FRAME" | "FRAME_TOO_LARGE" | "MALFORMED_FRAME" | "WRONG_KIND"
   | "INVALID_OPERATION" | "INVALID_SNAPSHOT" | "KDF_FAILED" | "OUTBOX_FULL" | "READ_ONLY"
-  | "REPLAY" | "HISTORY_GAP" | "HISTORY_RESET"
+  | "INVALID_MEMBER" | "REPLAY" | "HISTORY_GAP" | "HISTORY_RESET" | "CONNECTION_REFUSED"
   // from the browser SDK
   | "INVALID_OPTIONS" | "INVALID_ARGUMENT" | "ROOM_CLOSED" | "STORAGE_FAILED"
   | "KDF_WORKER_FAILED" | "NO_RANDOMNESS" | "BROWSER_API" | "TOKEN_FAILED"
-  | "CONNECTION_REFUSED" | "INVALID_VALUE" | "NOT_INITIALIZED" | "INIT_FAILED"
+  | "INVALID_VALUE" | "NOT_INITIALIZED" | "INIT_FAILED"
   // from the relay, in `warning` and `rejected` events (`READ_ONLY`, `WRONG_KIND` above)
   | "BAD_FRAME" | "WRONG_VERIFIER" | "FORBIDDEN" | "UNSUPPORTED_VERSION" | "TOO_LARGE"
   | "RATE_LIMITED" | "ROOM_FULL" | "HISTORY_FULL" | "NOT_JOINED" | "BANNED"
@@ -173,6 +173,14 @@ export type JoinOptions = {
    * proof or token. Default `false`.
    */
   debug?: boolean;
+  /**
+   * Take part in who is online (default `true`): announce this session and its `profile`
+   * to the other members (sealed; the relay learns nothing new) and list them in
+   * `room.members`. `false`: neither.
+   */
+  members?: boolean;
+  /** This member's profile in who is online (any JSON, at most 4,096 bytes); see `setProfile`. */
+  profile?: Json;
 } & ({ password: string; secret?: undefined } | { secret: string; password?: undefined });
 
 /** What `onProgress` receives while `Room.join` runs. */
@@ -258,6 +266,8 @@ export interface RoomEvents {
   status: Status;
   /** sockets in the room, this one included */
   presence: number;
+  /** who is online (`room.members`), whenever that changes */
+  members: Member[];
   /** local changes (operations) the relay has not acknowledged yet (0: everything is saved) */
   pending: number;
   /** where the user's changes are (`room.sync`), whenever that changes */
@@ -269,6 +279,20 @@ export interface RoomEvents {
   warning: Warning;
   /** changes the relay refused for good, already rolled back (see `Rejected`) */
   rejected: Rejected;
+}
+
+/**
+ * A member online (`room.members`, the `members` event): a session (a tab or a process;
+ * one person may have several) and the profile it announced. Members are heard from every
+ * 30 s; one not heard from for 75 s is dropped, one that leaves is dropped at once.
+ */
+export interface Member {
+  /** The session id (hex), as in envelope headers. */
+  session: string;
+  /** What it passed to `setProfile` (or `profile` in `join`); `null` if nothing. */
+  profile: Json;
+  /** This room's own entry (first in the list, while live). */
+  isSelf: boolean;
 }
 
 /** Where the user's changes are (`room.sync`, the `sync` event). */
@@ -360,6 +384,12 @@ export class Room {
   /** Sends a value to the others on the same channel, sealed, never stored. */
   broadcast<T>(value: T & JsonItem<T>): void;
   /**
+   * Sets this member's profile in who is online (`{ name, color, avatar }` or any JSON,
+   * at most 4,096 bytes), sealed for the other members and announced at once when live.
+   * Throws `INVALID_MEMBER` when it is too long.
+   */
+  setProfile<T>(profile: T & JsonItem<T>): void;
+  /**
    * The visible entities of a collection, by sort key then id. Frozen (deeply) and stable:
    * the same array until a change touches the collection, and the same entity object until
    * that entity changes (for `useSyncExternalStore`, `React.memo`).
@@ -392,6 +422,11 @@ export class Room {
    * reported; `null` before the first. Only meaningful while live.
    */
   readonly presence: number | null;
+  /**
+   * Who is online: this member first while live (`isSelf`), then the others heard from,
+   * by session id. Empty with `members: false`.
+   */
+  readonly members: readonly Member[];
 }
 
 /**

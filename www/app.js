@@ -67,6 +67,8 @@ joinForm.addEventListener("submit", async (e) => {
   const options = { url, room: roomName };
   if (shared) options.secret = shared.secret;
   else options.password = $("password").value;
+  // Who is online: the others see this name and colour (sealed; the relay never does).
+  options.profile = { name: me.name, color: colorOf(me.id), person: me.id };
   options.onProgress = (p) => {
     if (p.state === "deriving-key") joinButton.textContent = "Deriving key…";
     if (p.state === "key-ready") console.info(`sealsync: key derived in ${Math.round(p.ms)} ms (${p.inWorker ? "worker" : "main thread"})`);
@@ -82,6 +84,34 @@ joinForm.addEventListener("submit", async (e) => {
     joinButton.textContent = "Join room";
   }
 });
+
+/** A stable colour per person (from their id). */
+function colorOf(id) {
+  let h = 0;
+  for (const c of id) h = (h * 31 + c.codePointAt(0)) % 360;
+  return `hsl(${h} 55% 45%)`;
+}
+
+/** The avatars of who is online: one per person (several tabs of one person count once). */
+function renderMembers(members) {
+  const box = $("members");
+  box.replaceChildren();
+  const seen = new Set();
+  for (const m of members) {
+    const p = m.profile && typeof m.profile === "object" ? m.profile : {};
+    const person = typeof p.person === "string" ? p.person : m.session;
+    if (seen.has(person)) continue;
+    seen.add(person);
+    const name = typeof p.name === "string" && p.name ? p.name : "Someone";
+    const dot = document.createElement("span");
+    dot.className = "avatar";
+    dot.dataset.testid = "member";
+    dot.textContent = name.slice(0, 1).toUpperCase();
+    dot.title = m.isSelf ? `${name} (you)` : name;
+    dot.style.background = typeof p.color === "string" ? p.color : "#888";
+    box.append(dot);
+  }
+}
 
 function explain(err) {
   switch (err && err.code) {
@@ -110,6 +140,8 @@ function enterBoard() {
   });
   lastPresence = null;
   $("presence-count").textContent = "–";
+  room.on("members", renderMembers);
+  renderMembers(room.members);
   room.on("pending", showPending);
   room.on("warning", (w) => console.warn("sealsync warning", w.code, w.message));
   room.on("rejected", (r) => {
@@ -125,6 +157,7 @@ async function leaveBoard(message) {
   const r = room;
   room = null;
   clearInterval(statusTimer);
+  $("members").replaceChildren();
   if (r) await r.leave();
   boardView.hidden = true;
   joinView.hidden = false;

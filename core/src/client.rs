@@ -93,6 +93,9 @@ use crate::merge::{
 };
 use crate::outbox::{Outbox, OutboxEntry, MAX_OUTBOX_ENTRIES};
 use crate::replay::ReplayGuard;
+use crate::roster::{
+    Member, MemberFrame, Roster, MEMBER_ANNOUNCE_EVERY_MS, MEMBER_MIN_INTERVAL_MS,
+};
 use crate::seal::{Opener, SessionSealer, MAX_BODY_LEN};
 use crate::wire::{self, Access, ClientFrame, Refusal, RelayErrorCode, RelayFrame};
 
@@ -165,6 +168,11 @@ pub struct ClientConfig {
     /// With `keep_history`: a local snapshot after this many kept events
     /// ([`KEEP_SNAPSHOT_EVERY`]).
     pub keep_snapshot_every: u64,
+    /// Take part in who is online (`crate::roster`; default `true`): follow the room tag in
+    /// `HELLO`, announce this session (and its profile) to the other members, list them.
+    /// Off, the client does neither, and its envelope counters are used by its changes and
+    /// ephemeral payloads only.
+    pub members: bool,
 }
 
 impl ClientConfig {
@@ -176,6 +184,7 @@ impl ClientConfig {
             device,
             session,
             channel: String::from("main"),
+            members: true,
             snapshot_every: 500,
             heartbeat_interval_ms: 15_000,
             heartbeat_timeout_ms: 10_000,
@@ -248,6 +257,9 @@ pub enum ClientEvent {
     Status(Status),
     /// How many sockets are in the room, this one included.
     Presence(u32),
+    /// Who is online changed ([`Client::members`]): this client first while live, then the
+    /// other members heard from, with their profiles (`crate::roster`).
+    Members(Vec<Member>),
     /// The number of local changes the relay has not acknowledged
     /// ([`Client::pending_changes`]) changed; it comes after the other outputs of the input
     /// that changed it.
@@ -422,6 +434,14 @@ pub struct Client {
     reseed: bool,
     /// The `token` of the last `CAUGHT_UP` on this connection: every `SYNC` carries it.
     sync_token: u64,
+    /// Who is online (`crate::roster`), and when this client announces itself next.
+    roster: Roster,
+    next_announce: Option<Millis>,
+    /// When this client last announced itself, and whether the next announcement asks.
+    last_announce: Option<Millis>,
+    announce_ask: bool,
+    /// The member list changed since the last [`ClientEvent::Members`].
+    members_changed: bool,
     /// Sessions whose outboxes were adopted: forgotten once live ([`Output::ForgetOutboxes`]).
     adopted: Vec<String>,
     armed: Option<Millis>,
@@ -488,6 +508,11 @@ impl Client {
             announced_pending: 0,
             reseed: false,
             sync_token: 0,
+            roster: Roster::default(),
+            next_announce: None,
+            last_announce: None,
+            announce_ask: false,
+            members_changed: false,
             adopted: Vec::new(),
             armed: None,
             outputs: VecDeque::new(),
@@ -500,10 +525,46 @@ impl Client {
             return Some(output);
         }
         let pending = self.pending_changes();
-        (pending != self.announced_pending).then(|| {
+        if pending != self.announced_pending {
             self.announced_pending = pending;
-            Output::Event(ClientEvent::Pending(pending))
-        })
+            return Some(Output::Event(ClientEvent::Pending(pending)));
+        }
+        if self.members_changed {
+            self.members_changed = false;
+            if !self.config.members {
+                return None;
+            }
+            return Some(Output::Event(ClientEvent::Members(self.members())));
+        }
+        None
+    }
+
+    /// Who is online: this client first while it is live, then every other member heard
+    /// from in the last [`crate::roster::MEMBER_EXPIRES_AFTER_MS`], by session id; empty
+    /// without [`ClientConfig::members`].
+    #[must_use]
+    pub fn members(&self) -> Vec<Member> {
+        if !self.config.members {
+            return Vec::new();
+        }
+        let own = self.is_live().then_some(self.config.session);
+        self.roster.list(own)
+    }
+
+    /// Sets this client's profile (any JSON the application chooses, at most
+    /// [`crate::roster::MAX_PROFILE_LEN`] bytes) and announces it when live.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMember`] when the profile is too long; nothing changes then.
+    pub fn set_profile(&mut self, now: Millis, profile: serde_json::Value) -> Result<()> {
+        self.seal_staged();
+        self.roster.set_profile(profile)?;
+        self.members_changed = true;
+        if self.is_live() {
+            self.announce(now, false);
+        }
+        self.rearm(now);
+        Ok(())
     }
 
     /// The replicated state as this replica shows it: what the relay stored plus every
@@ -769,7 +830,12 @@ impl Client {
             after_seq: self.last_seq,
             member_key: self.keys.member_key(),
             proof: self.keys.prove(challenge),
-            channels: alloc::vec![self.channel],
+            // The room tag too: member frames (`crate::roster`) go to everyone.
+            channels: if self.config.members && self.channel != ROOM_TAG {
+                alloc::vec![self.channel, ROOM_TAG]
+            } else {
+                alloc::vec![self.channel]
+            },
         };
         self.send(&hello);
     }
@@ -889,6 +955,9 @@ impl Client {
             RelayFrame::Access { access } => self.set_access(now, access),
             RelayFrame::Challenge { challenge } => self.on_challenge(&challenge),
             RelayFrame::Ephemeral { envelope } => match self.opener.open(&envelope) {
+                Ok(opened) if opened.header.channel == ROOM_TAG && self.config.members => {
+                    self.on_member_frame(now, opened.header.session, &opened.body);
+                }
                 Ok(opened) => self.event(ClientEvent::Ephemeral { body: opened.body }),
                 Err(err) => self.warn(&err),
             },
@@ -935,6 +1004,12 @@ impl Client {
             Conn::Probing { deadline } if now >= deadline => self.schedule_reconnect(now),
             Conn::Waiting { until } if now >= until => self.connect(now),
             _ => {}
+        }
+        if self.is_live() && self.next_announce.is_some_and(|at| now >= at) {
+            self.announce(now, false);
+        }
+        if self.roster.expire(now) {
+            self.members_changed = true;
         }
         self.flush_outbox(now);
         self.maybe_reset_backoff(now);
@@ -1083,6 +1158,14 @@ impl Client {
     /// kept (persist it) so unsent changes go out on the next join.
     pub fn handle_leave(&mut self, _now: Millis) {
         self.seal_staged();
+        if self.is_live() && self.config.members && self.access != Access::Pending {
+            // Best effort: the others drop this member at once instead of after expiry.
+            if let Ok(envelope) = self.seal_member(&MemberFrame::Left) {
+                self.send(&ClientFrame::Ephemeral { envelope });
+            }
+        }
+        self.roster.clear();
+        self.next_announce = None;
         self.stop(Status::Closed {
             code: String::from("LEFT"),
         });
@@ -1144,6 +1227,61 @@ impl Client {
         if !changes.is_empty() {
             self.event(ClientEvent::Changes(changes));
         }
+    }
+
+    /// A member frame from `session` arrived (an ephemeral envelope on [`ROOM_TAG`]).
+    fn on_member_frame(&mut self, now: Millis, session: SessionId, body: &[u8]) {
+        if session == self.config.session {
+            return;
+        }
+        match MemberFrame::decode(body) {
+            Ok(frame) => {
+                let heard = self.roster.heard(now, session, frame);
+                self.members_changed |= heard.changed;
+                if heard.asked && self.is_live() {
+                    self.announce(now, false);
+                }
+            }
+            Err(err) => self.warn(&err),
+        }
+    }
+
+    /// Announces this client (`here`; with `ask`, asking the others to announce
+    /// themselves), at most once per [`MEMBER_MIN_INTERVAL_MS`] (a later one waits, and
+    /// keeps its `ask`); the next regular one comes [`MEMBER_ANNOUNCE_EVERY_MS`] after it.
+    /// Member frames stay out of the publish pace: at one a second they fit the margin it
+    /// leaves under the relay's rate ([`RelayLimits::client_pace`]). A pending guest does
+    /// not announce itself.
+    fn announce(&mut self, now: Millis, ask: bool) {
+        self.announce_ask |= ask;
+        if !self.config.members {
+            return;
+        }
+        if self.access == Access::Pending {
+            self.next_announce = Some(now.plus(MEMBER_ANNOUNCE_EVERY_MS));
+            return;
+        }
+        if let Some(last) = self.last_announce {
+            if now.since(last) < MEMBER_MIN_INTERVAL_MS {
+                self.next_announce = Some(last.plus(MEMBER_MIN_INTERVAL_MS));
+                return;
+            }
+        }
+        let frame = self.roster.here(core::mem::take(&mut self.announce_ask));
+        match self.seal_member(&frame) {
+            Ok(envelope) => self.send(&ClientFrame::Ephemeral { envelope }),
+            Err(err) => self.warn(&err),
+        }
+        self.last_announce = Some(now);
+        self.next_announce = Some(now.plus(MEMBER_ANNOUNCE_EVERY_MS));
+    }
+
+    fn seal_member(&mut self, frame: &MemberFrame) -> Result<Vec<u8>> {
+        let hlc = Hlc {
+            device: self.config.device,
+            ..Hlc::default()
+        };
+        self.seal(EnvelopeKind::Ephemeral, ROOM_TAG, hlc, &frame.encode())
     }
 
     fn seal(
@@ -1342,6 +1480,7 @@ impl Client {
                 ping_sent,
             };
             self.set_status(Status::Live);
+            self.announce(now, true);
             if self.access == Access::ReadOnly {
                 self.reject_unsent_pending();
             }
@@ -1976,6 +2115,12 @@ impl Client {
             Conn::Waiting { until } => Some(until),
             Conn::Idle | Conn::Offline | Conn::Stopped => None,
         };
+        let members = self
+            .roster
+            .next_expiry()
+            .into_iter()
+            .chain(self.next_announce.filter(|_| self.is_live()));
+        let next = next.into_iter().chain(members).min();
         if let Some(at) = next {
             let at = at.max(now);
             // A later deadline needs no new timer: the armed one fires first and re-arms.
@@ -1998,6 +2143,10 @@ impl Client {
     fn set_status(&mut self, status: Status) {
         if self.status != status {
             let live = status == Status::Live;
+            if live || self.status == Status::Live {
+                // This client's own entry comes or goes.
+                self.members_changed = true;
+            }
             self.status = status.clone();
             self.event(ClientEvent::Status(status));
             if live && !self.adopted.is_empty() {

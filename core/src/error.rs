@@ -121,6 +121,14 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A member frame (who is online, `crate::roster`) is not well formed, or a profile is
+    /// over the limit. At fault: the application (a profile too long), or a peer holding
+    /// the key that runs incompatible or hostile code.
+    #[error("invalid member frame or profile: {reason}")]
+    InvalidMember {
+        /// What was wrong.
+        reason: String,
+    },
     /// The key derivation function failed (its parameters were refused).
     /// At fault: a caller bug; please report it.
     #[error("key derivation failed: {reason}")]
@@ -151,6 +159,7 @@ impl Error {
         "KDF_FAILED",
         "OUTBOX_FULL",
         "READ_ONLY",
+        "INVALID_MEMBER",
     ];
 
     /// A stable, machine-readable code (`SCREAMING_SNAKE_CASE`) for this error.
@@ -175,6 +184,7 @@ impl Error {
             Self::Kdf { .. } => "KDF_FAILED",
             Self::OutboxFull => "OUTBOX_FULL",
             Self::ReadOnly => "READ_ONLY",
+            Self::InvalidMember { .. } => "INVALID_MEMBER",
         }
     }
 }
@@ -215,6 +225,9 @@ mod tests {
             Error::Kdf { reason: "x" },
             Error::OutboxFull,
             Error::ReadOnly,
+            Error::InvalidMember {
+                reason: String::from("x"),
+            },
         ];
         let codes: alloc::vec::Vec<&str> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);

@@ -89,6 +89,7 @@ pub mod merge;
 pub mod nfc;
 pub mod outbox;
 pub mod replay;
+pub mod roster;
 pub mod seal;
 pub mod wire;
 

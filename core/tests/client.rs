@@ -10,11 +10,13 @@
 
 use sealsync_core::backoff::Backoff;
 use sealsync_core::client::{
-    Client, ClientConfig, ClientEvent, Kept, Output, Status, WARNING_CONNECTION_REFUSED,
+    Client, ClientConfig, ClientEvent, Kept, Output, Status, ROOM_TAG, WARNING_CONNECTION_REFUSED,
 };
+use sealsync_core::envelope::EnvelopeHeader;
 use sealsync_core::kdf::{RoomKey, RoomKeys};
 use sealsync_core::limits::RelayLimits;
 use sealsync_core::merge::Op;
+use sealsync_core::roster::{MemberFrame, MEMBER_EXPIRES_AFTER_MS};
 use sealsync_core::wire::{self, Access, ClientFrame, RelayErrorCode, RelayFrame, VerifierState};
 use sealsync_core::{DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
 use serde_json::json;
@@ -42,7 +44,20 @@ fn keys() -> RoomKeys {
     )
 }
 
+/// A client that takes no part in who is online (its envelope counters are its changes'
+/// only); `member_with` takes part.
 fn client_with(session: u8) -> Client {
+    let mut config = ClientConfig::new(
+        RoomId::new("room").unwrap(),
+        DeviceId([session; 16]),
+        SessionId([session; 16]),
+    );
+    config.members = false;
+    Client::new(config, keys(), Box::new(Counter(u64::from(session))))
+}
+
+/// A client that takes part in who is online (the default).
+fn member_with(session: u8) -> Client {
     let config = ClientConfig::new(
         RoomId::new("room").unwrap(),
         DeviceId([session; 16]),
@@ -101,13 +116,27 @@ fn drain(c: &mut Client) -> Vec<Output> {
     std::iter::from_fn(|| c.poll()).collect()
 }
 
+/// The frames sent, but member frames (who is online: ephemeral envelopes on the room
+/// tag, see `member_frames`).
 fn sent(outs: &[Output]) -> Vec<ClientFrame> {
+    all_sent(outs)
+        .into_iter()
+        .filter(|f| !is_member_frame(f))
+        .collect()
+}
+
+fn all_sent(outs: &[Output]) -> Vec<ClientFrame> {
     outs.iter()
         .filter_map(|o| match o {
             Output::Send(b) => Some(ClientFrame::decode(b).unwrap()),
             _ => None,
         })
         .collect()
+}
+
+fn is_member_frame(frame: &ClientFrame) -> bool {
+    matches!(frame, ClientFrame::Ephemeral { envelope }
+        if EnvelopeHeader::parse(envelope).unwrap().0.channel == ROOM_TAG)
 }
 
 fn statuses(outs: &[Output]) -> Vec<Status> {
@@ -946,7 +975,7 @@ fn a_change_refused_for_the_rate_waits_as_told_then_goes_again() {
             _ => None,
         })
         .min();
-    assert_eq!(wake, Some(Millis(610)));
+    assert_eq!(wake, Some(Millis(610)), "{outs:?}");
     c.handle_timer(Millis(610));
     assert_eq!(published_ops(&drain(&mut c)), vec![vec![create("a")]]);
 }
@@ -1838,4 +1867,225 @@ fn adopted_outboxes_are_forgotten_once_live_and_never_under_a_wrong_key() {
     let outs = drain(&mut wrong);
     assert_eq!(wrong.status(), &Status::WrongPassword);
     assert!(!outs.iter().any(|o| matches!(o, Output::ForgetOutboxes(_))));
+}
+
+/// The member frames (who is online) in `outs`, opened.
+fn member_frames(outs: &[Output]) -> Vec<MemberFrame> {
+    let mut opener = sealsync_core::Opener::new(&keys());
+    all_sent(outs)
+        .into_iter()
+        .filter(is_member_frame)
+        .map(|f| match f {
+            ClientFrame::Ephemeral { envelope } => {
+                MemberFrame::decode(&opener.open(&envelope).unwrap().body).unwrap()
+            }
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+/// `from`'s member frames as the relay relays them to the others.
+fn relayed(outs: &[Output]) -> Vec<Vec<u8>> {
+    all_sent(outs)
+        .into_iter()
+        .filter(is_member_frame)
+        .map(|f| match f {
+            ClientFrame::Ephemeral { envelope } => frame(RelayFrame::Ephemeral { envelope }),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+fn member_list(outs: &[Output]) -> Option<Vec<(String, serde_json::Value, bool)>> {
+    events(outs).into_iter().rev().find_map(|e| match e {
+        ClientEvent::Members(list) => Some(
+            list.into_iter()
+                .map(|m| (m.session, m.profile, m.is_self))
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+#[test]
+fn members_announce_themselves_answer_arrivals_and_drop_leavers_and_the_silent() {
+    let mut ada = member_with(1);
+    ada.set_profile(Millis(0), json!({"name": "Ada"})).unwrap();
+    ada.handle_start(Millis(0));
+    opened(&mut ada, Millis(50));
+    welcome_and_catch_up(&mut ada, Millis(60), Millis(70));
+    let outs = drain(&mut ada);
+    // Live: it announces itself and asks the others; its own entry comes first.
+    assert_eq!(
+        member_frames(&outs),
+        [MemberFrame::Here {
+            profile: json!({"name": "Ada"}),
+            ask: true
+        }]
+    );
+    let ada_id = SessionId([1; 16]).to_string();
+    assert_eq!(
+        member_list(&outs),
+        Some(vec![(ada_id.clone(), json!({"name": "Ada"}), true)])
+    );
+    // HELLO followed the room tag besides the channel.
+    let mut bob = member_with(2);
+    bob.handle_start(Millis(0));
+    opened(&mut bob, Millis(50));
+    let hello = all_sent(&drain(&mut bob));
+    assert!(matches!(&hello[..], [ClientFrame::Hello { channels, .. }]
+        if channels.len() == 2 && channels.contains(&ROOM_TAG)));
+    welcome_and_catch_up(&mut bob, Millis(60), Millis(70));
+    let bob_hello = relayed(&drain(&mut bob));
+
+    // Ada hears Bob arrive and answers (once: at most one announcement a second).
+    for frame in &bob_hello {
+        ada.handle_frame(Millis(80), WALL, frame);
+    }
+    let outs = drain(&mut ada);
+    let bob_id = SessionId([2; 16]).to_string();
+    assert_eq!(
+        member_list(&outs),
+        Some(vec![
+            (ada_id.clone(), json!({"name": "Ada"}), true),
+            (bob_id.clone(), serde_json::Value::Null, false),
+        ])
+    );
+    assert!(
+        member_frames(&outs).is_empty(),
+        "within a second of the last"
+    );
+    ada.handle_timer(Millis(1_070));
+    let answer = drain(&mut ada);
+    assert_eq!(
+        member_frames(&answer),
+        [MemberFrame::Here {
+            profile: json!({"name": "Ada"}),
+            ask: false
+        }]
+    );
+    for frame in relayed(&answer) {
+        bob.handle_frame(Millis(1_080), WALL, &frame);
+    }
+    let outs = drain(&mut bob);
+    assert_eq!(
+        member_list(&outs),
+        Some(vec![
+            (bob_id.clone(), serde_json::Value::Null, true),
+            (ada_id.clone(), json!({"name": "Ada"}), false),
+        ])
+    );
+    assert!(member_frames(&outs).is_empty(), "an answer is not answered");
+
+    // A profile change is announced at once (a second after the last).
+    bob.set_profile(Millis(2_000), json!({"name": "Bob"}))
+        .unwrap();
+    let changed = relayed(&drain(&mut bob));
+    assert_eq!(changed.len(), 1);
+    ada.handle_frame(Millis(2_010), WALL, &changed[0]);
+    assert_eq!(
+        member_list(&drain(&mut ada)).unwrap()[1],
+        (bob_id.clone(), json!({"name": "Bob"}), false)
+    );
+
+    // Bob leaves: Ada drops him at once.
+    bob.handle_leave(Millis(3_000));
+    let left = relayed(&drain(&mut bob));
+    assert_eq!(left.len(), 1);
+    ada.handle_frame(Millis(3_010), WALL, &left[0]);
+    assert_eq!(
+        member_list(&drain(&mut ada)),
+        Some(vec![(ada_id.clone(), json!({"name": "Ada"}), true)])
+    );
+
+    // A member that goes silent is dropped after the expiry; Ada keeps announcing.
+    let mut cyd = member_with(3);
+    cyd.handle_start(Millis(0));
+    opened(&mut cyd, Millis(4_000));
+    welcome_and_catch_up(&mut cyd, Millis(4_000), Millis(4_000));
+    for frame in relayed(&drain(&mut cyd)) {
+        ada.handle_frame(Millis(4_010), WALL, &frame);
+    }
+    assert_eq!(member_list(&drain(&mut ada)).unwrap().len(), 2);
+    let mut announced = 0;
+    let mut now = 4_010;
+    while now + 5_000 < 4_010 + MEMBER_EXPIRES_AFTER_MS {
+        now += 5_000;
+        ada.handle_timer(Millis(now));
+        let outs = drain(&mut ada);
+        announced += member_frames(&outs).len();
+        ada.handle_text(Millis(now), "pong");
+    }
+    assert!(announced >= 2, "every 30 s: {announced}");
+    ada.handle_timer(Millis(4_010 + MEMBER_EXPIRES_AFTER_MS));
+    let outs = drain(&mut ada);
+    assert_eq!(
+        member_list(&outs),
+        Some(vec![(ada_id, json!({"name": "Ada"}), true)])
+    );
+}
+
+#[test]
+fn member_frames_from_a_hostile_key_holder_are_warnings_and_bounded() {
+    let mut ada = member_with(1);
+    ada.handle_start(Millis(0));
+    opened(&mut ada, Millis(50));
+    welcome_and_catch_up(&mut ada, Millis(60), Millis(70));
+    drain(&mut ada);
+    // A key holder seals garbage on the room tag.
+    let mut mallory = member_with(9);
+    mallory.handle_start(Millis(0));
+    opened(&mut mallory, Millis(50));
+    welcome_and_catch_up(&mut mallory, Millis(60), Millis(70));
+    drain(&mut mallory);
+    let envelope = {
+        let mut sealer = sealsync_core::SessionSealer::new(&keys(), SessionId([9; 16]));
+        sealer
+            .seal(
+                sealsync_core::EnvelopeKind::Ephemeral,
+                ROOM_TAG,
+                sealsync_core::Hlc::default(),
+                b"{\"type\":\"evil\"}",
+                [1; 12],
+            )
+            .unwrap()
+    };
+    ada.handle_frame(
+        Millis(100),
+        WALL,
+        &frame(RelayFrame::Ephemeral { envelope }),
+    );
+    let evs = events(&drain(&mut ada));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Warning { code, .. } if code == "INVALID_MEMBER")));
+    assert!(!evs.iter().any(|e| matches!(e, ClientEvent::Members(_))));
+    assert_eq!(ada.members().len(), 1, "only Ada");
+    // A too long profile is refused and changes nothing.
+    let long = "x".repeat(sealsync_core::roster::MAX_PROFILE_LEN);
+    assert_eq!(
+        ada.set_profile(Millis(200), json!({ "name": long }))
+            .unwrap_err()
+            .code(),
+        "INVALID_MEMBER"
+    );
+    assert_eq!(ada.members()[0].profile, serde_json::Value::Null);
+}
+
+#[test]
+fn a_client_that_takes_no_part_neither_announces_nor_lists() {
+    let mut quiet = client_with(4);
+    quiet.handle_start(Millis(0));
+    opened(&mut quiet, Millis(50));
+    let outs = drain(&mut quiet);
+    assert!(
+        matches!(&all_sent(&outs)[..], [ClientFrame::Hello { channels, .. }]
+        if !channels.contains(&ROOM_TAG))
+    );
+    welcome_and_catch_up(&mut quiet, Millis(60), Millis(70));
+    quiet.set_profile(Millis(80), json!({"name": "Q"})).unwrap();
+    let outs = drain(&mut quiet);
+    assert!(member_frames(&outs).is_empty());
+    assert_eq!(member_list(&outs), None, "no members event");
+    assert!(quiet.members().is_empty());
 }

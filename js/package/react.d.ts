@@ -1,5 +1,5 @@
 // Types of `sealsync/react` (js/package/react.js). React is an optional peer dependency.
-import type { Entity, JoinOptions, Json, Room, SealsyncError, Status } from "./sealsync.js";
+import type { Entity, JoinOptions, Json, Member, Room, SealsyncError, Status } from "./sealsync.js";
 
 /**
  * `Room.join`'s options, plus `wasm`: what `init()` loads the wasm from, for a build tool
@@ -37,3 +37,10 @@ export function useStatus(room: Room | null): Status | null;
 
 /** Sockets in the room, this one included (`room.presence`); `null` before the relay said. */
 export function usePresence(room: Room | null): number | null;
+
+/**
+ * Who is online (`room.members`: this member first while live, then the others), re-rendering
+ * on `members` events. The same frozen array until the list changes; empty while `room` is
+ * `null` or after it was left.
+ */
+export function useMembers(room: Room | null): readonly Member[];

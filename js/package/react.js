@@ -125,6 +125,35 @@ export function usePresence(room) {
   return useSyncExternalStore(subscribe, read, () => null);
 }
 
+/** Who is online (`room.members`): the same array until the list changes; `[]` while `room` is `null`. */
+export function useMembers(room) {
+  const [subscribe, read] = useMemoPair(room, "members", () => {
+    let last = NO_MEMBERS;
+    let lastKey = "[]";
+    return [
+      subscribeTo(room, "members", () => true),
+      () => {
+        if (!room) return NO_MEMBERS;
+        let members;
+        try {
+          members = room.members; // a new array on every read: keep one per value
+        } catch {
+          return NO_MEMBERS; // left
+        }
+        const key = JSON.stringify(members);
+        if (key !== lastKey) {
+          last = Object.freeze(members);
+          lastKey = key;
+        }
+        return last;
+      },
+    ];
+  });
+  return useSyncExternalStore(subscribe, read, () => NO_MEMBERS);
+}
+
+const NO_MEMBERS = Object.freeze([]);
+
 /** `make()` once per (room, key): stable subscribe/read functions for useSyncExternalStore. */
 function useMemoPair(room, key, make) {
   const ref = useRef(null);

@@ -1012,6 +1012,16 @@ impl Sim {
                 }
                 self.stats.bump("ephemeral frames delivered");
             }
+            ClientEvent::Members(list) => {
+                // Who is online: each session once, this client's own entry first if at all.
+                let mut sessions: Vec<&str> = list.iter().map(|m| m.session.as_str()).collect();
+                sessions.sort_unstable();
+                sessions.dedup();
+                if sessions.len() != list.len() || list.iter().skip(1).any(|m| m.is_self) {
+                    self.violation(format!("client {c} got a malformed member list {list:?}"));
+                }
+                self.stats.bump("member lists");
+            }
             ClientEvent::Changes(_)
             | ClientEvent::Status(_)
             | ClientEvent::Presence(_)

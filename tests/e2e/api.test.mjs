@@ -5,14 +5,9 @@
 // reach it when it comes late (as in a React effect). No relay is needed: the rooms point
 // at a closed port and join offline. Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, freePort, playwright, serveStatic } from "./harness.mjs";
-
-const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+import { SECRET, readyPage, useScene } from "./harness.mjs";
 
 // The page imports the package but does not call init(): the tests decide when.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>api</title>
@@ -29,37 +24,12 @@ window.describe = (e) => ({
 window.ready = true;
 </script>`;
 
-let deadRelay;
-let site;
-let browser;
-let dir;
+// The test page (with a copy of pkg/), Chromium, and a closed port for the rooms.
+const scene = useScene({ page: PAGE, copyPkg: true, deadRelay: true });
 
-before(async () => {
-  deadRelay = `ws://127.0.0.1:${await freePort()}`;
-  dir = mkdtempSync(join(tmpdir(), "sealsync-e2e-api-"));
-  const www = join(dir, "www");
-  cpSync(join(ROOT, "pkg"), join(dir, "pkg"), { recursive: true });
-  mkdirSync(www);
-  writeFileSync(join(www, "index.html"), PAGE);
-  site = await serveStatic(await freePort(), www, join(dir, "pkg"));
-  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-async function page() {
-  const context = await browser.newContext();
-  const p = await context.newPage();
-  const errors = [];
-  p.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
-  await p.addInitScript((r) => { window.DEAD_RELAY = r; }, deadRelay);
-  await p.goto(site.url + "/");
-  await p.waitForFunction(() => window.ready === true, null, { timeout: 20_000 });
-  return { page: p, errors, close: () => context.close() };
+/** A fresh test page, `window.DEAD_RELAY` the closed port; `errors` are its uncaught errors. */
+function page() {
+  return readyPage(scene.browser, scene.site.url + "/", { globals: { DEAD_RELAY: scene.deadRelay } });
 }
 
 test("before init(): Room.join rejects and the statics throw NOT_INITIALIZED; after it they work", async () => {

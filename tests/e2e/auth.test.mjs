@@ -3,15 +3,13 @@
 // browser in; none, or one for another org or room, keeps it out.
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
-import { mkdirSync } from "node:fs";
 import { join as pathJoin } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+import { ARTIFACTS, Relay, SECRET, freePort, openBare, roomName, useScene } from "./harness.mjs";
 
 const ORG = "acme";
-const ROOM = `${ORG}:e2e-auth-${Date.now().toString(36)}`;
-const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const ROOM = `${ORG}:${roomName("e2e-auth")}`;
 const { publicKey, privateKey } = generateKeyPairSync("ed25519");
 const es = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const JWKS = JSON.stringify({
@@ -24,8 +22,18 @@ const JWKS = JSON.stringify({
 const SERVICE_ID = "e2e-backend";
 const SERVICE_SECRET = "e2e-service-secret-0123456789";
 
+// The jwt relay (with the keys and a backend that may notify), the demo site, Chromium.
+const scene = useScene({
+  relays: {
+    relay: [
+      "--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`, "--var", `NOTIFY_SERVICE_ID:${SERVICE_ID}`,
+      "--var", `NOTIFY_SERVICE_SECRET:${SERVICE_SECRET}`,
+    ],
+  },
+});
+
 async function notify(body) {
-  const res = await fetch(`http://127.0.0.1:${relay.port}/internal/notify`, {
+  const res = await fetch(`http://127.0.0.1:${scene.relay.port}/internal/notify`, {
     method: "POST",
     headers: {
       "sealsync-service-id": SERVICE_ID,
@@ -49,33 +57,11 @@ function mint(room, { sub = "alice", org = ORG, alg = "EdDSA", ttl = 600 } = {})
   return `${input}.${signature.toString("base64url")}`;
 }
 
-let relay;
-let site;
-let browser;
-
-before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  relay = new Relay(await freePort(), [
-    "--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`, "--var", `NOTIFY_SERVICE_ID:${SERVICE_ID}`,
-    "--var", `NOTIFY_SERVICE_SECRET:${SERVICE_SECRET}`,
-  ]);
-  await relay.start();
-  site = await serveStatic(await freePort());
-  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await relay?.dispose();
-});
-
 /** Joins from a fresh page with `token` (a string, or undefined) through a token function,
  * to `url` (the jwt relay by default). */
-async function joinWith(token, shotName, url = relay.url) {
-  const page = await browser.newPage();
-  // A bare same-origin page (not the demo, which would initialise the SDK itself).
-  await page.goto(site.url + "/pkg/package.json");
+async function joinWith(token, shotName, url = scene.relay.url) {
+  const page = await scene.browser.newPage();
+  await openBare(page, scene.site);
   await page.evaluate(async ({ url, room, secret, token }) => {
     const { default: init, Room } = await import("/pkg/sealsync.js");
     await init();

@@ -2,29 +2,34 @@
 // live sync between two browsers, editing through a relay outage, a reload with unsent
 // edits, and a wrong password. Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join as pathJoin } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+import { ARTIFACTS, roomName, useScene } from "./harness.mjs";
 
-const ROOM = `e2e-board-${Date.now().toString(36)}`;
+const ROOM = roomName("e2e-board");
 const PASSWORD = "correct horse battery staple";
 // Generous: after an outage the reconnect backoff can be several seconds.
 const CONVERGE_MS = 45_000;
 
-let relay;
-let site;
-let browser;
-let alice; // { context, page }
+let alice; // { context, page, name, logs }
 let bob;
+
+// A relay, the demo site, Chromium, and Alice and Bob, each in a browser context of their own.
+const scene = useScene({
+  relays: { relay: [] },
+  async setup() {
+    alice = await open("alice");
+    bob = await open("bob");
+  },
+});
 
 async function shot(page, name) {
   await page.screenshot({ path: pathJoin(ARTIFACTS, `e2e-${name}.png`), fullPage: true });
 }
 
 async function open(name) {
-  const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
+  const context = await scene.browser.newContext({ viewport: { width: 900, height: 760 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
   const logs = [];
@@ -36,8 +41,8 @@ async function open(name) {
 }
 
 async function join(page, password = PASSWORD, name = "Tester") {
-  await page.goto(site.url + "/");
-  await page.fill("#relay", relay.url);
+  await page.goto(scene.site.url + "/");
+  await page.fill("#relay", scene.relay.url);
   await page.fill("#room", ROOM);
   await page.fill("#password", password);
   await page.fill("#name", name);
@@ -117,22 +122,6 @@ function pending(page) {
   return page.$eval("#pending", (el) => Number(el.dataset.count || "0"));
 }
 
-before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  relay = new Relay(await freePort());
-  await relay.start();
-  site = await serveStatic(await freePort());
-  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-  alice = await open("alice");
-  bob = await open("bob");
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await relay?.dispose();
-});
-
 test("two browsers see each other's edits in under a second", async () => {
   await joinAndWaitLive(alice.page, "Alice");
   await joinAndWaitLive(bob.page, "Bob");
@@ -146,6 +135,15 @@ test("two browsers see each other's edits in under a second", async () => {
     "same password, same room: same fingerprint",
   );
   await alice.page.waitForFunction(() => document.querySelector("#presence-count").textContent === "2", null, { timeout: 5000 });
+  // Who is online: each board shows both people, by the name they joined with.
+  for (const page of [alice.page, bob.page]) {
+    await page.waitForFunction(
+      () => [...document.querySelectorAll("#members .avatar")].map((a) => a.title.replace(" (you)", "")).sort().join() === "Alice,Bob",
+      null,
+      { timeout: 5000, polling: 50 },
+    );
+  }
+  assert.equal(await alice.page.getAttribute("#members .avatar[title$='(you)']", "title"), "Alice (you)");
 
   const t0 = Date.now();
   await addTask(alice.page, "Write the spec");
@@ -196,7 +194,7 @@ test("drag, keyboard reorder and delete reach the other browser", async () => {
 });
 
 test("relay down: both edit, relay back, both converge with every edit", async () => {
-  await relay.stop();
+  await scene.relay.stop();
   await alice.page.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
   await bob.page.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
 
@@ -211,7 +209,7 @@ test("relay down: both edit, relay back, both converge with every edit", async (
   assert.ok((await pending(bob.page)) >= 2, "Bob's edits wait in his outbox");
   await shot(alice.page, "2-outage-alice");
 
-  await relay.start();
+  await scene.relay.start();
   const expected = ["Write the spec (v2)", "Offline from Alice", "Offline from Bob"];
   for (const p of [alice.page, bob.page]) {
     for (const t of expected) await hasTitle(p, t);
@@ -229,7 +227,7 @@ test("relay down: both edit, relay back, both converge with every edit", async (
 });
 
 test("a reload with unsent edits keeps them", async () => {
-  await relay.stop();
+  await scene.relay.stop();
   await alice.page.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
   await addTask(alice.page, "Made before the reload");
   assert.ok((await pending(alice.page)) >= 1);
@@ -240,7 +238,7 @@ test("a reload with unsent edits keeps them", async () => {
   assert.ok((await pending(alice.page)) >= 1, "still unsent: the relay is down");
   await shot(alice.page, "3-reloaded-offline");
 
-  await relay.start();
+  await scene.relay.start();
   await deliveredTo(bob.page, alice.page, "Made before the reload");
   await shot(bob.page, "3-delivered-bob");
 });
@@ -256,7 +254,7 @@ test("two tabs of one browser: both live, and a closed tab's unsent edits are ad
   await hasTitle(bob.page, "From the second tab", 5000);
 
   // Relay down; the second tab edits and is closed before it could send.
-  await relay.stop();
+  await scene.relay.stop();
   await tab.waitForFunction(() => document.querySelector("#status").dataset.state !== "live", null, { timeout: 20_000 });
   await addTask(tab, "Unsent from a closed tab");
   await tab.waitForTimeout(300);
@@ -265,7 +263,7 @@ test("two tabs of one browser: both live, and a closed tab's unsent edits are ad
   // The first tab reloads: its new session adopts the closed tab's outbox.
   await reloadAndRejoin(alice.page, "Alice");
   await hasTitle(alice.page, "Unsent from a closed tab", 2000);
-  await relay.start();
+  await scene.relay.start();
   await deliveredTo(bob.page, alice.page, "Unsent from a closed tab");
   await shot(bob.page, "4-adopted-from-closed-tab");
 });

@@ -1,14 +1,17 @@
 // End-to-end harness: a static server for www/ + pkg/, a real relay under `wrangler dev`
 // (started, stopped and restarted on the same port with the same persisted state), and
 // headless Chromium through playwright-core. Everything binds to 127.0.0.1 on free ports.
+// `useScene` sets up what a test file shares (relays, the static site, Chromium) in
+// node:test `before`/`after` hooks.
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { createReadStream, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync, rmSync } from "node:fs";
+import { cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer as createNetServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
 
 export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 export const ARTIFACTS = join(ROOT, "artifacts");
@@ -31,6 +34,19 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
   "--no-first-run",
 ];
+
+/** A room secret (32 bytes, base64url) the test files share. */
+export const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+/** Headless Chromium through playwright-core. */
+export function launchChromium() {
+  return playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+/** A room name no other run uses: `prefix`, the time in base 36, six random characters. */
+export function roomName(prefix) {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
@@ -151,4 +167,116 @@ export class Relay {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Registers node:test `before` and `after` hooks that set up a test file's scene, and
+ * returns the scene: its fields are set once `before` has run (read them in tests, and in
+ * `setup`: node 20 runs a file's top-level `before` hooks at once, not one after another).
+ *
+ * - `relays`: one Relay per entry, `{ name: extra wrangler dev arguments }`, e.g.
+ *   `{ relay: [], jwtRelay: ["--var", "AUTH_MODE:jwt"] }`; each on a free port as
+ *   `scene[name]`, all started at once.
+ * - `page`: the HTML of a test page. The site then serves, instead of the demo in www/, a
+ *   `www/` in `scene.dir` (a temporary directory, removed after) whose index.html is that
+ *   page; with `copyPkg`, it serves a copy of pkg/ in `scene.dir/pkg` instead of pkg/.
+ * - `deadRelay`: `scene.deadRelay` is a ws:// URL on a port nothing listens on (freePort()
+ *   closes it again; Chromium refuses port 9 outright).
+ * - `setup(scene)`: the file's own preparation, run last in `before`, once all else is up.
+ *
+ * Always: artifacts/ exists, `scene.site` serves www/ (or the test page) and pkg/ on a free
+ * port, `scene.browser` is headless Chromium, and `scene.serve(www, pkg)` starts one more
+ * static site. `after` closes Chromium and every site, disposes of the relays (their
+ * processes and state) and removes `scene.dir`.
+ */
+export function useScene({ relays = {}, page, copyPkg = false, deadRelay = false, setup } = {}) {
+  const sites = [];
+  const scene = {
+    site: null,
+    browser: null,
+    dir: null,
+    deadRelay: null,
+    async serve(www, pkg) {
+      const site = await serveStatic(await freePort(), www, pkg);
+      sites.push(site);
+      return site;
+    },
+  };
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    if (deadRelay) scene.deadRelay = `ws://127.0.0.1:${await freePort()}`;
+    for (const [name, vars] of Object.entries(relays)) scene[name] = new Relay(await freePort(), vars);
+    await Promise.all(Object.keys(relays).map((name) => scene[name].start()));
+    // undefined: serveStatic's defaults, www/ and pkg/.
+    let www;
+    let pkg;
+    if (page !== undefined) {
+      scene.dir = mkdtempSync(join(tmpdir(), "sealsync-e2e-"));
+      www = join(scene.dir, "www");
+      mkdirSync(www);
+      writeFileSync(join(www, "index.html"), page);
+      if (copyPkg) {
+        pkg = join(scene.dir, "pkg");
+        cpSync(join(ROOT, "pkg"), pkg, { recursive: true });
+      }
+    }
+    scene.site = await scene.serve(www, pkg);
+    scene.browser = await launchChromium();
+    await setup?.(scene);
+  });
+  after(async () => {
+    await scene.browser?.close();
+    for (const site of sites) await site.close();
+    for (const name of Object.keys(relays)) await scene[name]?.dispose();
+    if (scene.dir) rmSync(scene.dir, { recursive: true, force: true });
+  });
+  return scene;
+}
+
+/**
+ * A page in a new context of `browser`, at `url`, once the page's script has set
+ * `window.ready`. `globals` are set on `window` before any script of the page runs.
+ * `errors` collects the page's uncaught errors and, when `consoleError` is given, every
+ * console error it returns true for. `close()` closes the context.
+ */
+export async function readyPage(browser, url, { globals, consoleError } = {}) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
+  if (consoleError) {
+    page.on("console", (m) => {
+      if (m.type() === "error" && consoleError(m)) errors.push(`${m.text()} (${m.location()?.url ?? ""})`);
+    });
+  }
+  if (globals) await page.addInitScript((g) => { Object.assign(window, g); }, globals);
+  await page.goto(url);
+  await page.waitForFunction(() => window.ready === true, null, { timeout: 20_000 });
+  return { page, errors, close: () => context.close() };
+}
+
+/**
+ * Opens `site`'s /pkg/package.json in `page`, unless it is there already (after a reload):
+ * a bare same-origin page, from which a test imports and initialises the SDK itself (the
+ * demo page would initialise it on its own).
+ */
+export async function openBare(page, site) {
+  if (!page.url().endsWith("/pkg/package.json")) await page.goto(site.url + "/pkg/package.json");
+}
+
+// Waits on the room a test put in `window.room` of `page` (polled every 50 ms).
+
+/** Waits until the room is live. */
+export function waitLive(page, timeout = 30_000) {
+  return page.waitForFunction(() => window.room?.status.state === "live", null, { timeout, polling: 50 });
+}
+
+/** Waits until the relay acknowledged every change of the room. */
+export function waitSynced(page, timeout = 30_000) {
+  return page.waitForFunction(() => window.room.pendingChanges === 0, null, { timeout, polling: 50 });
+}
+
+/** Waits until the room holds `n` items of `collection`. */
+export function waitCount(page, n, collection = "tasks", timeout = 30_000) {
+  return page.waitForFunction(({ n, collection }) => window.room.get(collection).length === n, { n, collection }, { timeout, polling: 50 });
 }

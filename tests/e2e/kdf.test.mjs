@@ -4,15 +4,11 @@
 // derivation errors reject. No relay is needed: the rooms point at a closed port and join
 // offline. Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, freePort, playwright, serveStatic } from "./harness.mjs";
-
-// A port nothing listens on (freePort() closes it again); Chromium refuses port 9 outright.
-let deadRelay;
+import { readyPage, useScene } from "./harness.mjs";
 
 // The test page: joins with the options a test passes, reports what happened.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>kdf</title>
@@ -62,52 +58,38 @@ window.tryJoin = async ({ password, worker, kdfWorker }) => {
 window.ready = true;
 </script>`;
 
-let site;
-let brokenSite;
-let browser;
-let dir;
+let brokenSite; // the test page with the broken copy of pkg/ (below)
 
-before(async () => {
-  deadRelay = `ws://127.0.0.1:${await freePort()}`;
-  dir = mkdtempSync(join(tmpdir(), "sealsync-e2e-kdf-"));
-  const www = join(dir, "www");
-  cpSync(join(ROOT, "pkg"), join(dir, "pkg"), { recursive: true });
-  mkdirSync(www);
-  writeFileSync(join(www, "index.html"), PAGE);
-  // A copy of the package whose worker cannot load the glue (as when a bundler moved it).
-  const broken = join(dir, "pkg-broken");
-  cpSync(join(dir, "pkg"), broken, { recursive: true });
-  const worker = readFileSync(join(broken, "kdf-worker.js"), "utf8");
-  assert.match(worker, /from "\.\/sealsync\.js"/, "the worker imports the glue");
-  writeFileSync(join(broken, "kdf-worker.js"), worker.replace('from "./sealsync.js"', 'from "./moved-away/sealsync.js"'));
-  site = await serveStatic(await freePort(), www, join(dir, "pkg"));
-  brokenSite = await serveStatic(await freePort(), www, broken);
-  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+// The test page (with a copy of pkg/), Chromium, and a closed port for the rooms.
+const scene = useScene({
+  page: PAGE,
+  copyPkg: true,
+  deadRelay: true,
+  async setup() {
+    // A copy of the package whose worker cannot load the glue (as when a bundler moved it).
+    const broken = join(scene.dir, "pkg-broken");
+    cpSync(join(scene.dir, "pkg"), broken, { recursive: true });
+    const worker = readFileSync(join(broken, "kdf-worker.js"), "utf8");
+    assert.match(worker, /from "\.\/sealsync\.js"/, "the worker imports the glue");
+    writeFileSync(join(broken, "kdf-worker.js"), worker.replace('from "./sealsync.js"', 'from "./moved-away/sealsync.js"'));
+    brokenSite = await scene.serve(join(scene.dir, "www"), broken);
+  },
 });
 
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await brokenSite?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-async function page(origin) {
-  const context = await browser.newContext();
-  const p = await context.newPage();
-  const errors = [];
-  p.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
-  p.on("console", (m) => {
-    const url = m.location()?.url ?? "";
+/**
+ * A fresh test page from `origin`, `window.DEAD_RELAY` the closed port; `errors` are its
+ * uncaught errors and console errors.
+ */
+function page(origin) {
+  return readyPage(scene.browser, origin.url + "/", {
+    globals: { DEAD_RELAY: scene.deadRelay },
     // The closed relay port fails every connection attempt; the page has no favicon.
-    if (m.type() !== "error" || url.startsWith(deadRelay.replace("ws:", "http:")) || url.endsWith("/favicon.ico")) return;
-    if (m.text().startsWith("WebSocket connection to")) return;
-    errors.push(`${m.text()} (${url})`);
+    consoleError: (m) => {
+      const url = m.location()?.url ?? "";
+      if (url.startsWith(scene.deadRelay.replace("ws:", "http:")) || url.endsWith("/favicon.ico")) return false;
+      return !m.text().startsWith("WebSocket connection to");
+    },
   });
-  await p.addInitScript((r) => { window.DEAD_RELAY = r; }, deadRelay);
-  await p.goto(origin.url + "/");
-  await p.waitForFunction(() => window.ready === true, null, { timeout: 20_000 });
-  return { page: p, errors, close: () => context.close() };
 }
 
 function keyReady(result) {
@@ -132,7 +114,7 @@ async function assertFallback(p, options, reason) {
 }
 
 test("the package's worker derives the key: inWorker, no warning, no console error", async () => {
-  const p = await page(site);
+  const p = await page(scene.site);
   const r = await p.page.evaluate(() => window.tryJoin({ password: "hunter2" }));
   assert.equal(r.ok, true, JSON.stringify(r));
   assert.equal(keyReady(r).inWorker, true, "derived in the worker");
@@ -142,7 +124,7 @@ test("the package's worker derives the key: inWorker, no warning, no console err
 });
 
 test("a worker that cannot load the glue: the join still resolves, same key, with a warning", async () => {
-  const good = await page(site);
+  const good = await page(scene.site);
   const broken = await page(brokenSite);
   // The same room and password on both pages: the fingerprints match only if the main
   // thread derived the same key as the worker.
@@ -169,34 +151,34 @@ test("a worker that cannot load the glue: the join still resolves, same key, wit
 });
 
 test("a worker forwarding a non-core code (webpack's MODULE_NOT_FOUND) falls back", async () => {
-  const p = await page(site);
+  const p = await page(scene.site);
   await assertFallback(p, { password: "hunter2", worker: "moduleNotFound" }, /Cannot find module/);
   assert.equal(await p.page.evaluate(() => window.factoryCalls), 1);
   await p.close();
 });
 
 test("a worker that throws while loading falls back", async () => {
-  const p = await page(site);
+  const p = await page(scene.site);
   await assertFallback(p, { password: "hunter2", worker: "throws" }, /worker failed/);
   await p.close();
 });
 
 test("a factory that throws or returns no Worker falls back", async () => {
-  const p = await page(site);
+  const p = await page(scene.site);
   await assertFallback(p, { password: "hunter2", worker: "factoryThrows" }, /no workers here/);
   await assertFallback(p, { password: "hunter2", worker: "notAWorker" }, /returned no Worker/);
   await p.close();
 });
 
 test("a worker that never accepts the job falls back after 15 s", async () => {
-  const p = await page(site);
+  const p = await page(scene.site);
   const r = await assertFallback(p, { password: "hunter2", worker: "silent" }, /did not accept the job within 15 s/);
   assert.ok(r.ms >= 15_000, `waited ${r.ms} ms`);
   await p.close();
 });
 
 test("a kdfWorker factory starting sealsync/kdf-worker is used", async () => {
-  const p = await page(site);
+  const p = await page(scene.site);
   const r = await p.page.evaluate(() => window.tryJoin({ password: "hunter2", worker: "real" }));
   assert.equal(r.ok, true, JSON.stringify(r));
   assert.equal(keyReady(r).inWorker, true);
@@ -207,7 +189,7 @@ test("a kdfWorker factory starting sealsync/kdf-worker is used", async () => {
 });
 
 test("the core's own errors still reject, through the worker and without it", async () => {
-  for (const origin of [site, brokenSite]) {
+  for (const origin of [scene.site, brokenSite]) {
     const p = await page(origin);
     const r = await p.page.evaluate(() => window.tryJoin({ password: "" }));
     assert.equal(r.ok, false, JSON.stringify(r));
@@ -217,7 +199,7 @@ test("the core's own errors still reject, through the worker and without it", as
 });
 
 test("kdfWorker must be a function", async () => {
-  const p = await page(site);
+  const p = await page(scene.site);
   const r = await p.page.evaluate(() => window.tryJoin({ password: "hunter2", kdfWorker: "kdf-worker.js" }));
   assert.equal(r.ok, false);
   assert.equal(r.code, "INVALID_OPTIONS");

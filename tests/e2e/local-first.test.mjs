@@ -6,48 +6,29 @@
 // for what came after the local copy, a wrong secret neither uses nor destroys it, and
 // Room.forget deletes it. Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+import { SECRET, openBare, roomName, useScene, waitCount, waitLive, waitSynced } from "./harness.mjs";
 
-const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const OTHER_SECRET = "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA";
 const CONVERGE_MS = 30_000;
 
-let relay;
-let site;
-let browser;
-
-before(async () => {
-  relay = new Relay(await freePort());
-  await relay.start();
-  site = await serveStatic(await freePort());
-  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await relay?.dispose();
-});
-
-function roomName(prefix) {
-  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-}
+// A relay (stopped and started again by the tests), the site, Chromium.
+const scene = useScene({ relays: { relay: [] } });
 
 /**
  * Joins `room` in `page` (persisted, the default): `window.room`, and every warning code in
  * `window.warnings`, every `debug` line in `lines`. Does not wait for the relay.
  */
 async function join(page, room, { secret = SECRET, debug = false } = {}) {
-  if (!page.url().endsWith("/pkg/package.json")) await page.goto(site.url + "/pkg/package.json");
+  await openBare(page, scene.site);
   await page.evaluate(async ({ url, room, secret, debug }) => {
     const { default: init, Room } = await import("/pkg/index.js");
     await init();
     window.Room = Room;
     window.warnings = [];
     window.room = await Room.join({ url, room, secret, debug, onWarning: (w) => window.warnings.push(w.code) });
-  }, { url: relay.url, room, secret, debug });
+  }, { url: scene.relay.url, room, secret, debug });
 }
 
 async function newTab(context, room, options) {
@@ -60,19 +41,48 @@ async function newTab(context, room, options) {
 }
 
 const titles = (page) => page.evaluate(() => window.room.get("tasks").map((t) => t.title).sort());
-const live = (page) => page.waitForFunction(() => window.room.status.state === "live", null, { timeout: CONVERGE_MS });
-const synced = (page) => page.waitForFunction(() => window.room.pendingChanges === 0, null, { timeout: CONVERGE_MS });
+const leave = (page) => page.evaluate(() => window.room.leave());
+
+/**
+ * A new browser context with a live tab in `room` that created `count` tasks (t0, t1, …),
+ * all acknowledged by the relay: `{ context, page, lines }`.
+ */
+async function seeded(room, count) {
+  const context = await scene.browser.newContext();
+  const tab = await newTab(context, room);
+  await waitLive(tab.page);
+  await tab.page.evaluate((count) => { for (let i = 0; i < count; i++) window.room.create("tasks", { title: `t${i}` }); }, count);
+  await waitSynced(tab.page);
+  return { context, ...tab };
+}
+
+/**
+ * With the relay stopped: joins `room` from a new tab of `context`, leaves, and returns the
+ * titles the tab showed when join resolved (what the local copy held). The relay is started
+ * again after, even on failure.
+ */
+async function titlesWhileRelayDown(context, room) {
+  await scene.relay.stop();
+  try {
+    const tab = await newTab(context, room);
+    const shown = await titles(tab.page);
+    await leave(tab.page);
+    return shown;
+  } finally {
+    await scene.relay.start();
+  }
+}
 
 test("a tab reloaded while the relay is down shows the whole board at once, then converges", async () => {
   const room = roomName("reload-offline");
-  const context = await browser.newContext();
+  const context = await scene.browser.newContext();
   const a = await newTab(context, room);
   const b = await newTab(context, room);
-  await live(a.page);
-  await live(b.page);
+  await waitLive(a.page);
+  await waitLive(b.page);
   await a.page.evaluate(() => { for (let i = 0; i < 20; i++) window.room.create("tasks", { title: `task ${String(i).padStart(2, "0")}` }); });
-  await synced(a.page);
-  await b.page.waitForFunction(() => window.room.get("tasks").length === 20, null, { timeout: CONVERGE_MS });
+  await waitSynced(a.page);
+  await waitCount(b.page, 20);
   assert.equal(await a.page.evaluate(() => window.room.storage), "persistent");
   // The local copy holds event 1 (the 20 creates were one envelope).
   await a.page.waitForFunction(async (room) => {
@@ -83,7 +93,7 @@ test("a tab reloaded while the relay is down shows the whole board at once, then
     return (snapshot && snapshot.seq >= 1) || event !== undefined;
   }, room, { timeout: CONVERGE_MS, polling: 50 });
 
-  await relay.stop();
+  await scene.relay.stop();
   await a.page.waitForFunction(() => window.room.status.state !== "live", null, { timeout: CONVERGE_MS });
   await a.page.evaluate(() => {
     const tasks = window.room.get("tasks");
@@ -106,13 +116,13 @@ test("a tab reloaded while the relay is down shows the whole board at once, then
   assert.notEqual(await a.page.evaluate(() => window.room.status.state), "live");
   assert.deepEqual(await titles(a.page), before);
 
-  await relay.start();
-  await live(a.page);
-  await synced(a.page);
+  await scene.relay.start();
+  await waitLive(a.page);
+  await waitSynced(a.page);
   assert.deepEqual(await a.page.evaluate(() => window.room.sync), {
     pending: 0, savedLocally: true, savedOnRelay: true, offlineSince: null,
   });
-  await b.page.waitForFunction((n) => window.room.get("tasks").length === n, 29, { timeout: CONVERGE_MS });
+  await waitCount(b.page, 29);
   assert.deepEqual(await titles(b.page), before);
   assert.deepEqual(await titles(a.page), before);
   await context.close();
@@ -120,9 +130,9 @@ test("a tab reloaded while the relay is down shows the whole board at once, then
 
 test("sync: without persistence, pending changes are not saved on the device; events follow the state", async () => {
   const room = roomName("sync");
-  const context = await browser.newContext();
+  const context = await scene.browser.newContext();
   const page = await context.newPage();
-  await page.goto(site.url + "/pkg/package.json");
+  await openBare(page, scene.site);
   const seen = await page.evaluate(async ({ url, room, secret }) => {
     const { default: init, Room } = await import("/pkg/index.js");
     await init();
@@ -138,7 +148,7 @@ test("sync: without persistence, pending changes are not saved on the device; ev
     const untilLeave = events.slice();
     await r.leave();
     return { during, after, storage, events: untilLeave, left: r.sync };
-  }, { url: relay.url, room, secret: SECRET });
+  }, { url: scene.relay.url, room, secret: SECRET });
   assert.deepEqual(seen.during, { pending: 1, savedLocally: false, savedOnRelay: false, offlineSince: null });
   assert.deepEqual(seen.after, { pending: 0, savedLocally: true, savedOnRelay: true, offlineSince: null });
   assert.equal(seen.storage, "memory");
@@ -150,16 +160,12 @@ test("sync: without persistence, pending changes are not saved on the device; ev
 
 test("a warm join asks the relay only for what came after the local copy", async () => {
   const room = roomName("warm");
-  const context = await browser.newContext();
-  const a = await newTab(context, room);
-  await live(a.page);
-  await a.page.evaluate(() => { for (let i = 0; i < 30; i++) { window.room.create("tasks", { title: `t${i}` }); } });
-  await synced(a.page);
-  await a.page.evaluate(() => window.room.leave());
+  const { context, page } = await seeded(room, 30);
+  await leave(page);
 
   const again = await newTab(context, room, { debug: true });
   assert.equal((await titles(again.page)).length, 30, "shown when join resolves");
-  await live(again.page);
+  await waitLive(again.page);
   const hello = again.lines.find((l) => l.includes("HELLO"));
   assert.match(hello, /HELLO after [1-9]\d*/, `the HELLO: ${hello}`);
   assert.ok(!again.lines.some((l) => /← EVENT/.test(l)), `no event was sent again:\n${again.lines.join("\n")}`);
@@ -168,32 +174,21 @@ test("a warm join asks the relay only for what came after the local copy", async
 
 test("a wrong secret neither uses nor destroys the local copy; Room.forget deletes it", async () => {
   const room = roomName("forget");
-  const context = await browser.newContext();
-  const a = await newTab(context, room);
-  await live(a.page);
-  await a.page.evaluate(() => { for (let i = 0; i < 5; i++) window.room.create("tasks", { title: `t${i}` }); });
-  await synced(a.page);
-  await a.page.evaluate(() => window.room.leave());
+  const { context, page } = await seeded(room, 5);
+  await leave(page);
 
   const wrong = await newTab(context, room, { secret: OTHER_SECRET });
   assert.deepEqual(await titles(wrong.page), []);
   await wrong.page.waitForFunction(() => window.room.status.state === "wrong-password", null, { timeout: CONVERGE_MS });
   assert.ok((await wrong.page.evaluate(() => window.warnings)).includes("STORAGE_FAILED"));
-  await wrong.page.evaluate(() => window.room.leave());
+  await leave(wrong.page);
 
   const right = await newTab(context, room);
   assert.equal((await titles(right.page)).length, 5, "the local copy is intact");
-  await right.page.evaluate(() => window.room.leave());
+  await leave(right.page);
 
   await right.page.evaluate((room) => window.Room.forget(room), room);
-  await relay.stop();
-  try {
-    const forgotten = await newTab(context, room);
-    assert.deepEqual(await titles(forgotten.page), [], "nothing is kept after forget");
-    await forgotten.page.evaluate(() => window.room.leave());
-  } finally {
-    await relay.start();
-  }
+  assert.deepEqual(await titlesWhileRelayDown(context, room), [], "nothing is kept after forget");
   await context.close();
 });
 
@@ -220,66 +215,48 @@ function storedBytes(page) {
 
 test("two tabs writing at once (no Web Locks) leave a copy that loads; what is stored holds no plaintext", async () => {
   const room = roomName("two-writers");
-  const context = await browser.newContext();
+  const context = await scene.browser.newContext();
   // Without Web Locks every tab writes the copy.
   await context.addInitScript(() => { Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }); });
   const a = await newTab(context, room);
   const b = await newTab(context, room);
-  await live(a.page);
-  await live(b.page);
+  await waitLive(a.page);
+  await waitLive(b.page);
   assert.equal(await a.page.evaluate(() => navigator.locks), undefined);
   await Promise.all([a, b].map((t, i) => t.page.evaluate((i) => {
     for (let n = 0; n < 40; n++) window.room.create("tasks", { title: `secret plan ${i}-${n}` });
   }, i)));
-  await Promise.all([synced(a.page), synced(b.page)]);
-  await a.page.waitForFunction(() => window.room.get("tasks").length === 80, null, { timeout: CONVERGE_MS });
-  await b.page.waitForFunction(() => window.room.get("tasks").length === 80, null, { timeout: CONVERGE_MS });
+  await Promise.all([waitSynced(a.page), waitSynced(b.page)]);
+  await waitCount(a.page, 80);
+  await waitCount(b.page, 80);
   const all = await titles(a.page);
-  await Promise.all([a, b].map((t) => t.page.evaluate(() => window.room.leave())));
+  await Promise.all([a, b].map((t) => leave(t.page)));
 
   const stored = await storedBytes(a.page);
   assert.ok(stored.length > 0, "something is stored");
   assert.ok(!stored.some((s) => s.includes("secret plan")), "no title appears in IndexedDB");
 
-  await relay.stop();
-  try {
-    const c = await newTab(context, room);
-    assert.deepEqual(await titles(c.page), all, "the copy both tabs wrote loads whole, offline");
-    await c.page.evaluate(() => window.room.leave());
-  } finally {
-    await relay.start();
-  }
+  assert.deepEqual(await titlesWhileRelayDown(context, room), all, "the copy both tabs wrote loads whole, offline");
   await context.close();
 });
 
 test("a fresh profile shows nothing until it syncs; without IndexedDB the room works in memory and says so", async () => {
   const room = roomName("fresh");
-  const context = await browser.newContext();
-  const a = await newTab(context, room);
-  await live(a.page);
-  await a.page.evaluate(() => { for (let i = 0; i < 7; i++) window.room.create("tasks", { title: `t${i}` }); });
-  await synced(a.page);
+  const a = await seeded(room, 7);
 
-  await relay.stop();
-  const fresh = await browser.newContext();
-  try {
-    const f = await newTab(fresh, room);
-    assert.deepEqual(await titles(f.page), [], "nothing before it syncs");
-    await f.page.evaluate(() => window.room.leave());
-  } finally {
-    await relay.start();
-  }
+  const fresh = await scene.browser.newContext();
+  assert.deepEqual(await titlesWhileRelayDown(fresh, room), [], "nothing before it syncs");
 
-  const noIdb = await browser.newContext();
+  const noIdb = await scene.browser.newContext();
   await noIdb.addInitScript(() => { Object.defineProperty(window, "indexedDB", { get: () => undefined }); });
   const m = await newTab(noIdb, room);
-  await live(m.page);
-  await m.page.waitForFunction(() => window.room.get("tasks").length === 7, null, { timeout: CONVERGE_MS });
+  await waitLive(m.page);
+  await waitCount(m.page, 7);
   assert.equal(await m.page.evaluate(() => window.room.storage), "memory");
   const codes = await m.page.evaluate(() => window.warnings);
   assert.deepEqual(codes.filter((c) => c === "STORAGE_FAILED").length, 1, JSON.stringify(codes));
   await m.page.evaluate(() => window.room.create("tasks", { title: "from memory" }));
-  await synced(m.page);
-  await a.page.waitForFunction(() => window.room.get("tasks").length === 8, null, { timeout: CONVERGE_MS });
-  await Promise.all([context.close(), fresh.close(), noIdb.close()]);
+  await waitSynced(m.page);
+  await waitCount(a.page, 8);
+  await Promise.all([a.context.close(), fresh.close(), noIdb.close()]);
 });

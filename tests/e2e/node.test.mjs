@@ -5,13 +5,12 @@
 // Chromium holds the same room. Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+import { ROOT, freePort, readyPage, roomName, useScene, waitCount, waitLive } from "./harness.mjs";
 
 const PASSWORD = "node and browser, one room";
 const PAGE = `<!doctype html><meta charset="utf-8"><title>node</title>
@@ -22,49 +21,30 @@ window.sealsync = sealsync;
 window.ready = true;
 </script>`;
 
-let relay;
-let site;
-let browser;
-let dir;
-let app;
+let app; // the app directory, in scene.dir
 
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "sealsync-e2e-node-"));
-  app = join(dir, "app");
-  mkdirSync(join(app, "node_modules"), { recursive: true });
-  cpSync(join(ROOT, "pkg"), join(app, "node_modules", "sealsync"), { recursive: true });
-  symlinkSync(join(ROOT, "tools", "node_modules", "ws"), join(app, "node_modules", "ws"), "dir");
-  writeFileSync(join(app, "package.json"), JSON.stringify({ type: "module", private: true }));
-  for (const f of readdirSync(join(ROOT, "examples", "node"))) cpSync(join(ROOT, "examples", "node", f), join(app, f));
-  const www = join(dir, "www");
-  mkdirSync(www);
-  writeFileSync(join(www, "index.html"), PAGE);
-  relay = new Relay(await freePort());
-  await relay.start();
-  site = await serveStatic(await freePort(), www);
-  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await relay?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+// A relay, the test page (with pkg/ as built), Chromium, and the app directory.
+const scene = useScene({
+  relays: { relay: [] },
+  page: PAGE,
+  async setup() {
+    app = join(scene.dir, "app");
+    mkdirSync(join(app, "node_modules"), { recursive: true });
+    cpSync(join(ROOT, "pkg"), join(app, "node_modules", "sealsync"), { recursive: true });
+    symlinkSync(join(ROOT, "tools", "node_modules", "ws"), join(app, "node_modules", "ws"), "dir");
+    writeFileSync(join(app, "package.json"), JSON.stringify({ type: "module", private: true }));
+    for (const f of readdirSync(join(ROOT, "examples", "node"))) cpSync(join(ROOT, "examples", "node", f), join(app, f));
+  },
 });
 
 /** A page that joined `room` with the password; `window.room` is the room, live. */
 async function member(room) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(site.url + "/");
-  await page.waitForFunction(() => window.ready === true, null, { timeout: 20_000 });
-  await page.evaluate(async ({ url, room, password }) => {
+  const tab = await readyPage(scene.browser, scene.site.url + "/");
+  await tab.page.evaluate(async ({ url, room, password }) => {
     window.room = await window.sealsync.Room.join({ url, room, password, persist: false });
-  }, { url: relay.url, room, password: PASSWORD });
-  await page.waitForFunction(() => window.room.status.state === "live", null, { timeout: 30_000 });
-  return { page, errors, close: () => context.close() };
+  }, { url: scene.relay.url, room, password: PASSWORD });
+  await waitLive(tab.page);
+  return tab;
 }
 
 function titles(page) {
@@ -75,7 +55,7 @@ function titles(page) {
 function run(script, args, env) {
   const child = spawn(process.execPath, [script, ...args], {
     cwd: app,
-    env: { ...process.env, SEALSYNC_URL: relay.url, SEALSYNC_PASSWORD: PASSWORD, ...env },
+    env: { ...process.env, SEALSYNC_URL: scene.relay.url, SEALSYNC_PASSWORD: PASSWORD, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -100,7 +80,7 @@ function run(script, args, env) {
 }
 
 test("the API example and a browser tab write the same room: each change reaches the other", async () => {
-  const room = `node-api-${Date.now()}`;
+  const room = roomName("node-api");
   const tab = await member(room);
   const api = run("todo-api.mjs", [], { SEALSYNC_ROOM: room, PORT: "0" });
   try {
@@ -130,7 +110,7 @@ test("the API example and a browser tab write the same room: each change reaches
 });
 
 test("the import example writes 300 todos a tab sees, and exits 1 on a wrong password", async () => {
-  const room = `node-import-${Date.now()}`;
+  const room = roomName("node-import");
   const tab = await member(room);
   try {
     const todos = Array.from({ length: 300 }, (_, i) => ({ title: `imported ${String(i).padStart(3, "0")}`, done: i % 2 === 0 }));
@@ -138,7 +118,7 @@ test("the import example writes 300 todos a tab sees, and exits 1 on a wrong pas
     const ok = run("import-todos.mjs", ["todos.json"], { SEALSYNC_ROOM: room });
     assert.equal(await ok.exited, 0, ok.output());
     assert.match(ok.output(), /imported 300 todos/);
-    await tab.page.waitForFunction(() => window.room.get("todos").length === 300, null, { timeout: 20_000 });
+    await waitCount(tab.page, 300, "todos", 20_000);
     assert.deepEqual(await titles(tab.page), todos.map((t) => t.title));
 
     const wrong = run("import-todos.mjs", ["todos.json"], { SEALSYNC_ROOM: room, SEALSYNC_PASSWORD: "not the password" });
@@ -151,8 +131,8 @@ test("the import example writes 300 todos a tab sees, and exits 1 on a wrong pas
 });
 
 test("fileStorage: changes made while the relay is unreachable are sent by the next process", async () => {
-  const room = `node-offline-${Date.now()}`;
-  const store = join(dir, "store");
+  const room = roomName("node-offline");
+  const store = join(scene.dir, "store");
   const { Room, fileStorage } = await import(pathToFileURL(join(app, "node_modules", "sealsync", "node.js")).href);
   const dead = `ws://127.0.0.1:${await freePort()}`;
   const offline = await Room.join({ url: dead, room, password: PASSWORD, storage: fileStorage(store) });
@@ -206,7 +186,7 @@ test("sealsync/node in this process: concurrent joins of a new room, storage opt
   // Three sessions joining a new room at once all go live.
   for (let round = 0; round < 3; round++) {
     const secret = Room.generateSecret();
-    const rooms = await Promise.all([0, 1, 2].map(() => Room.join({ url: relay.url, room: `node-race-${Date.now()}-${round}`, secret })));
+    const rooms = await Promise.all([0, 1, 2].map(() => Room.join({ url: scene.relay.url, room: roomName(`node-race-${round}`), secret })));
     const states = await Promise.all(rooms.map((r) => new Promise((ok) => {
       const check = () => { if (!["idle", "connecting", "syncing"].includes(r.status.state)) ok(r.status.state); };
       r.on("status", check);
@@ -246,7 +226,7 @@ test("sealsync/node in this process: concurrent joins of a new room, storage opt
       inFlight--;
     },
   };
-  const offline = await Room.join({ url: dead, room: `node-slow-${Date.now()}`, secret, storage: slow });
+  const offline = await Room.join({ url: dead, room: roomName("node-slow"), secret, storage: slow });
   for (let i = 0; i < 5; i++) {
     offline.create("todos", { title: `slow ${i}` });
     await new Promise((ok) => setTimeout(ok, 2)); // a new task: one envelope, one save each
@@ -258,7 +238,7 @@ test("sealsync/node in this process: concurrent joins of a new room, storage opt
   // A storage that fails: a STORAGE_FAILED warning, and the room works in memory.
   const warnings = [];
   const broken = { load: async () => { throw new Error("disk on fire"); }, save: async () => {} };
-  const room = await Room.join({ url: relay.url, room: `node-broken-${Date.now()}`, secret, storage: broken, onWarning: (w) => warnings.push(w) });
+  const room = await Room.join({ url: scene.relay.url, room: roomName("node-broken"), secret, storage: broken, onWarning: (w) => warnings.push(w) });
   room.create("todos", { title: "still works" });
   await new Promise((ok) => { const off = room.on("pending", (n) => { if (n === 0) { off(); ok(); } }); });
   await room.leave();

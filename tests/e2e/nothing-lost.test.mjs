@@ -6,23 +6,23 @@
 // Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { join as pathJoin } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "./harness.mjs";
+import { SECRET, openBare, roomName, useScene, waitCount, waitLive, waitSynced } from "./harness.mjs";
 
-const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const ORG = "acme";
 const { publicKey, privateKey } = generateKeyPairSync("ed25519");
 const JWKS = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "ed-1" }] });
 const CONVERGE_MS = 30_000;
 
-let relay; // open mode, shipped limits
-let jwtRelay; // jwt mode, shipped limits
-let pagedRelay; // open mode, catch-up pages of 2,048 bytes
-let site;
-let browser;
+// Three relays, the site, Chromium.
+const scene = useScene({
+  relays: {
+    relay: [], // open mode, shipped limits
+    jwtRelay: ["--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`], // jwt mode, shipped limits
+    pagedRelay: ["--var", "CATCH_UP_PAGE_BYTES:2048"], // open mode, catch-up pages of 2,048 bytes
+  },
+});
 
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
 function mint(room, claims) {
@@ -31,16 +31,12 @@ function mint(room, claims) {
   return `${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}`;
 }
 
-function roomName(prefix) {
-  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
 /**
  * A fresh page with the SDK joined to `room`: `window.room`, and every event it emitted in
  * `window.seen` ({ type, value }). Resolves once the room is live.
  */
-async function tab(name, { url = relay.url, room, channel, token, debug } = {}) {
-  const context = await browser.newContext();
+async function tab(name, { url = scene.relay.url, room, channel, token, debug } = {}) {
+  const context = await scene.browser.newContext();
   const page = await context.newPage();
   const debugLines = [];
   page.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
@@ -48,7 +44,7 @@ async function tab(name, { url = relay.url, room, channel, token, debug } = {}) 
     if (m.type() === "debug") debugLines.push(m.text());
     if (m.type() === "error" && !m.text().startsWith("WebSocket connection to")) console.error(`[${name}] console:`, m.text());
   });
-  await page.goto(site.url + "/pkg/package.json");
+  await openBare(page, scene.site);
   await page.evaluate(async ({ url, room, channel, token, secret, debug }) => {
     const { default: init, Room } = await import("/pkg/sealsync.js");
     await init();
@@ -60,7 +56,7 @@ async function tab(name, { url = relay.url, room, channel, token, debug } = {}) 
     }
     window.room = r;
   }, { url, room, channel, token, secret: SECRET, debug });
-  await page.waitForFunction(() => window.room?.status.state === "live", null, { timeout: 20_000 });
+  await waitLive(page, 20_000);
   return { page, context, name, debugLines };
 }
 
@@ -72,48 +68,23 @@ async function count(t, collection = "tasks") {
   return t.page.evaluate((c) => window.room.get(c).length, collection);
 }
 
-async function waitCount(t, n, what = "tasks") {
-  await t.page.waitForFunction(({ n, what }) => window.room.get(what).length === n, { n, what }, { timeout: CONVERGE_MS, polling: 50 });
-}
-
-async function waitSynced(t) {
-  await t.page.waitForFunction(() => window.room.pendingChanges === 0, null, { timeout: CONVERGE_MS, polling: 50 });
-}
-
-before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  relay = new Relay(await freePort());
-  jwtRelay = new Relay(await freePort(), ["--var", "AUTH_MODE:jwt", "--var", `JWT_PUBLIC_KEYS:${JWKS}`]);
-  pagedRelay = new Relay(await freePort(), ["--var", "CATCH_UP_PAGE_BYTES:2048"]);
-  await Promise.all([relay.start(), jwtRelay.start(), pagedRelay.start()]);
-  site = await serveStatic(await freePort());
-  browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await relay?.dispose();
-  await jwtRelay?.dispose();
-  await pagedRelay?.dispose();
-});
 
 test("two channels: a late joiner of either channel sees every task", async () => {
   const room = roomName("channels");
   const a = await tab("a", { room, channel: "main" });
   const b = await tab("b", { room, channel: "side" });
   await b.page.evaluate(() => { for (let i = 0; i < 10; i++) window.room.create("tasks", { title: `b${i}` }); });
-  await waitSynced(b);
+  await waitSynced(b.page);
   await a.page.evaluate(() => {
     const ids = [];
     for (let i = 0; i < 600; i++) ids.push(window.room.create("tasks", { title: `a${i}`, done: false }));
     window.ids = ids;
   });
   await a.page.evaluate(() => { for (const id of window.ids) window.room.update("tasks", id, { done: true }); });
-  await waitSynced(a);
+  await waitSynced(a.page);
   for (const channel of ["side", "main"]) {
     const late = await tab(`late-${channel}`, { room, channel });
-    await waitCount(late, 610);
+    await waitCount(late.page, 610);
     const done = await late.page.evaluate(() => window.room.get("tasks").filter((t) => t.done === true).length);
     assert.equal(done, 600, `late joiner on ${channel}`);
     await late.context.close();
@@ -143,7 +114,7 @@ test("600 creates and 600 updates reach another tab without RATE_LIMITED", async
     }
   });
   await b.page.waitForFunction(() => window.room.get("tasks").filter((t) => t.done).length === 600, null, { timeout: CONVERGE_MS, polling: 50 });
-  await waitSynced(a);
+  await waitSynced(a.page);
   console.log(`# 600 creates + 600 updates, one per task, visible in the other tab after ${Date.now() - t0} ms`);
   for (const t of [a, b]) {
     const codes = await warnings(t);
@@ -172,8 +143,8 @@ test("a change too large for the relay is refused at once and later edits still 
   // Just under the limit is accepted and stored.
   await a.page.evaluate(() => window.room.create("tasks", { title: "big", blob: "x".repeat(990_000) }));
   await a.page.evaluate(() => window.room.create("tasks", { title: "after" }));
-  await waitCount(b, 2);
-  await waitSynced(a);
+  await waitCount(b.page, 2);
+  await waitSynced(a.page);
   const codes = await warnings(a);
   assert.ok(!codes.includes("TOO_LARGE") && !codes.includes("RATE_LIMITED"), codes.join(","));
   await a.context.close();
@@ -182,13 +153,13 @@ test("a change too large for the relay is refused at once and later edits still 
 
 test("a read-only member's change is rolled back with a rejected event", async () => {
   const room = `${ORG}:${roomName("viewer")}`;
-  const editor = await tab("editor", { url: jwtRelay.url, room, token: mint(room, { sub: "ed" }) });
+  const editor = await tab("editor", { url: scene.jwtRelay.url, room, token: mint(room, { sub: "ed" }) });
   await editor.page.evaluate(() => window.room.create("tasks", { title: "by the editor" }));
   // The viewer changes something before the relay has told it its role (offline, or
   // right after join): the change shows, then is rolled back and reported.
-  const context = await browser.newContext();
+  const context = await scene.browser.newContext();
   const page = await context.newPage();
-  await page.goto(site.url + "/pkg/package.json");
+  await openBare(page, scene.site);
   const rejected = await page.evaluate(async ({ url, room, secret, token }) => {
     const { default: init, Room } = await import("/pkg/sealsync.js");
     await init();
@@ -204,7 +175,7 @@ test("a read-only member's change is rolled back with a rejected event", async (
     let thrown = null;
     try { r.create("tasks", { title: "again" }); } catch (err) { thrown = err.code; }
     return { code: event.code, ops: event.ops.map((o) => o.type + ":" + o.fields?.title), shown, thrown, after: r.get("tasks").map((t) => t.title) };
-  }, { url: jwtRelay.url, room, secret: SECRET, token: mint(room, { sub: "vera", role: "viewer" }) });
+  }, { url: scene.jwtRelay.url, room, secret: SECRET, token: mint(room, { sub: "vera", role: "viewer" }) });
   assert.equal(rejected.code, "READ_ONLY");
   assert.deepEqual(rejected.ops, ["created:by the viewer"]);
   assert.ok(rejected.shown[0].includes("by the viewer"), "applied at once");
@@ -229,7 +200,7 @@ test("a transaction is seen all at once by another tab", async () => {
       for (let i = 0; i < 50; i++) window.room.create("tasks", { title: `move ${i}` });
     });
   });
-  await waitCount(b, 50);
+  await waitCount(b.page, 50);
   const sizes = await b.page.evaluate(() => window.sizes);
   assert.equal(sizes.length, 50, "one change event per operation");
   assert.ok(sizes.every((n) => n === 50), `b saw a partial transaction: ${sizes.slice(0, 10).join(",")}…`);
@@ -242,7 +213,7 @@ test("a transaction is seen all at once by another tab", async () => {
   });
   assert.equal(thrown, "app bug");
   await a.page.evaluate(() => window.room.create("tasks", { title: "after" }));
-  await waitCount(b, 51);
+  await waitCount(b.page, 51);
   assert.ok(!(await b.page.evaluate(() => window.room.get("tasks").some((t) => t.title === "half"))));
   await a.context.close();
   await b.context.close();
@@ -250,15 +221,15 @@ test("a transaction is seen all at once by another tab", async () => {
 
 test("a late joiner catches up page by page, is live only with everything, and its debug log shows no contents", async () => {
   const room = roomName("pages");
-  const a = await tab("a", { url: pagedRelay.url, room });
+  const a = await tab("a", { url: scene.pagedRelay.url, room });
   // Twenty envelopes of ten tasks each (one per task of the page): about ten pages.
   for (let batch = 0; batch < 20; batch++) {
     await a.page.evaluate((batch) => {
       for (let i = 0; i < 10; i++) window.room.create("tasks", { title: `secret-title-${batch}-${i}` });
     }, batch);
   }
-  await waitSynced(a);
-  const late = await tab("late", { url: pagedRelay.url, room, debug: true });
+  await waitSynced(a.page);
+  const late = await tab("late", { url: scene.pagedRelay.url, room, debug: true });
   // tab() resolved once live: by then every task is there, not the first page's.
   assert.equal(await count(late), 200);
   const pages = late.debugLines.filter((l) => l.startsWith("sealsync ← CAUGHT_UP")).length;

@@ -2,7 +2,7 @@
 // lines prove misuse is rejected. tests/bundlers/run.sh runs it with the typescript pinned there:
 //   tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler \
 //       --lib es2022,dom tests/types/usage.ts
-import init, { Room, SealsyncError, type Status, type Change, type Rejected, type Operation, type ErrorCode, type Entity, type Warning, type SyncState } from "../../pkg/sealsync.js";
+import init, { Room, SealsyncError, type Status, type Change, type Rejected, type Operation, type ErrorCode, type Entity, type Warning, type SyncState, type Member } from "../../pkg/sealsync.js";
 await init();
 const room = await Room.join({ url: "ws://x", room: "r", password: "p", onProgress: (p) => { if (p.state === "key-ready") console.log(p.ms, p.inWorker); } });
 const off: () => void = room.on("status", (s: Status) => { if (s.state === "reconnecting") console.log(s.inMs + s.attempt); });
@@ -63,6 +63,17 @@ room.create("tasks", { list: [1, undefined] });
 room.broadcast({ x: 1, y: 2 });
 // @ts-expect-error broadcast takes a JSON value
 room.broadcast(undefined);
+// Who is online: a profile in, a typed member list out.
+await Room.join({ url: "ws://x", room: "r", password: "p", profile: { name: "Ada", color: "#c33" } });
+await Room.join({ url: "ws://x", room: "r", password: "p", members: false });
+room.setProfile({ name: "Ada", color: "#c33" });
+// @ts-expect-error a profile is JSON
+room.setProfile({ since: new Date() });
+const online: readonly Member[] = room.members;
+for (const m of online) { const s: string = m.session; const me: boolean = m.isSelf; console.log(s, me, m.profile); }
+room.on("members", (list) => { const n: number = list.length; console.log(n, list[0]?.profile); });
+// @ts-expect-error the member list is read-only
+room.members.push(online[0]);
 // get<T>: typed, read-only entities in a read-only array.
 const tasks: readonly Entity<Task>[] = room.get<Task>("tasks");
 const first = tasks[0]; if (first) { const title: string = first.title; const id2: string = first.id; console.log(title, id2, first.tags?.[0]); }
