@@ -45,6 +45,7 @@ use sealsync_core::client::ROOM_TAG;
 use sealsync_core::envelope::{EnvelopeKind, ENVELOPE_AD_HEADER_LEN, ENVELOPE_HEADER_LEN};
 use sealsync_core::hlc::Stamp;
 use sealsync_core::merge::{decode_event_body, encode_event_body, BatchItem};
+use sealsync_core::roster::MemberFrame;
 use sealsync_core::{
     effective, padded_len, ChannelTag, DeviceId, Hlc, Op, Opener, Replica, RoomId, RoomKey,
     RoomKeys, SessionId, SessionSealer, StampedOp,
@@ -869,6 +870,40 @@ fn envelope_section(keys: &RoomKeys) -> Value {
             },
         ),
         (
+            "member frame: here, asking (room tag)",
+            Sealed {
+                kind: EnvelopeKind::Ephemeral,
+                channel: None,
+                session,
+                counter: 5,
+                nonce: [4; 12],
+                hlc: Hlc {
+                    device: DEVICE_A,
+                    ..Hlc::default()
+                },
+                body: MemberFrame::Here {
+                    profile: json!({"name": "Ann", "color": "#c33"}),
+                    ask: true,
+                }
+                .encode(),
+            },
+        ),
+        (
+            "member frame: left (room tag)",
+            Sealed {
+                kind: EnvelopeKind::Ephemeral,
+                channel: None,
+                session,
+                counter: 6,
+                nonce: [5; 12],
+                hlc: Hlc {
+                    device: DEVICE_A,
+                    ..Hlc::default()
+                },
+                body: MemberFrame::Left.encode(),
+            },
+        ),
+        (
             "snapshot body",
             Sealed {
                 kind: EnvelopeKind::Snapshot,
@@ -907,6 +942,11 @@ fn envelope_section(keys: &RoomKeys) -> Value {
                     })
                 })
                 .collect();
+        }
+        if case.kind == EnvelopeKind::Ephemeral && case.channel.is_none() {
+            // A member frame (PROTOCOL.md, "Members"): what a receiver reads from it.
+            json["member"] =
+                serde_json::to_value(MemberFrame::decode(&case.body).unwrap()).unwrap();
         }
         out.push(json);
     }

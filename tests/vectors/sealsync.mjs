@@ -223,6 +223,33 @@ export function canonical(value) {
 // Members written in the given order (each value canonical).
 const ordered = (pairs) => `{${pairs.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
 
+// --------------------------------------------------------- member frames (who is online)
+
+// A member frame's body (PROTOCOL.md, "Members"): `here` (profile default null, ask default
+// false) or `left`; anything else, or a body over 4,096 + 64 bytes, is INVALID_MEMBER.
+export function decodeMemberFrame(body) {
+  const bad = (why) => new ProtocolError('INVALID_MEMBER', why);
+  if (body.length > 4096 + 64) throw bad('over the profile limit');
+  let v;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw bad('not JSON');
+  }
+  if (!isObject(v)) throw bad('not an object');
+  if (v.type === 'left') return { type: 'left' };
+  if (v.type !== 'here') throw bad(`unknown type ${JSON.stringify(v.type)}`);
+  const ask = v.ask ?? false;
+  if (typeof ask !== 'boolean') throw bad('ask is not a boolean');
+  return { type: 'here', profile: v.profile ?? null, ask };
+}
+
+// The body a sender writes for a member frame.
+export function encodeMemberFrame(frame) {
+  if (frame.type === 'left') return ordered([['type', '"left"']]);
+  return ordered([['type', '"here"'], ['profile', canonical(frame.profile)], ['ask', String(frame.ask)]]);
+}
+
 // ------------------------------------------------------------------------ operations
 
 const invalid = (why) => new ProtocolError('INVALID_OPERATION', why);

@@ -14,7 +14,9 @@ import {
   channelTag,
   compareHlc,
   decodeEventBody,
+  decodeMemberFrame,
   deriveRoomKeys,
+  encodeMemberFrame,
   effective,
   encodeEventBody,
   fingerprint,
@@ -152,6 +154,12 @@ for (const c of V.envelopes) {
       const replica = Replica.fromSnapshot(opened.body.toString('utf8'));
       assert.equal(replica.toSnapshot(), c.body, 'snapshot body read and written back');
     }
+    if (c.kind === 3 && c.channel_tag === '0'.repeat(32)) {
+      // On the room tag: a member frame (who is online).
+      const frame = decodeMemberFrame(opened.body);
+      assert.deepEqual(frame, c.member, 'the member frame a receiver reads');
+      assert.equal(encodeMemberFrame(frame), c.body, 'the body a sender writes');
+    }
   });
 }
 
@@ -273,4 +281,12 @@ test('merge scenario: a snapshot of a prefix joined with the tail is the final s
   joined.merge(Replica.fromSnapshot(s.body));
   joined.merge(Replica.fromSnapshot(s.body));
   assert.equal(joined.toSnapshot(), V.merge.final_snapshot);
+});
+
+test('member frames: a body that is none of here/left is INVALID_MEMBER', () => {
+  for (const body of ['{"type":"gone"}', '[1]', 'not json', '{"type":"here","ask":"yes"}']) {
+    assert.throws(() => decodeMemberFrame(Buffer.from(body)), /INVALID_MEMBER/, body);
+  }
+  assert.throws(() => decodeMemberFrame(Buffer.alloc(4096 + 65, 0x20)), /INVALID_MEMBER/);
+  assert.deepEqual(decodeMemberFrame(Buffer.from('{"type":"here"}')), { type: 'here', profile: null, ask: false });
 });
