@@ -134,7 +134,7 @@ test("vite dev server: two pages sync through the worker-derived key", async () 
   }
 });
 
-test("react: sealsync/react in StrictMode: one room kept, stable snapshots, status, presence, leave on unmount", async () => {
+test("react: sealsync/react in StrictMode: one room kept, stable snapshots, status, presence, members, leave on unmount", async () => {
   const { reactApp } = await import("./build.mjs");
   const outDir = join(OUT, "react");
   const warnings = await reactApp(outDir);
@@ -181,6 +181,11 @@ test("react: sealsync/react in StrictMode: one room kept, stable snapshots, stat
     // A second member: presence and its change arrive.
     const b = await open();
     await a.waitForFunction(() => document.getElementById("presence").textContent === "2", null, { timeout: 10_000 });
+    // Who is online (useMembers): both list both, and the list is one frozen array per value.
+    for (const page of [a, b]) {
+      await page.waitForFunction(() => document.getElementById("members").textContent === "2", null, { timeout: 10_000 });
+    }
+    assert.equal(await a.evaluate(() => Object.isFrozen(window.probe.app.members)), true);
     await b.evaluate(() => window.probe.app.room.create("tasks", { title: "from b" }));
     await a.waitForFunction(() => [...document.querySelectorAll("li")].some((li) => li.textContent === "from b"), null, { timeout: 10_000 });
 
@@ -188,6 +193,7 @@ test("react: sealsync/react in StrictMode: one room kept, stable snapshots, stat
     await a.evaluate(() => window.probe.unmount());
     await a.waitForFunction(() => window.probe.joined.every((r) => r.status.state === "closed"), null, { timeout: 5_000 });
     await b.waitForFunction(() => document.getElementById("presence").textContent === "1", null, { timeout: 10_000 });
+    await b.waitForFunction(() => document.getElementById("members").textContent === "1", null, { timeout: 10_000 });
     assert.deepEqual(await a.evaluate(() => window.probe.warnings.filter((w) => w.code === "KDF_WORKER_FAILED")), []);
     assert.deepEqual(errors, [], "no console errors");
   } finally {

@@ -5,7 +5,7 @@
 import { StrictMode, createElement as h, memo, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { Room } from "sealsync";
-import { useCollection, usePresence, useRoom, useStatus } from "sealsync/react";
+import { useCollection, useMembers, usePresence, useRoom, useStatus } from "sealsync/react";
 import wasmUrl from "sealsync/sealsync_bg.wasm";
 
 const q = new URLSearchParams(location.search);
@@ -35,12 +35,14 @@ function Board() {
   const tasks = useCollection(room, "tasks");
   const status = useStatus(room);
   const presence = usePresence(room);
-  probe.app = { room, error: error && { code: error.code, message: error.message }, tasks, status, presence };
+  const members = useMembers(room);
+  probe.app = { room, error: error && { code: error.code, message: error.message }, tasks, status, presence, members };
   return h(
     "div",
     null,
     h("p", { id: "status" }, status ? status.state : "none"),
     h("p", { id: "presence" }, presence === null ? "?" : String(presence)),
+    h("p", { id: "members" }, String(members.length)),
     h("ul", null, tasks.map((t) => h(Task, { key: t.id, task: t }))),
   );
 }
