@@ -560,7 +560,9 @@ impl Replica {
         };
         let mut visible: Vec<(&String, &Entity)> =
             entities.iter().filter(|(_, e)| e.visible()).collect();
-        visible.sort_by(|(ia, a), (ib, b)| {
+        // Ids are unique, so the order is total: an unstable sort gives the same result (and
+        // ships less code than a stable one).
+        visible.sort_unstable_by(|(ia, a), (ib, b)| {
             let ka = a.sort_order.as_ref().map(|r| r.value.as_str());
             let kb = b.sort_order.as_ref().map(|r| r.value.as_str());
             (ka.is_none(), ka, ia).cmp(&(kb.is_none(), kb, ib))

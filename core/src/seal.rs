@@ -8,8 +8,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use aes_gcm::aead::{AeadInOut, KeyInit, Nonce, Tag};
-use aes_gcm::Aes256Gcm;
+use sealsync_aead::Gcm;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -106,7 +105,7 @@ impl RoomSecrets {
     fn session_keys(&self, session: &SessionId) -> SessionKeys {
         let (enc, commit) = kdf::session_subkeys(&self.event_root, &self.commit_root, session);
         SessionKeys {
-            cipher: Aes256Gcm::new((&*enc).into()),
+            cipher: Gcm::new(&enc),
             commit,
         }
     }
@@ -120,9 +119,10 @@ impl RoomSecrets {
     }
 }
 
-/// One session's subkeys (both zeroized on drop: `Aes256Gcm` with the `zeroize` feature).
+/// One session's subkeys (both zeroized on drop: `Gcm` wraps `aes-gcm` with its `zeroize`
+/// feature).
 struct SessionKeys {
-    cipher: Aes256Gcm,
+    cipher: Gcm,
     commit: Zeroizing<[u8; KEY_LEN]>,
 }
 
@@ -174,15 +174,15 @@ impl fmt::Debug for SessionSealer {
     }
 }
 
-/// Every key field is a `Zeroizing` or an `Aes256Gcm`, which wipe themselves on drop.
+/// Every key field is a `Zeroizing` or a `Gcm`, which wipe themselves on drop.
 impl ZeroizeOnDrop for SessionSealer {}
 
 /// Same as for [`SessionSealer`]: the cache's subkeys wipe themselves on drop.
 impl ZeroizeOnDrop for Opener {}
 
-/// Fails to compile if `aes-gcm` loses its `zeroize` feature (the key schedule would then
-/// outlive the sealer in freed memory).
-const _: fn() = assert_zeroize_on_drop::<Aes256Gcm>;
+/// Fails to compile if the key schedule stops wiping itself (it would then outlive the
+/// sealer in freed memory).
+const _: fn() = assert_zeroize_on_drop::<Gcm>;
 const fn assert_zeroize_on_drop<T: ZeroizeOnDrop>() {}
 
 impl SessionSealer {
@@ -274,11 +274,10 @@ impl SessionSealer {
         out.extend_from_slice(body);
         out.resize(ENVELOPE_HEADER_LEN + padded, 0);
 
-        let sealed = self.keys.cipher.encrypt_inout_detached(
-            &Nonce::<Aes256Gcm>::from(nonce),
-            &ad,
-            (&mut out[ENVELOPE_HEADER_LEN..]).into(),
-        );
+        let sealed = self
+            .keys
+            .cipher
+            .encrypt(&nonce, &ad, &mut out[ENVELOPE_HEADER_LEN..]);
         let Ok(tag) = sealed else {
             // AES-GCM only refuses plaintexts over 64 GiB; never leave plaintext behind.
             out.zeroize();
@@ -366,12 +365,7 @@ impl Opener {
         };
         let mut plain = Zeroizing::new(sealed.to_vec());
         keys.cipher
-            .decrypt_inout_detached(
-                &Nonce::<Aes256Gcm>::from(header.nonce),
-                &ad,
-                plain.as_mut_slice().into(),
-                &Tag::<Aes256Gcm>::from(*tag),
-            )
+            .decrypt(&header.nonce, &ad, plain.as_mut_slice(), tag)
             .map_err(|_| Error::DecryptFailed)?;
         let (hlc, body) = read_inner(&plain)?;
         Ok(Opened {

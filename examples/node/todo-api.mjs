@@ -12,6 +12,8 @@ import { createServer } from "node:http";
 import { joinFromEnv } from "./room.mjs";
 
 const room = await joinFromEnv({
+  // The others see the API in who is online under this name.
+  profile: { name: "Todo API", bot: true },
   onProgress: (p) => {
     if (p.state === "key-ready") console.log(`key derived in ${p.ms} ms, in a ${p.inWorker ? "worker thread" : "the main thread"}`);
   },

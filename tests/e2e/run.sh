@@ -24,7 +24,7 @@ if [[ ! -f relay/wrangler.toml ]]; then
 fi
 if [[ ! -f pkg/sealsync.js || ! -f pkg/index.js ]]; then
   echo "e2e: building the SDK into pkg/"
-  wasm-pack build --mode no-install --target web --release "$ROOT"
+  wasm-pack build --mode no-install --target web --profile sdk "$ROOT"
   node scripts/finish-pkg.mjs pkg
 fi
 if [[ ! -f relay/build/worker/shim.mjs ]]; then
