@@ -202,6 +202,13 @@ export type Status =
   | { state: "connecting"; attempt: number }
   /** Connected, catching up on the room's history. */
   | { state: "syncing" }
+  /**
+   * Connected as a guest waiting for the room's owner to let you in (a `jwt` token with
+   * `guest: true` or `role: "pending_guest"`): the relay sends no history and no change
+   * until the backend admits you (then `syncing`, `live`); local changes are kept and go
+   * out once admitted. Turned away: `forbidden`.
+   */
+  | { state: "pending" }
   /** Caught up: changes flow both ways. */
   | { state: "live" }
   /** Waiting before the next attempt. */
@@ -210,7 +217,7 @@ export type Status =
   | { state: "offline" }
   /** Final: the room exists with another password or secret. */
   | { state: "wrong-password" }
-  /** Final: the relay refused this client; a `CONNECTION_REFUSED` warning or a `BANNED`/`FORBIDDEN` error says why. */
+  /** Final: the relay refused this client; a `CONNECTION_REFUSED` warning, or a `BANNED`/`FORBIDDEN` warning with the relay's message (a ban, or a pending guest's `deny`), says why. */
   | { state: "forbidden" }
   /** Final: `"LEFT"` after `leave()`, `"WIRE_VERSION"` on a protocol mismatch. */
   | { state: "closed"; code: string };

@@ -1077,6 +1077,9 @@ impl FakeRelay {
             ("url", JsValue::from(FAKE_RELAY)),
             ("secret", SECRET_A.into()),
             ("persist", false.into()),
+            // The fake relay checks the protocol's frames one by one: no member frames (who
+            // is online has its own tests, core's and tests/e2e/members.test.mjs).
+            ("members", false.into()),
         ];
         all.extend(pairs.iter().cloned());
         let joined = Room::join(options(room, &all)).await.unwrap();
@@ -1391,20 +1394,41 @@ async fn a_pending_guest_holds_changes_until_admitted_then_sends_them_without_re
     let name = unique_room("fake-guest");
     let (room, mut relay) = FakeRelay::join(&name, &[]).await;
     let warnings = collect(&room, "warning");
-    relay.welcome(Access::Pending);
-    assert!(warnings
-        .borrow()
-        .iter()
-        .any(|w| get(w, "code").as_string().as_deref() == Some("GUEST_PENDING")));
+    // A pending guest's WELCOME: no catch-up follows it.
+    relay.deliver(&RelayFrame::Welcome {
+        relay_time: wall_ms(),
+        head_seq: 0,
+        snapshot_seq: 0,
+        presence: 2,
+        verifier_state: VerifierState::Matched,
+        access: Access::Pending,
+        limits: shipped_limits(),
+    });
+    assert_eq!(state(&room), "pending");
+    assert!(
+        !warnings
+            .borrow()
+            .iter()
+            .any(|w| get(w, "code").as_string().as_deref() == Some("GUEST_PENDING")),
+        "the status says it"
+    );
     room.create("tasks".into(), fields(&[("title", "held".into())]))
         .unwrap();
     assert!(relay.frames().await.is_empty(), "held while pending");
     assert_eq!(room.pending_changes(), 1);
     assert_eq!(titles(&room), ["held"]);
 
+    // Admitted: ACCESS, then the catch-up the relay held back.
     relay.deliver(&RelayFrame::Access {
         access: Access::Write,
     });
+    assert_eq!(state(&room), "syncing");
+    assert!(relay.frames().await.is_empty(), "not before the catch-up");
+    relay.deliver(&RelayFrame::CaughtUp {
+        head_seq: 0,
+        token: 1,
+    });
+    assert_eq!(state(&room), "live");
     let ClientFrame::Publish { envelope } = relay.next_frame().await else {
         panic!("expected a PUBLISH");
     };

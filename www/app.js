@@ -207,6 +207,7 @@ const STATUS_TEXT = {
   idle: "Starting…",
   connecting: "Connecting…",
   syncing: "Syncing…",
+  pending: "Waiting to be let in…",
   live: "Live",
   offline: "Offline — edits are kept",
   forbidden: "Access refused",

@@ -213,6 +213,12 @@ pub enum Status {
     },
     /// Connected; catching up on history.
     Syncing,
+    /// Connected as a guest waiting for the room's owner to let you in (`WELCOME` said
+    /// `access` pending): the relay sends no history and no change until then, local
+    /// changes are kept (shown, in the outbox) and sent once admitted. Admitted (`ACCESS`),
+    /// the client goes [`Status::Syncing`], then [`Status::Live`]; turned away, the relay
+    /// closes with 4003 ([`Status::Forbidden`]).
+    Pending,
     /// Caught up; changes flow both ways.
     Live,
     /// Waiting before the next attempt.
@@ -226,7 +232,9 @@ pub enum Status {
     Offline,
     /// Terminal: the room exists with another password or secret.
     WrongPassword,
-    /// Terminal: the relay refused this user for this room (auth, ban).
+    /// Terminal: the relay refused this user for this room (auth, ban, a pending guest
+    /// denied); a fatal `FORBIDDEN`/`BANNED` error comes as a warning with the relay's
+    /// message first.
     Forbidden,
     /// Terminal: left, or a protocol mismatch; `code` says which (`LEFT`, `WIRE_VERSION`).
     Closed {
@@ -647,10 +655,15 @@ impl Client {
     /// or damaged) is skipped and reported as a [`ClientEvent::Warning`]; the others are kept.
     pub fn restore_outbox(&mut self, wall: WallMillis, envelopes: Vec<Vec<u8>>) -> Vec<Change> {
         let mut changes = Vec::new();
+        let mut no_room = 0_usize;
         for envelope in envelopes {
             match self.open_event(&envelope) {
                 Ok((session, counter, hlc, ops)) => {
-                    if self.outbox.contains(session, counter) || !self.outbox.has_room() {
+                    if self.outbox.contains(session, counter) {
+                        continue;
+                    }
+                    if !self.outbox.has_room() {
+                        no_room += 1;
                         continue;
                     }
                     self.clock.observe(hlc, wall);
@@ -672,6 +685,15 @@ impl Client {
                 Err(err) => self.warn(&err),
             }
         }
+        if no_room > 0 {
+            self.event(ClientEvent::Warning {
+                code: String::from(Error::OutboxFull.code()),
+                message: format!(
+                    "{no_room} restored unsent changes did not fit the outbox \
+                     ({MAX_OUTBOX_ENTRIES} entries) and were not applied"
+                ),
+            });
+        }
         self.outputs.push_back(Output::OutboxChanged);
         changes
     }
@@ -690,11 +712,29 @@ impl Client {
     ) -> Vec<Change> {
         let own = self.config.session.to_string();
         let mut envelopes = Vec::new();
+        let mut left = Vec::new();
         for (session, record) in records {
-            if crate::outbox::adopts(&session, &own, live) {
-                envelopes.extend(record);
-                self.adopted.push(session);
+            if !crate::outbox::adopts(&session, &own, live) {
+                continue;
             }
+            // A record is adopted whole or not at all: one whose envelopes would not all fit
+            // the outbox stays where it is (and is never forgotten) for a later session.
+            if self.outbox.len() + envelopes.len() + record.len() > MAX_OUTBOX_ENTRIES {
+                left.push(session);
+                continue;
+            }
+            envelopes.extend(record);
+            self.adopted.push(session);
+        }
+        if !left.is_empty() {
+            self.event(ClientEvent::Warning {
+                code: String::from(Error::OutboxFull.code()),
+                message: format!(
+                    "the unsent changes of {} closed session(s) wait in storage: this \
+                     session's outbox has no room for them yet",
+                    left.len()
+                ),
+            });
         }
         if envelopes.is_empty() {
             return Vec::new();
@@ -1803,11 +1843,25 @@ impl Client {
     /// What this member may do changed (`WELCOME`, `ACCESS`, or a refusal that implies it).
     fn set_access(&mut self, now: Millis, access: Access) {
         let before = core::mem::replace(&mut self.access, access);
+        if access != Access::Pending && self.status == Status::Pending {
+            // Admitted: the relay sends the catch-up it held back now.
+            self.set_status(Status::Syncing);
+        }
         match access {
             Access::Write => self.flush_outbox(now),
             Access::Pending => {
                 self.outbox.mark_all_unsent();
-                if before != Access::Pending {
+                if matches!(
+                    self.conn,
+                    Conn::Open {
+                        live_since: None,
+                        ..
+                    }
+                ) {
+                    // Joined as a pending guest: no catch-up comes until it is admitted;
+                    // the status says so (no warning).
+                    self.set_status(Status::Pending);
+                } else if before != Access::Pending {
                     self.event(ClientEvent::Warning {
                         code: String::from(RelayErrorCode::GuestPending.name()),
                         message: String::from(
@@ -1917,7 +1971,15 @@ impl Client {
     fn on_relay_error(&mut self, now: Millis, code: RelayErrorCode, message: String) {
         match code {
             RelayErrorCode::WrongVerifier => self.stop(Status::WrongPassword),
-            RelayErrorCode::Forbidden | RelayErrorCode::Banned => self.stop(Status::Forbidden),
+            RelayErrorCode::Forbidden | RelayErrorCode::Banned => {
+                // The relay's reason (a ban, or the backend turning a pending guest away)
+                // reaches the application before the final status.
+                self.event(ClientEvent::Warning {
+                    code: String::from(code.name()),
+                    message,
+                });
+                self.stop(Status::Forbidden);
+            }
             RelayErrorCode::UnsupportedVersion => self.stop(Status::Closed {
                 code: String::from("WIRE_VERSION"),
             }),

@@ -1118,6 +1118,159 @@ fn a_pending_guest_holds_its_changes_and_sends_them_once_admitted() {
     );
 }
 
+/// A client that joined as a pending guest (`WELCOME` access pending) at `now = 60`.
+fn pending_guest() -> Client {
+    let mut c = client();
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    drain(&mut c);
+    c.handle_frame(Millis(60), WALL, &welcome_with(Access::Pending, LIMITS));
+    c
+}
+
+#[test]
+fn a_pending_guest_waits_without_a_catch_up_then_reads_and_sends_once_admitted() {
+    let mut c = pending_guest();
+    let outs = drain(&mut c);
+    assert_eq!(statuses(&outs), [Status::Pending]);
+    assert!(
+        !events(&outs)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Warning { .. })),
+        "the status says it, no GUEST_PENDING warning: {outs:?}"
+    );
+    assert!(all_sent(&outs).is_empty(), "no SYNC, no member frame");
+    // A change made meanwhile is shown and kept (persisted), never sent.
+    let changes = c.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    assert_eq!(changes.len(), 1);
+    c.handle_flush(Millis(100));
+    let outs = drain(&mut c);
+    assert!(all_sent(&outs).is_empty(), "{outs:?}");
+    assert!(outs.contains(&Output::OutboxChanged));
+    assert_eq!(c.outbox_envelopes().len(), 1);
+    assert_eq!(c.replica().get("tasks").len(), 1);
+    c.handle_ephemeral(Millis(110), WALL, b"cursor").unwrap();
+    assert!(all_sent(&drain(&mut c)).is_empty(), "no ephemeral frame");
+    // Time passes: the heartbeat keeps the socket; still pending, nothing else sent.
+    c.handle_timer(Millis(40_000));
+    let outs = drain(&mut c);
+    assert!(all_sent(&outs).is_empty());
+    assert_eq!(c.status(), &Status::Pending);
+    // Admitted: ACCESS write, then the catch-up the relay held back.
+    c.handle_frame(
+        Millis(200),
+        WALL,
+        &frame(RelayFrame::Access {
+            access: Access::Write,
+        }),
+    );
+    let outs = drain(&mut c);
+    assert_eq!(statuses(&outs), [Status::Syncing]);
+    assert!(published_ops(&outs).is_empty(), "not before the catch-up");
+    let theirs = sealed_create("b");
+    c.handle_frame(Millis(210), WALL, &event(1, &theirs));
+    c.handle_frame(
+        Millis(220),
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 1,
+            token: 9,
+        }),
+    );
+    let outs = drain(&mut c);
+    assert_eq!(statuses(&outs), [Status::Live]);
+    assert_eq!(published_ops(&outs), [vec![create("a")]], "the held change");
+    assert_eq!(c.replica().get("tasks").len(), 2, "theirs and its own");
+    assert!(
+        !events(&outs)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Warning { .. })),
+        "{outs:?}"
+    );
+}
+
+#[test]
+fn a_pending_guest_is_pending_again_after_a_reconnect_and_stops_when_denied() {
+    let mut c = pending_guest();
+    c.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    c.handle_flush(Millis(100));
+    drain(&mut c);
+    c.handle_socket_closed(Millis(150), 1006);
+    assert!(matches!(
+        statuses(&drain(&mut c))[..],
+        [Status::Reconnecting { .. }]
+    ));
+    c.handle_timer(Millis(60_000));
+    assert!(drain(&mut c).contains(&Output::Connect));
+    opened(&mut c, Millis(60_010));
+    drain(&mut c);
+    c.handle_frame(Millis(60_020), WALL, &welcome_with(Access::Pending, LIMITS));
+    assert_eq!(statuses(&drain(&mut c)), [Status::Pending]);
+    assert_eq!(c.pending_changes(), 1, "still held");
+    // The backend turns the guest away: a fatal FORBIDDEN, then 4003.
+    c.handle_frame(
+        Millis(60_100),
+        WALL,
+        &frame(RelayFrame::Error {
+            code: RelayErrorCode::Forbidden,
+            fatal: true,
+            message: "the application turned down your request to join this room".into(),
+        }),
+    );
+    let outs = drain(&mut c);
+    assert_eq!(statuses(&outs), [Status::Forbidden]);
+    assert!(outs.iter().any(|o| matches!(o, Output::Close { .. })));
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Warning { code, message }
+            if code == "FORBIDDEN" && message.contains("turned down"))),
+        "the relay's reason reaches the application: {outs:?}"
+    );
+    assert_eq!(
+        c.outbox_envelopes().len(),
+        1,
+        "the change is kept, not rolled back"
+    );
+    assert!(!retries_later(&mut c));
+    // The close alone (4003) says the same.
+    let mut c = pending_guest();
+    drain(&mut c);
+    c.handle_socket_closed(Millis(100), wire::CLOSE_FORBIDDEN);
+    assert_eq!(statuses(&drain(&mut c)), [Status::Forbidden]);
+}
+
+#[test]
+fn an_admitted_viewer_guest_reads_the_catch_up_and_its_held_changes_are_rolled_back() {
+    let mut c = pending_guest();
+    c.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    c.handle_flush(Millis(100));
+    drain(&mut c);
+    c.handle_frame(
+        Millis(200),
+        WALL,
+        &frame(RelayFrame::Access {
+            access: Access::ReadOnly,
+        }),
+    );
+    assert_eq!(statuses(&drain(&mut c)), [Status::Syncing]);
+    c.handle_frame(
+        Millis(220),
+        WALL,
+        &frame(RelayFrame::CaughtUp {
+            head_seq: 0,
+            token: 9,
+        }),
+    );
+    let outs = drain(&mut c);
+    assert_eq!(statuses(&outs), [Status::Live]);
+    assert!(published_ops(&outs).is_empty());
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Rejected { code, .. } if code == "READ_ONLY")));
+    assert_eq!(c.pending_changes(), 0);
+}
+
 #[test]
 fn a_clock_minutes_ahead_wins_no_conflict_past_the_skew_bound() {
     // Alice's clock runs ten minutes ahead; she edits while offline, then connects.
@@ -2088,4 +2241,35 @@ fn a_client_that_takes_no_part_neither_announces_nor_lists() {
     assert!(member_frames(&outs).is_empty());
     assert_eq!(member_list(&outs), None, "no members event");
     assert!(quiet.members().is_empty());
+}
+
+#[test]
+fn a_record_too_large_for_the_outbox_is_left_whole_and_never_forgotten() {
+    let mut old = live_with(3);
+    old.handle_local_op(Millis(100), WALL, create("a")).unwrap();
+    old.handle_flush(Millis(100));
+    let small = old.outbox_envelopes();
+    let huge = vec![vec![0_u8; 8]; sealsync_core::outbox::MAX_OUTBOX_ENTRIES + 1];
+    let mut c = client();
+    let changes = c.adopt_outboxes(
+        WALL,
+        vec![("huge".to_owned(), huge), ("small".to_owned(), small)],
+        None,
+    );
+    assert_eq!(changes.len(), 1, "the small record is adopted");
+    let outs = drain(&mut c);
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Warning { code, .. } if code == "OUTBOX_FULL")));
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
+    let forgets: Vec<_> = drain(&mut c)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::ForgetOutboxes(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forgets, [vec!["small".to_owned()]], "the huge record stays");
 }

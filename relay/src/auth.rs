@@ -17,8 +17,9 @@
 //!
 //! Claims: `sub` (user id, required), `org` (required), `room` (optional), `exp` (required)
 //! and `nbf` (optional) in seconds since the Unix epoch with [`LEEWAY_SECONDS`] of clock
-//! skew, `role` (optional) and `guest` (optional; `true` = a pending guest who may read but
-//! not publish until the backend admits them).
+//! skew, `role` (optional) and `guest` (optional; `true` = a pending guest, who is told
+//! nothing of the room's content and may not publish until the backend admits them). The
+//! role [`PENDING_GUEST_ROLE`] makes a pending guest too ([`Claims::is_guest`]).
 
 pub mod keys;
 
@@ -49,6 +50,17 @@ pub const READ_ONLY_ROLE: &str = "viewer";
 #[must_use]
 pub fn is_read_only_role(role: &str) -> bool {
     role.trim().eq_ignore_ascii_case(READ_ONLY_ROLE)
+}
+
+/// The role of a pending guest (compared as [`READ_ONLY_ROLE`] is): a token with it is a
+/// guest exactly like one with `guest: true` ([`Claims::is_guest`]).
+pub const PENDING_GUEST_ROLE: &str = "pending_guest";
+
+/// Whether `role` makes a pending guest: [`PENDING_GUEST_ROLE`] in any ASCII case, with or
+/// without surrounding whitespace.
+#[must_use]
+pub fn is_pending_guest_role(role: &str) -> bool {
+    role.trim().eq_ignore_ascii_case(PENDING_GUEST_ROLE)
 }
 
 /// The organisation a room belongs to in `jwt` mode: the part of its id before the first
@@ -121,9 +133,19 @@ pub struct Claims {
     /// The user's role: [`READ_ONLY_ROLE`] may not publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// A pending guest: may read, may not publish until admitted.
+    /// A pending guest: learns nothing of the room's content and may not publish until
+    /// admitted (see [`Claims::is_guest`]).
     #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     pub guest: bool,
+}
+
+impl Claims {
+    /// Whether the token makes a pending guest: `guest: true`, or the role
+    /// [`PENDING_GUEST_ROLE`] ([`is_pending_guest_role`]).
+    #[must_use]
+    pub fn is_guest(&self) -> bool {
+        self.guest || self.role.as_deref().is_some_and(is_pending_guest_role)
+    }
 }
 
 /// Why a token was refused (the worker answers 403 with this message).

@@ -13,6 +13,12 @@
 //! closes one [`Limits::unjoined_timeout_ms`] after it opened ([`expire_unjoined`],
 //! [`next_alarm`]).
 //!
+//! A pending guest ([`Peer::pending`], from its token) joins like anyone but is told nothing
+//! of the room's content until the backend admits it: its `WELCOME` says head 0, no
+//! catch-up follows, it hears no event and no ephemeral frame, its `SYNC` is refused
+//! `GUEST_PENDING`; the members hear its knock ([`crate::notify::knock_frame`]). Admitted
+//! ([`admitted`], from `notify::apply`), it gets the catch-up from its `HELLO`'s `after_seq`.
+//!
 //! What the object decides besides the protocol (the coalesced presence update, the
 //! alarm's plan, reports to the organisation's directory, close reasons) is here too, in
 //! `hub/object.rs`: the glue only performs it.
@@ -81,8 +87,13 @@ pub struct Peer {
     pub user: Option<String>,
     /// The user's role (JWT claim or backend push), when auth is on.
     pub role: Option<String>,
-    /// A guest waiting to be admitted: it may read but not publish.
+    /// A guest waiting to be admitted: it gets no history, no event and no ephemeral frame,
+    /// and may not publish, until the backend admits it ([`admitted`]).
     pub pending: bool,
+    /// The `after_seq` its `HELLO` carried: a pending guest's catch-up starts there once it
+    /// is admitted.
+    #[serde(default)]
+    pub after_seq: u64,
     /// The id the socket was opened with (`?client=`), if any.
     #[serde(default)]
     pub client: Option<String>,
@@ -133,6 +144,7 @@ impl Peer {
             user: None,
             role: None,
             pending: false,
+            after_seq: 0,
             client: None,
             challenge,
             opened_ms: now_ms,
@@ -160,9 +172,9 @@ impl Peer {
         self.sync_token
     }
 
-    /// What the socket may do (`WELCOME.access`, `ACCESS`): a pending guest only reads, a
-    /// read-only role ([`crate::auth::is_read_only_role`]) reads and sends ephemeral
-    /// frames, anyone else writes.
+    /// What the socket may do (`WELCOME.access`, `ACCESS`): a pending guest waits (it gets
+    /// no history until admitted), a read-only role ([`crate::auth::is_read_only_role`])
+    /// reads and sends ephemeral frames, anyone else writes.
     #[must_use]
     pub fn access(&self) -> Access {
         if self.pending {
@@ -372,7 +384,7 @@ pub fn address_key(ip: &str) -> String {
 }
 
 /// Why a new socket is refused before it is accepted, if it is: a user the backend
-/// banned (`BANNED`, 4003), a room with [`Limits::max_sockets_per_room`] joined sockets,
+/// banned (`BANNED`, 4010), a room with [`Limits::max_sockets_per_room`] joined sockets,
 /// or an address or user that already holds [`Limits::max_sockets_per_address`] sockets
 /// in this room (`ROOM_FULL`, 4029). The glue sends the error and closes the socket.
 #[must_use]
@@ -642,6 +654,93 @@ pub fn leave(peers: &mut BTreeMap<PeerId, Peer>, id: PeerId) -> Vec<Out> {
     }
 }
 
+/// One catch-up page (PROTOCOL.md, "Ordering") for `from`, into `out`: the snapshot when
+/// `after_seq` is behind it, then stored events in order, up to
+/// [`Limits::catch_up_page_bytes`] of envelopes (at least one envelope) and
+/// [`CATCH_UP_PAGE_EVENTS`] events, then `CAUGHT_UP` with the head and a new token. The
+/// client asks for the next page with a `SYNC` that carries the token.
+///
+/// Every stored event goes to every joined socket, whatever its channel: stored changes
+/// belong to the whole room (clients merge every event), and sequence numbers stay
+/// contiguous for each client, so a hole always means a loss. A pending guest gets none
+/// (the callers never ask for one before it is admitted).
+fn catch_up_page<S: RoomStore>(
+    store: &S,
+    limits: &Limits,
+    peers: &mut BTreeMap<PeerId, Peer>,
+    from: PeerId,
+    after_seq: u64,
+    out: &mut Vec<Out>,
+) -> Result<(), StoreError> {
+    if !peers.get(&from).is_some_and(|p| p.joined && !p.pending) {
+        return Ok(());
+    }
+    let budget = limits.catch_up_page_bytes;
+    let mut spent = 0_u64;
+    let mut cursor = after_seq;
+    if after_seq < store.snapshot_seq()? {
+        if let Some(snapshot) = store.snapshot()? {
+            cursor = snapshot.seq;
+            spent = snapshot.envelope.len() as u64;
+            if let Some(frame) = encode(&RelayFrame::Snapshot {
+                seq: snapshot.seq,
+                envelope: snapshot.envelope,
+            }) {
+                out.push(Out::Send { to: from, frame });
+            }
+        }
+    }
+    if spent < budget {
+        let page = store.events_after(cursor, CATCH_UP_PAGE_EVENTS, budget - spent)?;
+        for event in page {
+            out.push(Out::Send {
+                to: from,
+                frame: encode_event(event.seq, event.relay_time, &event.envelope),
+            });
+        }
+    }
+    let head_seq = store.head_seq()?;
+    let Some(peer) = peers.get_mut(&from) else {
+        return Ok(());
+    };
+    let token = peer.next_token();
+    out.push(Out::Save(from));
+    if let Some(frame) = encode(&RelayFrame::CaughtUp { head_seq, token }) {
+        out.push(Out::Send { to: from, frame });
+    }
+    Ok(())
+}
+
+/// Sockets of `ids` that the backend just admitted (`admit`; each got its `ACCESS`
+/// first): each joined one gets the catch-up it was held from, from the `after_seq` its
+/// `HELLO` carried ([`Peer::after_seq`]). Ids still pending, not joined or gone get
+/// nothing.
+///
+/// # Errors
+/// [`StoreError`] when storage fails.
+pub fn admitted<S: RoomStore>(
+    store: &S,
+    limits: &Limits,
+    peers: &mut BTreeMap<PeerId, Peer>,
+    ids: &[PeerId],
+) -> Result<Vec<Out>, StoreError> {
+    let mut out = Vec::new();
+    for &id in ids {
+        if let Some(after_seq) = peers.get(&id).map(|p| p.after_seq) {
+            catch_up_page(store, limits, peers, id, after_seq, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// The joined peers but `except` that are not pending guests: who hears stored events,
+/// ephemeral frames and knocks.
+fn members_except(peers: &BTreeMap<PeerId, Peer>, except: PeerId) -> impl Iterator<Item = &Peer> {
+    peers
+        .values()
+        .filter(move |p| p.joined && !p.pending && p.id != except)
+}
+
 /// One room's rules over its store and its peers, for the duration of one input.
 #[derive(Debug)]
 pub struct Hub<'a, S> {
@@ -857,16 +956,17 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         self.out.extend(presence_out(self.peers, except));
     }
 
-    /// Joined peers other than `from`: every stored event goes to all of them.
+    /// Joined peers other than `from`, pending guests left out: every stored event goes to
+    /// all of them.
     fn everyone_else(&self, from: PeerId) -> Vec<PeerId> {
-        joined_except(self.peers, Some(from))
+        members_except(self.peers, from).map(|p| p.id).collect()
     }
 
-    /// Joined peers other than `from` that follow `channel` (ephemeral frames only).
+    /// Joined peers other than `from`, pending guests left out, that follow `channel`
+    /// (ephemeral frames only).
     fn audience(&self, from: PeerId, channel: &ChannelTag) -> Vec<PeerId> {
-        self.peers
-            .values()
-            .filter(|p| p.joined && p.id != from && p.channels.contains(channel))
+        members_except(self.peers, from)
+            .filter(|p| p.channels.contains(channel))
             .map(|p| p.id)
             .collect()
     }
@@ -938,6 +1038,13 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 "send HELLO first: it must be the first frame on a socket".into(),
             ),
             ClientFrame::Publish { envelope } => self.publish(from, named, &envelope, now_ms)?,
+            ClientFrame::Sync { .. } if self.access(from) == Access::Pending => self.error(
+                from,
+                RelayErrorCode::GuestPending,
+                "you are a guest waiting to be admitted; the room's history is sent once you \
+                 are"
+                .into(),
+            ),
             ClientFrame::Sync { after_seq, token } => {
                 if self.seq_in_range(from, "SYNC", after_seq) && self.sync_token_ok(from, token) {
                     self.catch_up(from, after_seq)?;
@@ -1076,72 +1183,63 @@ impl<'a, S: RoomStore> Hub<'a, S> {
         };
         peer.joined = true;
         peer.channels = channels;
+        peer.after_seq = after_seq;
         self.out.push(Out::Save(from));
         let access = peer.access();
         let presence = self.presence();
+        // A pending guest learns nothing of the history, not even its length.
+        let (head_seq, snapshot_seq) = if access == Access::Pending {
+            (0, 0)
+        } else {
+            (self.store.head_seq()?, self.store.snapshot_seq()?)
+        };
         let welcome = RelayFrame::Welcome {
             relay_time: now_ms,
-            head_seq: self.store.head_seq()?,
-            snapshot_seq: self.store.snapshot_seq()?,
+            head_seq,
+            snapshot_seq,
             presence,
             verifier_state,
             access,
             limits: self.limits.announced(),
         };
         self.send(from, &welcome);
-        self.catch_up(from, after_seq)?;
-        self.broadcast_presence(Some(from));
+        if access == Access::Pending {
+            self.broadcast_presence(Some(from));
+            self.knock(from);
+        } else {
+            self.catch_up(from, after_seq)?;
+            self.broadcast_presence(Some(from));
+        }
         Ok(())
     }
 
-    /// One catch-up page (PROTOCOL.md, "Ordering"): the snapshot when `after_seq` is behind
-    /// it, then stored events in order, up to [`Limits::catch_up_page_bytes`] of envelopes
-    /// (at least one envelope) and [`CATCH_UP_PAGE_EVENTS`] events, then `CAUGHT_UP` with
-    /// the head and a new token. The client asks for the next page with a `SYNC` that
-    /// carries the token.
-    ///
-    /// Every stored event goes to every joined socket, whatever its channel: stored changes
-    /// belong to the whole room (clients merge every event), and sequence numbers stay
-    /// contiguous for each client, so a hole always means a loss.
-    fn catch_up(&mut self, from: PeerId, after_seq: u64) -> Result<(), StoreError> {
-        if !self.peers.contains_key(&from) {
-            return Ok(());
-        }
-        let budget = self.limits.catch_up_page_bytes;
-        let mut spent = 0_u64;
-        let mut cursor = after_seq;
-        if after_seq < self.store.snapshot_seq()? {
-            if let Some(snapshot) = self.store.snapshot()? {
-                cursor = snapshot.seq;
-                spent = snapshot.envelope.len() as u64;
-                self.send(
-                    from,
-                    &RelayFrame::Snapshot {
-                        seq: snapshot.seq,
-                        envelope: snapshot.envelope,
-                    },
-                );
-            }
-        }
-        if spent < budget {
-            let page = self
-                .store
-                .events_after(cursor, CATCH_UP_PAGE_EVENTS, budget - spent)?;
-            for event in page {
-                self.out.push(Out::Send {
-                    to: from,
-                    frame: encode_event(event.seq, event.relay_time, &event.envelope),
-                });
-            }
-        }
-        let head_seq = self.store.head_seq()?;
-        let Some(peer) = self.peers.get_mut(&from) else {
-            return Ok(());
+    /// The knock: a pending guest's `HELLO` was accepted, so every other joined member
+    /// (not pending) gets a `NOTIFY` `{"type":"knock","data":{"user":<the token's user>}}`
+    /// ([`crate::notify::knock_frame`]). Only the relay sends `NOTIFY`: a member cannot
+    /// forge one. A guest without a user (no auth) knocks on nobody.
+    fn knock(&mut self, from: PeerId) {
+        let Some(user) = self.peers.get(&from).and_then(|p| p.user.clone()) else {
+            return;
         };
-        let token = peer.next_token();
-        self.out.push(Out::Save(from));
-        self.send(from, &RelayFrame::CaughtUp { head_seq, token });
-        Ok(())
+        let to: Vec<PeerId> = members_except(self.peers, from).map(|p| p.id).collect();
+        if to.is_empty() {
+            return;
+        }
+        if let Some(frame) = crate::notify::knock_frame(&user) {
+            self.out.push(Out::Broadcast { to, frame });
+        }
+    }
+
+    /// One catch-up page for `from` ([`catch_up_page`]).
+    fn catch_up(&mut self, from: PeerId, after_seq: u64) -> Result<(), StoreError> {
+        catch_up_page(
+            &*self.store,
+            self.limits,
+            self.peers,
+            from,
+            after_seq,
+            &mut self.out,
+        )
     }
 
     /// The header of an envelope the codec already checked (length, version, kind); `None`

@@ -99,7 +99,8 @@ pub mod forwarded {
     pub const USER: &str = "x-sealsync-user";
     /// The verified role.
     pub const ROLE: &str = "x-sealsync-role";
-    /// `1` for a pending guest.
+    /// `1` for a pending guest (`guest: true` or the role `pending_guest`,
+    /// [`crate::auth::Claims::is_guest`]).
     pub const GUEST: &str = "x-sealsync-guest";
     /// The prefix every forwarded header has (stripped from client requests).
     pub const PREFIX: &str = "x-sealsync-";
@@ -256,7 +257,7 @@ mod entry {
                     if let Some(role) = &claims.role {
                         headers.set(forwarded::ROLE, role)?;
                     }
-                    if claims.guest {
+                    if claims.is_guest() {
                         headers.set(forwarded::GUEST, "1")?;
                     }
                 }

@@ -34,6 +34,7 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::{room_org, MAX_CLAIM_LEN};
 use crate::hub::{leave, Out, Peer, PeerId};
+use crate::limits::Limits;
 use crate::store::{RoomStore, StoreError};
 use sealsync_core::wire::{Access, RelayErrorCode, RelayFrame};
 use sealsync_core::RoomId;
@@ -265,7 +266,7 @@ impl NotifyKind {
     pub fn touches_store(self) -> bool {
         self.spec()
             .effect
-            .is_some_and(|e| e.stored != Stored::Nothing)
+            .is_some_and(|e| e.stored != Stored::Nothing || e.action == Action::Admit)
     }
 
     /// Whether applying this kind writes something a room without storage must create (a
@@ -714,6 +715,21 @@ pub fn notify_payload(data: &serde_json::Value, notify_type: Option<&str>) -> se
     }
 }
 
+/// The `type` of the relay's knock ([`knock_frame`]).
+pub const KNOCK_TYPE: &str = "knock";
+
+/// The relay's knock (sent by the hub when a pending guest's `HELLO` is accepted, to the
+/// room's members): a `NOTIFY` `{"type":"knock","data":{"user":<user>}}`, the payload a
+/// backend push of type `knock` with that `data` would have. It is sent whatever
+/// `NOTIFY_TYPES` says (the relay's own notice, like `role` and `admit`).
+#[must_use]
+pub fn knock_frame(user: &str) -> Option<Vec<u8>> {
+    notify_frame(&notify_payload(
+        &serde_json::json!({ "user": user }),
+        Some(KNOCK_TYPE),
+    ))
+}
+
 fn notify_frame(json: &serde_json::Value) -> Option<Vec<u8>> {
     RelayFrame::Notify {
         json: json.to_string(),
@@ -736,14 +752,18 @@ fn notice(name: &str, req: &NotifyRequest) -> serde_json::Value {
 }
 
 /// Applies a request to the room; returns the outputs and how many sockets it reached.
-/// `store` is used only by kinds that [`NotifyKind::touches_store`].
+/// `store` is used only by kinds that [`NotifyKind::touches_store`] (`admit` reads the
+/// history the admitted sockets were held from, [`crate::hub::admitted`], paged by
+/// `limits`).
 ///
 /// # Errors
-/// [`StoreError`] when storing a ban (or removing one) fails.
+/// [`StoreError`] when storing a ban (or removing one), or reading an admitted socket's
+/// catch-up, fails.
 pub fn apply<S: RoomStore>(
     req: &NotifyRequest,
     peers: &mut BTreeMap<PeerId, Peer>,
     store: &mut S,
+    limits: &Limits,
 ) -> Result<(Vec<Out>, usize), StoreError> {
     let listed = |p: &Peer| p.user.as_ref().is_some_and(|u| req.users.contains(u));
     let Some(effect) = req.kind.spec().effect else {
@@ -815,6 +835,8 @@ pub fn apply<S: RoomStore>(
             // what it may do); the joined ones are told at once.
             let mut told: Vec<(Access, Vec<PeerId>)> = Vec::new();
             let mut joined = Vec::new();
+            // Joined sockets admitted now: they were held from the history until now.
+            let mut held = Vec::new();
             for id in &targets {
                 let Some(peer) = peers.get_mut(id) else {
                     continue;
@@ -822,6 +844,9 @@ pub fn apply<S: RoomStore>(
                 if effect.action == Action::SetRole {
                     peer.role.clone_from(&req.role);
                 } else {
+                    if peer.pending && peer.joined {
+                        held.push(peer.id);
+                    }
                     peer.pending = false;
                 }
                 out.push(Out::Save(peer.id));
@@ -841,6 +866,8 @@ pub fn apply<S: RoomStore>(
                     out.push(Out::Broadcast { to, frame });
                 }
             }
+            // Then the catch-up each admitted socket was held from.
+            out.extend(crate::hub::admitted(&*store, limits, peers, &held)?);
             let reached = joined.len();
             if let (false, Some(name)) = (joined.is_empty(), effect.notice) {
                 if let Some(frame) = notify_frame(&notice(name, req)) {
@@ -935,7 +962,13 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"direct","user":"bob","data":{"hi":1}}"#)
                 .unwrap();
-        let (out, reached) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, reached) = apply(
+            &req,
+            &mut peers,
+            &mut MemoryStore::default(),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(reached, 2);
         let (to, frame) = decoded(&out[0]);
         assert_eq!(to, [2, 3]);
@@ -952,7 +985,7 @@ mod tests {
         let mut peers = room();
         let mut store = MemoryStore::default();
         let req = NotifyRequest::parse(br#"{"room":"r","kind":"ban","user":"bob"}"#).unwrap();
-        let (out, reached) = apply(&req, &mut peers, &mut store).unwrap();
+        let (out, reached) = apply(&req, &mut peers, &mut store, &Limits::default()).unwrap();
         assert_eq!(reached, 2);
         let closes: Vec<_> = out
             .iter()
@@ -991,7 +1024,13 @@ mod tests {
         let mut peers = room();
         peers.get_mut(&1).unwrap().pending = true;
         let req = NotifyRequest::parse(br#"{"room":"r","kind":"admit","user":"alice"}"#).unwrap();
-        let (out, reached) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, reached) = apply(
+            &req,
+            &mut peers,
+            &mut MemoryStore::default(),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(reached, 1);
         assert!(!peers[&1].pending);
         assert!(out.contains(&Out::Save(1)));
@@ -1004,6 +1043,14 @@ mod tests {
                         access: Access::Write
                     }
                 ),
+                // The catch-up it was held from (an empty room: CAUGHT_UP at 0).
+                (
+                    vec![1],
+                    RelayFrame::CaughtUp {
+                        head_seq: 0,
+                        token: peers[&1].sync_token
+                    }
+                ),
                 (
                     vec![1],
                     RelayFrame::Notify {
@@ -1012,10 +1059,17 @@ mod tests {
                 ),
             ]
         );
+        assert_ne!(peers[&1].sync_token, 0);
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"viewer"}"#)
                 .unwrap();
-        let (out, _) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, _) = apply(
+            &req,
+            &mut peers,
+            &mut MemoryStore::default(),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(peers[&2].role.as_deref(), Some("viewer"));
         assert_eq!(peers[&1].role, None);
         assert_eq!(
@@ -1031,7 +1085,13 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"editor"}"#)
                 .unwrap();
-        let (out, _) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, _) = apply(
+            &req,
+            &mut peers,
+            &mut MemoryStore::default(),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(
             frames(&out)[0],
             (
@@ -1051,7 +1111,13 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"editor"}"#)
                 .unwrap();
-        let (out, _) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, _) = apply(
+            &req,
+            &mut peers,
+            &mut MemoryStore::default(),
+            &Limits::default(),
+        )
+        .unwrap();
         let access: Vec<_> = frames(&out)
             .into_iter()
             .filter(|(_, f)| matches!(f, RelayFrame::Access { .. }))
@@ -1078,7 +1144,13 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"carol","role":"viewer"}"#)
                 .unwrap();
-        let (out, reached) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, reached) = apply(
+            &req,
+            &mut peers,
+            &mut MemoryStore::default(),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(reached, 0);
         assert!(frames(&out).is_empty());
         assert_eq!(peers[&4].access(), Access::ReadOnly);
@@ -1086,7 +1158,7 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_has_its_own_row_and_only_ban_and_unban_touch_the_store() {
+    fn every_kind_has_its_own_row_and_only_admit_ban_and_unban_touch_the_store() {
         for spec in &KINDS {
             assert_eq!(spec.kind.spec(), spec);
             let name = serde_json::to_string(&spec.kind).unwrap();
@@ -1108,7 +1180,12 @@ mod tests {
             .filter(|s| s.kind.touches_store())
             .map(|s| s.kind)
             .collect();
-        assert_eq!(touching, [NotifyKind::Ban, NotifyKind::Unban]);
+        assert_eq!(
+            touching,
+            [NotifyKind::Admit, NotifyKind::Ban, NotifyKind::Unban],
+            "admit reads the history it sends the admitted sockets"
+        );
+        assert!(!NotifyKind::Admit.creates_store());
         assert!(NotifyKind::Ban.creates_store() && !NotifyKind::Unban.creates_store());
     }
 
@@ -1322,7 +1399,13 @@ mod tests {
             br#"{"room":"r","kind":"direct","users":["alice","bob","carol"],"type":"todo.assigned","data":{"id":7}}"#,
         )
         .unwrap();
-        let (out, reached) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, reached) = apply(
+            &req,
+            &mut peers,
+            &mut MemoryStore::default(),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(reached, 3, "carol's socket has not joined");
         assert_eq!(
             frames(&out),
@@ -1338,7 +1421,13 @@ mod tests {
             br#"{"room":"r","kind":"role","users":["alice","bob"],"role":"viewer","type":"acl"}"#,
         )
         .unwrap();
-        let (out, reached) = apply(&req, &mut peers, &mut MemoryStore::default()).unwrap();
+        let (out, reached) = apply(
+            &req,
+            &mut peers,
+            &mut MemoryStore::default(),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(reached, 3);
         assert_eq!(
             frames(&out).last().unwrap(),
@@ -1360,7 +1449,7 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"deny","users":["bob","carol","alice"]}"#)
                 .unwrap();
-        let (out, reached) = apply(&req, &mut peers, &mut store).unwrap();
+        let (out, reached) = apply(&req, &mut peers, &mut store, &Limits::default()).unwrap();
         assert_eq!(reached, 2);
         let closes: Vec<_> = out
             .iter()
@@ -1387,11 +1476,11 @@ mod tests {
         let mut peers = room();
         let mut store = MemoryStore::default();
         let ban = NotifyRequest::parse(br#"{"room":"r","kind":"ban","users":["x","y"]}"#).unwrap();
-        let (_, reached) = apply(&ban, &mut peers, &mut store).unwrap();
+        let (_, reached) = apply(&ban, &mut peers, &mut store, &Limits::default()).unwrap();
         assert_eq!(reached, 0);
         assert!(store.is_banned("x").unwrap() && store.is_banned("y").unwrap());
         let unban = NotifyRequest::parse(br#"{"room":"r","kind":"unban","user":"x"}"#).unwrap();
-        let (out, reached) = apply(&unban, &mut peers, &mut store).unwrap();
+        let (out, reached) = apply(&unban, &mut peers, &mut store, &Limits::default()).unwrap();
         assert_eq!((out.len(), reached), (0, 0));
         assert!(!store.is_banned("x").unwrap());
         assert!(store.is_banned("y").unwrap());

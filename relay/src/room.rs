@@ -96,7 +96,7 @@ impl DurableObject for Room {
                 let count = self.with_live(|live| hub::presence_for(&live.peers, client));
                 Response::from_json(&serde_json::json!({ "count": count }))
             }
-            Ok(Route::Notify) => self.notify(req).await,
+            Ok(Route::Notify) => self.notify(req, limits).await,
             Ok(Route::Stats { room }) => self.stats(&room),
             // The Worker answers preflights itself.
             Ok(Route::Preflight) => Response::empty(),

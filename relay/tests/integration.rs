@@ -316,6 +316,19 @@ impl Peer {
             panic!("expected WELCOME, got {frame:?}");
         };
         let mut catch_up = Vec::new();
+        if access == Access::Pending {
+            // A pending guest gets no catch-up until it is admitted.
+            return Welcome {
+                head_seq,
+                snapshot_seq,
+                presence,
+                verifier_state,
+                access,
+                limits,
+                catch_up,
+                caught_up_head: 0,
+            };
+        }
         let caught_up_head = loop {
             match self.recv().await {
                 RelayFrame::CaughtUp { head_seq, token } => {
@@ -1858,8 +1871,9 @@ async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
     assert_eq!(welcome.access, Access::Write);
     let (mut guest, welcome) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
     assert_eq!(welcome.access, Access::Pending);
-    // A pending guest reads but may not publish: the change is refused by name, and the
-    // client holds it.
+    assert_eq!(owner.recv_data().await, knock_of("gus"));
+    // A pending guest may not publish: the change is refused by name, and the client holds
+    // it.
     let envelope = guest.seal(EnvelopeKind::Event, b"let me in");
     guest
         .send(&ClientFrame::Publish {
@@ -1879,13 +1893,18 @@ async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
     let admit = serde_json::json!({"room": room, "kind": "admit", "user": "gus"});
     let (status, body) = notify(&base, &notify_token, &admit).await;
     assert_eq!((status, body.as_str()), (200, r#"{"delivered":1}"#));
-    // ACCESS first (the client resumes publishing), then the application's NOTIFY.
+    // ACCESS first (the client resumes publishing), the catch-up it was held from (none
+    // here), then the application's NOTIFY.
     assert_eq!(
         guest.recv_data().await,
         RelayFrame::Access {
             access: Access::Write
         }
     );
+    assert!(matches!(
+        guest.recv_data().await,
+        RelayFrame::CaughtUp { head_seq: 0, .. }
+    ));
     assert_eq!(
         guest.recv_data().await,
         RelayFrame::Notify {
@@ -1932,6 +1951,101 @@ async fn auth_guest_is_admitted_and_ban_closes_with_4010() {
         }
     };
     assert_eq!(code, 4010);
+}
+
+/// The relay's knock for `user`, as a member receives it.
+fn knock_of(user: &str) -> RelayFrame {
+    RelayFrame::Notify {
+        json: serde_json::json!({"type": "knock", "data": {"user": user}}).to_string(),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn auth_a_pending_guest_role_sees_nothing_until_admitted_then_the_whole_history() {
+    let base = relay();
+    let notify_token = service_token();
+    let (room, keys) = fresh_room("acme:knock");
+    let owner_token = token("olga", "acme", Some(&room), Some("owner"), false);
+    let (mut owner, _) = Peer::join_with_token(&base, &room, &owner_token, &keys).await;
+    let (first, _) = owner.publish(b"before the guest").await;
+    // `role: "pending_guest"` makes a guest as `guest: true` does.
+    let guest_token = token("gwen", "acme", Some(&room), Some("pending_guest"), false);
+    let (mut guest, welcome) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;
+    assert_eq!(welcome.access, Access::Pending);
+    assert_eq!(
+        (welcome.head_seq, welcome.snapshot_seq),
+        (0, 0),
+        "not even the history's length"
+    );
+    // The member hears the knock, with the token's user.
+    assert_eq!(owner.recv_data().await, knock_of("gwen"));
+    // A change and an ephemeral frame while the guest waits: not for the guest.
+    let (second, _) = owner.publish(b"while the guest waits").await;
+    let cursor = owner.seal(EnvelopeKind::Ephemeral, b"cursor");
+    owner
+        .send(&ClientFrame::Ephemeral { envelope: cursor })
+        .await;
+    // Nor does a SYNC read anything: a non-fatal GUEST_PENDING, the socket stays.
+    guest
+        .send(&ClientFrame::Sync {
+            after_seq: 0,
+            token: 0,
+        })
+        .await;
+    let frames = drain_frames(&mut guest.ws, Duration::from_millis(700)).await;
+    assert!(
+        frames
+            .iter()
+            .all(|f| matches!(f, RelayFrame::Presence { .. } | RelayFrame::Error { .. })),
+        "a pending guest was sent {frames:?}"
+    );
+    assert!(has_error(&frames, RelayErrorCode::GuestPending, false));
+    // Nor a second socket of the guest.
+    let (mut second_socket, welcome) =
+        Peer::join_with_token(&base, &room, &guest_token, &keys).await;
+    assert_eq!(welcome.access, Access::Pending);
+    assert_eq!(owner.recv_data().await, knock_of("gwen"));
+    // Admitted: ACCESS, then the whole history, then the notice.
+    let admit = serde_json::json!({"room": room, "kind": "admit", "user": "gwen"});
+    assert_eq!(
+        notify(&base, &notify_token, &admit).await,
+        (200, r#"{"delivered":2}"#.into())
+    );
+    for socket in [&mut guest, &mut second_socket] {
+        assert_eq!(
+            socket.recv_data().await,
+            RelayFrame::Access {
+                access: Access::Write
+            }
+        );
+        let mut events = Vec::new();
+        let head = loop {
+            match socket.recv_data().await {
+                RelayFrame::Event { seq, envelope, .. } => events.push((seq, envelope)),
+                RelayFrame::CaughtUp { head_seq, token } => {
+                    socket.token = token;
+                    break head_seq;
+                }
+                other => panic!("expected the catch-up, got {other:?}"),
+            }
+        };
+        assert_eq!(head, 2);
+        assert_eq!(events, [(1, first.clone()), (2, second.clone())]);
+        assert_eq!(
+            socket.recv_data().await,
+            RelayFrame::Notify {
+                json: r#"{"kind":"admit"}"#.into()
+            }
+        );
+    }
+    // A member now: its change reaches the owner, the owner's reaches it.
+    let (_, seq) = guest.publish(b"let in").await;
+    assert_eq!(seq, 3);
+    assert!(matches!(
+        owner.recv_data().await,
+        RelayFrame::Event { seq: 3, .. }
+    ));
 }
 
 // ------------------------------------------------------------------- hostile room (issue 11)
@@ -2470,8 +2584,9 @@ async fn auth_deny_turns_a_guest_away_without_a_ban_and_unban_lets_a_user_back()
     let (frames, code) = guest.recv_close().await;
     assert_eq!(code, 4003);
     assert!(has_error(&frames, RelayErrorCode::Forbidden, true));
-    // The guest's join (2), then its leaving (1).
+    // The guest's join (2) and knock, then its leaving (1).
     assert_eq!(owner.recv().await, RelayFrame::Presence { count: 2 });
+    assert_eq!(owner.recv().await, knock_of("gus"));
     assert_eq!(owner.recv().await, RelayFrame::Presence { count: 1 });
     // Not banned: the guest may ask again, and waits as a pending guest.
     let (_guest, welcome) = Peer::join_with_token(&base, &room, &guest_token, &keys).await;

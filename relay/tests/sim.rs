@@ -662,9 +662,13 @@ impl Sim {
     fn perform(&mut self, outs: Vec<Out>) {
         for out in outs {
             match out {
-                Out::Send { to, frame } => self.down(to, Down::Frame(frame)),
+                Out::Send { to, frame } => {
+                    self.watch_guests(to, &frame);
+                    self.down(to, Down::Frame(frame));
+                }
                 Out::Broadcast { to, frame } => {
                     for id in to {
+                        self.watch_guests(id, &frame);
                         self.down(id, Down::Frame(frame.clone()));
                     }
                 }
@@ -681,6 +685,43 @@ impl Sim {
                     }
                 }
             }
+        }
+    }
+
+    /// A pending guest hears nothing of the room's content until it is admitted: no
+    /// history, no event, no ephemeral frame, not the history's length; members hear its
+    /// knock. (A socket is pending from its accept to its admission: never again after.)
+    fn watch_guests(&mut self, to: PeerId, frame: &[u8]) {
+        let decoded = RelayFrame::decode(frame);
+        if let Ok(RelayFrame::Notify { json }) = &decoded {
+            if json.contains("\"knock\"") {
+                self.stats.bump("knocks heard");
+                if self.peers.get(&to).is_some_and(|p| p.pending) {
+                    self.violation(format!("pending socket {to} heard a knock"));
+                }
+            }
+        }
+        if !self.peers.get(&to).is_some_and(|p| p.pending) {
+            return;
+        }
+        match decoded {
+            Ok(
+                RelayFrame::Event { .. }
+                | RelayFrame::Snapshot { .. }
+                | RelayFrame::Ephemeral { .. }
+                | RelayFrame::CaughtUp { .. },
+            ) => self.violation(format!(
+                "pending guest socket {to} was sent {}",
+                sealsync_core::describe::relay_frame(frame)
+            )),
+            Ok(RelayFrame::Welcome {
+                head_seq,
+                snapshot_seq,
+                ..
+            }) if head_seq != 0 || snapshot_seq != 0 => self.violation(format!(
+                "pending guest socket {to} was told head {head_seq}, snapshot {snapshot_seq}"
+            )),
+            _ => {}
         }
     }
 
@@ -816,7 +857,8 @@ impl Sim {
     /// The backend's `notify` request, applied the way the relay applies it.
     fn notify(&mut self, body: &Value) {
         let req = NotifyRequest::parse(body.to_string().as_bytes()).unwrap();
-        let (outs, _) = notify::apply(&req, &mut self.peers, &mut self.store).unwrap();
+        let (outs, _) =
+            notify::apply(&req, &mut self.peers, &mut self.store, &self.limits).unwrap();
         self.perform(outs);
     }
 
@@ -1839,6 +1881,7 @@ fn short_status(s: &Status) -> &'static str {
         Status::Idle => "idle",
         Status::Connecting { .. } => "conn",
         Status::Syncing => "sync",
+        Status::Pending => "pend",
         Status::Live => "live",
         Status::Reconnecting { .. } => "wait",
         Status::Offline => "off",
@@ -2418,6 +2461,7 @@ fn replicas_converge_and_nothing_is_lost_against_the_real_relay() {
         "heartbeat or connect timeouts",
         "made read-only",
         "guests admitted",
+        "knocks heard",
         "late joiners",
         "ephemeral frames delivered",
         "conflicts decided by the clamp",

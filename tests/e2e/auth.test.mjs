@@ -1,12 +1,17 @@
 // The SDK's `token` option against a real relay in `AUTH_MODE = "jwt"` whose keys are a JWK
 // Set (an Ed25519 and a P-256 key): a token of the room's org, EdDSA or ES256, lets the
-// browser in; none, or one for another org or room, keeps it out.
+// browser in; none, or one for another org or room, keeps it out. A guest
+// (`role: "pending_guest"`) waits with status `pending`, sees nothing of the room, and its
+// knock reaches the members; the backend denies it (`forbidden`) or admits it (the whole
+// board, and its held change reaches the others).
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
 import { join as pathJoin } from "node:path";
 import { test } from "node:test";
 
-import { ARTIFACTS, Relay, SECRET, freePort, openBare, roomName, useScene } from "./harness.mjs";
+import {
+  ARTIFACTS, Relay, SECRET, freePort, openBare, roomName, useScene, waitCount, waitLive, waitSynced,
+} from "./harness.mjs";
 
 const ORG = "acme";
 const ROOM = `${ORG}:${roomName("e2e-auth")}`;
@@ -48,8 +53,8 @@ async function notify(body) {
 
 const b64 = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
 /** A token for `room` of `org`, signed with the Ed25519 key, or the P-256 key (ES256). */
-function mint(room, { sub = "alice", org = ORG, alg = "EdDSA", ttl = 600 } = {}) {
-  const claims = { sub, org, room, exp: Math.floor(Date.now() / 1000) + ttl };
+function mint(room, { sub = "alice", org = ORG, alg = "EdDSA", ttl = 600, role } = {}) {
+  const claims = { sub, org, room, exp: Math.floor(Date.now() / 1000) + ttl, ...(role ? { role } : {}) };
   const input = `${b64({ alg, typ: "JWT", kid: alg === "ES256" ? "es-1" : "ed-1" })}.${b64(claims)}`;
   const signature = alg === "ES256"
     ? sign("sha256", Buffer.from(input), { key: es.privateKey, dsaEncoding: "ieee-p1363" })
@@ -57,9 +62,9 @@ function mint(room, { sub = "alice", org = ORG, alg = "EdDSA", ttl = 600 } = {})
   return `${input}.${signature.toString("base64url")}`;
 }
 
-/** Joins from a fresh page with `token` (a string, or undefined) through a token function,
- * to `url` (the jwt relay by default). */
-async function joinWith(token, shotName, url = scene.relay.url) {
+/** Joins `room` (ROOM by default) from a fresh page with `token` (a string, or undefined)
+ * through a token function, to `url` (the jwt relay by default); the room is `window.room`. */
+async function joinWith(token, shotName, url = scene.relay.url, room = ROOM) {
   const page = await scene.browser.newPage();
   await openBare(page, scene.site);
   await page.evaluate(async ({ url, room, secret, token }) => {
@@ -80,7 +85,8 @@ async function joinWith(token, shotName, url = scene.relay.url) {
     window.warnings = [];
     r.on("warning", (w) => { window.warnings.push(w); log(`warning: ${w.code} ${w.message}`); });
     window.tokenCalls = () => calls;
-  }, { url, room: ROOM, secret: SECRET, token });
+    window.room = r;
+  }, { url, room, secret: SECRET, token });
   return page;
 }
 
@@ -141,4 +147,79 @@ test("a page from an origin outside the relay's allowlist is told so and stops",
   } finally {
     await strict.dispose();
   }
+});
+
+/** A room of the org with its member `olga` live and two tasks stored, and the guest `gwen`
+ * (`role: "pending_guest"`) joined and waiting: its status is `pending`, olga heard its
+ * knock. */
+async function knockScene(name) {
+  const room = `${ORG}:${roomName(name)}`;
+  const member = await joinWith(mint(room, { sub: "olga", role: "owner" }), "member", undefined, room);
+  await waitLive(member);
+  await member.evaluate(() => { window.room.create("tasks", { title: "plan A" }); window.room.create("tasks", { title: "plan B" }); });
+  await waitSynced(member);
+  const guest = await joinWith(mint(room, { sub: "gwen", role: "pending_guest" }), "guest", undefined, room);
+  await guest.waitForFunction(() => window.room.status.state === "pending", null, { timeout: 20_000, polling: 50 });
+  await member.waitForFunction(
+    () => window.notes.some((n) => n?.type === "knock" && n.data?.user === "gwen"), null, { timeout: 10_000 });
+  // A change the guest makes while it waits: shown here, held in its outbox.
+  await guest.evaluate(() => window.room.create("tasks", { title: "from the guest" }));
+  return { room, member, guest };
+}
+
+/** The titles of the tasks `page` shows, sorted. */
+const titles = (page) => page.evaluate(() => window.room.get("tasks").map((t) => t.title).sort());
+
+test("a guest waits with status pending and sees nothing; the member hears its knock; deny turns it away", async () => {
+  const { room, member, guest } = await knockScene("e2e-knock-deny");
+  // One more change while the guest waits, then a third socket: the PRESENCE its join sends
+  // the guest comes after anything the relay sent the guest before, so once the guest
+  // counts 3 it has read whatever it was going to get of that change.
+  await member.evaluate(() => window.room.create("tasks", { title: "plan C" }));
+  await waitSynced(member);
+  const witness = await joinWith(mint(room, { sub: "walt" }), "witness", undefined, room);
+  await waitLive(witness);
+  await guest.waitForFunction(() => window.room.presence === 3, null, { timeout: 10_000, polling: 50 });
+  assert.deepEqual(await titles(guest), ["from the guest"], "the guest sees only its own change");
+  const seen = await guest.evaluate(() => ({
+    states: window.states, pending: window.room.pendingChanges, warnings: window.warnings.map((w) => w.code),
+  }));
+  assert.ok(!seen.states.includes("live"), seen.states.join(","));
+  assert.equal(seen.states.at(-1), "pending");
+  assert.equal(seen.pending, 1, "held");
+  assert.ok(!seen.warnings.includes("GUEST_PENDING"), "the status says it: " + seen.warnings.join(","));
+  assert.equal((await titles(member)).length, 3, "the guest's change did not reach the room");
+  await guest.screenshot({ path: pathJoin(ARTIFACTS, "e2e-6-auth-guest-pending.png") });
+
+  const denied = await notify({ room, kind: "deny", user: "gwen" });
+  assert.equal(denied.delivered, 1, JSON.stringify(denied));
+  await guest.waitForFunction(() => window.room.status.state === "forbidden", null, { timeout: 10_000, polling: 50 });
+  const warnings = await guest.evaluate(() => window.warnings);
+  assert.ok(warnings.some((w) => w.code === "FORBIDDEN" && w.message.includes("turned down")), JSON.stringify(warnings));
+  assert.deepEqual(await titles(guest), ["from the guest"]);
+  assert.equal((await titles(member)).length, 3);
+  for (const page of [member, guest, witness]) await page.close();
+});
+
+test("an admitted guest sees the whole board and its held change reaches the member", async () => {
+  const { room, member, guest } = await knockScene("e2e-knock-admit");
+  const admitted = await notify({ room, kind: "admit", user: "gwen" });
+  assert.equal(admitted.delivered, 1, JSON.stringify(admitted));
+  await waitLive(guest);
+  await waitCount(guest, 3);
+  await waitSynced(guest);
+  await waitCount(member, 3);
+  const all = ["from the guest", "plan A", "plan B"];
+  assert.deepEqual(await titles(guest), all);
+  assert.deepEqual(await titles(member), all);
+  const seen = await guest.evaluate(() => ({ states: window.states, notes: window.notes }));
+  const at = seen.states.indexOf("pending");
+  assert.ok(at >= 0 && seen.states.indexOf("live", at) > at, seen.states.join(","));
+  assert.ok(seen.notes.some((n) => n?.kind === "admit"), JSON.stringify(seen.notes));
+  // From now on changes flow both ways.
+  await member.evaluate(() => window.room.create("tasks", { title: "welcome" }));
+  await waitCount(guest, 4);
+  await guest.screenshot({ path: pathJoin(ARTIFACTS, "e2e-6-auth-guest-admitted.png") });
+  await member.close();
+  await guest.close();
 });

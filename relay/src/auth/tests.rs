@@ -162,6 +162,40 @@ fn room_org_is_the_prefix_before_the_first_colon() {
 }
 
 #[test]
+fn the_pending_guest_role_is_a_guest_like_the_guest_claim() {
+    let with = |role: Option<&str>, guest: bool| Claims {
+        role: role.map(Into::into),
+        guest,
+        ..claims()
+    };
+    assert!(with(None, true).is_guest());
+    assert!(with(Some("editor"), true).is_guest());
+    for role in [
+        PENDING_GUEST_ROLE,
+        "Pending_Guest",
+        " PENDING_GUEST ",
+        "pending_guest\n",
+    ] {
+        assert!(with(Some(role), false).is_guest(), "{role:?} is a guest");
+        assert!(!is_read_only_role(role), "{role:?} writes once admitted");
+    }
+    for member in [
+        None,
+        Some("editor"),
+        Some("viewer"),
+        Some("pending"),
+        Some("guest"),
+    ] {
+        assert!(!with(member, false).is_guest(), "{member:?} is no guest");
+    }
+    // Through a signed token, as the worker reads it.
+    let token = mint(&with(Some("pending_guest"), false), &key(1));
+    assert!(verify(&token, &keys(&[&key(1)]), &room(), NOW)
+        .unwrap()
+        .is_guest());
+}
+
+#[test]
 fn the_viewer_role_is_read_only() {
     assert!(is_read_only_role(READ_ONLY_ROLE));
     assert!(!is_read_only_role("editor"));

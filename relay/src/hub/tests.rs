@@ -1308,7 +1308,7 @@ fn a_publish_that_reuses_a_stored_session_and_counter_with_other_bytes_is_refuse
         to(&outs, 2).iter().map(refused).collect::<Vec<_>>(),
         [Some((9, 1, RelayErrorCode::DuplicateMismatch, 0))]
     );
-    // Both sockets stay and the room goes on.
+    // Both sockets stay and the room goes on (a pending guest hears no event).
     room.limits.max_history_events = 100;
     let outs = room.publish(1, 1, 9, 3);
     assert!(matches!(
@@ -1319,9 +1319,12 @@ fn a_publish_that_reuses_a_stored_session_and_counter_with_other_bytes_is_refuse
             ..
         }]
     ));
+    assert!(to(&outs, 2).is_empty());
+    room.peers.get_mut(&2).unwrap().pending = false;
+    let outs = room.publish(1, 1, 9, 4);
     assert!(matches!(
         to(&outs, 2)[..],
-        [RelayFrame::Event { seq: 3, .. }]
+        [RelayFrame::Event { seq: 4, .. }]
     ));
 }
 
@@ -2166,4 +2169,260 @@ fn close_reasons_are_cut_to_123_bytes_on_a_character_boundary() {
         admission(&BTreeMap::new(), &Limits::default(), true, None, None).unwrap();
     assert_eq!(code, RelayErrorCode::Banned);
     assert_eq!(close_text(&message), message, "the relay's own reasons fit");
+}
+
+/// Socket `id` opens as the pending guest `user` (its token said `guest`) and sends
+/// `HELLO` with `after_seq`; the outputs of the `HELLO`.
+fn knock(room: &mut Room, id: PeerId, user: &str, after_seq: u64) -> Vec<Out> {
+    room.open(id);
+    let peer = room.peers.get_mut(&id).unwrap();
+    peer.pending = true;
+    peer.user = Some(user.into());
+    room.hello(id, after_seq, 7, &[1])
+}
+
+/// The JSON of the `NOTIFY`s among `frames`, parsed.
+fn notices(frames: &[RelayFrame]) -> Vec<serde_json::Value> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            RelayFrame::Notify { json } => Some(serde_json::from_str(json).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pending_guest_gets_no_history_no_event_and_no_ephemeral_frame() {
+    let mut room = Room::new();
+    room.join(2, &[1]);
+    room.publish(2, 1, 8, 1);
+    room.publish(2, 1, 8, 2);
+    room.frame(
+        2,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 1,
+            envelope: envelope(EnvelopeKind::Snapshot, tag(1), 8, 3),
+        },
+    );
+    let outs = knock(&mut room, 1, "guest", 0);
+    // WELCOME alone: no snapshot, no event, no CAUGHT_UP, not even the history's length.
+    let to_guest = to(&outs, 1);
+    assert_eq!(to_guest.len(), 1, "{to_guest:?}");
+    assert!(matches!(
+        to_guest[0],
+        RelayFrame::Welcome {
+            head_seq: 0,
+            snapshot_seq: 0,
+            presence: 2,
+            access: Access::Pending,
+            ..
+        }
+    ));
+    assert_eq!(room.peers[&1].after_seq, 0);
+    assert_eq!(room.peers[&1].pages, 0, "no catch-up page");
+    // A member's change and ephemeral frame reach the other members, not the guest.
+    room.join(3, &[1]);
+    let outs = room.publish(2, 1, 8, 4);
+    assert!(matches!(
+        to(&outs, 3)[..],
+        [RelayFrame::Event { seq: 3, .. }]
+    ));
+    assert!(to(&outs, 1).is_empty());
+    let outs = room.frame(
+        2,
+        &ClientFrame::Ephemeral {
+            envelope: envelope(EnvelopeKind::Ephemeral, tag(1), 8, 5),
+        },
+    );
+    assert!(matches!(to(&outs, 3)[..], [RelayFrame::Ephemeral { .. }]));
+    assert!(to(&outs, 1).is_empty());
+    // Presence is all it hears of the others.
+    let outs = leave(&mut room.peers, 3);
+    assert_eq!(to(&outs, 1), [RelayFrame::Presence { count: 2 }]);
+}
+
+#[test]
+fn a_sync_from_a_pending_guest_is_refused_and_sends_nothing() {
+    let mut room = Room::new();
+    room.join(2, &[1]);
+    room.publish(2, 1, 8, 1);
+    knock(&mut room, 1, "guest", 0);
+    // The token it holds (none yet, 0) or any other: the answer is the same.
+    for token in [0, room.peers[&1].sync_token, 1, u64::MAX] {
+        let outs = room.frame(
+            1,
+            &ClientFrame::Sync {
+                after_seq: 0,
+                token,
+            },
+        );
+        assert_eq!(
+            to(&outs, 1).iter().map(error_code).collect::<Vec<_>>(),
+            [Some((RelayErrorCode::GuestPending, false))]
+        );
+        assert!(
+            outs.iter().all(|o| !matches!(o, Out::Close { .. })),
+            "{outs:?}"
+        );
+    }
+    assert_eq!(room.peers[&1].pages, 0);
+    assert!(room.peers.contains_key(&1), "the socket stays");
+    // A second socket of the guest is pending too (its token says so) and reads no more.
+    let outs = knock(&mut room, 3, "guest", 0);
+    assert_eq!(to(&outs, 3).len(), 1);
+    let outs = room.sync(3, 0);
+    assert_eq!(
+        to(&outs, 3).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::GuestPending, false))]
+    );
+}
+
+#[test]
+fn members_hear_a_pending_guests_knock_with_its_user() {
+    let mut room = Room::new();
+    room.join(2, &[1]);
+    room.open(3);
+    room.peers.get_mut(&3).unwrap().role = Some(crate::auth::READ_ONLY_ROLE.into());
+    room.hello(3, 0, 7, &[1]);
+    // An earlier pending guest, and a socket that has not joined.
+    knock(&mut room, 4, "early", 0);
+    room.open(5);
+    let outs = knock(&mut room, 1, "guest-\"1\"", 0);
+    let knock_json = serde_json::json!({"type": "knock", "data": {"user": "guest-\"1\""}});
+    for member in [2, 3] {
+        let frames = to(&outs, member);
+        assert_eq!(
+            notices(&frames),
+            std::slice::from_ref(&knock_json),
+            "{member}"
+        );
+        assert!(frames.contains(&RelayFrame::Presence { count: 4 }));
+    }
+    for not_told in [1, 4, 5] {
+        assert!(notices(&to(&outs, not_told)).is_empty(), "{not_told}");
+    }
+    // A member's HELLO knocks on nobody; nor does a guest without a user (no auth).
+    room.open(6);
+    let outs = room.hello(6, 0, 7, &[1]);
+    assert!(outs
+        .iter()
+        .all(|o| !matches!(o, Out::Broadcast { frame, .. } if matches!(RelayFrame::decode(frame), Ok(RelayFrame::Notify { .. })))));
+    room.open(7);
+    room.peers.get_mut(&7).unwrap().pending = true;
+    let outs = room.hello(7, 0, 7, &[1]);
+    assert!(notices(&to(&outs, 2)).is_empty());
+}
+
+#[test]
+fn admitting_a_guest_sends_access_then_the_catch_up_from_its_hellos_after_seq() {
+    let mut room = Room::new();
+    room.join(2, &[1]);
+    for counter in 1..=3 {
+        room.publish(2, 1, 8, counter);
+    }
+    // The guest held events up to 2 from an earlier admission.
+    knock(&mut room, 1, "guest", 2);
+    room.publish(2, 1, 8, 4);
+    assert_eq!(room.peers[&1].after_seq, 2);
+    // The attachment keeps it; an attachment from before it existed reads as 0.
+    let json = serde_json::to_value(&room.peers[&1]).unwrap();
+    let back: Peer = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back, room.peers[&1]);
+    let mut old = json;
+    old.as_object_mut().unwrap().remove("after_seq");
+    let back: Peer = serde_json::from_value(old).unwrap();
+    assert_eq!(back.after_seq, 0);
+    assert!(back.pending);
+
+    let req =
+        crate::notify::NotifyRequest::parse(br#"{"room":"team-42","kind":"admit","user":"guest"}"#)
+            .unwrap();
+    let (outs, reached) =
+        crate::notify::apply(&req, &mut room.peers, &mut room.store, &room.limits).unwrap();
+    assert_eq!(reached, 1);
+    let frames = to(&outs, 1);
+    let kinds: Vec<_> = frames
+        .iter()
+        .map(|f| match f {
+            RelayFrame::Access { access } => format!("ACCESS {access:?}"),
+            RelayFrame::Event { seq, .. } => format!("EVENT {seq}"),
+            RelayFrame::CaughtUp { head_seq, .. } => format!("CAUGHT_UP {head_seq}"),
+            RelayFrame::Notify { json } => format!("NOTIFY {json}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ACCESS Write",
+            "EVENT 3",
+            "EVENT 4",
+            "CAUGHT_UP 4",
+            r#"NOTIFY {"kind":"admit"}"#
+        ]
+    );
+    assert!(to(&outs, 2).is_empty(), "the members hear nothing of it");
+    // From now on it is a member: its SYNC carries the token, it hears events.
+    let outs = room.sync(1, 4);
+    assert_eq!(
+        to(&outs, 1),
+        [RelayFrame::CaughtUp {
+            head_seq: 4,
+            token: 0
+        }]
+    );
+    let outs = room.publish(2, 1, 8, 5);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [RelayFrame::Event { seq: 5, .. }]
+    ));
+    let outs = room.publish(1, 1, 9, 1);
+    assert!(matches!(to(&outs, 1)[..], [RelayFrame::Ack { seq: 6, .. }]));
+}
+
+#[test]
+fn an_admitted_guest_behind_the_snapshot_gets_it_first_in_pages() {
+    let mut room = Room::with_limits(Limits {
+        catch_up_page_bytes: 1,
+        ..Limits::default()
+    });
+    room.join(2, &[1]);
+    for counter in 1..=3 {
+        room.publish(2, 1, 8, counter);
+    }
+    room.frame(
+        2,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 2,
+            envelope: envelope(EnvelopeKind::Snapshot, tag(1), 8, 4),
+        },
+    );
+    knock(&mut room, 1, "guest", 0);
+    let req =
+        crate::notify::NotifyRequest::parse(br#"{"room":"team-42","kind":"admit","user":"guest"}"#)
+            .unwrap();
+    let (outs, _) =
+        crate::notify::apply(&req, &mut room.peers, &mut room.store, &room.limits).unwrap();
+    let frames = to(&outs, 1);
+    assert!(matches!(
+        frames[..],
+        [
+            RelayFrame::Access {
+                access: Access::Write
+            },
+            RelayFrame::Snapshot { seq: 2, .. },
+            RelayFrame::CaughtUp { head_seq: 3, .. },
+            RelayFrame::Notify { .. },
+        ]
+    ));
+    // The next page with the token, as any member.
+    let outs = room.sync(1, 2);
+    assert!(matches!(
+        to(&outs, 1)[..],
+        [
+            RelayFrame::Event { seq: 3, .. },
+            RelayFrame::CaughtUp { head_seq: 3, .. }
+        ]
+    ));
 }

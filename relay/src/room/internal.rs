@@ -12,6 +12,7 @@ use super::Room;
 use crate::directory::SOCKETS_HEADER;
 use crate::hub;
 use crate::json_error;
+use crate::limits::Limits;
 use crate::notify::{self, NotifyRequest};
 use crate::sql::has_schema;
 use crate::store::{MemoryStore, RoomStore as _, StoreError, StoreStats};
@@ -20,7 +21,7 @@ impl Room {
     /// A backend push, already authenticated by the worker (or forwarded by the
     /// organisation's directory). The answer's [`SOCKETS_HEADER`] lets the directory drop
     /// a room that has no socket.
-    pub(super) async fn notify(&self, mut req: Request) -> Result<Response> {
+    pub(super) async fn notify(&self, mut req: Request, limits: &Limits) -> Result<Response> {
         let body = req.bytes().await?;
         let parsed = match NotifyRequest::parse(&body) {
             Ok(p) => p,
@@ -31,9 +32,14 @@ impl Room {
         let result = self.with_live(|live| {
             let (outs, reached) = if open {
                 let store = open_store(&mut live.store, &self.state)?;
-                notify::apply(&parsed, &mut live.peers, store)?
+                notify::apply(&parsed, &mut live.peers, store, limits)?
             } else {
-                notify::apply(&parsed, &mut live.peers, &mut MemoryStore::default())?
+                notify::apply(
+                    &parsed,
+                    &mut live.peers,
+                    &mut MemoryStore::default(),
+                    limits,
+                )?
             };
             live.perform(outs);
             Ok::<_, StoreError>((reached, live.sockets.len()))
