@@ -6,7 +6,6 @@
 use std::rc::Rc;
 
 use js_sys::Function;
-use sealsync_core::wire;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
@@ -46,9 +45,7 @@ pub(crate) fn connect(shared: &Rc<Shared>) {
             Err(message) => {
                 shared.warn(error::TOKEN_FAILED, &message);
                 if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-                    inner
-                        .client
-                        .handle_socket_closed(now(), wire::CLOSE_ABNORMAL);
+                    inner.client.handle_connect_failed(now());
                 }
             }
         }
@@ -100,9 +97,7 @@ fn open_socket(shared: &Rc<Shared>, url: &str, token: Option<&str>) {
             );
             // As if the connection had failed: the client backs off.
             if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-                inner
-                    .client
-                    .handle_socket_closed(now(), wire::CLOSE_ABNORMAL);
+                inner.client.handle_connect_failed(now());
             }
         }
     }

@@ -129,7 +129,14 @@ impl JoinOptions {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(invalid("options.url must start with ws:// or wss://"));
         }
-        let persist = get("persist").as_bool().unwrap_or(true);
+        let persist = get("persist");
+        let persist = if persist.is_undefined() || persist.is_null() {
+            true
+        } else {
+            persist
+                .as_bool()
+                .ok_or_else(|| invalid("options.persist must be a boolean"))?
+        };
         let storage = get("storage");
         let storage = if storage.is_undefined() || storage.is_null() {
             None

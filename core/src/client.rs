@@ -904,6 +904,16 @@ impl Client {
         }
     }
 
+    /// The shell could not even attempt the connection [`Output::Connect`] asked for (the
+    /// application's token function failed, or the platform refused to open a socket):
+    /// back off and retry, without a probe (nothing reached the relay).
+    pub fn handle_connect_failed(&mut self, now: Millis) {
+        self.seal_staged();
+        if matches!(self.conn, Conn::Connecting { .. }) {
+            self.schedule_reconnect(now);
+        }
+    }
+
     /// The answer to [`Output::Probe`]: `Some(body)` when the relay answered 403 (it
     /// refuses this client; `body` is its reason, maybe empty), `None` for any other answer
     /// or none. Refused: a [`WARNING_CONNECTION_REFUSED`] warning and the final status

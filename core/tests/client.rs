@@ -2273,3 +2273,18 @@ fn a_record_too_large_for_the_outbox_is_left_whole_and_never_forgotten() {
         .collect();
     assert_eq!(forgets, [vec!["small".to_owned()]], "the huge record stays");
 }
+
+#[test]
+fn a_connection_the_shell_could_not_attempt_backs_off_without_a_probe() {
+    let mut c = client();
+    c.handle_start(Millis(0));
+    drain(&mut c);
+    // The token function failed: nothing reached the relay, so nothing is asked of it.
+    c.handle_connect_failed(Millis(5));
+    let outs = drain(&mut c);
+    assert!(!outs.contains(&Output::Probe), "{outs:?}");
+    assert!(matches!(c.status(), Status::Reconnecting { .. }));
+    // Ignored when no connection is being made.
+    c.handle_connect_failed(Millis(6));
+    assert!(drain(&mut c).is_empty());
+}

@@ -17,7 +17,9 @@ export type UseRoomResult =
 /**
  * Joins a room (after `init()`, inside an effect: browser only) and leaves it on unmount or
  * before joining again when a value option changes (`url`, `room`, `password`, `secret`,
- * `channel`, `persist`, a string `token`, `wasm`). Function options are called as the latest
+ * `channel`, `persist`, `members`, `debug`, `requestPersistence`, a string `token`, `wasm`).
+ * `profile` and `storage` are taken as the joining render gives them (change a profile with
+ * `room.setProfile`). Function options are called as the latest
  * render gave them: inline functions do not join again. StrictMode-safe.
  */
 export function useRoom(options: UseRoomOptions): UseRoomResult;

@@ -22,16 +22,18 @@ const FUNCTION_OPTIONS = ["token", "onProgress", "onWarning", "kdfWorker"];
  * Joins a room once per set of options and leaves it on unmount (or when an option changes,
  * before joining again). Runs `init()` inside the effect, so only in the browser.
  * StrictMode's mount, unmount, mount leaves the first room and keeps the second.
- * Value options (`url`, `room`, `password`, `secret`, `channel`, `persist`, a string `token`,
- * `wasm`) are the effect's dependencies; function options (`token`, `onProgress`,
- * `onWarning`, `kdfWorker`) are called as given by the latest render, so inline functions
- * do not join again (adding or removing one does).
+ * Value options (`url`, `room`, `password`, `secret`, `channel`, `persist`, `members`,
+ * `debug`, `requestPersistence`, a string `token`, `wasm`) are the effect's dependencies;
+ * function options (`token`, `onProgress`, `onWarning`, `kdfWorker`) are called as given by
+ * the latest render, so inline functions do not join again (adding or removing one does).
+ * `profile` and `storage` are taken as the render that joins gives them (change a profile
+ * with `room.setProfile`).
  */
 export function useRoom(options) {
   const [state, setState] = useState(IDLE);
   const latest = useRef(options);
   latest.current = options;
-  const { url, room, password, secret, channel, persist, token, wasm } = options;
+  const { url, room, password, secret, channel, persist, members, debug, requestPersistence, token, wasm } = options;
   const stringToken = typeof token === "string" ? token : undefined;
   // Which function options are given (adding or removing one joins again; a new function
   // in their place does not).
@@ -41,7 +43,8 @@ export function useRoom(options) {
     let joined = null;
     setState((s) => (s === IDLE ? s : IDLE));
     const fromLatest = (name) => (...args) => latest.current[name]?.(...args);
-    const joinOptions = { url, room, password, secret, channel, persist };
+    const { profile, storage } = latest.current;
+    const joinOptions = { url, room, password, secret, channel, persist, members, debug, requestPersistence, profile, storage };
     for (const name of FUNCTION_OPTIONS) {
       if (typeof latest.current[name] === "function") joinOptions[name] = fromLatest(name);
     }
@@ -64,7 +67,7 @@ export function useRoom(options) {
       active = false;
       joined?.leave();
     };
-  }, [url, room, password, secret, channel, persist, stringToken, given, wasm]);
+  }, [url, room, password, secret, channel, persist, members, debug, requestPersistence, stringToken, given, wasm]);
   return state;
 }
 
