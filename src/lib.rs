@@ -129,14 +129,16 @@ impl JoinOptions {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(invalid("options.url must start with ws:// or wss://"));
         }
-        let persist = get("persist");
-        let persist = if persist.is_undefined() || persist.is_null() {
-            true
-        } else {
-            persist
-                .as_bool()
-                .ok_or_else(|| invalid("options.persist must be a boolean"))?
+        // A boolean option: `default` when absent (undefined or null).
+        let flag = |key: &str, default: bool| -> Result<bool, JsValue> {
+            let v = get(key);
+            if v.is_undefined() || v.is_null() {
+                return Ok(default);
+            }
+            v.as_bool()
+                .ok_or_else(|| invalid(&format!("options.{key} must be a boolean")))
         };
+        let persist = flag("persist", true)?;
         let storage = get("storage");
         let storage = if storage.is_undefined() || storage.is_null() {
             None
@@ -156,30 +158,15 @@ impl JoinOptions {
             }
             Some(storage)
         };
-        let flag = |key: &str| -> Result<bool, JsValue> {
-            let v = get(key);
-            if v.is_undefined() || v.is_null() {
-                return Ok(false);
-            }
-            v.as_bool()
-                .ok_or_else(|| invalid(&format!("options.{key} must be a boolean")))
-        };
-        let debug = flag("debug")?;
-        let members = get("members");
-        let members = if members.is_undefined() || members.is_null() {
-            true
-        } else {
-            members
-                .as_bool()
-                .ok_or_else(|| invalid("options.members must be a boolean"))?
-        };
+        let debug = flag("debug", false)?;
+        let members = flag("members", true)?;
         let profile = get("profile");
         let profile = if profile.is_undefined() {
             None
         } else {
             Some(ops::json(&profile, "options.profile")?)
         };
-        let request_persistence = flag("requestPersistence")?;
+        let request_persistence = flag("requestPersistence", false)?;
         let token = get("token");
         let token = if token.is_undefined() || token.is_null() {
             None

@@ -893,6 +893,11 @@ mod tests {
         p
     }
 
+    /// `apply` to `peers` with an empty store and the default limits.
+    fn apply_to(req: &NotifyRequest, peers: &mut BTreeMap<PeerId, Peer>) -> (Vec<Out>, usize) {
+        apply(req, peers, &mut MemoryStore::default(), &Limits::default()).unwrap()
+    }
+
     fn room() -> BTreeMap<PeerId, Peer> {
         [
             peer(1, "alice", true),
@@ -962,13 +967,7 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"direct","user":"bob","data":{"hi":1}}"#)
                 .unwrap();
-        let (out, reached) = apply(
-            &req,
-            &mut peers,
-            &mut MemoryStore::default(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let (out, reached) = apply_to(&req, &mut peers);
         assert_eq!(reached, 2);
         let (to, frame) = decoded(&out[0]);
         assert_eq!(to, [2, 3]);
@@ -1024,13 +1023,7 @@ mod tests {
         let mut peers = room();
         peers.get_mut(&1).unwrap().pending = true;
         let req = NotifyRequest::parse(br#"{"room":"r","kind":"admit","user":"alice"}"#).unwrap();
-        let (out, reached) = apply(
-            &req,
-            &mut peers,
-            &mut MemoryStore::default(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let (out, reached) = apply_to(&req, &mut peers);
         assert_eq!(reached, 1);
         assert!(!peers[&1].pending);
         assert!(out.contains(&Out::Save(1)));
@@ -1063,13 +1056,7 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"viewer"}"#)
                 .unwrap();
-        let (out, _) = apply(
-            &req,
-            &mut peers,
-            &mut MemoryStore::default(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let (out, _) = apply_to(&req, &mut peers);
         assert_eq!(peers[&2].role.as_deref(), Some("viewer"));
         assert_eq!(peers[&1].role, None);
         assert_eq!(
@@ -1085,13 +1072,7 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"editor"}"#)
                 .unwrap();
-        let (out, _) = apply(
-            &req,
-            &mut peers,
-            &mut MemoryStore::default(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let (out, _) = apply_to(&req, &mut peers);
         assert_eq!(
             frames(&out)[0],
             (
@@ -1111,13 +1092,7 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"bob","role":"editor"}"#)
                 .unwrap();
-        let (out, _) = apply(
-            &req,
-            &mut peers,
-            &mut MemoryStore::default(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let (out, _) = apply_to(&req, &mut peers);
         let access: Vec<_> = frames(&out)
             .into_iter()
             .filter(|(_, f)| matches!(f, RelayFrame::Access { .. }))
@@ -1144,13 +1119,7 @@ mod tests {
         let req =
             NotifyRequest::parse(br#"{"room":"r","kind":"role","user":"carol","role":"viewer"}"#)
                 .unwrap();
-        let (out, reached) = apply(
-            &req,
-            &mut peers,
-            &mut MemoryStore::default(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let (out, reached) = apply_to(&req, &mut peers);
         assert_eq!(reached, 0);
         assert!(frames(&out).is_empty());
         assert_eq!(peers[&4].access(), Access::ReadOnly);
@@ -1399,13 +1368,7 @@ mod tests {
             br#"{"room":"r","kind":"direct","users":["alice","bob","carol"],"type":"todo.assigned","data":{"id":7}}"#,
         )
         .unwrap();
-        let (out, reached) = apply(
-            &req,
-            &mut peers,
-            &mut MemoryStore::default(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let (out, reached) = apply_to(&req, &mut peers);
         assert_eq!(reached, 3, "carol's socket has not joined");
         assert_eq!(
             frames(&out),
@@ -1421,13 +1384,7 @@ mod tests {
             br#"{"room":"r","kind":"role","users":["alice","bob"],"role":"viewer","type":"acl"}"#,
         )
         .unwrap();
-        let (out, reached) = apply(
-            &req,
-            &mut peers,
-            &mut MemoryStore::default(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let (out, reached) = apply_to(&req, &mut peers);
         assert_eq!(reached, 3);
         assert_eq!(
             frames(&out).last().unwrap(),
