@@ -93,16 +93,14 @@ fn failed_to_open(c: &mut Client, now: Millis) {
 
 /// The relay's `WELCOME` at `welcomed`, then the end of an empty catch-up at `caught_up`:
 /// the client goes live.
-fn welcome_and_catch_up(c: &mut Client, welcomed: Millis, caught_up: Millis) {
+fn welcome_and_catch_up(c: &mut Client, welcomed: Millis, at: Millis) {
     c.handle_frame(welcomed, WALL, &welcome());
-    c.handle_frame(
-        caught_up,
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 0,
-        }),
-    );
+    caught_up(c, at, 0, 0);
+}
+
+/// The relay's `CAUGHT_UP` at `now`: the catch-up page ends at `head_seq`, with `token`.
+fn caught_up(c: &mut Client, now: Millis, head_seq: u64, token: u64) {
+    c.handle_frame(now, WALL, &frame(RelayFrame::CaughtUp { head_seq, token }));
 }
 
 /// Whether the client connects again a minute later, or when the browser is online again.
@@ -272,14 +270,7 @@ fn local_changes_wait_in_the_outbox_until_acknowledged() {
             .any(|f| matches!(f, ClientFrame::Publish { .. })),
         "nothing is published before the catch-up ends"
     );
-    c.handle_frame(
-        Millis(30),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 0,
-        }),
-    );
+    caught_up(&mut c, Millis(30), 0, 0);
     let frames = sent(&drain(&mut c));
     assert!(matches!(frames[..], [ClientFrame::Publish { .. }]));
     // The connection drops before the ack: the change goes out again on the next socket.
@@ -477,14 +468,7 @@ fn a_paged_catch_up_asks_for_each_next_page_with_its_token_and_is_live_only_at_t
         })
     };
     c.handle_frame(Millis(61), WALL, &event(1, &envelopes[0]));
-    c.handle_frame(
-        Millis(62),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 2,
-            token: 0xAB,
-        }),
-    );
+    caught_up(&mut c, Millis(62), 2, 0xAB);
     let outs = drain(&mut c);
     assert_eq!(
         sent(&outs),
@@ -496,14 +480,7 @@ fn a_paged_catch_up_asks_for_each_next_page_with_its_token_and_is_live_only_at_t
     );
     assert_ne!(c.status(), &Status::Live, "not live with half the room");
     c.handle_frame(Millis(63), WALL, &event(2, &envelopes[1]));
-    c.handle_frame(
-        Millis(64),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 2,
-            token: 0xCD,
-        }),
-    );
+    caught_up(&mut c, Millis(64), 2, 0xCD);
     let outs = drain(&mut c);
     assert!(sent(&outs).is_empty(), "caught up: nothing more to ask");
     assert_eq!(c.status(), &Status::Live);
@@ -917,14 +894,7 @@ fn the_client_paces_itself_and_merges_what_waited() {
     c.handle_start(Millis(0));
     opened(&mut c, Millis(50));
     c.handle_frame(Millis(60), WALL, &welcome_with(Access::Write, limits));
-    c.handle_frame(
-        Millis(70),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 0,
-        }),
-    );
+    caught_up(&mut c, Millis(70), 0, 0);
     drain(&mut c);
     // 30 separate tasks at the same instant: the pace (6 of a burst of 8, HELLO paid one)
     // lets 5 out, the rest wait and then go as one envelope.
@@ -1034,14 +1004,7 @@ fn a_read_only_member_is_told_and_its_offline_changes_are_rolled_back() {
             envelope: stored,
         }),
     );
-    c.handle_frame(
-        Millis(62),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 1,
-            token: 0,
-        }),
-    );
+    caught_up(&mut c, Millis(62), 1, 0);
     let evs = events(&drain(&mut c));
     let rejected: Vec<_> = evs
         .iter()
@@ -1169,14 +1132,7 @@ fn a_pending_guest_waits_without_a_catch_up_then_reads_and_sends_once_admitted()
     assert!(published_ops(&outs).is_empty(), "not before the catch-up");
     let theirs = sealed_create("b");
     c.handle_frame(Millis(210), WALL, &event(1, &theirs));
-    c.handle_frame(
-        Millis(220),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 1,
-            token: 9,
-        }),
-    );
+    caught_up(&mut c, Millis(220), 1, 9);
     let outs = drain(&mut c);
     assert_eq!(statuses(&outs), [Status::Live]);
     assert_eq!(published_ops(&outs), [vec![create("a")]], "the held change");
@@ -1254,14 +1210,7 @@ fn an_admitted_viewer_guest_reads_the_catch_up_and_its_held_changes_are_rolled_b
         }),
     );
     assert_eq!(statuses(&drain(&mut c)), [Status::Syncing]);
-    c.handle_frame(
-        Millis(220),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 9,
-        }),
-    );
+    caught_up(&mut c, Millis(220), 0, 9);
     let outs = drain(&mut c);
     assert_eq!(statuses(&outs), [Status::Live]);
     assert!(published_ops(&outs).is_empty());
@@ -1348,14 +1297,7 @@ fn a_snapshot_that_does_not_open_is_reported_once_and_never_asked_for_again() {
             envelope: junk,
         }),
     );
-    c.handle_frame(
-        Millis(22),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 40,
-            token: 0,
-        }),
-    );
+    caught_up(&mut c, Millis(22), 40, 0);
     let outs = drain(&mut c);
     assert_eq!(c.last_seq(), 40, "skipped over");
     assert_eq!(c.status(), &Status::Live);
@@ -1378,14 +1320,7 @@ fn a_snapshot_that_does_not_open_is_reported_once_and_never_asked_for_again() {
 #[test]
 fn a_relay_that_keeps_a_hole_is_asked_once_then_reported() {
     let mut c = live();
-    c.handle_frame(
-        Millis(100),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 5,
-            token: 0,
-        }),
-    );
+    caught_up(&mut c, Millis(100), 5, 0);
     let first = sent(&drain(&mut c));
     assert!(matches!(
         first[..],
@@ -1394,14 +1329,7 @@ fn a_relay_that_keeps_a_hole_is_asked_once_then_reported() {
             token: 0
         }]
     ));
-    c.handle_frame(
-        Millis(110),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 5,
-            token: 0,
-        }),
-    );
+    caught_up(&mut c, Millis(110), 5, 0);
     let outs = drain(&mut c);
     assert!(sent(&outs).is_empty(), "no second SYNC for the same hole");
     assert!(events(&outs)
@@ -1439,14 +1367,7 @@ fn hostile_sequence_numbers_neither_panic_nor_freeze() {
                 duplicate: false,
             }),
         );
-        c.handle_frame(
-            Millis(300),
-            WALL,
-            &frame(RelayFrame::CaughtUp {
-                head_seq: seq,
-                token: 0,
-            }),
-        );
+        caught_up(&mut c, Millis(300), seq, 0);
     }
     drain(&mut c);
     assert_eq!(c.last_seq(), 0);
@@ -1770,14 +1691,7 @@ fn keeping_starts_with_proof_of_the_key_and_never_reseals_what_it_can_keep_as_it
             envelope: snap.clone()
         }]
     );
-    cold.handle_frame(
-        Millis(40),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 3,
-            token: 0,
-        }),
-    );
+    caught_up(&mut cold, Millis(40), 3, 0);
     assert!(
         kept(&drain(&mut cold)).is_empty(),
         "no second snapshot at live"
@@ -1823,14 +1737,7 @@ fn after_a_history_reset_the_new_history_is_read_from_its_start() {
     c.handle_start(Millis(0));
     opened(&mut c, Millis(10));
     c.handle_frame(Millis(20), WALL, &welcome());
-    c.handle_frame(
-        Millis(30),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 2,
-            token: 9,
-        }),
-    );
+    caught_up(&mut c, Millis(30), 2, 9);
     let frames = sent(&drain(&mut c));
     assert!(
         matches!(
@@ -1852,14 +1759,7 @@ fn after_a_history_reset_the_new_history_is_read_from_its_start() {
             &event(seq, &sealed_create(&format!("new{seq}"))),
         );
     }
-    c.handle_frame(
-        Millis(50),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 2,
-            token: 10,
-        }),
-    );
+    caught_up(&mut c, Millis(50), 2, 10);
     assert_eq!(c.status(), &Status::Live);
     assert_eq!(
         c.replica().get("tasks").len(),
@@ -1985,14 +1885,7 @@ fn adopted_outboxes_are_forgotten_once_live_and_never_under_a_wrong_key() {
     assert!(!before_live
         .iter()
         .any(|o| matches!(o, Output::ForgetOutboxes(_))));
-    c.handle_frame(
-        Millis(70),
-        WALL,
-        &frame(RelayFrame::CaughtUp {
-            head_seq: 0,
-            token: 0,
-        }),
-    );
+    caught_up(&mut c, Millis(70), 0, 0);
     let outs = drain(&mut c);
     let forgets: Vec<_> = outs
         .iter()

@@ -316,27 +316,19 @@ impl Peer {
             panic!("expected WELCOME, got {frame:?}");
         };
         let mut catch_up = Vec::new();
-        if access == Access::Pending {
-            // A pending guest gets no catch-up until it is admitted.
-            return Welcome {
-                head_seq,
-                snapshot_seq,
-                presence,
-                verifier_state,
-                access,
-                limits,
-                catch_up,
-                caught_up_head: 0,
-            };
-        }
-        let caught_up_head = loop {
-            match self.recv().await {
-                RelayFrame::CaughtUp { head_seq, token } => {
-                    self.token = token;
-                    break head_seq;
+        // A pending guest gets no catch-up until it is admitted.
+        let caught_up_head = if access == Access::Pending {
+            0
+        } else {
+            loop {
+                match self.recv().await {
+                    RelayFrame::CaughtUp { head_seq, token } => {
+                        self.token = token;
+                        break head_seq;
+                    }
+                    RelayFrame::Presence { .. } => {}
+                    other => catch_up.push(other),
                 }
-                RelayFrame::Presence { .. } => {}
-                other => catch_up.push(other),
             }
         };
         Welcome {
