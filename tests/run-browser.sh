@@ -19,14 +19,19 @@ if [[ ! -x "$CHROMEDRIVER" ]]; then
 fi
 # The runner's default per-test timeout is 20 s; Argon2id in a debug build needs more.
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
-# A browser session that never starts (the runner waits on chromedriver with no test
-# running; seen now and then, twice in a row once) is cut after BROWSER_SESSION_TIMEOUT
-# seconds (default 300: a cold CI run compiles and runs the suite in about 160 s), with
-# every process it started (chromedriver and Chromium included, found with pgrep: a
-# leftover one could hold the next attempt up), and the whole suite runs again, up to 3
-# attempts, said loudly; a test that fails or hangs inside the page is not retried (its
-# own timeout above fails it).
+# A browser session that never starts is cut and the whole suite runs again, up to 3
+# attempts, said loudly. What it looks like: the runner printed "Running headless tests"
+# and Chromium opened the page, but the page never printed "Loading Wasm module" (seen
+# in about half the sessions on this 2-core machine on 2026-11-30, quiet or loaded: two
+# of Chromium's connections to the runner's test server held requests the server had not
+# read). Such an attempt is cut PAGE_START_TIMEOUT seconds (default 60; a working page
+# prints it within a second or two) after the runner started, with every process it
+# started (chromedriver and Chromium included, found with pgrep: a leftover one could
+# hold the next attempt up). An attempt also ends after BROWSER_SESSION_TIMEOUT seconds
+# in all (default 300: a cold CI run compiles and runs the suite in about 160 s). A test
+# that fails or hangs inside the page is not retried (its own timeout above fails it).
 limit=${BROWSER_SESSION_TIMEOUT:-300}
+page_limit=${PAGE_START_TIMEOUT:-60}
 attempts=3
 # Stops a process and everything it started, children first.
 kill_tree() {
@@ -42,10 +47,18 @@ for attempt in $(seq 1 $attempts); do
   tail -f --pid="$pid" "$log" &
   tailer=$!
   rc=
-  for _ in $(seq 1 "$limit"); do
+  runner_since=
+  for second in $(seq 1 "$limit"); do
     if ! kill -0 "$pid" 2>/dev/null; then
       wait "$pid" && rc=0 || rc=$?
       break
+    fi
+    if [[ -z $runner_since ]] && grep -q 'Running headless tests' "$log"; then
+      runner_since=$second
+    fi
+    if [[ -n $runner_since ]] && ((second - runner_since >= page_limit)) &&
+      ! grep -q 'Loading Wasm module' "$log"; then
+      break # the page never started: cut below
     fi
     sleep 1
   done
@@ -60,10 +73,10 @@ for attempt in $(seq 1 $attempts); do
   if [[ $rc -eq 124 ]] && ! grep -q '^test ' "$log"; then
     rm -f "$log"
     if [[ $attempt -lt $attempts ]]; then
-      echo "run-browser: no test ran within ${limit} s (the browser session never started); attempt $((attempt + 1)) of $attempts" >&2
+      echo "run-browser: no test ran (the browser session never started); attempt $((attempt + 1)) of $attempts" >&2
       continue
     fi
-    echo "run-browser: FAILED: no test ran within ${limit} s, $attempts times" >&2
+    echo "run-browser: FAILED: no test ran, $attempts times (the browser session never started)" >&2
     exit 1
   fi
   if [[ $rc -eq 124 ]]; then
