@@ -1303,10 +1303,10 @@ impl Client {
     /// leaves under the relay's rate ([`RelayLimits::client_pace`]). A pending guest does
     /// not announce itself.
     fn announce(&mut self, now: Millis, ask: bool) {
-        self.announce_ask |= ask;
         if !self.config.members {
             return;
         }
+        self.announce_ask |= ask;
         if self.access == Access::Pending {
             self.next_announce = Some(now.plus(MEMBER_ANNOUNCE_EVERY_MS));
             return;

@@ -116,12 +116,6 @@ pub struct Roster {
 }
 
 impl Roster {
-    /// This client's profile.
-    #[must_use]
-    pub const fn profile(&self) -> &Value {
-        &self.profile
-    }
-
     /// Sets this client's profile.
     ///
     /// # Errors
@@ -184,10 +178,8 @@ impl Roster {
     }
 
     /// Forgets every other member (this client left).
-    pub fn clear(&mut self) -> bool {
-        let had = !self.others.is_empty();
+    pub fn clear(&mut self) {
         self.others.clear();
-        had
     }
 
     /// When the next member expires, if any.
