@@ -120,41 +120,69 @@ export class Relay {
     writeFileSync(this.config, config);
   }
 
+  /**
+   * Starts `wrangler dev` on this relay's port and waits until it answers HTTP. A restart
+   * on the same port can find it still held a moment by the workerd just stopped: workerd
+   * then fails with "Address already in use", and the start is tried again, for up to 30 s.
+   */
   async start() {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        return await this.#startOnce();
+      } catch (e) {
+        if (!/Address already in use/.test(String(e.message)) || Date.now() > deadline) throw e;
+        await new Promise((ok) => setTimeout(ok, 500));
+      }
+    }
+  }
+
+  async #startOnce() {
     const bin = process.env.WRANGLER_BIN || join(TOOLS, "node_modules", ".bin", "wrangler");
     // Its own inspector port: two relays may run at once (the default 9229 is shared).
     const inspector = await freePort();
-    this.proc = spawn(bin, [
+    this.log = "";
+    const proc = spawn(bin, [
       "dev", "--config", this.config, "--ip", "127.0.0.1", "--port", String(this.port),
       "--inspector-port", String(inspector),
       "--persist-to", this.state, "--show-interactive-dev-session=false", "--log-level", "warn",
       ...this.vars,
     ], { cwd: this.dir, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } });
+    this.proc = proc;
     const keep = (d) => { this.log = (this.log + d).slice(-20000); };
-    this.proc.stdout.on("data", keep);
-    this.proc.stderr.on("data", keep);
-    const exited = new Promise((ok) => this.proc.once("exit", (code) => ok(code)));
+    proc.stdout.on("data", keep);
+    proc.stderr.on("data", keep);
+    const exited = new Promise((ok) => proc.once("exit", (code) => ok(code)));
     const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline) {
-      if (await portOpen(this.port)) {
-        // The port opens before workerd has loaded the worker: wait for an HTTP answer.
-        try {
-          const r = await fetch(`http://127.0.0.1:${this.port}/`);
-          await r.arrayBuffer();
-          return;
-        } catch { /* not yet */ }
+    try {
+      while (Date.now() < deadline) {
+        if (await portOpen(this.port)) {
+          // The port opens before workerd has loaded the worker: wait for an HTTP answer.
+          try {
+            const r = await fetch(`http://127.0.0.1:${this.port}/`);
+            await r.arrayBuffer();
+            return;
+          } catch { /* not yet */ }
+        }
+        const done = await Promise.race([exited, new Promise((ok) => setTimeout(() => ok(undefined), 250))]);
+        if (done !== undefined) throw new Error(`wrangler dev exited with ${done}:\n${this.log}`);
       }
-      const done = await Promise.race([exited, new Promise((ok) => setTimeout(() => ok(undefined), 250))]);
-      if (done !== undefined) throw new Error(`wrangler dev exited with ${done}:\n${this.log}`);
+      throw new Error(`wrangler dev did not answer on port ${this.port} within 90 s:\n${this.log}`);
+    } catch (e) {
+      // Nothing of a failed start is left running (and stop() has nothing to wait for).
+      await this.stop();
+      throw e;
     }
-    throw new Error(`wrangler dev did not answer on port ${this.port} within 90 s:\n${this.log}`);
   }
 
   async stop() {
     if (!this.proc) return;
     const proc = this.proc;
     this.proc = null;
-    const exited = new Promise((ok) => proc.once("exit", ok));
+    // An exit that already happened emits nothing more: waiting for it would hang.
+    const gone = proc.exitCode !== null || proc.signalCode !== null;
+    const exited = gone ? Promise.resolve() : new Promise((ok) => proc.once("exit", ok));
+    // Its process group too: workerd may outlive a wrangler that exited on its own.
     try { process.kill(-proc.pid, "SIGTERM"); } catch { /* already gone */ }
     const t = setTimeout(() => { try { process.kill(-proc.pid, "SIGKILL"); } catch { /* gone */ } }, 5000);
     await exited;

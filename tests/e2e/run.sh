@@ -31,4 +31,4 @@ if [[ ! -f relay/build/worker/shim.mjs ]]; then
   echo "e2e: building the relay"
   (cd relay && worker-build --release)
 fi
-exec node --test --test-concurrency=1 tests/e2e/kdf.test.mjs tests/e2e/api.test.mjs tests/e2e/node.test.mjs tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs tests/e2e/local-first.test.mjs tests/e2e/members.test.mjs
+exec node --test --test-concurrency=1 --test-timeout=600000 tests/e2e/kdf.test.mjs tests/e2e/api.test.mjs tests/e2e/node.test.mjs tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs tests/e2e/local-first.test.mjs tests/e2e/members.test.mjs
