@@ -245,7 +245,11 @@ pub(crate) fn emit_changes(shared: &Rc<Shared>, changes: &[Change]) {
         inner.saw_changes(changes);
     }
     for change in changes {
-        shared.emit("change", &events::change_to_js(change));
+        // Built only for someone to hear it: a catch-up brings thousands of changes.
+        let listeners = shared.listeners.borrow().of("change");
+        if !listeners.is_empty() {
+            events::call_all("change", &listeners, &events::change_to_js(change));
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 //! burst), so one burst of `create`s and `update`s becomes as few envelopes as the relay's
 //! frame limit allows.
 
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use js_sys::Function;
@@ -16,7 +15,7 @@ use crate::driver::{emit_changes, pump};
 use crate::env::{now, wall};
 use crate::error;
 use crate::events;
-use crate::shared::{closed, Shared, View};
+use crate::shared::{closed, Shared};
 
 /// Applies a local operation, announces its changes (`fromSelf: true`) and queues the
 /// flush that seals it (with the rest of this task's changes) and sends it.
@@ -182,28 +181,24 @@ pub(crate) fn collection(shared: &Shared, collection: &str) -> Result<JsValue, J
     if let Some(array) = inner.views.get(collection).and_then(|v| v.array.clone()) {
         return Ok(array);
     }
-    let visible = inner.client.replica().get(collection);
+    let inner = &mut *inner;
     let mut view = inner.views.remove(collection).unwrap_or_default();
-    let array = js_sys::Array::new_with_length(u32::try_from(visible.len()).unwrap_or(u32::MAX));
-    let mut entities = HashMap::with_capacity(visible.len());
-    for (i, (id, object)) in visible.into_iter().enumerate() {
-        let reused = if view.changed.contains(&id) {
-            None
-        } else {
-            view.entities.remove(&id)
-        };
-        let entity = reused.unwrap_or_else(|| events::frozen(&object));
-        array.set(u32::try_from(i).unwrap_or(u32::MAX), entity.clone());
-        entities.insert(id, entity);
+    let replica = inner.client.replica();
+    let ids = replica.ids(collection);
+    let array = js_sys::Array::new();
+    for id in ids {
+        if let Some(entity) = view.entities.get(id) {
+            array.push(entity);
+        } else if let Some(object) = replica.entity(collection, id) {
+            let entity = events::frozen(&object);
+            array.push(&entity);
+            view.entities.insert(id.to_owned(), entity);
+        }
     }
+    // Objects of entities no longer visible (deleted) were dropped by the change that
+    // deleted them.
     let array: JsValue = js_sys::Object::freeze(&array).into();
-    inner.views.insert(
-        collection.to_owned(),
-        View {
-            array: Some(array.clone()),
-            entities,
-            changed: HashSet::new(),
-        },
-    );
+    view.array = Some(array.clone());
+    inner.views.insert(collection.to_owned(), view);
     Ok(array)
 }

@@ -7,7 +7,7 @@
 //! (the socket, the timer) are dropped in a later microtask ([`drop_later`]).
 
 use std::cell::{Ref, RefCell, RefMut};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use sealsync_core::client::Client;
@@ -133,7 +133,7 @@ impl Inner {
         for change in changes {
             if let Some(view) = self.views.get_mut(&change.collection) {
                 view.array = None;
-                view.changed.insert(change.id.clone());
+                view.entities.remove(&change.id);
             }
         }
     }
@@ -151,10 +151,9 @@ impl Inner {
 pub(crate) struct View {
     /// The array last returned; `None` once a change touched the collection.
     pub(crate) array: Option<JsValue>,
-    /// The entity objects in it, by id.
+    /// The entity objects built so far, by id; a change drops the object of the entity it
+    /// touched, so the next `get()` builds it again.
     pub(crate) entities: HashMap<String, JsValue>,
-    /// Entities changed since `array` was built: their objects are rebuilt.
-    pub(crate) changed: HashSet<String>,
 }
 
 impl std::fmt::Debug for Inner {

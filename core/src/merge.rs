@@ -552,9 +552,26 @@ impl Replica {
     }
 
     /// Visible entities of `collection` as read objects (`id`, fields, `sortOrder` and
-    /// claim fields when set), by `sortOrder` bytes then id; entities without a key last.
+    /// claim fields when set), in the order of [`Replica::ids`].
     #[must_use]
     pub fn get(&self, collection: &str) -> Vec<(String, Value)> {
+        let Some(entities) = self.collections.get(collection) else {
+            return Vec::new();
+        };
+        self.ids(collection)
+            .into_iter()
+            .filter_map(|id| {
+                let e = entities.get(id)?;
+                Some((String::from(id), Value::Object(e.object(id))))
+            })
+            .collect()
+    }
+
+    /// The ids of the visible entities of `collection`, by `sortOrder` bytes then id;
+    /// entities without a key last. With [`Replica::entity`], a reader that keeps the
+    /// objects it built rebuilds only the ones a change touched.
+    #[must_use]
+    pub fn ids(&self, collection: &str) -> Vec<&str> {
         let Some(entities) = self.collections.get(collection) else {
             return Vec::new();
         };
@@ -567,10 +584,7 @@ impl Replica {
             let kb = b.sort_order.as_ref().map(|r| r.value.as_str());
             (ka.is_none(), ka, ia).cmp(&(kb.is_none(), kb, ib))
         });
-        visible
-            .into_iter()
-            .map(|(id, e)| (id.clone(), Value::Object(e.object(id))))
-            .collect()
+        visible.into_iter().map(|(id, _)| id.as_str()).collect()
     }
 
     /// The name of every collection this state holds an entity of (visible or not), in

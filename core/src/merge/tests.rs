@@ -128,6 +128,7 @@ fn delete_wins_and_is_permanent() {
     }
     assert_eq!(r.entity("cards", "a"), None);
     assert!(r.get("cards").is_empty());
+    assert!(r.ids("cards").is_empty());
     // A delete that arrives before the create also wins.
     let mut r2 = Replica::new();
     assert!(r2.apply(&st(1, deleted("b")), false).is_empty());
@@ -141,11 +142,15 @@ fn reorder_sorts_reads_and_is_lww() {
     for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
         r.apply(&st(1 + i as u64, created(id, json!({}))), false);
     }
+    // `get` and `ids` give the same order.
     let keys = |r: &Replica| {
-        r.get("cards")
+        let keys = r
+            .get("cards")
             .into_iter()
             .map(|(id, _)| id)
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        assert_eq!(keys, r.ids("cards"));
+        keys
     };
     // No sortOrder yet: by id.
     assert_eq!(keys(&r), ["a", "b", "c"]);
