@@ -15,7 +15,9 @@
 //! [`Roster`] is the bookkeeping; [`crate::client::Client`] drives it (when to send, the
 //! timer, the `Members` event).
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
+use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -44,8 +46,10 @@ pub const MAX_PROFILE_LEN: usize = 4_096;
 /// sessions).
 pub const MAX_MEMBERS: usize = 1_000;
 
-/// The body of a member frame (UTF-8 JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The body of a member frame (UTF-8 JSON). Decoded by [`MemberFrame::decode`] only: the
+/// tag first, then the variant's fields (as [`crate::merge::Op::from_json`] does, for the
+/// same reason).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum MemberFrame {
     /// `{"type":"here","profile":…,"ask":bool}`: the sender is online with this profile;
@@ -77,7 +81,34 @@ impl MemberFrame {
         if body.len() > MAX_PROFILE_LEN + 64 {
             return Err(invalid("the member frame is over the profile limit"));
         }
-        serde_json::from_slice(body).map_err(|e| invalid(&e.to_string()))
+        #[derive(Deserialize)]
+        struct Tag<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+        }
+        #[derive(Deserialize)]
+        struct Here {
+            #[serde(default)]
+            profile: Value,
+            #[serde(default)]
+            ask: bool,
+        }
+        // Only the object form: serde would also read a struct from an array.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(invalid("a member frame is an object"));
+        }
+        let parse_error = |e: serde_json::Error| invalid(&e.to_string());
+        let tag: Tag<'_> = serde_json::from_slice(body).map_err(parse_error)?;
+        match &*tag.kind {
+            "here" => {
+                let Here { profile, ask } = serde_json::from_slice(body).map_err(parse_error)?;
+                Ok(Self::Here { profile, ask })
+            }
+            "left" => Ok(Self::Left),
+            other => Err(invalid(&format!(
+                "unknown variant `{other}`, expected `here` or `left`"
+            ))),
+        }
     }
 }
 
@@ -236,7 +267,13 @@ mod tests {
                 ask: false
             }
         );
-        for bad in [&br#"{"type":"gone"}"#[..], b"[1]", b"not json"] {
+        for bad in [
+            &br#"{"type":"gone"}"#[..],
+            b"[1]",
+            br#"["here"]"#,
+            b"not json",
+            br#"{"type":"here","ask":"yes"}"#,
+        ] {
             assert_eq!(
                 MemberFrame::decode(bad).unwrap_err().code(),
                 "INVALID_MEMBER"
