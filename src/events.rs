@@ -1,7 +1,5 @@
 //! Application listeners (`room.on(type, fn)`) and the JS shape of every event.
 
-use std::collections::BTreeMap;
-
 use js_sys::Function;
 use sealsync_core::client::Status;
 use sealsync_core::merge::{Change, ChangeKind, Op};
@@ -24,10 +22,11 @@ pub(crate) const EVENT_TYPES: [&str; 10] = [
     "rejected",
 ];
 
-/// The registered listeners, by event type.
+/// The registered listeners: `(event type, id, listener)` in the order they were added
+/// (a few per type, so a list: no map's code in the wasm for it).
 #[derive(Debug, Default)]
 pub(crate) struct Listeners {
-    by_type: BTreeMap<&'static str, Vec<(u32, Function)>>,
+    all: Vec<(&'static str, u32, Function)>,
     next_id: u32,
 }
 
@@ -51,36 +50,31 @@ impl Listeners {
             ));
         };
         self.next_id = self.next_id.wrapping_add(1);
-        self.by_type
-            .entry(kind)
-            .or_default()
-            .push((self.next_id, listener));
+        self.all.push((kind, self.next_id, listener));
         Ok((kind, self.next_id))
     }
 
     /// Removes the listener registered under `id` (no-op when already removed).
     pub(crate) fn remove(&mut self, kind: &str, id: u32) {
-        if let Some(list) = self.by_type.get_mut(kind) {
-            list.retain(|(i, _)| *i != id);
-        }
+        self.all.retain(|(k, i, _)| !(*k == kind && *i == id));
     }
 
     /// The listener of `kind` registered under `id`, if it still is.
     pub(crate) fn get(&self, kind: &str, id: u32) -> Option<Function> {
-        self.by_type
-            .get(kind)?
+        self.all
             .iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, f)| f.clone())
+            .find(|(k, i, _)| *k == kind && *i == id)
+            .map(|(_, _, f)| f.clone())
     }
 
     /// The listeners of `kind`, copied so that they can be called with no borrow held
     /// (a listener may subscribe, unsubscribe or call into the room).
     pub(crate) fn of(&self, kind: &str) -> Vec<Function> {
-        self.by_type
-            .get(kind)
-            .map(|list| list.iter().map(|(_, f)| f.clone()).collect())
-            .unwrap_or_default()
+        self.all
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, _, f)| f.clone())
+            .collect()
     }
 }
 
