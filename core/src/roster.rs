@@ -16,7 +16,6 @@
 //! timer, the `Members` event).
 
 use alloc::borrow::Cow;
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -143,7 +142,9 @@ pub struct Heard {
 #[derive(Debug, Default)]
 pub struct Roster {
     profile: Value,
-    others: BTreeMap<SessionId, (Value, Millis)>,
+    /// `(session, profile, heard at)`, sorted by session (at most [`MAX_MEMBERS`]: a
+    /// sorted list, not a map, to keep a map's code out of the browser's wasm).
+    others: Vec<(SessionId, Value, Millis)>,
 }
 
 impl Roster {
@@ -176,17 +177,19 @@ impl Roster {
         match frame {
             MemberFrame::Here { profile, ask } => {
                 let full = self.others.len() >= MAX_MEMBERS;
-                let changed = match self.others.get_mut(&session) {
-                    Some(entry) => {
-                        let changed = entry.0 != profile;
-                        *entry = (profile, now);
+                let changed = match self.others.binary_search_by_key(&session, |m| m.0) {
+                    Ok(i) => {
+                        let entry = &mut self.others[i];
+                        let changed = entry.1 != profile;
+                        entry.1 = profile;
+                        entry.2 = now;
                         changed
                     }
-                    None if !full => {
-                        self.others.insert(session, (profile, now));
+                    Err(i) if !full => {
+                        self.others.insert(i, (session, profile, now));
                         true
                     }
-                    None => false,
+                    Err(_) => false,
                 };
                 Heard {
                     changed,
@@ -194,7 +197,13 @@ impl Roster {
                 }
             }
             MemberFrame::Left => Heard {
-                changed: self.others.remove(&session).is_some(),
+                changed: match self.others.binary_search_by_key(&session, |m| m.0) {
+                    Ok(i) => {
+                        self.others.remove(i);
+                        true
+                    }
+                    Err(_) => false,
+                },
                 asked: false,
             },
         }
@@ -204,7 +213,7 @@ impl Roster {
     pub fn expire(&mut self, now: Millis) -> bool {
         let before = self.others.len();
         self.others
-            .retain(|_, (_, heard)| now.since(*heard) < MEMBER_EXPIRES_AFTER_MS);
+            .retain(|(_, _, heard)| now.since(*heard) < MEMBER_EXPIRES_AFTER_MS);
         self.others.len() != before
     }
 
@@ -217,8 +226,8 @@ impl Roster {
     #[must_use]
     pub fn next_expiry(&self) -> Option<Millis> {
         self.others
-            .values()
-            .map(|(_, heard)| heard.plus(MEMBER_EXPIRES_AFTER_MS))
+            .iter()
+            .map(|(_, _, heard)| heard.plus(MEMBER_EXPIRES_AFTER_MS))
             .min()
     }
 
@@ -232,7 +241,7 @@ impl Roster {
             is_self: true,
         });
         mine.into_iter()
-            .chain(self.others.iter().map(|(session, (profile, _))| Member {
+            .chain(self.others.iter().map(|(session, profile, _)| Member {
                 session: session.to_string(),
                 profile: profile.clone(),
                 is_self: false,
