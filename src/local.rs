@@ -15,7 +15,7 @@ use crate::driver::{emit_changes, pump};
 use crate::env::{now, wall};
 use crate::error;
 use crate::events;
-use crate::shared::{closed, Shared};
+use crate::shared::{closed, Shared, View};
 
 /// Applies a local operation, announces its changes (`fromSelf: true`) and queues the
 /// flush that seals it (with the rest of this task's changes) and sends it.
@@ -178,11 +178,18 @@ pub(crate) fn set_profile(shared: &Rc<Shared>, profile: serde_json::Value) -> Re
 /// `ROOM_CLOSED`.
 pub(crate) fn collection(shared: &Shared, collection: &str) -> Result<JsValue, JsValue> {
     let mut inner = shared.inner_mut()?;
-    if let Some(array) = inner.views.get(collection).and_then(|v| v.array.clone()) {
+    let index = match inner.views.iter().position(|(c, _)| c == collection) {
+        Some(i) => i,
+        None => {
+            inner.views.push((collection.to_owned(), View::default()));
+            inner.views.len() - 1
+        }
+    };
+    if let Some(array) = inner.views[index].1.array.clone() {
         return Ok(array);
     }
     let inner = &mut *inner;
-    let mut view = inner.views.remove(collection).unwrap_or_default();
+    let view = &mut inner.views[index].1;
     let replica = inner.client.replica();
     let ids = replica.ids(collection);
     let array = js_sys::Array::new();
@@ -199,6 +206,5 @@ pub(crate) fn collection(shared: &Shared, collection: &str) -> Result<JsValue, J
     // deleted them.
     let array: JsValue = js_sys::Object::freeze(&array).into();
     view.array = Some(array.clone());
-    inner.views.insert(collection.to_owned(), view);
     Ok(array)
 }

@@ -7,7 +7,7 @@
 //! (the socket, the timer) are dropped in a later microtask ([`drop_later`]).
 
 use std::cell::{Ref, RefCell, RefMut};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use sealsync_core::client::Client;
@@ -66,7 +66,8 @@ pub(crate) struct Inner {
     /// Warnings from before the application could subscribe, sent once started.
     pub(crate) early_warnings: Vec<(String, String)>,
     /// What `get()` returned per collection, kept until a change touches it.
-    pub(crate) views: HashMap<String, View>,
+    /// `room.get`'s cached results, by collection (a few: a list, not a map).
+    pub(crate) views: Vec<(String, View)>,
     /// The last `presence` count the relay reported (`room.presence`).
     pub(crate) presence: Option<u32>,
     /// `Room.join`'s `debug`: every frame is logged with `console.debug`, described by
@@ -122,7 +123,7 @@ impl Inner {
             tx_depth: 0,
             tx_failure: None,
             early_warnings: Vec::new(),
-            views: HashMap::new(),
+            views: Vec::new(),
             presence: None,
             debug: false,
         }
@@ -131,7 +132,7 @@ impl Inner {
     /// Drops the cached `get()` results the changes touch.
     pub(crate) fn saw_changes(&mut self, changes: &[Change]) {
         for change in changes {
-            if let Some(view) = self.views.get_mut(&change.collection) {
+            if let Some((_, view)) = self.views.iter_mut().find(|(c, _)| *c == change.collection) {
                 view.array = None;
                 view.entities.remove(&change.id);
             }
@@ -174,7 +175,7 @@ pub(crate) struct Shared {
     pub(crate) listeners: RefCell<Listeners>,
     /// Warnings reported while no `warning` listener was attached (the newest
     /// [`BUFFERED_WARNINGS`]), for the next listener attached.
-    buffered_warnings: RefCell<VecDeque<JsValue>>,
+    buffered_warnings: RefCell<Vec<JsValue>>,
 }
 
 impl Shared {
@@ -182,7 +183,7 @@ impl Shared {
         Rc::new(Self {
             inner: RefCell::new(inner),
             listeners: RefCell::new(Listeners::default()),
-            buffered_warnings: RefCell::new(VecDeque::new()),
+            buffered_warnings: RefCell::new(Vec::new()),
         })
     }
 
@@ -229,9 +230,9 @@ impl Shared {
             web_sys::console::warn_1(&JsValue::from_str(&format!("sealsync: {code}: {message}")));
             let mut buffered = self.buffered_warnings.borrow_mut();
             if buffered.len() == BUFFERED_WARNINGS {
-                buffered.pop_front();
+                buffered.remove(0);
             }
-            buffered.push_back(events::warning_to_js(code, message));
+            buffered.push(events::warning_to_js(code, message));
         } else {
             self.emit("warning", &events::warning_to_js(code, message));
         }
@@ -261,9 +262,8 @@ pub(crate) fn deliver_buffered_warnings(shared: &Rc<Shared>, id: u32) {
             }
             None => {
                 let mut buffered = shared.buffered_warnings.borrow_mut();
-                for warning in warnings.into_iter().rev() {
-                    buffered.push_front(warning);
-                }
+                let later = std::mem::replace(&mut *buffered, warnings);
+                buffered.extend(later);
                 buffered.truncate(BUFFERED_WARNINGS);
             }
         }
