@@ -4,10 +4,11 @@
 //! burst), so one burst of `create`s and `update`s becomes as few envelopes as the relay's
 //! frame limit allows.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use js_sys::Function;
-use sealsync_core::merge::Op;
+use sealsync_core::merge::{Op, Replica};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::spawn_local;
 
@@ -15,7 +16,7 @@ use crate::driver::{emit_changes, pump};
 use crate::env::{now, wall};
 use crate::error;
 use crate::events;
-use crate::shared::{closed, Shared, View};
+use crate::shared::{closed, Shared, Slot, View};
 
 /// Applies a local operation, announces its changes (`fromSelf: true`) and queues the
 /// flush that seals it (with the rest of this task's changes) and sends it.
@@ -172,12 +173,13 @@ pub(crate) fn set_profile(shared: &Rc<Shared>, profile: serde_json::Value) -> Re
 
 /// `room.get(collection)`: the visible entities as a frozen array of frozen plain objects.
 /// The same array comes back until a change touches the collection, and an entity's
-/// object is rebuilt only when a change touched that entity.
+/// object is rebuilt only when a change touched that entity (see [`View`]).
 ///
 /// # Errors
 /// `ROOM_CLOSED`.
 pub(crate) fn collection(shared: &Shared, collection: &str) -> Result<JsValue, JsValue> {
     let mut inner = shared.inner_mut()?;
+    let inner = &mut *inner;
     let index = match inner.views.iter().position(|(c, _)| c == collection) {
         Some(i) => i,
         None => {
@@ -185,26 +187,67 @@ pub(crate) fn collection(shared: &Shared, collection: &str) -> Result<JsValue, J
             inner.views.len() - 1
         }
     };
-    if let Some(array) = inner.views[index].1.array.clone() {
-        return Ok(array);
-    }
-    let inner = &mut *inner;
     let view = &mut inner.views[index].1;
     let replica = inner.client.replica();
+    if let Some((array, true)) = &view.array {
+        return Ok(array.clone().into());
+    }
+    let array = match patched(view, replica, collection) {
+        Some(array) => array,
+        None => rebuilt(view, replica, collection),
+    };
+    let array: js_sys::Array = js_sys::Object::freeze(&array).unchecked_into();
+    view.array = Some((array.clone(), true));
+    Ok(array.into())
+}
+
+/// The last array with the objects of the entities in `view.stale` built again, when the
+/// order cannot have changed since; `None` when it may have (or an entity is not where
+/// the view says: then everything is read again).
+fn patched(view: &mut View, replica: &Replica, collection: &str) -> Option<js_sys::Array> {
+    if view.reorder {
+        return None;
+    }
+    let (last, _) = view.array.as_ref()?;
+    let next = last.slice(0, last.length());
+    for id in std::mem::take(&mut view.stale) {
+        let slot = view.slots.get_mut(&id)?;
+        if slot.object.is_some() {
+            continue;
+        }
+        let entity = events::frozen(&replica.entity(collection, &id)?);
+        next.set(slot.index, entity.clone());
+        slot.object = Some(entity);
+    }
+    Some(next)
+}
+
+/// The array read again in the replica's order, keeping every object no change touched.
+fn rebuilt(view: &mut View, replica: &Replica, collection: &str) -> js_sys::Array {
     let ids = replica.ids(collection);
     let array = js_sys::Array::new();
+    let mut slots = HashMap::with_capacity(ids.len());
     for id in ids {
-        if let Some(entity) = view.entities.get(id) {
-            array.push(entity);
-        } else if let Some(object) = replica.entity(collection, id) {
-            let entity = events::frozen(&object);
-            array.push(&entity);
-            view.entities.insert(id.to_owned(), entity);
-        }
+        let (key, object) = match view.slots.remove_entry(id) {
+            Some((key, Slot { object, .. })) => (key, object),
+            None => (id.to_owned(), None),
+        };
+        let Some(object) =
+            object.or_else(|| replica.entity(collection, id).map(|o| events::frozen(&o)))
+        else {
+            continue;
+        };
+        let index = array.push(&object) - 1;
+        slots.insert(
+            key,
+            Slot {
+                index,
+                object: Some(object),
+            },
+        );
     }
-    // Objects of entities no longer visible (deleted) were dropped by the change that
-    // deleted them.
-    let array: JsValue = js_sys::Object::freeze(&array).into();
-    view.array = Some(array.clone());
-    Ok(array)
+    view.slots = slots;
+    view.stale.clear();
+    view.reorder = false;
+    array
 }

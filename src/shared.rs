@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use sealsync_core::client::Client;
-use sealsync_core::merge::Change;
+use sealsync_core::merge::{Change, ChangeKind, SORT_ORDER};
 use sealsync_core::wire;
 use sealsync_core::{RoomId, SessionId};
 use wasm_bindgen::JsValue;
@@ -129,12 +129,11 @@ impl Inner {
         }
     }
 
-    /// Drops the cached `get()` results the changes touch.
+    /// Tells the cached `get()` results what the changes touch.
     pub(crate) fn saw_changes(&mut self, changes: &[Change]) {
         for change in changes {
             if let Some((_, view)) = self.views.iter_mut().find(|(c, _)| *c == change.collection) {
-                view.array = None;
-                view.entities.remove(&change.id);
+                view.saw(change);
             }
         }
     }
@@ -148,13 +147,50 @@ impl Inner {
 
 /// The cached result of `room.get(collection)`: the same frozen array while nothing in the
 /// collection changed, and the same frozen entity object while that entity did not change.
+/// A change that keeps the order (an update without `sortOrder`, a claim) costs the next
+/// `get()` a copy of the array with the touched entities' objects replaced; any other
+/// change (create, delete, reorder) makes it read the order again (`crate::local`).
 #[derive(Default)]
 pub(crate) struct View {
-    /// The array last returned; `None` once a change touched the collection.
-    pub(crate) array: Option<JsValue>,
-    /// The entity objects built so far, by id; a change drops the object of the entity it
-    /// touched, so the next `get()` builds it again.
-    pub(crate) entities: HashMap<String, JsValue>,
+    /// The array last built (frozen), and whether `get()` still returns it.
+    pub(crate) array: Option<(js_sys::Array, bool)>,
+    /// Every entity in that array: its index there, and its object (`None` once a change
+    /// touched it: the next `get()` builds it again).
+    pub(crate) slots: HashMap<String, Slot>,
+    /// The ids whose object a change dropped while the order held.
+    pub(crate) stale: Vec<String>,
+    /// A change may have added, removed or moved an entity.
+    pub(crate) reorder: bool,
+}
+
+/// One entity of a [`View`].
+pub(crate) struct Slot {
+    pub(crate) index: u32,
+    pub(crate) object: Option<JsValue>,
+}
+
+impl View {
+    fn saw(&mut self, change: &Change) {
+        if let Some((_, current)) = &mut self.array {
+            *current = false;
+        }
+        let moves = matches!(
+            change.kind,
+            ChangeKind::Created | ChangeKind::Deleted | ChangeKind::Reordered
+        ) || change.fields.contains_key(SORT_ORDER);
+        match self.slots.get_mut(&change.id) {
+            Some(slot) => {
+                if slot.object.take().is_some() && !moves {
+                    self.stale.push(change.id.clone());
+                }
+            }
+            // Not in the array: it can only have appeared.
+            None => self.reorder = true,
+        }
+        if moves {
+            self.reorder = true;
+        }
+    }
 }
 
 impl std::fmt::Debug for Inner {

@@ -1749,6 +1749,55 @@ async fn get_returns_the_same_frozen_objects_until_they_change() {
         "A untouched by the rollback"
     );
 
+    // Changes that move entities: the order is read again, untouched objects stay.
+    let order = |array: &JsValue| -> Vec<String> {
+        Array::from(array)
+            .iter()
+            .map(|t| get(&t, "id").as_string().unwrap())
+            .collect()
+    };
+    let mut by_ids = vec![a.clone(), b.clone()];
+    by_ids.sort();
+    assert_eq!(order(&third), by_ids, "no sort keys: by id");
+    inner
+        .update(
+            "tasks".into(),
+            b.clone().into(),
+            fields(&[("sortOrder", "V".into())]),
+        )
+        .unwrap();
+    let moved = inner.get("tasks".into()).unwrap();
+    assert_eq!(order(&moved), [b.clone(), a.clone()], "keyed first");
+    assert!(Object::is(&by_id(&moved, &a), &by_id(&third, &a)));
+    let items = Array::of1(
+        &Object::from_entries(&Array::of2(
+            &Array::of2(&"id".into(), &a.clone().into()),
+            &Array::of2(&"sortOrder".into(), &"A".into()),
+        ))
+        .unwrap(),
+    );
+    inner.reorder("tasks".into(), items.into()).unwrap();
+    let reordered = inner.get("tasks".into()).unwrap();
+    assert_eq!(order(&reordered), [a.clone(), b.clone()], "A < V");
+    assert!(Object::is(&by_id(&reordered, &b), &by_id(&moved, &b)));
+    // An update that keeps the order after a reorder: the entity in its new place.
+    inner
+        .update(
+            "tasks".into(),
+            b.clone().into(),
+            fields(&[("title", "b2".into())]),
+        )
+        .unwrap();
+    let patched = inner.get("tasks".into()).unwrap();
+    assert_eq!(order(&patched), order(&reordered));
+    assert_eq!(
+        get(&by_id(&patched, &b), "title").as_string().unwrap(),
+        "b2"
+    );
+    assert!(Object::is(&by_id(&patched, &a), &by_id(&reordered, &a)));
+    assert!(is_frozen_deep(&patched));
+    let third = patched;
+
     // A delete drops the entity and keeps the others.
     inner.delete("tasks".into(), a.clone().into()).unwrap();
     let fourth = Array::from(&inner.get("tasks".into()).unwrap());
