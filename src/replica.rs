@@ -8,11 +8,7 @@
 //! Writing: one session per room and browser profile holds the Web Lock
 //! `sealsync:replica:<room>`; the others of the room wait for it and take over when the
 //! holder's tab closes. The holder writes what the core keeps
-//! ([`sealsync_core::client::Output::Keep`]) at most once per [`WRITE_EVERY_MS`], in one
-//! transaction (a catch-up of hundreds of events, one per socket message, is a few
-//! transactions, not hundreds; everything kept is already stored on the relay, so a write
-//! that a closing tab never makes loses nothing the next join does not fetch again); leaving
-//! the room writes what is still queued. The core keeps
+//! ([`sealsync_core::client::Output::Keep`]), one transaction per task: the core keeps
 //! nothing before it has proof that its key is the room's (a wrong password never
 //! overwrites the replica; see `ClientConfig::keep_history`). A session that gets the lock
 //! after it dropped something the core kept starts with
@@ -29,9 +25,6 @@ use crate::error;
 use crate::shared::Shared;
 use crate::store::SessionLock;
 
-/// How long what the core keeps waits in the queue before it is written, in milliseconds.
-const WRITE_EVERY_MS: i32 = 100;
-
 /// The writer's state of one session.
 #[derive(Debug, Default)]
 pub(crate) struct Writer {
@@ -43,7 +36,7 @@ pub(crate) struct Writer {
     dropped: bool,
     /// What the core kept since the last write.
     queue: Vec<Kept>,
-    /// A write of `queue` is due in [`WRITE_EVERY_MS`].
+    /// A write of `queue` is queued for the end of this task.
     scheduled: bool,
 }
 
@@ -96,8 +89,8 @@ pub(crate) fn request(shared: &Rc<Shared>) {
     });
 }
 
-/// What the core kept: written within [`WRITE_EVERY_MS`] by the writing session, dropped
-/// by the others.
+/// What the core kept: written at the end of the task by the writing session, dropped by
+/// the others.
 pub(crate) fn on_keep(shared: &Rc<Shared>, kept: Kept) {
     {
         let Ok(mut inner) = shared.inner.try_borrow_mut() else {
@@ -121,10 +114,7 @@ fn schedule(shared: &Rc<Shared>) {
         inner.writer.scheduled = true;
     }
     let weak = Rc::downgrade(shared);
-    spawn_local(async move {
-        crate::timer::sleep(WRITE_EVERY_MS).await;
-        write(&weak).await;
-    });
+    spawn_local(async move { write(&weak).await });
 }
 
 async fn write(weak: &Weak<Shared>) {

@@ -1,4 +1,4 @@
-//! One re-armable `setTimeout`, driven by the core's `Output::WakeAt`; and [`sleep`].
+//! One re-armable `setTimeout`, driven by the core's `Output::WakeAt`.
 
 use sealsync_core::Millis;
 use wasm_bindgen::closure::Closure;
@@ -59,18 +59,6 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         self.cancel();
-    }
-}
-
-/// Resolves after `ms` milliseconds (`setTimeout`); at once where there is no `setTimeout`.
-pub(crate) async fn sleep(ms: i32) {
-    let mut armed = true;
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        armed = set_timeout(&resolve, ms).is_ok();
-    });
-    if armed {
-        // The promise only ever resolves.
-        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
     }
 }
 
