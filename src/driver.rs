@@ -9,10 +9,11 @@
 
 use std::rc::{Rc, Weak};
 
-use sealsync_core::client::{Client, ClientEvent, Output};
+use sealsync_core::client::{Client, ClientEvent, Output, Status};
 use sealsync_core::merge::Change;
 use sealsync_core::wire;
 use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::spawn_local;
 
 use crate::browser::{self, Hook};
 use crate::env::{now, wall};
@@ -201,11 +202,24 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
     match event {
         ClientEvent::Changes(changes) => emit_changes(shared, &changes),
         ClientEvent::Status(status) => {
+            let mut live_again = false;
             if let Ok(mut inner) = shared.inner.try_borrow_mut() {
                 inner.sync.status(&status);
+                if status == Status::Live {
+                    live_again = std::mem::replace(&mut inner.been_live, true);
+                }
             }
             shared.emit("status", &events::status_to_js(&status));
             crate::sync::announce(shared);
+            if live_again {
+                // Tabs closed while this one was offline left their changes on disk.
+                let weak = Rc::downgrade(shared);
+                spawn_local(async move {
+                    if let Some(shared) = weak.upgrade() {
+                        crate::persist::adopt_ended(&shared, None).await;
+                    }
+                });
+            }
         }
         ClientEvent::Pending(count) => {
             shared.emit(

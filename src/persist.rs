@@ -8,7 +8,7 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::env::wall;
+use crate::env::{now, wall};
 use crate::error;
 use crate::shared::Shared;
 use crate::store::{SessionLock, Store};
@@ -51,6 +51,7 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Op
         }
         let records = store.load().await?;
         let live = store.live_sessions().await?;
+        let running = running(&records, &session, live.as_deref());
         let records = records
             .into_iter()
             .map(|r| (r.session, r.envelopes))
@@ -63,17 +64,18 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Op
             (changes, inner.client.outbox_envelopes())
         };
         store.save(&session, &mine, &[]).await?;
-        Ok::<_, JsValue>((store, changes))
+        Ok::<_, JsValue>((store, changes, running))
     }
     .await;
     let mut inner = shared.inner.borrow_mut();
     match outcome {
-        Ok((store, changes)) => {
+        Ok((store, changes, running)) => {
             inner.saw_changes(&changes);
             inner.store = Some(store);
             inner.lock = Some(lock);
             drop(inner);
             crate::replica::request(shared);
+            watch(shared, running);
         }
         Err(e) => {
             let message = error::describe(&e);
@@ -83,6 +85,95 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Op
             );
         }
     }
+}
+
+/// The sessions of `records` other than `own` whose tabs are running (`live`).
+fn running(records: &[crate::store::Record], own: &str, live: Option<&[String]>) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.session != own && !sealsync_core::outbox::adopts(&r.session, own, live))
+        .map(|r| r.session.clone())
+        .collect()
+}
+
+/// Waits for each of `sessions` (running tabs of the room with unsent changes on disk) to
+/// end, then adopts what it left ([`adopt_ended`]). A tab reloaded while this one runs, or
+/// one whose old document had not released its lock yet when this session joined, ends
+/// moments later; a tab closed while offline ends for good: either way its changes are
+/// not left waiting for the next tab to join. Holding the ended session's lock while
+/// adopting keeps other tabs from adopting the same record at once.
+pub(crate) fn watch(shared: &Rc<Shared>, sessions: Vec<String>) {
+    for session in sessions {
+        let room = {
+            let mut inner = shared.inner.borrow_mut();
+            if inner.watched.contains(&session) {
+                continue;
+            }
+            inner.watched.push(session.clone());
+            inner.room.clone()
+        };
+        let weak = Rc::downgrade(shared);
+        spawn_local(async move {
+            // Granted once the tab that owns the session has ended.
+            let lock = SessionLock::acquire(&room, &session).await;
+            if !lock.is_held() {
+                // No Web Locks (the liveness came from `storage.liveSessions`): nothing
+                // tells when it ends; the next `live` after a disconnection looks again.
+                return;
+            }
+            if let Some(shared) = weak.upgrade() {
+                shared.inner.borrow_mut().watched.retain(|s| *s != session);
+                adopt_ended(&shared, Some(&session)).await;
+            }
+            drop(lock);
+        });
+    }
+}
+
+/// Adopts the unsent changes of the room's sessions that have ended (`ended`: one whose
+/// lock this session holds because its tab ended), shows them, and sends them; watches the
+/// sessions still running ([`watch`]). Called when a watched session ends, and each time
+/// the room is live again after a disconnection (a tab closed while both were offline).
+pub(crate) async fn adopt_ended(shared: &Rc<Shared>, ended: Option<&str>) {
+    let Some(store) = shared.inner.borrow().store.clone() else {
+        return;
+    };
+    let found = async { Ok::<_, JsValue>((store.load().await?, store.live_sessions().await?)) };
+    let (records, mut live) = match found.await {
+        Ok(found) => found,
+        Err(e) => {
+            let message = format!(
+                "the unsent changes of closed tabs wait for the next join: {}",
+                error::describe(&e)
+            );
+            shared.warn(error::STORAGE_FAILED, &message);
+            return;
+        }
+    };
+    if let (Some(live), Some(ended)) = (live.as_mut(), ended) {
+        live.retain(|s| s != ended);
+    }
+    let (changes, running) = {
+        let mut inner = shared.inner.borrow_mut();
+        if inner.left || inner.store.is_none() {
+            return;
+        }
+        let running = running(&records, &inner.session, live.as_deref());
+        let records = records
+            .into_iter()
+            .map(|r| (r.session, r.envelopes))
+            .collect();
+        let changes = inner
+            .client
+            .adopt_outboxes(wall(), records, live.as_deref());
+        if inner.started {
+            inner.client.handle_flush(now());
+        }
+        (changes, running)
+    };
+    crate::driver::emit_changes(shared, &changes);
+    crate::driver::pump(shared);
+    watch(shared, running);
 }
 
 /// Deletes the records of adopted sessions (their envelopes are in this session's outbox,

@@ -56,6 +56,11 @@ pub(crate) struct Inner {
     pub(crate) started: bool,
     pub(crate) left: bool,
     pub(crate) save_scheduled: bool,
+    /// Other sessions of the room with unsent changes on disk whose tabs were still
+    /// running: their changes are adopted when they end ([`crate::persist::watch`]).
+    pub(crate) watched: Vec<String>,
+    /// The room has been live before (a later `live` looks for ended sessions' changes).
+    pub(crate) been_live: bool,
     /// A `handle_flush` is queued for the end of this task.
     pub(crate) flush_scheduled: bool,
     /// How deep `room.transact` calls are nested (only the outermost talks to the client).
@@ -65,8 +70,8 @@ pub(crate) struct Inner {
     pub(crate) tx_failure: Option<JsValue>,
     /// Warnings from before the application could subscribe, sent once started.
     pub(crate) early_warnings: Vec<(String, String)>,
-    /// What `get()` returned per collection, kept until a change touches it.
-    /// `room.get`'s cached results, by collection (a few: a list, not a map).
+    /// What `room.get` returned, by collection (a few: a list, not a map), kept until a
+    /// change touches it.
     pub(crate) views: Vec<(String, View)>,
     /// The last `presence` count the relay reported (`room.presence`).
     pub(crate) presence: Option<u32>,
@@ -119,6 +124,8 @@ impl Inner {
             started: false,
             left: false,
             save_scheduled: false,
+            watched: Vec::new(),
+            been_live: false,
             flush_scheduled: false,
             tx_depth: 0,
             tx_failure: None,

@@ -16,7 +16,9 @@
 //! join, every record of the room whose lock nobody holds belongs to a closed tab: the new
 //! session adopts its envelopes (the core re-applies and re-sends them; the relay
 //! de-duplicates by session and counter) and deletes the record in the same transaction
-//! that saves its own. Without Web Locks every other record counts as abandoned, which is
+//! that saves its own. A record whose lock is held then is adopted when its tab ends
+//! (`crate::persist::watch`), and a session that is live again after a disconnection
+//! looks for records of tabs that closed meanwhile. Without Web Locks every other record counts as abandoned, which is
 //! still safe (re-sending is idempotent) but may re-send a live tab's changes.
 
 use js_sys::{Array, Promise, Reflect, Uint8Array};
@@ -553,6 +555,14 @@ impl SessionLock {
             .ok()
             .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
         Self { release }
+    }
+}
+
+impl SessionLock {
+    /// Whether a Web Lock is held (false without Web Locks: nothing tells when another
+    /// session ends).
+    pub(crate) const fn is_held(&self) -> bool {
+        self.release.is_some()
     }
 }
 

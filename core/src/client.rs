@@ -25,7 +25,8 @@
 //!
 //! Before [`Client::handle_start`], a shell that kept a history puts it back with
 //! [`Client::restore_history`], then the unsent envelopes with [`Client::restore_outbox`] (its
-//! own) or [`Client::adopt_outboxes`] (those of sessions that ended).
+//! own) or [`Client::adopt_outboxes`] (those of sessions that ended; also later, when a
+//! session that was running ends, followed by [`Client::handle_flush`]).
 //!
 //! Local changes ([`Client::handle_local_op`]) apply at once but are sealed together: call
 //! [`Client::handle_flush`] after a burst of them (the browser shell does it once per task,
@@ -704,6 +705,11 @@ impl Client {
     /// when the shell can tell). Their records are to be deleted only once the room is live
     /// ([`Output::ForgetOutboxes`]): until the relay accepted this key, a wrong password
     /// must not destroy unsent changes. Returns the changes they made.
+    ///
+    /// It may also be called later, when a session that was running has ended (its tab
+    /// closed, or reloaded while this one runs): the envelopes go out with the next
+    /// [`Client::handle_flush`], and when the room is live already the records are
+    /// forgotten at once.
     pub fn adopt_outboxes(
         &mut self,
         wall: WallMillis,
@@ -739,7 +745,12 @@ impl Client {
         if envelopes.is_empty() {
             return Vec::new();
         }
-        self.restore_outbox(wall, envelopes)
+        let changes = self.restore_outbox(wall, envelopes);
+        if self.status == Status::Live {
+            let adopted = core::mem::take(&mut self.adopted);
+            self.outputs.push_back(Output::ForgetOutboxes(adopted));
+        }
+        changes
     }
 
     /// Puts back the local history an earlier session kept ([`Output::Keep`]): the snapshot

@@ -1904,6 +1904,33 @@ fn adopted_outboxes_are_forgotten_once_live_and_never_under_a_wrong_key() {
         .iter()
         .any(|o| matches!(o, Output::ForgetOutboxes(_))));
 
+    // The running tab ends later (closed, or reloaded): adopted while live, its record is
+    // forgotten at once and its change goes out with the next flush.
+    c.adopt_outboxes(WALL, vec![("running-tab".to_owned(), record.clone())], None);
+    let outs = drain(&mut c);
+    assert!(outs
+        .iter()
+        .any(|o| o == &Output::ForgetOutboxes(vec!["running-tab".to_owned()])));
+    let mut fresh = client();
+    fresh.handle_start(Millis(0));
+    opened(&mut fresh, Millis(1));
+    welcome_and_catch_up(&mut fresh, Millis(2), Millis(3));
+    drain(&mut fresh);
+    fresh.adopt_outboxes(WALL, vec![("ended-tab".to_owned(), record.clone())], None);
+    fresh.handle_flush(Millis(4));
+    let outs = drain(&mut fresh);
+    assert!(outs
+        .iter()
+        .any(|o| o == &Output::ForgetOutboxes(vec!["ended-tab".to_owned()])));
+    assert_eq!(
+        all_sent(&outs)
+            .iter()
+            .filter(|f| matches!(f, ClientFrame::Publish { .. }))
+            .count(),
+        1,
+        "the adopted change is published"
+    );
+
     // A wrong password: the relay closes with WRONG_VERIFIER; the records stay.
     let mut wrong = client_under_another_key(1);
     wrong.adopt_outboxes(WALL, records(), None);

@@ -1,10 +1,11 @@
 // Local-first: the room's local copy in IndexedDB (src/replica.rs), in headless Chromium
 // against the real relay under `wrangler dev`. The scene of issue 12: two tabs of one
 // browser share 20 tasks, the relay goes down, tab A deletes one, edits one and adds 10,
-// and is reloaded while the relay is still down: it must show all 29 at once, then
-// converge with the other tab when the relay is back. Also: a warm join asks the relay only
-// for what came after the local copy, a wrong secret neither uses nor destroys it, and
-// Room.forget deletes it. Run with tests/e2e/run.sh (node --test).
+// and is reloaded while the relay is still down: it must show all 29 without the relay,
+// then converge with the other tab when the relay is back. A tab closed while offline
+// leaves its changes to the tab still open. Also: a warm join asks the relay only for what
+// came after the local copy, a wrong secret neither uses nor destroys it, and Room.forget
+// deletes it. Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -114,10 +115,18 @@ test("a tab reloaded while the relay is down shows the whole board at once, then
 
     await a.page.reload();
     await join(a.page, room);
-    // At once, with the relay still down: the local copy plus the unsent changes.
+    // With the relay still down: the local copy plus the unsent changes (adopted at join,
+    // or as soon as the old document releases its session's lock, when it had not yet).
     assert.notEqual(await a.page.evaluate(() => window.room.status.state), "live");
+    const shown = await a.page
+      .waitForFunction((want) => {
+        const now = window.room.get("tasks").map((t) => t.title).sort();
+        return JSON.stringify(now) === JSON.stringify(want);
+      }, before, { timeout: 5_000, polling: 20 })
+      .then(() => before, () => titles(a.page));
     const warnings = await a.page.evaluate(() => window.warnings);
-    assert.deepEqual(await titles(a.page), before, `warnings after the reload: ${JSON.stringify(warnings)}`);
+    assert.deepEqual(shown, before, `warnings after the reload: ${JSON.stringify(warnings)}`);
+    assert.notEqual(await a.page.evaluate(() => window.room.status.state), "live");
 
     await scene.relay.start();
     await waitLive(a.page);
@@ -130,6 +139,66 @@ test("a tab reloaded while the relay is down shows the whole board at once, then
     assert.deepEqual(await titles(a.page), before);
   } finally {
     if (!scene.relay.proc) await scene.relay.start();
+    await context.close();
+  }
+});
+
+test("the changes of a tab closed while offline go out through the tab still open", async () => {
+  const room = roomName("closed-offline");
+  const context = await scene.browser.newContext();
+  const a = await newTab(context, room);
+  const b = await newTab(context, room);
+  await waitLive(a.page);
+  await waitLive(b.page);
+  await scene.relay.stop();
+  try {
+    for (const tab of [a, b]) {
+      await tab.page.waitForFunction(() => window.room.status.state !== "live", null, { timeout: CONVERGE_MS });
+    }
+    await a.page.evaluate(() => { for (let i = 0; i < 5; i++) window.room.create("tasks", { title: `from a ${i}` }); });
+    await a.page.waitForFunction(() => window.room.sync.savedLocally === true, null, { timeout: CONVERGE_MS });
+    // Closed without leaving: its session's record stays on disk, and b never saw it.
+    await a.page.close();
+    assert.deepEqual(await titles(b.page), []);
+  } finally {
+    await scene.relay.start();
+  }
+  // b is live again, finds the ended session's changes and sends them.
+  await waitLive(b.page);
+  await waitCount(b.page, 5);
+  await waitSynced(b.page);
+  const other = await scene.browser.newContext();
+  try {
+    const c = await newTab(other, room);
+    await waitLive(c.page);
+    await waitCount(c.page, 5);
+    assert.deepEqual(await titles(c.page), ["from a 0", "from a 1", "from a 2", "from a 3", "from a 4"]);
+  } finally {
+    await other.close();
+    await context.close();
+  }
+});
+
+test("a tab that joined while another had unsent changes adopts them when that tab closes", async () => {
+  const room = roomName("adopt-on-close");
+  const context = await scene.browser.newContext();
+  const a = await newTab(context, room);
+  await waitLive(a.page);
+  await scene.relay.stop();
+  try {
+    await a.page.waitForFunction(() => window.room.status.state !== "live", null, { timeout: CONVERGE_MS });
+    await a.page.evaluate(() => { for (let i = 0; i < 3; i++) window.room.create("tasks", { title: `from a ${i}` }); });
+    await a.page.waitForFunction(() => window.room.sync.savedLocally === true, null, { timeout: CONVERGE_MS });
+    // b joins while a runs: a's record is a's, not b's.
+    const b = await newTab(context, room);
+    assert.deepEqual(await titles(b.page), []);
+    await a.page.close();
+    // Once a's lock is released, b takes a's changes over, with the relay still down.
+    await waitCount(b.page, 3);
+    assert.equal(await b.page.evaluate(() => window.room.sync.pending), 3);
+    assert.notEqual(await b.page.evaluate(() => window.room.status.state), "live");
+  } finally {
+    await scene.relay.start();
     await context.close();
   }
 });
