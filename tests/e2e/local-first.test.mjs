@@ -125,7 +125,17 @@ test("a tab reloaded while the relay is down shows the whole board at once, then
       }, before, { timeout: 5_000, polling: 20 })
       .then(() => before, () => titles(a.page));
     const warnings = await a.page.evaluate(() => window.warnings);
-    assert.deepEqual(shown, before, `warnings after the reload: ${JSON.stringify(warnings)}`);
+    // On a failure, what the local copy held then (to tell a lost copy from an unread one).
+    const stored = shown === before ? null : await a.page.evaluate(async (room) => {
+      const db = await new Promise((ok, fail) => { const r = indexedDB.open("sealsync"); r.onsuccess = () => ok(r.result); r.onerror = fail; });
+      const tx = db.transaction(["replica", "history"]);
+      const read = (r) => new Promise((ok) => { r.onsuccess = () => ok(r.result); });
+      const range = IDBKeyRange.bound([room, 0], [room, Infinity]);
+      const [snapshot, seqs] = await Promise.all([read(tx.objectStore("replica").get(room)), read(tx.objectStore("history").getAllKeys(range))]);
+      db.close();
+      return { snapshotSeq: snapshot ? snapshot.seq : null, events: seqs.map((k) => k[1]) };
+    }, room);
+    assert.deepEqual(shown, before, `warnings after the reload: ${JSON.stringify(warnings)}; local copy: ${JSON.stringify(stored)}`);
     assert.notEqual(await a.page.evaluate(() => window.room.status.state), "live");
 
     await scene.relay.start();
