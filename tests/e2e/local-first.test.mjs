@@ -74,7 +74,7 @@ async function titlesWhileRelayDown(context, room) {
   }
 }
 
-test("a tab reloaded while the relay is down shows the whole board at once, then converges", async () => {
+test("a tab reloaded while the relay is down shows the whole board without the relay, then converges", async () => {
   const room = roomName("reload-offline");
   const context = await scene.browser.newContext();
   const a = await newTab(context, room);
