@@ -5,13 +5,14 @@
 
 use std::rc::{Rc, Weak};
 
+use sealsync_core::merge::Change;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::env::{now, wall};
 use crate::error;
-use crate::shared::Shared;
-use crate::store::{SessionLock, Store};
+use crate::shared::{Inner, Shared};
+use crate::store::{Record, SessionLock, Store};
 
 /// Opens IndexedDB (or the application's `storage`), takes this session's lock, adopts the
 /// outboxes that closed tabs left behind, and saves them under this session. Failures leave
@@ -49,19 +50,11 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Op
                 ),
             }
         }
-        let records = store.load().await?;
-        let live = store.live_sessions().await?;
-        let running = running(&records, &session, live.as_deref());
-        let records = records
-            .into_iter()
-            .map(|r| (r.session, r.envelopes))
-            .collect();
-        let (changes, mine) = {
+        let (records, live) = records_and_live(&store).await?;
+        let (changes, running, mine) = {
             let mut inner = shared.inner.borrow_mut();
-            let changes = inner
-                .client
-                .adopt_outboxes(wall(), records, live.as_deref());
-            (changes, inner.client.outbox_envelopes())
+            let (changes, running) = adopt(&mut inner, records, live.as_deref());
+            (changes, running, inner.client.outbox_envelopes())
         };
         store.save(&session, &mine, &[]).await?;
         Ok::<_, JsValue>((store, changes, running))
@@ -87,13 +80,31 @@ pub(crate) async fn open_storage(shared: &Rc<Shared>, persist: bool, storage: Op
     }
 }
 
-/// The sessions of `records` other than `own` whose tabs are running (`live`).
-fn running(records: &[crate::store::Record], own: &str, live: Option<&[String]>) -> Vec<String> {
-    records
+/// The room's outbox records, and the sessions whose tabs are running (`None` when
+/// nothing tells).
+async fn records_and_live(store: &Store) -> Result<(Vec<Record>, Option<Vec<String>>), JsValue> {
+    Ok((store.load().await?, store.live_sessions().await?))
+}
+
+/// Adopts the records of the sessions that are not running (`live`); returns the changes
+/// they made and the other sessions whose records stay, their tabs running (to
+/// [`watch`]).
+fn adopt(
+    inner: &mut Inner,
+    records: Vec<Record>,
+    live: Option<&[String]>,
+) -> (Vec<Change>, Vec<String>) {
+    let own = &inner.session;
+    let running = records
         .iter()
-        .filter(|r| r.session != own && !sealsync_core::outbox::adopts(&r.session, own, live))
+        .filter(|r| r.session != *own && !sealsync_core::outbox::adopts(&r.session, own, live))
         .map(|r| r.session.clone())
-        .collect()
+        .collect();
+    let records = records
+        .into_iter()
+        .map(|r| (r.session, r.envelopes))
+        .collect();
+    (inner.client.adopt_outboxes(wall(), records, live), running)
 }
 
 /// Waits for each of `sessions` (running tabs of the room with unsent changes on disk) to
@@ -138,8 +149,7 @@ pub(crate) async fn adopt_ended(shared: &Rc<Shared>, ended: Option<&str>) {
     let Some(store) = shared.inner.borrow().store.clone() else {
         return;
     };
-    let found = async { Ok::<_, JsValue>((store.load().await?, store.live_sessions().await?)) };
-    let (records, mut live) = match found.await {
+    let (records, mut live) = match records_and_live(&store).await {
         Ok(found) => found,
         Err(e) => {
             let message = format!(
@@ -158,14 +168,7 @@ pub(crate) async fn adopt_ended(shared: &Rc<Shared>, ended: Option<&str>) {
         if inner.left || inner.store.is_none() {
             return;
         }
-        let running = running(&records, &inner.session, live.as_deref());
-        let records = records
-            .into_iter()
-            .map(|r| (r.session, r.envelopes))
-            .collect();
-        let changes = inner
-            .client
-            .adopt_outboxes(wall(), records, live.as_deref());
+        let (changes, running) = adopt(&mut inner, records, live.as_deref());
         if inner.started {
             inner.client.handle_flush(now());
         }

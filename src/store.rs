@@ -18,8 +18,9 @@
 //! de-duplicates by session and counter) and deletes the record in the same transaction
 //! that saves its own. A record whose lock is held then is adopted when its tab ends
 //! (`crate::persist::watch`), and a session that is live again after a disconnection
-//! looks for records of tabs that closed meanwhile. Without Web Locks every other record counts as abandoned, which is
-//! still safe (re-sending is idempotent) but may re-send a live tab's changes.
+//! looks for records of tabs that closed meanwhile. Without Web Locks every other record
+//! counts as abandoned, which is still safe (re-sending is idempotent) but may re-send a
+//! live tab's changes.
 
 use js_sys::{Array, Promise, Reflect, Uint8Array};
 use wasm_bindgen::closure::Closure;
@@ -556,9 +557,7 @@ impl SessionLock {
             .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
         Self { release }
     }
-}
 
-impl SessionLock {
     /// Whether a Web Lock is held (false without Web Locks: nothing tells when another
     /// session ends).
     pub(crate) const fn is_held(&self) -> bool {
