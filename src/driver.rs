@@ -240,6 +240,10 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
             shared.emit("ephemeral", &events::ephemeral_to_js(&body))
         }
         ClientEvent::Warning { code, message } => shared.warn(&code, &message),
+        ClientEvent::Rotated { .. } => crate::rekey::rotated(shared),
+        ClientEvent::RotationFailed { code, message } => {
+            crate::rekey::failed(shared, &code, &message);
+        }
         ClientEvent::Rejected { code, message, ops } => {
             if shared.listeners.borrow().of("rejected").is_empty() {
                 let n = ops.len();

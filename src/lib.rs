@@ -31,6 +31,7 @@ mod nfc;
 mod ops;
 mod persist;
 mod refusal;
+mod rekey;
 mod replica;
 mod share;
 mod shared;
@@ -297,6 +298,7 @@ impl Room {
         }
         let mut inner = Inner::new(client, &opts.url, &room_id, session, secret);
         inner.token = opts.token;
+        inner.kdf_worker = opts.kdf_worker;
         inner.debug = opts.debug;
         if let Some(reason) = worker_failure {
             inner.warn_later(
@@ -631,6 +633,37 @@ impl Room {
         let outcome = store.forget().await;
         store.close();
         outcome
+    }
+
+    /// Moves the room to a new password or secret (`{ password }` or `{ secret }`): the
+    /// relay takes the room's state from this tab as a snapshot under the new key, drops
+    /// the history under the old one and closes every other member's connection (their
+    /// status becomes `rotated`). Resolves once that is done; this tab goes on under the new
+    /// key (`fingerprint()` and `shareLink()` change). The new key reaches nobody through
+    /// the SDK: give it to those who stay; they call `rekey`.
+    ///
+    /// # Errors
+    /// `ROTATION_REFUSED` (closed room, a rotation under way, the current password or
+    /// secret), `READ_ONLY`, `INVALID_ARGUMENT`, `EMPTY_PASSWORD`, `INVALID_SECRET`,
+    /// `KDF_FAILED`; what the relay answered (`NOT_CAUGHT_UP` after the room kept changing,
+    /// `READ_ONLY`, `GUEST_PENDING`, `TOO_LARGE`, …); `ROOM_CLOSED` when the connection
+    /// stopped first.
+    #[wasm_bindgen(skip_typescript)]
+    pub async fn rotate(&self, options: JsValue) -> Result<(), JsValue> {
+        rekey::rotate(&self.shared, &options).await
+    }
+
+    /// After the status `rotated` (a member changed the room's password or secret) or
+    /// `wrong-password`: goes on with the new password or secret (`{ password }` or
+    /// `{ secret }`) without a reload; the local state and unsent changes stay and are sent
+    /// under the new key. A wrong one ends `wrong-password` again.
+    ///
+    /// # Errors
+    /// `ROTATION_REFUSED` in any other status, `INVALID_ARGUMENT`, `EMPTY_PASSWORD`,
+    /// `INVALID_SECRET`, `KDF_FAILED`, `ROOM_CLOSED`.
+    #[wasm_bindgen(skip_typescript)]
+    pub async fn rekey(&self, options: JsValue) -> Result<(), JsValue> {
+        rekey::rekey(&self.shared, &options).await
     }
 
     /// Leaves the room: seals this task's changes, closes the socket and stops retrying.

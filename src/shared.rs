@@ -78,6 +78,10 @@ pub(crate) struct Inner {
     /// `Room.join`'s `debug`: every frame is logged with `console.debug`, described by
     /// `sealsync_core::describe` (headers and sizes, never a body).
     pub(crate) debug: bool,
+    /// `kdfWorker` of `Room.join`: derives the password of a `rotate` or `rekey` too.
+    pub(crate) kdf_worker: Option<JsValue>,
+    /// `room.rotate`'s promise, until the relay answers.
+    pub(crate) rotation: Option<crate::rekey::Pending>,
 }
 
 impl Inner {
@@ -133,6 +137,8 @@ impl Inner {
             views: Vec::new(),
             presence: None,
             debug: false,
+            kdf_worker: None,
+            rotation: None,
         }
     }
 

@@ -23,7 +23,7 @@ const TS_DEFINITIONS: &str = r#"
 export type ErrorCode =
   // from the core (thrown by calls, or reported)
   | "DECRYPT_FAILED" | "MALFORMED_PLAINTEXT" | "SESSION_EXHAUSTED" | "BODY_TOO_LARGE"
-  | "INVALID_ROOM_ID" | "INVALID_SECRET" | "EMPTY_PASSWORD" | "UNKNOWN_KEY_EPOCH"
+  | "INVALID_ROOM_ID" | "INVALID_SECRET" | "EMPTY_PASSWORD" | "ROTATION_REFUSED"
   | "WIRE_VERSION" | "UNKNOWN_FRAME" | "FRAME_TOO_LARGE" | "MALFORMED_FRAME" | "WRONG_KIND"
   | "INVALID_OPERATION" | "INVALID_SNAPSHOT" | "KDF_FAILED" | "OUTBOX_FULL" | "READ_ONLY"
   | "INVALID_MEMBER" | "REPLAY" | "HISTORY_GAP" | "HISTORY_RESET" | "CONNECTION_REFUSED"
@@ -34,7 +34,7 @@ export type ErrorCode =
   // from the relay, in `warning` and `rejected` events (`READ_ONLY`, `WRONG_KIND` above)
   | "BAD_FRAME" | "WRONG_VERIFIER" | "FORBIDDEN" | "UNSUPPORTED_VERSION" | "TOO_LARGE"
   | "RATE_LIMITED" | "ROOM_FULL" | "HISTORY_FULL" | "NOT_JOINED" | "BANNED"
-  | "GUEST_PENDING" | "DUPLICATE_MISMATCH" | "UNKNOWN";
+  | "GUEST_PENDING" | "DUPLICATE_MISMATCH" | "ROTATED" | "NOT_CAUGHT_UP" | "UNKNOWN";
 
 /**
  * The class of every error the SDK throws or rejects with (`err instanceof SealsyncError`),
@@ -215,8 +215,14 @@ export type Status =
   | { state: "reconnecting"; /** milliseconds until the next attempt */ inMs: number; attempt: number }
   /** The browser reports no network; the next attempt waits for it. */
   | { state: "offline" }
-  /** Final: the room exists with another password or secret. */
+  /** Final: the room exists with another password or secret (`rekey` tries another). */
   | { state: "wrong-password" }
+  /**
+   * Final: a member moved the room to a new password or secret (`rotate`); this tab's is
+   * no longer the room's. `rekey` with the new one goes on, keeping the state and unsent
+   * changes.
+   */
+  | { state: "rotated" }
   /** Final: the relay refused this client; a `CONNECTION_REFUSED` warning, or a `BANNED`/`FORBIDDEN` warning with the relay's message (a ban, or a pending guest's `deny`), says why. */
   | { state: "forbidden" }
   /** Final: `"LEFT"` after `leave()`, `"WIRE_VERSION"` on a protocol mismatch. */
@@ -408,6 +414,22 @@ export class Room {
   fingerprint(): string;
   /** A link to join without the password (the secret is in the URL fragment). */
   shareLink(baseUrl?: string): string;
+  /**
+   * Moves the room to a new password or secret: this tab's state becomes the room's
+   * snapshot under the new key, the history under the old one is dropped, and every other
+   * connection ends with the status `rotated`. Resolves once the relay did it; this tab
+   * goes on under the new key. Nobody gets the new key from the SDK: give it to those who
+   * stay (they call `rekey`). Rejects with `ROTATION_REFUSED`, `READ_ONLY` or the relay's
+   * code (`NOT_CAUGHT_UP` when the room kept changing), and `ROOM_CLOSED` when the
+   * connection stopped first.
+   */
+  rotate(key: { password: string } | { secret: string }): Promise<void>;
+  /**
+   * After the status `rotated` (or `wrong-password`): goes on with the new password or
+   * secret, without a reload; local state and unsent changes stay. Rejects with
+   * `ROTATION_REFUSED` in any other status.
+   */
+  rekey(key: { password: string } | { secret: string }): Promise<void>;
   /** Closes the connection; unsent changes stay in IndexedDB. Resolves once saved. */
   leave(): Promise<void>;
   /** The current connection status. */

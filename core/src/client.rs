@@ -231,8 +231,13 @@ pub enum Status {
     },
     /// The browser reports no network; the next attempt waits for it to come back.
     Offline,
-    /// Terminal: the room exists with another password or secret.
+    /// Terminal: the room exists with another password or secret. [`Client::rekey`] with
+    /// the right one starts it again.
     WrongPassword,
+    /// Terminal: the room moved to a new key (a member rotated it: "the room password
+    /// changed"); this client's key is no longer the room's. [`Client::rekey`] with the new
+    /// password or secret starts it again, keeping its state and unsent changes.
+    Rotated,
     /// Terminal: the relay refused this user for this room (auth, ban, a pending guest
     /// denied); a fatal `FORBIDDEN`/`BANNED` error comes as a warning with the relay's
     /// message first.
@@ -250,7 +255,7 @@ impl Status {
     pub const fn is_terminal(&self) -> bool {
         matches!(
             self,
-            Self::WrongPassword | Self::Forbidden | Self::Closed { .. }
+            Self::WrongPassword | Self::Rotated | Self::Forbidden | Self::Closed { .. }
         )
     }
 }
@@ -290,6 +295,19 @@ pub enum ClientEvent {
         message: String,
         /// The refused operations.
         ops: Vec<Op>,
+    },
+    /// The relay carried out this client's [`Client::rotate`]: the room is at key epoch
+    /// `epoch`, under the new key, which this client now uses.
+    Rotated {
+        /// The room's new key epoch.
+        epoch: u32,
+    },
+    /// This client's [`Client::rotate`] was not carried out (the room keeps its key).
+    RotationFailed {
+        /// The stable code (`READ_ONLY`, `NOT_CAUGHT_UP`, `TOO_LARGE`, `ROOM_CLOSED`, …).
+        code: String,
+        /// Why.
+        message: String,
     },
     /// Something was dropped or refused; nothing the user did is lost.
     Warning {
@@ -357,6 +375,33 @@ pub enum Kept {
         /// The envelope (kind `Snapshot`).
         envelope: Vec<u8>,
     },
+}
+
+/// The most times a client builds its rotation snapshot again because the room's head
+/// moved (`NOT_CAUGHT_UP`) before it gives the rotation up.
+pub const MAX_ROTATION_ATTEMPTS: u32 = 8;
+
+/// A rotation asked for with [`Client::rotate`].
+struct Rotation {
+    /// The new keys, at the new epoch.
+    keys: RoomKeys,
+    state: RotationState,
+    /// `ROTATE`s sent.
+    attempts: u32,
+    /// The last `ROTATE`'s snapshot (`upto_seq`, envelope): the local history once it is
+    /// carried out.
+    snapshot: Option<(u64, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RotationState {
+    /// Not sent: waits to be live, caught up, with no publish in flight.
+    Waiting,
+    /// `ROTATE` sent on this connection; the answer is `KEY_EPOCH` (carried out) or an
+    /// `ERROR`.
+    Sent,
+    /// The connection closed before the answer: the next `HELLO` tries the new key.
+    InDoubt,
 }
 
 /// Where the connection is.
@@ -453,6 +498,10 @@ pub struct Client {
     members_changed: bool,
     /// Sessions whose outboxes were adopted: forgotten once live ([`Output::ForgetOutboxes`]).
     adopted: Vec<String>,
+    /// This connection's `CHALLENGE` (a `ROTATE` signs it too).
+    challenge: Option<[u8; crate::member::CHALLENGE_LEN]>,
+    /// A rotation asked for with [`Client::rotate`], until the relay carried it out.
+    rotation: Option<Rotation>,
     armed: Option<Millis>,
     outputs: VecDeque<Output>,
 }
@@ -523,9 +572,88 @@ impl Client {
             announce_ask: false,
             members_changed: false,
             adopted: Vec::new(),
+            challenge: None,
+            rotation: None,
             armed: None,
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Moves the room to `keys` (derived from a new password or secret for the same room)
+    /// at the next key epoch, removing whoever knows only the current one
+    /// (PROTOCOL.md, "Key rotation").
+    ///
+    /// Once live, caught up and with no publish in flight, the client sends `ROTATE`: the
+    /// new member key, proven by the current one, and the room's state as a snapshot under
+    /// the new key. Local changes wait meanwhile. The relay stores the snapshot, drops the
+    /// older events and closes every other socket ([`Status::Rotated`]); then this client
+    /// uses the new keys, seals its unsent changes again under them and reports
+    /// [`ClientEvent::Rotated`]. A refusal reports [`ClientEvent::RotationFailed`] and keeps
+    /// the current key. The new key reaches nobody through this client: members who should
+    /// stay get the new password from the application and call [`Client::rekey`].
+    ///
+    /// # Errors
+    /// [`Error::Rotation`] when the client has stopped, a rotation is under way, or `keys`
+    /// are the current keys or another room's; [`Error::ReadOnly`] when this member may not
+    /// change the room.
+    pub fn rotate(&mut self, now: Millis, mut keys: RoomKeys) -> Result<()> {
+        self.seal_staged();
+        let refused = |reason| Err(Error::Rotation { reason });
+        if self.status.is_terminal() {
+            return refused("the room is closed");
+        }
+        if self.rotation.is_some() {
+            return refused("a rotation is already under way");
+        }
+        if keys.room() != self.keys.room() {
+            return refused("the new key belongs to another room");
+        }
+        if keys.member_key() == self.keys.member_key() {
+            return refused("the new password or secret is the room's current one");
+        }
+        if self.access == Access::ReadOnly {
+            return Err(Error::ReadOnly);
+        }
+        let Some(epoch) = self.keys.epoch().checked_add(1) else {
+            return refused("the room is at the last key epoch");
+        };
+        keys.set_epoch(epoch);
+        self.rotation = Some(Rotation {
+            keys,
+            state: RotationState::Waiting,
+            attempts: 0,
+            snapshot: None,
+        });
+        self.flush_outbox(now);
+        self.rearm(now);
+        Ok(())
+    }
+
+    /// Starts again under `keys` after [`Status::Rotated`] (the new password or secret) or
+    /// [`Status::WrongPassword`] (another try): the state and the unsent changes stay (sealed
+    /// again under `keys`), and the client connects as after [`Client::handle_start`].
+    ///
+    /// # Errors
+    /// [`Error::Rotation`] in any other status, or for another room's keys.
+    pub fn rekey(&mut self, now: Millis, keys: RoomKeys) -> Result<()> {
+        self.seal_staged();
+        if !matches!(self.status, Status::Rotated | Status::WrongPassword) {
+            return Err(Error::Rotation {
+                reason:
+                    "a new key is taken only after the room rotated its key or refused this one",
+            });
+        }
+        if keys.room() != self.keys.room() {
+            return Err(Error::Rotation {
+                reason: "the new key belongs to another room",
+            });
+        }
+        self.keys = keys;
+        self.rekeyed();
+        self.backoff.reset();
+        self.conn = Conn::Idle;
+        self.handle_start(now);
+        Ok(())
     }
 
     /// The next instruction for the shell, or `None` when there is nothing to do.
@@ -877,10 +1005,17 @@ impl Client {
             return;
         }
         self.hello_sent = true;
+        self.challenge = Some(*challenge);
+        // A ROTATE whose answer was lost with its socket: the room may be under the new
+        // key. Try it; a WRONG_VERIFIER says it was not (see `on_relay_error`).
+        let keys = match &self.rotation {
+            Some(r) if r.state == RotationState::InDoubt => &r.keys,
+            _ => &self.keys,
+        };
         let hello = ClientFrame::Hello {
             after_seq: self.last_seq,
-            member_key: self.keys.member_key(),
-            proof: self.keys.prove(challenge),
+            member_key: keys.member_key(),
+            proof: keys.prove(challenge),
             // The room tag too: member frames (`crate::roster`) go to everyone.
             channels: if self.config.members && self.channel != ROOM_TAG {
                 alloc::vec![self.channel, ROOM_TAG]
@@ -897,7 +1032,17 @@ impl Client {
         if !matches!(self.conn, Conn::Open { .. } | Conn::Connecting { .. }) {
             return;
         }
+        self.challenge = None;
+        if let Some(r) = &mut self.rotation {
+            if r.state == RotationState::Sent {
+                r.state = RotationState::InDoubt;
+            }
+        }
+        if code == wire::CLOSE_WRONG_VERIFIER && self.rotation_not_carried_out(now) {
+            return;
+        }
         match code {
+            wire::CLOSE_ROTATED => self.stop(Status::Rotated),
             wire::CLOSE_ABNORMAL if matches!(self.conn, Conn::Connecting { .. }) => {
                 // Unreachable, or refused before the upgrade: the probe tells which.
                 self.conn = Conn::Probing {
@@ -1026,6 +1171,7 @@ impl Client {
             RelayFrame::Notify { json } => self.event(ClientEvent::Notify(json)),
             RelayFrame::Error { code, message, .. } => self.on_relay_error(now, code, message),
             RelayFrame::SnapshotStored { seq } => self.snapshot_seq = self.snapshot_seq.max(seq),
+            RelayFrame::KeyEpoch { key_epoch } => self.on_key_epoch(now, key_epoch),
         }
         self.rearm(now);
     }
@@ -1488,6 +1634,12 @@ impl Client {
         self.conn = Conn::Stopped;
         self.armed = None;
         self.outbox.mark_all_unsent();
+        if self.rotation.take().is_some() {
+            self.event(ClientEvent::RotationFailed {
+                code: String::from("ROOM_CLOSED"),
+                message: String::from("the connection stopped before the relay rotated the key"),
+            });
+        }
         self.set_status(status);
     }
 
@@ -1990,8 +2142,36 @@ impl Client {
     }
 
     fn on_relay_error(&mut self, now: Millis, code: RelayErrorCode, message: String) {
+        if self
+            .rotation
+            .as_ref()
+            .is_some_and(|r| r.state == RotationState::Sent)
+        {
+            match code {
+                // What arrived since is merged: build the snapshot again.
+                RelayErrorCode::NotCaughtUp => return self.rotation_retry(now, message),
+                RelayErrorCode::RateLimited => {
+                    if let Some(r) = &mut self.rotation {
+                        r.state = RotationState::Waiting;
+                    }
+                }
+                RelayErrorCode::WrongVerifier => {}
+                other if !other.is_fatal() => {
+                    return self.rotation_failed(String::from(other.name()), message);
+                }
+                _ => {}
+            }
+        }
         match code {
+            RelayErrorCode::WrongVerifier if self.rotation_not_carried_out(now) => {}
             RelayErrorCode::WrongVerifier => self.stop(Status::WrongPassword),
+            RelayErrorCode::Rotated => {
+                self.event(ClientEvent::Warning {
+                    code: String::from(code.name()),
+                    message,
+                });
+                self.stop(Status::Rotated);
+            }
             RelayErrorCode::Forbidden | RelayErrorCode::Banned => {
                 // The relay's reason (a ban, or the backend turning a pending guest away)
                 // reaches the application before the final status.
@@ -2075,6 +2255,14 @@ impl Client {
         // Read-only: only changes that may already be stored are left; they go out so the
         // relay says which (see `reject_unsent_pending`).
         if !self.is_live() || self.access == Access::Pending {
+            return;
+        }
+        // A rotation waits for every publish in flight, then holds the others until the
+        // room is under the new key (they are sealed again under it).
+        if self.rotation.is_some() {
+            if self.outbox.in_flight() == 0 {
+                self.send_rotate(now);
+            }
             return;
         }
         self.paused_until = None;
@@ -2167,6 +2355,171 @@ impl Client {
         self.outputs.push_back(Output::Send(bytes));
         // SNAPSHOT_STORED confirms; if it never comes, history only stays longer.
         self.snapshot_seq = self.last_seq;
+    }
+
+    /// Sends the pending rotation's `ROTATE` when it waits and the client may: live,
+    /// caught up, allowed to write (the caller checked that no publish is in flight). The
+    /// snapshot is `confirmed` up to `last_seq`, sealed under the new keys.
+    fn send_rotate(&mut self, now: Millis) {
+        if self.sync_requested || self.access != Access::Write {
+            return;
+        }
+        let Some(challenge) = self.challenge else {
+            return;
+        };
+        let session = self.config.session;
+        let counter = self.sealer.next_counter();
+        let hlc = Hlc {
+            device: self.config.device,
+            ..Hlc::default()
+        };
+        let snapshot = self.confirmed.to_snapshot();
+        let mut nonce = [0u8; 12];
+        self.entropy.fill(&mut nonce);
+        let upto_seq = self.last_seq;
+        let Some(r) = self.rotation.as_mut() else {
+            return;
+        };
+        if r.state != RotationState::Waiting {
+            return;
+        }
+        let sealed = SessionSealer::resume(&r.keys, session, counter).seal(
+            EnvelopeKind::Snapshot,
+            ROOM_TAG,
+            hlc,
+            &snapshot,
+            nonce,
+        );
+        if sealed.is_ok() {
+            // The snapshot took `counter`: the current sealer goes on after it, so that no
+            // two envelopes of this session share a counter, whichever key seals next.
+            self.sealer = SessionSealer::resume(&self.keys, session, counter.saturating_add(1));
+        }
+        let frame = sealed.and_then(|envelope| {
+            let frame = ClientFrame::Rotate {
+                key_epoch: r.keys.epoch(),
+                member_key: r.keys.member_key(),
+                proof: self
+                    .keys
+                    .prove_rotation(&challenge, r.keys.epoch(), &r.keys.member_key()),
+                upto_seq,
+                envelope,
+            };
+            let bytes = frame.encode()?;
+            if let ClientFrame::Rotate { envelope, .. } = frame {
+                r.snapshot = Some((upto_seq, envelope));
+            }
+            Ok(bytes)
+        });
+        let limit = self.limits.map_or(usize::MAX, |l| {
+            usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX)
+        });
+        match frame {
+            Ok(bytes) if bytes.len() <= limit => {
+                r.state = RotationState::Sent;
+                r.attempts += 1;
+                if let Some(pace) = self.pace() {
+                    let _ = self.bucket.take(pace, now.0);
+                }
+                self.outputs.push_back(Output::Send(bytes));
+            }
+            Ok(bytes) => self.rotation_failed(
+                String::from(RelayErrorCode::TooLarge.name()),
+                format!(
+                    "the room's state makes a rotation of {} bytes, over the relay's frame \
+                     limit of {limit} bytes",
+                    bytes.len()
+                ),
+            ),
+            Err(err) => self.rotation_failed(String::from(err.code()), err.to_string()),
+        }
+    }
+
+    /// `KEY_EPOCH`: the relay carried out this client's rotation (the epoch it asked for,
+    /// after a `ROTATE` or a `HELLO` under the new key), or says which epoch the room is at.
+    fn on_key_epoch(&mut self, now: Millis, key_epoch: u32) {
+        let ours = self
+            .rotation
+            .as_ref()
+            .is_some_and(|r| r.state != RotationState::Waiting && r.keys.epoch() == key_epoch);
+        if ours {
+            let Some(r) = self.rotation.take() else {
+                return;
+            };
+            if let Some((seq, envelope)) = r.snapshot {
+                self.snapshot_seq = self.snapshot_seq.max(seq);
+                if self.keeping && seq > 0 {
+                    self.outputs
+                        .push_back(Output::Keep(Kept::Snapshot { seq, envelope }));
+                    self.kept_since_snapshot = 0;
+                }
+            }
+            self.keys = r.keys;
+            self.rekeyed();
+            self.event(ClientEvent::Rotated { epoch: key_epoch });
+            self.flush_outbox(now);
+        } else if key_epoch != self.keys.epoch() {
+            self.keys.set_epoch(key_epoch);
+            self.rekeyed();
+        }
+    }
+
+    /// `self.keys` changed (another key, or epoch): the sealer (its counter goes on), the
+    /// opener and the channel tag follow, and every outbox entry is sealed again (under new
+    /// counters; an entry the relay stored under the old key comes again as a duplicate
+    /// change, which merging ignores).
+    fn rekeyed(&mut self) {
+        let counter = self.sealer.next_counter();
+        self.sealer = SessionSealer::resume(&self.keys, self.config.session, counter);
+        self.opener = Opener::new(&self.keys);
+        self.channel = self.keys.channel_tag(&self.config.channel);
+        let len = self.outbox.len();
+        if len == 0 {
+            return;
+        }
+        let groups: Vec<Vec<BatchItem>> = self.outbox.iter().map(|e| e.items.clone()).collect();
+        let (entries, failed) = self.pack(groups);
+        self.outbox.replace(0, len, entries);
+        self.report_unsealable(failed);
+        self.outputs.push_back(Output::OutboxChanged);
+    }
+
+    /// The room's head moved before the `ROTATE` arrived (`NOT_CAUGHT_UP`): what came since
+    /// is merged, so build the snapshot again, up to [`MAX_ROTATION_ATTEMPTS`] times.
+    fn rotation_retry(&mut self, now: Millis, message: String) {
+        let attempts = self.rotation.as_ref().map_or(0, |r| r.attempts);
+        if attempts >= MAX_ROTATION_ATTEMPTS {
+            return self.rotation_failed(
+                String::from(RelayErrorCode::NotCaughtUp.name()),
+                format!("the room kept changing during {attempts} tries: {message}"),
+            );
+        }
+        if let Some(r) = &mut self.rotation {
+            r.state = RotationState::Waiting;
+        }
+        self.flush_outbox(now);
+    }
+
+    fn rotation_failed(&mut self, code: String, message: String) {
+        self.rotation = None;
+        self.event(ClientEvent::RotationFailed { code, message });
+    }
+
+    /// A `HELLO` under a rotation's new key (sent while the rotation was in doubt) was
+    /// refused: the relay did not carry it out. Reconnect under the current key and send
+    /// the rotation again. `false` when no rotation was in doubt.
+    fn rotation_not_carried_out(&mut self, now: Millis) -> bool {
+        match &mut self.rotation {
+            Some(r) if r.state == RotationState::InDoubt => r.state = RotationState::Waiting,
+            _ => return false,
+        }
+        if matches!(self.conn, Conn::Open { .. }) {
+            self.outputs.push_back(Output::Close {
+                code: wire::CLOSE_NORMAL,
+            });
+        }
+        self.schedule_reconnect(now);
+        true
     }
 
     fn rearm(&mut self, now: Millis) {

@@ -29,6 +29,15 @@ pub fn client_frame(bytes: &[u8]) -> String {
         Ok(ClientFrame::Ephemeral { envelope }) => {
             format!("EPHEMERAL {}", envelope_line(&envelope))
         }
+        Ok(ClientFrame::Rotate {
+            key_epoch,
+            upto_seq,
+            envelope,
+            ..
+        }) => format!(
+            "ROTATE to epoch {key_epoch}, snapshot up to {upto_seq}, {}",
+            envelope_line(&envelope)
+        ),
         Err(e) => undecodable(bytes, &e),
     }
 }
@@ -89,6 +98,7 @@ pub fn relay_frame(bytes: &[u8]) -> String {
         ),
         Ok(RelayFrame::Access { access }) => format!("ACCESS {access:?}"),
         Ok(RelayFrame::Challenge { .. }) => String::from("CHALLENGE"),
+        Ok(RelayFrame::KeyEpoch { key_epoch }) => format!("KEY_EPOCH {key_epoch}"),
         Err(e) => undecodable(bytes, &e),
     }
 }

@@ -49,17 +49,17 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+    /// A key rotation (or a new key after one) was refused before anything was sent.
+    /// At fault: the caller (see the reason).
+    #[error("the key rotation was refused: {reason}")]
+    Rotation {
+        /// Why.
+        reason: &'static str,
+    },
     /// The password is empty.
     /// At fault: the user.
     #[error("the room password must not be empty")]
     EmptyPassword,
-    /// The envelope names a key epoch this replica does not hold.
-    /// At fault: nobody yet (key rotation is not shipped); a newer peer.
-    #[error("the message was sealed under key epoch {epoch}, which this replica does not hold")]
-    UnknownKeyEpoch {
-        /// The epoch on the wire.
-        epoch: u32,
-    },
     /// The frame or envelope was written by another protocol version.
     /// At fault: an outdated SDK or relay; upgrade it.
     #[error("unsupported protocol version {found} (this build speaks version {expected})")]
@@ -148,7 +148,6 @@ impl Error {
         "INVALID_ROOM_ID",
         "INVALID_SECRET",
         "EMPTY_PASSWORD",
-        "UNKNOWN_KEY_EPOCH",
         "WIRE_VERSION",
         "UNKNOWN_FRAME",
         "FRAME_TOO_LARGE",
@@ -160,6 +159,7 @@ impl Error {
         "OUTBOX_FULL",
         "READ_ONLY",
         "INVALID_MEMBER",
+        "ROTATION_REFUSED",
     ];
 
     /// A stable, machine-readable code (`SCREAMING_SNAKE_CASE`) for this error.
@@ -173,7 +173,6 @@ impl Error {
             Self::InvalidRoomId { .. } => "INVALID_ROOM_ID",
             Self::InvalidSecret { .. } => "INVALID_SECRET",
             Self::EmptyPassword => "EMPTY_PASSWORD",
-            Self::UnknownKeyEpoch { .. } => "UNKNOWN_KEY_EPOCH",
             Self::WireVersion { .. } => "WIRE_VERSION",
             Self::UnknownFrame { .. } => "UNKNOWN_FRAME",
             Self::FrameTooLarge { .. } => "FRAME_TOO_LARGE",
@@ -185,6 +184,7 @@ impl Error {
             Self::OutboxFull => "OUTBOX_FULL",
             Self::ReadOnly => "READ_ONLY",
             Self::InvalidMember { .. } => "INVALID_MEMBER",
+            Self::Rotation { .. } => "ROTATION_REFUSED",
         }
     }
 }
@@ -207,7 +207,6 @@ mod tests {
             Error::InvalidRoomId { reason: "x" },
             Error::InvalidSecret { reason: "x" },
             Error::EmptyPassword,
-            Error::UnknownKeyEpoch { epoch: 1 },
             Error::WireVersion {
                 found: 2,
                 expected: 1,
@@ -228,6 +227,7 @@ mod tests {
             Error::InvalidMember {
                 reason: String::from("x"),
             },
+            Error::Rotation { reason: "x" },
         ];
         let codes: alloc::vec::Vec<&str> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);

@@ -238,6 +238,9 @@ pub struct RoomKeys {
     fingerprint: [u8; 16],
     /// The seed of the room's membership key pair (Ed25519).
     member_seed: [u8; KEY_LEN],
+    /// The key epoch these keys seal under (0 until the relay says otherwise: `KEY_EPOCH`).
+    #[zeroize(skip)]
+    epoch: u32,
 }
 
 impl fmt::Debug for RoomKeys {
@@ -265,6 +268,7 @@ impl RoomKeys {
             channel_key: [0; KEY_LEN],
             fingerprint: [0; 16],
             member_seed: [0; KEY_LEN],
+            epoch: 0,
         };
         expand(&hkdf, LABEL_EVENT, &mut keys.event_root);
         expand(&hkdf, LABEL_COMMIT, &mut keys.commit_root);
@@ -292,6 +296,36 @@ impl RoomKeys {
         let pair = crate::member::keypair(&self.member_seed);
         let message = crate::member::proof_message(&self.room, challenge, &pair.pk);
         *pair.sk.sign(message, None)
+    }
+
+    /// Signs a rotation to `new_member_key` at key epoch `epoch` (the `ROTATE` frame's
+    /// proof, `crate::member::rotation_message`) with this (the current) member key over
+    /// this connection's `challenge`. Deterministic (Ed25519).
+    #[must_use]
+    pub fn prove_rotation(
+        &self,
+        challenge: &[u8; crate::member::CHALLENGE_LEN],
+        epoch: u32,
+        new_member_key: &[u8; crate::member::MEMBER_KEY_LEN],
+    ) -> [u8; crate::member::PROOF_LEN] {
+        let pair = crate::member::keypair(&self.member_seed);
+        let message =
+            crate::member::rotation_message(&self.room, challenge, epoch, &pair.pk, new_member_key);
+        *pair.sk.sign(message, None)
+    }
+
+    /// The key epoch these keys seal under: 0 (the key from the password or secret) until
+    /// [`RoomKeys::set_epoch`]. The key itself, not this number, decides what opens: the
+    /// epoch is a label in every envelope's header (and its associated data) that lets the
+    /// relay refuse writes sealed under a key the room no longer uses.
+    #[must_use]
+    pub const fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Sets the key epoch (the relay's `KEY_EPOCH` frame, or a rotation's).
+    pub fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
     }
 
     /// The room these keys belong to.

@@ -17,10 +17,14 @@ pub const SNAPSHOT_PUT_OVERHEAD: usize = 2 + 8;
 /// The bytes a `PUBLISH` adds around its envelope (version, type).
 pub const PUBLISH_OVERHEAD: usize = 2;
 
+/// The bytes a `ROTATE` adds around its snapshot envelope (version, type, epoch, member
+/// key, proof, `upto_seq`): the most any client frame adds.
+pub const ROTATE_OVERHEAD: usize = 2 + crate::wire::ROTATE_PREFIX_LEN;
+
 /// The smallest frame limit a relay may run with: the longest frame a client builds (a
-/// `SNAPSHOT_PUT` of a [`MAX_ENVELOPE_LEN`] envelope). A relay configured below it
+/// `ROTATE` carrying a [`MAX_ENVELOPE_LEN`] snapshot). A relay configured below it
 /// refuses to start, since it would refuse changes the SDK accepts.
-pub const MIN_RELAY_FRAME_LIMIT: usize = MAX_ENVELOPE_LEN + SNAPSHOT_PUT_OVERHEAD;
+pub const MIN_RELAY_FRAME_LIMIT: usize = MAX_ENVELOPE_LEN + ROTATE_OVERHEAD;
 
 /// How long a client waits before re-sending a change refused with `HISTORY_FULL`,
 /// when the relay gives no hint.

@@ -13,6 +13,13 @@
 //! where `challenge` is the 32 random bytes the relay sent on this socket (`CHALLENGE`).
 //! A recorded `HELLO` is useless on another socket (another challenge); the stored member
 //! key, or everything a network observer sees, lets nobody sign a new challenge.
+//!
+//! A **rotation** (`ROTATE`) replaces the member key; the current one signs
+//! ([`RoomKeys::prove_rotation`](crate::kdf::RoomKeys::prove_rotation))
+//!
+//! ```text
+//! "sealsync/v2/rotate" ‖ u16 len(room_id) ‖ room_id ‖ challenge [32] ‖ key_epoch u32 ‖ member_key [32] ‖ new_member_key [32]
+//! ```
 
 use alloc::vec::Vec;
 
@@ -28,6 +35,9 @@ pub const PROOF_LEN: usize = 64;
 pub const CHALLENGE_LEN: usize = 32;
 
 const PROOF_LABEL: &[u8] = b"sealsync/v2/hello";
+
+/// Domain separation of a rotation proof.
+const ROTATE_LABEL: &[u8] = b"sealsync/v2/rotate";
 
 /// The key pair for `seed`.
 pub(crate) fn keypair(seed: &[u8; 32]) -> KeyPair {
@@ -64,6 +74,48 @@ pub fn verify_proof(
     proof: &[u8; PROOF_LEN],
 ) -> bool {
     let message = proof_message(room, challenge, member_key);
+    PublicKey::new(*member_key)
+        .verify(message, &Signature::new(*proof))
+        .is_ok()
+}
+
+/// The bytes a rotation proof signs (see the module docs): the current `member_key`
+/// moves the room to `new_member_key` at key epoch `epoch`, on the socket of `challenge`.
+#[must_use]
+pub fn rotation_message(
+    room: &RoomId,
+    challenge: &[u8; CHALLENGE_LEN],
+    epoch: u32,
+    member_key: &[u8; MEMBER_KEY_LEN],
+    new_member_key: &[u8; MEMBER_KEY_LEN],
+) -> Vec<u8> {
+    let room = room.as_str().as_bytes();
+    let mut message = Vec::with_capacity(
+        ROTATE_LABEL.len() + 2 + room.len() + CHALLENGE_LEN + 4 + 2 * MEMBER_KEY_LEN,
+    );
+    message.extend_from_slice(ROTATE_LABEL);
+    message.extend_from_slice(&u16::try_from(room.len()).unwrap_or(u16::MAX).to_be_bytes());
+    message.extend_from_slice(room);
+    message.extend_from_slice(challenge);
+    message.extend_from_slice(&epoch.to_be_bytes());
+    message.extend_from_slice(member_key);
+    message.extend_from_slice(new_member_key);
+    message
+}
+
+/// Whether `proof` is `member_key`'s signature over a rotation of this room, on this
+/// challenge, to `new_member_key` at `epoch`: the relay's check, against the member key
+/// it stores.
+#[must_use]
+pub fn verify_rotation(
+    room: &RoomId,
+    challenge: &[u8; CHALLENGE_LEN],
+    epoch: u32,
+    member_key: &[u8; MEMBER_KEY_LEN],
+    new_member_key: &[u8; MEMBER_KEY_LEN],
+    proof: &[u8; PROOF_LEN],
+) -> bool {
+    let message = rotation_message(room, challenge, epoch, member_key, new_member_key);
     PublicKey::new(*member_key)
         .verify(message, &Signature::new(*proof))
         .is_ok()
@@ -123,5 +175,46 @@ mod tests {
             keys("a", SECRET).prove(&challenge),
             keys("a", SECRET).prove(&challenge)
         );
+    }
+
+    #[test]
+    fn a_rotation_proof_binds_room_challenge_epoch_and_both_keys() {
+        let old = keys("team-42", SECRET);
+        let new = keys("team-42", OTHER);
+        let room = RoomId::new("team-42").unwrap();
+        let challenge = [3u8; CHALLENGE_LEN];
+        let (current, next) = (old.member_key(), new.member_key());
+        let proof = old.prove_rotation(&challenge, 1, &next);
+        assert!(verify_rotation(
+            &room, &challenge, 1, &current, &next, &proof
+        ));
+        assert!(!verify_rotation(
+            &room, &challenge, 2, &current, &next, &proof
+        ));
+        assert!(!verify_rotation(
+            &room,
+            &[4; CHALLENGE_LEN],
+            1,
+            &current,
+            &next,
+            &proof
+        ));
+        assert!(!verify_rotation(
+            &room, &challenge, 1, &current, &current, &proof
+        ));
+        let elsewhere = RoomId::new("team-43").unwrap();
+        assert!(!verify_rotation(
+            &elsewhere, &challenge, 1, &current, &next, &proof
+        ));
+        // Only the current key signs a rotation: the new key's own signature is refused.
+        let by_new = new.prove_rotation(&challenge, 1, &next);
+        assert!(!verify_rotation(
+            &room, &challenge, 1, &current, &next, &by_new
+        ));
+        // A HELLO proof is not a rotation proof (domain separation).
+        let hello = old.prove(&challenge);
+        assert!(!verify_rotation(
+            &room, &challenge, 1, &current, &next, &hello
+        ));
     }
 }

@@ -43,9 +43,6 @@ pub const INNER_HEADER_LEN: usize = 1 + DeviceId::LEN + 8 + 4 + 4;
 /// The smallest padded inner plaintext, in bytes.
 pub const MIN_PADDED_LEN: usize = 64;
 
-/// The key epoch sealed under today (0 = the key from the password or secret).
-const KEY_EPOCH: u32 = 0;
-
 /// The AES-GCM tag at the end of every envelope, in bytes.
 pub const TAG_LEN: usize = 16;
 
@@ -83,6 +80,8 @@ struct RoomSecrets {
     commit_root: Zeroizing<[u8; KEY_LEN]>,
     /// `"sealsync/v1/ad" ‖ u16 len(room_id) ‖ room_id`.
     ad_prefix: Vec<u8>,
+    /// The key epoch written into every header this seals ([`RoomKeys::epoch`]).
+    epoch: u32,
 }
 
 impl RoomSecrets {
@@ -99,6 +98,7 @@ impl RoomSecrets {
             event_root,
             commit_root,
             ad_prefix,
+            epoch: keys.epoch(),
         }
     }
 
@@ -253,7 +253,7 @@ impl SessionSealer {
 
         let mut header = EnvelopeHeader {
             kind,
-            key_epoch: KEY_EPOCH,
+            key_epoch: self.secrets.epoch,
             channel,
             session: self.session,
             counter,
@@ -335,25 +335,21 @@ impl Opener {
 
     /// Checks and opens `envelope`.
     ///
-    /// Order: the header is parsed, the key epoch checked, then the commitment is compared
+    /// Order: the header is parsed, then the commitment is compared
     /// in constant time **before** anything is decrypted, then AES-256-GCM checks its tag,
-    /// and only then is the inner plaintext read.
+    /// and only then is the inner plaintext read. The header's key epoch is compared with
+    /// nothing: the key decides, and the epoch is in the associated data (an envelope whose
+    /// epoch was altered fails like any other altered byte).
     ///
     /// # Errors
     /// - [`Error::MalformedFrame`], [`Error::WireVersion`], [`Error::WrongKind`]: the
     ///   header does not parse (see [`EnvelopeHeader::parse`]);
-    /// - [`Error::UnknownKeyEpoch`]: sealed under a key epoch other than 0;
     /// - [`Error::DecryptFailed`]: anything else a party without the key could cause
     ///   (wrong key, wrong room, any altered byte): one opaque error, no oracle;
     /// - [`Error::MalformedPlaintext`]: it opened, so a key holder wrote it, but the inner
     ///   plaintext is not well formed (version, length, non-zero or wrong-size padding).
     pub fn open(&mut self, envelope: &[u8]) -> Result<Opened> {
         let (header, ciphertext) = EnvelopeHeader::parse(envelope)?;
-        if header.key_epoch != KEY_EPOCH {
-            return Err(Error::UnknownKeyEpoch {
-                epoch: header.key_epoch,
-            });
-        }
         let ad = self.secrets.associated_data(&header);
         let keys = self.session_keys(header.session);
         let expected = keys.commitment(&ad);

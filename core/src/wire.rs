@@ -131,6 +131,8 @@ pub const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4000;
 pub const CLOSE_WRONG_VERIFIER: u16 = 4001;
 /// Close code sent with [`RelayErrorCode::Forbidden`].
 pub const CLOSE_FORBIDDEN: u16 = 4003;
+/// Close code sent with [`RelayErrorCode::Rotated`].
+pub const CLOSE_ROTATED: u16 = 4005;
 /// Close code sent with [`RelayErrorCode::Banned`].
 pub const CLOSE_BANNED: u16 = 4010;
 /// Close code sent with [`RelayErrorCode::RoomFull`].
@@ -144,6 +146,7 @@ const T_PUBLISH: u8 = 0x02;
 const T_SYNC: u8 = 0x03;
 const T_SNAPSHOT_PUT: u8 = 0x04;
 const T_EPHEMERAL: u8 = 0x05;
+const T_ROTATE: u8 = 0x06;
 // Frame types, relay → client.
 const T_WELCOME: u8 = 0x81;
 const T_ACK: u8 = 0x82;
@@ -158,6 +161,7 @@ const T_SNAPSHOT_STORED: u8 = 0x8A;
 const T_REFUSED: u8 = 0x8B;
 const T_ACCESS: u8 = 0x8C;
 const T_CHALLENGE: u8 = 0x8D;
+const T_KEY_EPOCH: u8 = 0x8E;
 
 // The envelope kinds this codec checks (the rest of the header is `envelope`'s business).
 const KIND_EVENT: u8 = EnvelopeKind::Event.as_u8();
@@ -203,6 +207,22 @@ pub enum ClientFrame {
     /// `0x05 EPHEMERAL`: broadcast to the room, never stored.
     Ephemeral {
         /// The sealed envelope (kind 3).
+        envelope: Vec<u8>,
+    },
+    /// `0x06 ROTATE`: moves the room to a new key (PROTOCOL.md, "Key rotation"): the new
+    /// member key, proven by the current one, and the room's state as a snapshot sealed
+    /// under the new key.
+    Rotate {
+        /// The new key epoch: the room's current one plus 1.
+        key_epoch: u32,
+        /// The new key's member key.
+        member_key: [u8; MEMBER_KEY_LEN],
+        /// The current member key's signature over this socket's challenge, `key_epoch`,
+        /// the current and the new member key (`crate::member::rotation_message`).
+        proof: [u8; PROOF_LEN],
+        /// The last sequence the snapshot includes: the room's head.
+        upto_seq: u64,
+        /// The sealed snapshot (kind 2, sealed under the new key at `key_epoch`).
         envelope: Vec<u8>,
     },
 }
@@ -307,6 +327,13 @@ pub enum RelayErrorCode {
     /// 14 `DUPLICATE_MISMATCH`: a publish reused a `(session, counter)` the room already
     /// stored with other bytes; it was not stored (in `REFUSED`).
     DuplicateMismatch,
+    /// 15 `ROTATED`: the room moved to a new key; this socket's key is no longer the
+    /// room's (fatal, close 4005), or an envelope was sealed under another key epoch than
+    /// the room's (in `REFUSED`, or a non-fatal `ERROR`).
+    Rotated,
+    /// 16 `NOT_CAUGHT_UP`: a `ROTATE`'s `upto_seq` is not the room's head: read what came
+    /// since and send it again.
+    NotCaughtUp,
     /// A code this build does not know (from a newer relay). Trust the frame's `fatal` flag.
     Unknown(UnknownErrorCode),
 }
@@ -330,6 +357,8 @@ impl RelayErrorCode {
             Self::WrongKind => 12,
             Self::ReadOnly => 13,
             Self::DuplicateMismatch => 14,
+            Self::Rotated => 15,
+            Self::NotCaughtUp => 16,
             Self::Unknown(unknown) => unknown.0,
         }
     }
@@ -352,6 +381,8 @@ impl RelayErrorCode {
             Self::WrongKind => "WRONG_KIND",
             Self::ReadOnly => "READ_ONLY",
             Self::DuplicateMismatch => "DUPLICATE_MISMATCH",
+            Self::Rotated => "ROTATED",
+            Self::NotCaughtUp => "NOT_CAUGHT_UP",
             Self::Unknown(_) => "UNKNOWN",
         }
     }
@@ -364,7 +395,8 @@ impl RelayErrorCode {
     /// the frame's own `fatal` flag.
     #[must_use]
     pub const fn is_fatal(self) -> bool {
-        !matches!(self, Self::TooLarge | Self::RateLimited) && self.close_code().is_some()
+        !matches!(self, Self::TooLarge | Self::RateLimited | Self::Rotated)
+            && self.close_code().is_some()
     }
 
     /// What a client does with a change refused with this code (see [`Refusal`]).
@@ -389,6 +421,7 @@ impl RelayErrorCode {
             Self::RateLimited => Some(CLOSE_POLICY),
             Self::RoomFull => Some(CLOSE_ROOM_FULL),
             Self::Banned => Some(CLOSE_BANNED),
+            Self::Rotated => Some(CLOSE_ROTATED),
             Self::BadFrame
             | Self::HistoryFull
             | Self::NotJoined
@@ -396,6 +429,7 @@ impl RelayErrorCode {
             | Self::WrongKind
             | Self::ReadOnly
             | Self::DuplicateMismatch
+            | Self::NotCaughtUp
             | Self::Unknown(_) => None,
         }
     }
@@ -419,6 +453,8 @@ impl From<u16> for RelayErrorCode {
             12 => Self::WrongKind,
             13 => Self::ReadOnly,
             14 => Self::DuplicateMismatch,
+            15 => Self::Rotated,
+            16 => Self::NotCaughtUp,
             other => Self::Unknown(UnknownErrorCode(other)),
         }
     }
@@ -551,6 +587,12 @@ pub enum RelayFrame {
         /// 32 random bytes, new per socket.
         challenge: [u8; CHALLENGE_LEN],
     },
+    /// `0x8E KEY_EPOCH`: the room's key epoch, when it is not 0: after `WELCOME` (before
+    /// any catch-up), and to the member whose `ROTATE` the relay carried out.
+    KeyEpoch {
+        /// What every envelope written to the room must carry from now on.
+        key_epoch: u32,
+    },
 }
 
 impl ClientFrame {
@@ -592,6 +634,20 @@ impl ClientFrame {
             ),
             Self::Ephemeral { envelope } => {
                 with_envelope(T_EPHEMERAL, &[], envelope, KIND_EPHEMERAL)
+            }
+            Self::Rotate {
+                key_epoch,
+                member_key,
+                proof,
+                upto_seq,
+                envelope,
+            } => {
+                let mut prefix = [0; ROTATE_PREFIX_LEN];
+                prefix[..4].copy_from_slice(&key_epoch.to_be_bytes());
+                prefix[4..36].copy_from_slice(member_key);
+                prefix[36..100].copy_from_slice(proof);
+                prefix[100..].copy_from_slice(&upto_seq.to_be_bytes());
+                with_envelope(T_ROTATE, &prefix, envelope, KIND_SNAPSHOT)
             }
         }
     }
@@ -641,6 +697,13 @@ impl ClientFrame {
             },
             T_EPHEMERAL => Self::Ephemeral {
                 envelope: envelope(r.rest(), KIND_EPHEMERAL)?,
+            },
+            T_ROTATE => Self::Rotate {
+                key_epoch: r.u32("ROTATE ends inside key_epoch")?,
+                member_key: r.array("ROTATE ends inside member_key")?,
+                proof: r.array("ROTATE ends inside proof")?,
+                upto_seq: r.u64("ROTATE ends inside upto_seq")?,
+                envelope: envelope(r.rest(), KIND_SNAPSHOT)?,
             },
             other => return Err(Error::UnknownFrame { frame_type: other }),
         };
@@ -760,6 +823,7 @@ impl RelayFrame {
                 Ok(out)
             }
             Self::SnapshotStored { seq } => fixed(T_SNAPSHOT_STORED, &seq.to_be_bytes()),
+            Self::KeyEpoch { key_epoch } => fixed(T_KEY_EPOCH, &key_epoch.to_be_bytes()),
         }
     }
 
@@ -928,6 +992,11 @@ impl RelayFrame {
                 r.finish("ACCESS has trailing bytes")?;
                 Self::Access { access }
             }
+            T_KEY_EPOCH => {
+                let key_epoch = r.u32("KEY_EPOCH ends inside key_epoch")?;
+                r.finish("KEY_EPOCH has trailing bytes")?;
+                Self::KeyEpoch { key_epoch }
+            }
             other => return Err(Error::UnknownFrame { frame_type: other }),
         };
         Ok(frame)
@@ -966,6 +1035,10 @@ fn start(frame_type: u8, body_len: usize) -> Result<Vec<u8>> {
     out.push(frame_type);
     Ok(out)
 }
+
+/// The bytes of a `ROTATE` before its envelope: `key_epoch`, `member_key`, `proof`,
+/// `upto_seq`.
+pub const ROTATE_PREFIX_LEN: usize = 4 + MEMBER_KEY_LEN + PROOF_LEN + 8;
 
 /// The body length of a `WELCOME`.
 const WELCOME_BODY_LEN: usize = 8 + 8 + 8 + 4 + 1 + 1 + 4 + 4 + 4 + 8 + 8;
@@ -1206,13 +1279,15 @@ mod tests {
         assert_eq!(RelayErrorCode::from(2).name(), "WRONG_VERIFIER");
         assert_eq!(RelayErrorCode::from(13).name(), "READ_ONLY");
         assert_eq!(RelayErrorCode::from(14).name(), "DUPLICATE_MISMATCH");
-        assert_eq!(RelayErrorCode::from(15).name(), "UNKNOWN");
-        assert_eq!(RelayErrorCode::from(15).to_string(), "UNKNOWN(15)");
+        assert_eq!(RelayErrorCode::from(15).name(), "ROTATED");
+        assert_eq!(RelayErrorCode::from(16).name(), "NOT_CAUGHT_UP");
+        assert_eq!(RelayErrorCode::from(17).name(), "UNKNOWN");
+        assert_eq!(RelayErrorCode::from(17).to_string(), "UNKNOWN(17)");
     }
 
     #[test]
     fn fatal_codes_and_close_codes_follow_the_table() {
-        let expected: [(u16, Option<u16>); 14] = [
+        let expected: [(u16, Option<u16>); 16] = [
             (1, None),
             (2, Some(4001)),
             (3, Some(4003)),
@@ -1227,13 +1302,15 @@ mod tests {
             (12, None),
             (13, None),
             (14, None),
+            (15, Some(4005)),
+            (16, None),
         ];
         for (code, close) in expected {
             let c = RelayErrorCode::from(code);
             assert_eq!(c.close_code(), close, "{c}");
             assert_eq!(
                 c.is_fatal(),
-                close.is_some() && !matches!(code, 5 | 6),
+                close.is_some() && !matches!(code, 5 | 6 | 15),
                 "{c}"
             );
         }

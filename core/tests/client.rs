@@ -2208,3 +2208,213 @@ fn a_connection_the_shell_could_not_attempt_backs_off_without_a_probe() {
     c.handle_connect_failed(Millis(6));
     assert!(drain(&mut c).is_empty());
 }
+
+fn other_keys() -> RoomKeys {
+    RoomKeys::derive(
+        &RoomKey::from_secret("HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA").unwrap(),
+        RoomId::new("room").unwrap(),
+    )
+}
+
+/// A `ROTATE`'s epoch, new member key, proof, `upto_seq` and snapshot envelope.
+type SentRotate = (u32, [u8; 32], [u8; 64], u64, Vec<u8>);
+
+/// The `ROTATE` among `outs`.
+fn rotate_sent(outs: &[Output]) -> Option<SentRotate> {
+    sent(outs).into_iter().find_map(|f| match f {
+        ClientFrame::Rotate {
+            key_epoch,
+            member_key,
+            proof,
+            upto_seq,
+            envelope,
+        } => Some((key_epoch, member_key, proof, upto_seq, envelope)),
+        _ => None,
+    })
+}
+
+/// A rotation waits for the publish in flight, holds later changes, signs the move with the
+/// current key over this socket's challenge, seals the snapshot under the new key at epoch
+/// 1; once the relay answers `KEY_EPOCH`, the client seals under the new key (the held
+/// change is sealed again) and reports it.
+#[test]
+fn a_rotation_waits_for_publishes_in_flight_and_then_seals_under_the_new_key() {
+    let mut c = live();
+    drain(&mut c);
+    let t = Millis(100);
+    c.handle_local_op(t, WALL, create("a")).unwrap();
+    c.handle_flush(t);
+    assert_eq!(sent(&drain(&mut c)).len(), 1, "the change is in flight");
+    c.rotate(t, other_keys()).unwrap();
+    assert_eq!(
+        rotate_sent(&drain(&mut c)),
+        None,
+        "it waits for the publish in flight"
+    );
+    assert_eq!(
+        c.rotate(t, other_keys()).unwrap_err().code(),
+        "ROTATION_REFUSED"
+    );
+    c.handle_local_op(t, WALL, create("b")).unwrap();
+    c.handle_flush(t);
+    assert!(sent(&drain(&mut c)).is_empty(), "a later change is held");
+    let session = SessionId([1; 16]);
+    c.handle_frame(
+        Millis(110),
+        WALL,
+        &frame(RelayFrame::Ack {
+            session,
+            counter: 1,
+            seq: 1,
+            relay_time: WALL.0,
+            duplicate: false,
+        }),
+    );
+    let outs = drain(&mut c);
+    let (epoch, new_key, proof, upto_seq, envelope) = rotate_sent(&outs).expect("ROTATE");
+    assert_eq!((epoch, upto_seq), (1, 1));
+    assert_eq!(new_key, other_keys().member_key());
+    assert_eq!(proof, keys().prove_rotation(&CHALLENGE, 1, &new_key));
+    assert_eq!(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch, 1);
+    let mut next = other_keys();
+    next.set_epoch(1);
+    let opened = sealsync_core::Opener::new(&next).open(&envelope).unwrap();
+    assert!(String::from_utf8(opened.body).unwrap().contains("\"a\""));
+    assert!(sealsync_core::Opener::new(&keys()).open(&envelope).is_err());
+    assert_eq!(sent(&outs).len(), 1, "nothing but the ROTATE");
+
+    c.handle_frame(
+        Millis(120),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    c.handle_frame(
+        Millis(120),
+        WALL,
+        &frame(RelayFrame::SnapshotStored { seq: 1 }),
+    );
+    let outs = drain(&mut c);
+    assert!(events(&outs).contains(&ClientEvent::Rotated { epoch: 1 }));
+    let publishes: Vec<Vec<u8>> = sent(&outs)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Publish { envelope } => Some(envelope),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(publishes.len(), 1, "the held change goes out");
+    assert_eq!(EnvelopeHeader::parse(&publishes[0]).unwrap().0.key_epoch, 1);
+    assert!(sealsync_core::Opener::new(&next)
+        .open(&publishes[0])
+        .is_ok());
+    assert_eq!(c.fingerprint(), other_keys().fingerprint());
+    assert_eq!(c.status(), &Status::Live);
+}
+
+/// The socket closes after `ROTATE` went out and before the answer: the next `HELLO` tries
+/// the new key. Refused (`WRONG_VERIFIER`): the rotation did not happen; the client
+/// reconnects under the current key (it does not stop) and sends the rotation again.
+/// Accepted (`KEY_EPOCH` of the new epoch): it happened.
+#[test]
+fn a_rotation_whose_answer_was_lost_is_settled_by_the_next_hello() {
+    let mut c = live();
+    drain(&mut c);
+    c.rotate(Millis(100), other_keys()).unwrap();
+    assert!(rotate_sent(&drain(&mut c)).is_some());
+    c.handle_socket_closed(Millis(110), 1006);
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(60_010));
+    let hello = sent(&drain(&mut c));
+    assert!(
+        matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == other_keys().member_key()),
+        "{hello:?}"
+    );
+    c.handle_frame(
+        Millis(60_020),
+        WALL,
+        &frame(RelayFrame::Error {
+            code: RelayErrorCode::WrongVerifier,
+            fatal: true,
+            message: String::from("not a member"),
+        }),
+    );
+    c.handle_socket_closed(Millis(60_020), wire::CLOSE_WRONG_VERIFIER);
+    assert_ne!(c.status(), &Status::WrongPassword, "not a wrong password");
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(120_010));
+    let hello = sent(&drain(&mut c));
+    assert!(
+        matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == keys().member_key()),
+        "{hello:?}"
+    );
+    welcome_and_catch_up(&mut c, Millis(120_020), Millis(120_030));
+    assert!(rotate_sent(&drain(&mut c)).is_some(), "sent again");
+
+    // Lost again; this time the relay had carried it out.
+    c.handle_socket_closed(Millis(120_040), 1006);
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(180_010));
+    drain(&mut c);
+    c.handle_frame(Millis(180_020), WALL, &welcome());
+    c.handle_frame(
+        Millis(180_020),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    caught_up(&mut c, Millis(180_030), 0, 0);
+    let outs = drain(&mut c);
+    assert!(events(&outs).contains(&ClientEvent::Rotated { epoch: 1 }));
+    assert_eq!(c.fingerprint(), other_keys().fingerprint());
+    assert_eq!(c.status(), &Status::Live);
+}
+
+/// Closed by another member's rotation (`ROTATED`, 4005): a final status; its local
+/// changes stay; `rekey` with the new key connects again, learns the epoch and sends them
+/// sealed under the new key. `rekey` in any other status is refused.
+#[test]
+fn a_member_shut_out_by_a_rotation_goes_on_with_the_new_key() {
+    let mut c = live();
+    assert_eq!(
+        c.rekey(Millis(80), other_keys()).unwrap_err().code(),
+        "ROTATION_REFUSED"
+    );
+    c.handle_frame(
+        Millis(90),
+        WALL,
+        &frame(RelayFrame::Error {
+            code: RelayErrorCode::Rotated,
+            fatal: true,
+            message: String::from("the room moved to a new key"),
+        }),
+    );
+    assert_eq!(c.status(), &Status::Rotated);
+    assert!(c.status().is_terminal());
+    c.handle_local_op(Millis(95), WALL, create("kept")).unwrap();
+    c.handle_flush(Millis(95));
+    drain(&mut c);
+    assert!(!retries_later(&mut c), "final until rekeyed");
+    c.rekey(Millis(100), other_keys()).unwrap();
+    assert!(drain(&mut c).contains(&Output::Connect));
+    opened(&mut c, Millis(110));
+    let hello = sent(&drain(&mut c));
+    assert!(
+        matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == other_keys().member_key())
+    );
+    c.handle_frame(Millis(120), WALL, &welcome());
+    c.handle_frame(
+        Millis(120),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    caught_up(&mut c, Millis(130), 0, 0);
+    let outs = drain(&mut c);
+    let publish = sent(&outs)
+        .into_iter()
+        .find_map(|f| match f {
+            ClientFrame::Publish { envelope } => Some(envelope),
+            _ => None,
+        })
+        .expect("the change made while shut out goes out");
+    assert_eq!(EnvelopeHeader::parse(&publish).unwrap().0.key_epoch, 1);
+    assert_eq!(c.status(), &Status::Live);
+}

@@ -103,6 +103,13 @@ fn client_frame(name: &str, f: &Value) -> ClientFrame {
         "EPHEMERAL" => ClientFrame::Ephemeral {
             envelope: bytes(&f["envelope"]),
         },
+        "ROTATE" => ClientFrame::Rotate {
+            key_epoch: u32_of(&f["key_epoch"]),
+            member_key: array(&f["member_key"]),
+            proof: array(&f["proof"]),
+            upto_seq: u64_of(&f["upto_seq"]),
+            envelope: bytes(&f["envelope"]),
+        },
         other => panic!("unknown client frame {other} in the golden file"),
     }
 }
@@ -172,6 +179,9 @@ fn relay_frame(name: &str, f: &Value) -> RelayFrame {
         "CHALLENGE" => RelayFrame::Challenge {
             challenge: array(&f["challenge"]),
         },
+        "KEY_EPOCH" => RelayFrame::KeyEpoch {
+            key_epoch: u32_of(&f["key_epoch"]),
+        },
         other => panic!("unknown relay frame {other} in the golden file"),
     }
 }
@@ -202,7 +212,14 @@ fn client_frames_match_the_golden_bytes() {
     names.dedup();
     assert_eq!(
         names,
-        ["HELLO", "PUBLISH", "SYNC", "SNAPSHOT_PUT", "EPHEMERAL"],
+        [
+            "HELLO",
+            "PUBLISH",
+            "SYNC",
+            "SNAPSHOT_PUT",
+            "EPHEMERAL",
+            "ROTATE"
+        ],
         "one example of every client frame"
     );
 }
@@ -233,7 +250,8 @@ fn relay_frames_match_the_golden_bytes() {
             "SNAPSHOT_STORED",
             "REFUSED",
             "ACCESS",
-            "CHALLENGE"
+            "CHALLENGE",
+            "KEY_EPOCH"
         ],
         "one example of every relay frame"
     );
@@ -596,5 +614,56 @@ fn the_golden_batch_covers_every_operation_type() {
     assert_eq!(
         types,
         ["claimed", "created", "deleted", "reordered", "updated"]
+    );
+}
+
+/// The golden `ROTATE` carries a rotation proof (written by the independent generator) that
+/// `RoomKeys::prove_rotation` reproduces byte for byte and the relay's check accepts, for
+/// the golden `HELLO`'s room, key and challenge.
+#[test]
+fn the_golden_rotate_is_signed_by_the_current_member_key() {
+    let doc = golden();
+    let signed = &doc["hello_proof"];
+    let rotation = &doc["rotation_proof"];
+    let room = RoomId::new(signed["room"].as_str().unwrap()).unwrap();
+    let keys_of = |v: &Value| {
+        let key: [u8; 32] = array(v);
+        let secret = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, key);
+        RoomKeys::derive(&RoomKey::from_secret(&secret).unwrap(), room.clone())
+    };
+    let (current, next) = (
+        keys_of(&signed["room_key"]),
+        keys_of(&rotation["new_room_key"]),
+    );
+    let challenge: [u8; 32] = array(&signed["challenge"]);
+    let epoch = u32_of(&rotation["key_epoch"]);
+    let new_key: [u8; 32] = array(&rotation["new_member_key"]);
+    let proof: [u8; 64] = array(&rotation["proof"]);
+    assert_eq!(next.member_key(), new_key);
+    assert_eq!(current.prove_rotation(&challenge, epoch, &new_key), proof);
+    assert!(sealsync_core::member::verify_rotation(
+        &room,
+        &challenge,
+        epoch,
+        &current.member_key(),
+        &new_key,
+        &proof
+    ));
+    let rotate = client_frames(&doc)
+        .into_iter()
+        .find_map(|f| match f {
+            ClientFrame::Rotate {
+                key_epoch,
+                member_key,
+                proof,
+                ..
+            } => Some((key_epoch, member_key, proof)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        rotate,
+        (epoch, new_key, proof),
+        "the golden ROTATE carries it"
     );
 }

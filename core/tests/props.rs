@@ -48,6 +48,22 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (any::<u64>(), envelope(2))
             .prop_map(|(upto_seq, envelope)| ClientFrame::SnapshotPut { upto_seq, envelope }),
         envelope(3).prop_map(|envelope| ClientFrame::Ephemeral { envelope }),
+        (
+            any::<u32>(),
+            any::<[u8; MEMBER_KEY_LEN]>(),
+            any::<[u8; PROOF_LEN]>(),
+            any::<u64>(),
+            envelope(2)
+        )
+            .prop_map(|(key_epoch, member_key, proof, upto_seq, envelope)| {
+                ClientFrame::Rotate {
+                    key_epoch,
+                    member_key,
+                    proof,
+                    upto_seq,
+                    envelope,
+                }
+            }),
     ]
 }
 
@@ -171,6 +187,7 @@ fn relay_frame() -> impl Strategy<Value = RelayFrame> {
             }),
         access().prop_map(|access| RelayFrame::Access { access }),
         any::<[u8; CHALLENGE_LEN]>().prop_map(|challenge| RelayFrame::Challenge { challenge }),
+        any::<u32>().prop_map(|key_epoch| RelayFrame::KeyEpoch { key_epoch }),
     ]
 }
 
@@ -205,6 +222,7 @@ fn trailing_envelope_len(bytes: &[u8]) -> Option<usize> {
     let fixed = match bytes[1] {
         0x02 | 0x05 | 0x86 => 2,
         0x04 | 0x84 => 2 + 8,
+        0x06 => 2 + 108,
         0x83 => 2 + 16,
         _ => return None,
     };
@@ -234,7 +252,7 @@ proptest! {
 
     #[test]
     fn random_bytes_after_a_valid_header_never_panic(
-        frame_type in prop_oneof![0x00..=0x06u8, 0x80..=0x8Eu8],
+        frame_type in prop_oneof![0x00..=0x07u8, 0x80..=0x8Fu8],
         body in vec(any::<u8>(), 0..=256),
     ) {
         let mut bytes = vec![VERSION, frame_type];

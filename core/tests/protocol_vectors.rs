@@ -164,6 +164,22 @@ fn keys_section() -> Value {
         &member_key,
         &proof
     ));
+    // A rotation to the keys of another secret (0x00..=0x1f) at epoch 1, signed by this
+    // member key over the same challenge.
+    let next = RoomKeys::derive(
+        &RoomKey::from_secret("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap(),
+        RoomId::new(ROOM).unwrap(),
+    );
+    let next_key = next.member_key();
+    let rotation = keys.prove_rotation(&CHALLENGE, 1, &next_key);
+    assert!(sealsync_core::member::verify_rotation(
+        &room,
+        &CHALLENGE,
+        1,
+        &member_key,
+        &next_key,
+        &rotation
+    ));
     json!({
         "room_key": hex(&room_key()),
         "event_root": hex(&root("sealsync/v1/event")),
@@ -175,6 +191,11 @@ fn keys_section() -> Value {
         "member_key": hex(&member_key),
         "challenge": hex(&CHALLENGE),
         "proof": hex(&proof),
+        "rotation": {
+            "key_epoch": 1,
+            "new_member_key": hex(&next_key),
+            "proof": hex(&rotation),
+        },
         "channel_tags": tags,
     })
 }

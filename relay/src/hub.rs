@@ -351,6 +351,7 @@ const fn close_reason(code: RelayErrorCode) -> &'static str {
         RelayErrorCode::RateLimited => "rate limited",
         RelayErrorCode::RoomFull => "room full",
         RelayErrorCode::Banned => "banned",
+        RelayErrorCode::Rotated => "rotated",
         _ => "error",
     }
 }
@@ -1053,7 +1054,14 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             ClientFrame::SnapshotPut { upto_seq, envelope } => {
                 self.snapshot_put(from, upto_seq, &envelope)?;
             }
-            ClientFrame::Ephemeral { envelope } => self.ephemeral(from, envelope),
+            ClientFrame::Ephemeral { envelope } => self.ephemeral(from, envelope)?,
+            ClientFrame::Rotate {
+                key_epoch,
+                member_key,
+                proof,
+                upto_seq,
+                envelope,
+            } => self.rotate(from, key_epoch, &member_key, &proof, upto_seq, &envelope)?,
         }
         Ok(self.out)
     }
@@ -1203,6 +1211,10 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             limits: self.limits.announced(),
         };
         self.send(from, &welcome);
+        let key_epoch = self.store.key_epoch()?;
+        if key_epoch > 0 {
+            self.send(from, &RelayFrame::KeyEpoch { key_epoch });
+        }
         if access == Access::Pending {
             self.broadcast_presence(Some(from));
             self.knock(from);
@@ -1326,6 +1338,12 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             }
             return Ok(());
         }
+        if let Some(message) = self.stale_epoch(header.key_epoch)? {
+            if !self.answer_stored(from, &header, &digest)? {
+                self.refuse(from, &header, RelayErrorCode::Rotated, 0, message);
+            }
+            return Ok(());
+        }
         let usage = self.store.usage()?;
         let len = envelope.len() as u64;
         if usage.events >= self.limits.max_history_events
@@ -1398,6 +1416,14 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             self.error(from, code, message.into());
             return Ok(());
         }
+        if let Some(message) = self.header(from, envelope).map(|h| h.key_epoch) {
+            if let Some(message) = self.stale_epoch(message)? {
+                self.error(from, RelayErrorCode::Rotated, message);
+                return Ok(());
+            }
+        } else {
+            return Ok(());
+        }
         let head = self.store.head_seq()?;
         if upto_seq == 0 || upto_seq > head {
             self.error(
@@ -1432,7 +1458,7 @@ impl<'a, S: RoomStore> Hub<'a, S> {
 
     /// Relays an ephemeral frame to the joined sockets that follow its channel. A read-only
     /// role may send them (cursors and typing are not changes), a pending guest may not.
-    fn ephemeral(&mut self, from: PeerId, envelope: Vec<u8>) {
+    fn ephemeral(&mut self, from: PeerId, envelope: Vec<u8>) -> Result<(), StoreError> {
         if self.access(from) == Access::Pending {
             self.error(
                 from,
@@ -1440,18 +1466,161 @@ impl<'a, S: RoomStore> Hub<'a, S> {
                 "you are a guest waiting to be admitted; ephemeral frames are refused until then"
                     .into(),
             );
-            return;
+            return Ok(());
         }
         let Some(header) = self.header(from, &envelope) else {
-            return;
+            return Ok(());
         };
+        if let Some(message) = self.stale_epoch(header.key_epoch)? {
+            self.error(from, RelayErrorCode::Rotated, message);
+            return Ok(());
+        }
         let to = self.audience(from, &header.channel);
         if to.is_empty() {
-            return;
+            return Ok(());
         }
         if let Some(frame) = encode(&RelayFrame::Ephemeral { envelope }) {
             self.out.push(Out::Broadcast { to, frame });
         }
+        Ok(())
+    }
+
+    /// Why an envelope sealed under `key_epoch` may not be written to the room, or `None`
+    /// when that is the room's epoch.
+    fn stale_epoch(&self, key_epoch: u32) -> Result<Option<String>, StoreError> {
+        let current = self.store.key_epoch()?;
+        Ok((key_epoch != current).then(|| {
+            format!(
+                "sealed under key epoch {key_epoch}, but the room is at key epoch {current}: \
+                 it was not stored"
+            )
+        }))
+    }
+
+    /// `ROTATE`: a member moves the room to a new key (PROTOCOL.md, "Key rotation"). The
+    /// current member key must sign this socket's challenge, the new epoch and the new
+    /// key; the snapshot must cover the room's head and be sealed at the new epoch. Then
+    /// the room takes the new member key and epoch, stores the snapshot (dropping every
+    /// older event), and closes every other joined socket with `ROTATED` (4005); the
+    /// rotating socket gets `KEY_EPOCH` and `SNAPSHOT_STORED`.
+    fn rotate(
+        &mut self,
+        from: PeerId,
+        key_epoch: u32,
+        member_key: &[u8; MEMBER_KEY_LEN],
+        proof: &[u8; PROOF_LEN],
+        upto_seq: u64,
+        envelope: &[u8],
+    ) -> Result<(), StoreError> {
+        if let Some((code, message)) = write_refusal(self.access(from)) {
+            self.error(from, code, format!("{message}; the key was not rotated"));
+            return Ok(());
+        }
+        let Some(header) = self.header(from, envelope) else {
+            return Ok(());
+        };
+        let current_epoch = self.store.key_epoch()?;
+        if Some(key_epoch) != current_epoch.checked_add(1) || header.key_epoch != key_epoch {
+            self.error(
+                from,
+                RelayErrorCode::BadFrame,
+                format!(
+                    "a rotation goes from key epoch {current_epoch} to the next, with its \
+                     snapshot sealed there; this one names epoch {key_epoch} and a snapshot at \
+                     {}",
+                    header.key_epoch
+                ),
+            );
+            return Ok(());
+        }
+        let Some(challenge) = self.peers.get(&from).map(|p| p.challenge) else {
+            return Ok(());
+        };
+        let Some(current) = self.store.member_key()? else {
+            return Err(StoreError("a joined room has no member key".into()));
+        };
+        if !member::verify_rotation(
+            self.room, &challenge, key_epoch, &current, member_key, proof,
+        ) {
+            self.error(
+                from,
+                RelayErrorCode::WrongVerifier,
+                "the rotation is not signed by the room's member key".into(),
+            );
+            return Ok(());
+        }
+        if bool::from(current.ct_eq(member_key)) {
+            self.error(
+                from,
+                RelayErrorCode::BadFrame,
+                "the new member key is the room's current one; the key was not rotated".into(),
+            );
+            return Ok(());
+        }
+        let head = self.store.head_seq()?;
+        if upto_seq != head {
+            self.error(
+                from,
+                RelayErrorCode::NotCaughtUp,
+                format!(
+                    "the rotation's snapshot covers up to {upto_seq}, the room's head is {head}: \
+                     read what came since and rotate again"
+                ),
+            );
+            return Ok(());
+        }
+        if envelope.len() as u64 > self.limits.max_history_bytes {
+            self.error(
+                from,
+                RelayErrorCode::HistoryFull,
+                format!(
+                    "the snapshot is {} bytes, over the room's cap of {} bytes; the key was not \
+                     rotated",
+                    envelope.len(),
+                    self.limits.max_history_bytes
+                ),
+            );
+            return Ok(());
+        }
+        // An empty room has nothing to anchor a snapshot to, and nothing to keep.
+        let snapshot = (head > 0).then_some((head, envelope));
+        self.store.rotate(member_key, key_epoch, snapshot)?;
+        let others: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| p.joined && p.id != from)
+            .map(|p| p.id)
+            .collect();
+        // One ERROR for all, then each socket closes; the presence is told once, at the end.
+        if !others.is_empty() {
+            if let Some(frame) = encode(&RelayFrame::Error {
+                code: RelayErrorCode::Rotated,
+                fatal: true,
+                message: String::from(
+                    "the room moved to a new key (its password or secret changed); join again \
+                     with the new one",
+                ),
+            }) {
+                self.out.push(Out::Broadcast {
+                    to: others.clone(),
+                    frame,
+                });
+            }
+        }
+        for id in others {
+            self.peers.remove(&id);
+            self.out.push(Out::Close {
+                to: id,
+                code: sealsync_core::wire::CLOSE_ROTATED,
+                reason: close_reason(RelayErrorCode::Rotated),
+            });
+        }
+        self.send(from, &RelayFrame::KeyEpoch { key_epoch });
+        if head > 0 {
+            self.send(from, &RelayFrame::SnapshotStored { seq: head });
+        }
+        self.broadcast_presence(None);
+        Ok(())
     }
 }
 

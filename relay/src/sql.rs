@@ -4,6 +4,7 @@
 //!
 //! ```sql
 //! meta(key TEXT PRIMARY KEY, value BLOB)  -- 'member_key' → 32 bytes (Ed25519 public key),
+//!                                         -- 'key_epoch' → 4 big-endian bytes (none = 0),
 //!                                         -- 'ban:<user>'
 //! events(seq INTEGER PRIMARY KEY, relay_time INTEGER, session BLOB, counter BLOB,
 //!        channel BLOB, envelope BLOB NULL,   -- envelope NULL once compacted
@@ -165,6 +166,24 @@ impl RoomStore for SqlStore {
             .exec(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('member_key', ?)",
                 vec![SqlStorageValue::Blob(key.to_vec())],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn key_epoch(&self) -> Result<u32, StoreError> {
+        let rows = self.rows("SELECT value FROM meta WHERE key = 'key_epoch'", Vec::new())?;
+        match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+            None => Ok(0),
+            Some(v) => as_array::<4>(v, "key epoch").map(u32::from_be_bytes),
+        }
+    }
+
+    fn set_key_epoch(&mut self, key_epoch: u32) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_epoch', ?)",
+                vec![SqlStorageValue::Blob(key_epoch.to_be_bytes().to_vec())],
             )
             .map(|_| ())
             .map_err(err)

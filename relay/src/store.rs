@@ -145,6 +145,38 @@ pub trait RoomStore {
     /// [`StoreError`] when storage fails.
     fn set_member_key(&mut self, key: &[u8; 32]) -> Result<(), StoreError>;
 
+    /// The room's key epoch: 0 until a rotation ([`RoomStore::rotate`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn key_epoch(&self) -> Result<u32, StoreError>;
+
+    /// Carries out a rotation: the member key and the key epoch are replaced and, when
+    /// `snapshot` is given (`seq` = the head, and the snapshot's envelope), it is stored as
+    /// [`RoomStore::put_snapshot`] stores one, dropping every event envelope up to it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn rotate(
+        &mut self,
+        member_key: &[u8; 32],
+        key_epoch: u32,
+        snapshot: Option<(u64, &[u8])>,
+    ) -> Result<(), StoreError> {
+        self.set_member_key(member_key)?;
+        self.set_key_epoch(key_epoch)?;
+        if let Some((seq, envelope)) = snapshot {
+            self.put_snapshot(seq, envelope)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the key epoch (part of [`RoomStore::rotate`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] when storage fails.
+    fn set_key_epoch(&mut self, key_epoch: u32) -> Result<(), StoreError>;
+
     /// The highest sequence ever assigned (0 for an empty room).
     ///
     /// # Errors
@@ -266,6 +298,7 @@ struct MemRow {
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     member_key: Option<[u8; 32]>,
+    key_epoch: u32,
     events: BTreeMap<u64, MemRow>,
     senders: BTreeMap<(SessionId, u64), u64>,
     snapshot: Option<StoredSnapshot>,
@@ -279,6 +312,15 @@ impl RoomStore for MemoryStore {
 
     fn set_member_key(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
         self.member_key = Some(*key);
+        Ok(())
+    }
+
+    fn key_epoch(&self) -> Result<u32, StoreError> {
+        Ok(self.key_epoch)
+    }
+
+    fn set_key_epoch(&mut self, key_epoch: u32) -> Result<(), StoreError> {
+        self.key_epoch = key_epoch;
         Ok(())
     }
 

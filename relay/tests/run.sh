@@ -37,7 +37,7 @@ FANOUT=${SEALSYNC_FANOUT:-1000}
 # Test limits. The frame limit is the smallest a relay accepts
 # (sealsync_core::limits::MIN_RELAY_FRAME_LIMIT), so that a frame over it still fits
 # under the 1 MiB the runtime delivers.
-MAX_FRAME=1015924
+MAX_FRAME=1016024
 RATE_BURST=200
 RATE_PER_SECOND=100
 MAX_HISTORY=60

@@ -314,6 +314,10 @@ enum Msg {
     Role(usize, bool),
     /// The backend admits the pending guest.
     Admit(usize),
+    /// The member rotates the room's key to this secret (`Client::rotate`).
+    Rotate(usize, String),
+    /// The member, told the room rotated, takes the new secret (`Client::rekey`).
+    Rekey(usize, String),
     /// The room's alarm: sockets unjoined for too long are closed.
     RelayAlarm,
     /// An adversary opens a socket of its own.
@@ -380,6 +384,9 @@ struct Member {
     kept_snapshot: Option<(u64, Vec<u8>)>,
     kept_events: BTreeMap<u64, (u64, Vec<u8>)>,
     saved_outbox: Vec<Vec<u8>>,
+    /// Left out of a rotation on purpose: it ends `Rotated`, and the final checks leave it
+    /// out.
+    removed: bool,
 }
 
 impl Member {
@@ -431,7 +438,10 @@ struct Sim {
     accounts: Vec<Account>,
     /// Every operation the relay stored, in sequence order (the oracle's input).
     log: Vec<StoredOp>,
-    opener: Opener,
+    /// One per key the room has had (a rotation adds one).
+    openers: Vec<Opener>,
+    /// The secret of a rotation asked for and not carried out yet.
+    rotating_to: Option<String>,
     /// Frames in flight (either way), to know when the network is quiet.
     in_flight: u64,
     members: Vec<Member>,
@@ -479,7 +489,8 @@ impl Sim {
             next_peer: 1,
             accounts: Vec::new(),
             log: Vec::new(),
-            opener: Opener::new(&room_keys(&secret)),
+            openers: vec![Opener::new(&room_keys(&secret))],
+            rotating_to: None,
             in_flight: 0,
             members: Vec::new(),
             stats: Stats::default(),
@@ -540,6 +551,7 @@ impl Sim {
             kept_snapshot: None,
             kept_events: BTreeMap::new(),
             saved_outbox: Vec::new(),
+            removed: false,
         });
         self.accounts.push(Account {
             role: Some(EDITOR.to_owned()),
@@ -834,7 +846,7 @@ impl Sim {
 
     /// Opens a stored event as every replica does and keeps its operations for the oracle.
     fn record_stored(&mut self, relay_time: u64, envelope: &[u8]) {
-        let Ok(opened) = self.opener.open(envelope) else {
+        let Some(opened) = self.openers.iter_mut().find_map(|o| o.open(envelope).ok()) else {
             // Only an adversary's altered envelope would not open.
             self.violation(format!(
                 "the relay stored an envelope that does not open ({} bytes)",
@@ -1063,6 +1075,22 @@ impl Sim {
                     self.violation(format!("client {c} got a malformed member list {list:?}"));
                 }
                 self.stats.bump("member lists");
+            }
+            ClientEvent::Rotated { epoch } => {
+                self.stats.bump("rotations");
+                if let Some(secret) = self.rotating_to.take() {
+                    self.secret = secret;
+                }
+                if self.trace {
+                    println!("        c{c} rotated the key to epoch {epoch}");
+                }
+            }
+            ClientEvent::RotationFailed { code, message } => {
+                self.stats.bump(&format!("rotation failed {code}"));
+                self.rotating_to = None;
+                if self.trace {
+                    println!("        c{c} rotation failed {code}: {message}");
+                }
             }
             ClientEvent::Changes(_)
             | ClientEvent::Status(_)
@@ -1712,6 +1740,22 @@ impl Sim {
                 let user = self.members[c].user.clone();
                 self.notify(&json!({"room": ROOM, "kind": "role", "user": user, "role": role}));
             }
+            Msg::Rotate(c, secret) => {
+                self.openers.push(Opener::new(&room_keys(&secret)));
+                self.rotating_to = Some(secret.clone());
+                self.members[c]
+                    .client
+                    .rotate(now, room_keys(&secret))
+                    .unwrap();
+                self.drain(c);
+            }
+            Msg::Rekey(c, secret) => {
+                self.members[c]
+                    .client
+                    .rekey(now, room_keys(&secret))
+                    .unwrap();
+                self.drain(c);
+            }
             Msg::Admit(c) => {
                 self.stats.bump("guests admitted");
                 self.accounts[c].pending = false;
@@ -1786,7 +1830,7 @@ impl Sim {
     fn quiet(&self) -> bool {
         let head = self.store.head_seq().unwrap();
         self.in_flight == 0
-            && self.members.iter().all(|m| {
+            && self.members.iter().filter(|m| !m.removed).all(|m| {
                 m.client.status() == &Status::Live
                     && m.client.pending_changes() == 0
                     && m.client.last_seq() == head
@@ -1885,7 +1929,9 @@ fn short_status(s: &Status) -> &'static str {
         Status::Live => "live",
         Status::Reconnecting { .. } => "wait",
         Status::Offline => "off",
-        Status::WrongPassword | Status::Forbidden | Status::Closed { .. } => "STOP",
+        Status::WrongPassword | Status::Rotated | Status::Forbidden | Status::Closed { .. } => {
+            "STOP"
+        }
     }
 }
 
@@ -2105,7 +2151,7 @@ fn check(sim: &mut Sim) -> Result<(), String> {
     let expected = oracle.to_snapshot();
 
     // (1) Convergence, per channel and for the room.
-    for (i, m) in sim.members.iter().enumerate() {
+    for (i, m) in sim.members.iter().enumerate().filter(|(_, m)| !m.removed) {
         let who = format!(
             "client {i} (channel {}{})",
             m.channel,
@@ -2143,7 +2189,7 @@ fn check(sim: &mut Sim) -> Result<(), String> {
     }
     for channel in &sim.plan.channels {
         let on: Vec<usize> = (0..sim.members.len())
-            .filter(|&i| &sim.members[i].channel == channel)
+            .filter(|&i| &sim.members[i].channel == channel && !sim.members[i].removed)
             .collect();
         for pair in on.windows(2) {
             let (a, b) = (&sim.members[pair[0]], &sim.members[pair[1]]);
@@ -2161,7 +2207,7 @@ fn check(sim: &mut Sim) -> Result<(), String> {
     for stored in &sim.log {
         count(&mut stored_by[stored.client], &stored.op, 1);
     }
-    for (i, m) in sim.members.iter().enumerate() {
+    for (i, m) in sim.members.iter().enumerate().filter(|(_, m)| !m.removed) {
         let mut keys: Vec<&String> = m.made.keys().collect();
         keys.extend(m.rejected.keys());
         keys.extend(stored_by[i].keys());
@@ -2741,4 +2787,66 @@ fn adversaries_never_join_and_frames_before_joining_change_nothing() {
     }
     // Every member's change is stored, nothing else.
     assert_eq!(sim.log.len(), 30);
+}
+
+/// Three members; one rotates the room's key to a new secret that a second gets (it calls
+/// `rekey` after its status turned `Rotated`) and the third does not. The second's change
+/// made while it was shut out is not lost; the third sees nothing made after the rotation;
+/// every replica still converges (late joiners come with the new secret and see the whole
+/// board); the relay stores no event of the old epoch; the old secret no longer joins.
+#[test]
+fn a_rotation_removes_a_member_and_the_others_keep_everything() {
+    let mut sim = scripted(roomy_limits(), 50, vec![(0, 0, 0), (0, 0, 0), (0, 0, 0)]);
+    let old = sim.secret.clone();
+    let new = RoomKey::generate_secret(&mut Rng(99));
+    for (i, c) in [0_usize, 1, 2, 0, 1, 2].into_iter().enumerate() {
+        let op = set_title("created", &format!("before{i}"), &format!("b{i}"));
+        sim.at(1_000 + i as u64 * 500, Msg::Task(c, Task::Ops(vec![op])));
+    }
+    sim.at(10_000, Msg::Rotate(0, new.clone()));
+    sim.members[2].removed = true;
+    // Shut out (Rotated), the second member edits; then it takes the new secret.
+    sim.at(
+        12_000,
+        Msg::Task(1, Task::Ops(vec![set_title("created", "while-out", "w")])),
+    );
+    sim.at(15_000, Msg::Rekey(1, new.clone()));
+    sim.at(
+        16_000,
+        Msg::Task(0, Task::Ops(vec![set_title("created", "after", "a")])),
+    );
+    let result = run(&mut sim);
+    assert_eq!(sim.stats.get("rotations"), 1, "{:?}", sim.stats);
+    assert_eq!(sim.secret, new);
+    assert_eq!(sim.members[2].client.status(), &Status::Rotated);
+    let removed = sim.members[2].client.replica();
+    assert!(removed.entity("tasks", "before5").is_some());
+    assert!(removed.entity("tasks", "after").is_none());
+    assert!(removed.entity("tasks", "while-out").is_none());
+    for c in [0, 1] {
+        let replica = sim.members[c].client.replica();
+        for id in ["before0", "before5", "while-out", "after"] {
+            assert!(
+                replica.entity("tasks", id).is_some(),
+                "client {c} lacks {id}"
+            );
+        }
+    }
+    assert_eq!(sim.store.key_epoch().unwrap(), 1);
+    let stored = sim.store.events_after(0, 1_000, u64::MAX).unwrap();
+    assert!(!stored.is_empty());
+    for event in &stored {
+        let (header, _) = EnvelopeHeader::parse(&event.envelope).unwrap();
+        assert_eq!(header.key_epoch, 1, "seq {} is of the old epoch", event.seq);
+    }
+    result.unwrap_or_else(|e| panic!("{e}"));
+
+    // Someone with only the old secret: refused, as for any wrong password.
+    sim.secret = old;
+    let c = sim.add_member("main", 0, true);
+    sim.members[c].removed = true;
+    sim.at(sim.now, Msg::Start(c));
+    let until = sim.now + 30_000;
+    sim.run_until(until, None);
+    assert_eq!(sim.members[c].client.status(), &Status::WrongPassword);
 }

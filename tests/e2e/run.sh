@@ -5,7 +5,7 @@
 # its main-thread fallback) and api.test.mjs (SealsyncError, NOT_INITIALIZED, late warning
 # listeners) need no relay. node.test.mjs runs sealsync/node and examples/node/ (with ws
 # from tools/node_modules) beside a page; local-first.test.mjs reloads tabs while the relay
-# is stopped.
+# is stopped. rotation.test.mjs moves a room to a new password with three members.
 #
 # Needs (./run setup installs them): pkg/ (wasm-pack build), relay/build (worker-build),
 # tools/node_modules (playwright-core, wrangler), /usr/bin/chromium. Builds pkg/ and the
@@ -31,4 +31,4 @@ if [[ ! -f relay/build/worker/shim.mjs ]]; then
   echo "e2e: building the relay"
   (cd relay && worker-build --release)
 fi
-exec node --test --test-concurrency=1 --test-timeout=600000 tests/e2e/kdf.test.mjs tests/e2e/api.test.mjs tests/e2e/node.test.mjs tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs tests/e2e/local-first.test.mjs tests/e2e/members.test.mjs
+exec node --test --test-concurrency=1 --test-timeout=600000 tests/e2e/kdf.test.mjs tests/e2e/api.test.mjs tests/e2e/node.test.mjs tests/e2e/board.test.mjs tests/e2e/auth.test.mjs tests/e2e/nothing-lost.test.mjs tests/e2e/local-first.test.mjs tests/e2e/members.test.mjs tests/e2e/rotation.test.mjs

@@ -113,6 +113,16 @@ export function prove(keys, challenge) {
   return sign(null, message, keys.memberPrivate);
 }
 
+// "Key rotation": the current member key signs "sealsync/v2/rotate" ‖ u16 len(room) ‖ room ‖
+// challenge ‖ key_epoch u32 ‖ member key ‖ new member key.
+export function proveRotation(keys, challenge, keyEpoch, newMemberKey) {
+  const room = utf8(keys.room);
+  const epoch = Buffer.alloc(4);
+  epoch.writeUInt32BE(keyEpoch);
+  const message = concat(utf8('sealsync/v2/rotate'), u16(room.length), room, challenge, epoch, keys.memberKey, newMemberKey);
+  return sign(null, message, keys.memberPrivate);
+}
+
 export const ROOM_TAG = Buffer.alloc(16);
 
 export const channelTag = (keys, name) => hmac(keys.channelKey, utf8(name)).subarray(0, 16);
@@ -179,7 +189,6 @@ export function parseHeader(envelope) {
 
 export function open(keys, envelope) {
   const header = parseHeader(envelope);
-  if (header.keyEpoch !== 0) throw new ProtocolError('UNKNOWN_KEY_EPOCH', `${header.keyEpoch}`);
   const ad = associatedData(keys, envelope.subarray(0, AD_HEADER_LEN));
   const sk = sessionKeys(keys, header.session);
   const failed = new ProtocolError('DECRYPT_FAILED', 'the envelope does not open');

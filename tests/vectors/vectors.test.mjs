@@ -25,6 +25,7 @@ import {
   parseHeader,
   prove,
   roomKeyFromSecret,
+  proveRotation,
   seal,
   sessionKeys,
 } from './sealsync.mjs';
@@ -69,6 +70,9 @@ test('keys: room key, subkeys, fingerprint, member key and proof, channel tags',
   assert.equal(hex(keys.memberSeed), k.member_seed);
   assert.equal(hex(keys.memberKey), k.member_key);
   assert.equal(hex(prove(keys, unhex(k.challenge))), k.proof);
+  const r = k.rotation;
+  assert.equal(hex(proveRotation(keys, unhex(k.challenge), r.key_epoch, unhex(r.new_member_key))), r.proof);
+  assert.equal(hex(deriveRoomKeys(roomKeyFromSecret('AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8'), V.room).memberKey), r.new_member_key);
   for (const [name, tag] of Object.entries(k.channel_tags)) {
     assert.equal(hex(channelTag(keys, name)), tag, `channel ${JSON.stringify(name)}`);
   }
@@ -172,9 +176,10 @@ test('envelope headers: version, length and kind are checked in that order', () 
   const kind = Buffer.from(good);
   kind[1] = 5;
   assert.throws(() => parseHeader(kind), /WRONG_KIND/);
+  // The key epoch is in the associated data: another epoch fails like any altered byte.
   const epoch = Buffer.from(good);
   epoch[5] = 1;
-  assert.throws(() => open(keys, epoch), /UNKNOWN_KEY_EPOCH/);
+  assert.throws(() => open(keys, epoch), /DECRYPT_FAILED/);
 });
 
 test('event bodies a receiver refuses', () => {

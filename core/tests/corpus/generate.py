@@ -52,7 +52,7 @@ cases = [
     ("version-3", f(0x81, welcome, version=3), V, V),
     ("unknown-type", f(0x7F, u64(0)), U, U),
     ("type-zero", f(0x00), U, U),
-    ("type-after-relay-range", f(0x8E, u64(0)), U, U),
+    ("type-after-relay-range", f(0x8F, u64(0)), U, U),
     # well-formed frames of wire version 1, which this version no longer speaks
     ("v1-hello", f(0x01, verifier_head + b"\x01" + tag, version=1), V, V),
     ("v1-publish", f(0x02, env(1, 106), version=1), V, V),
@@ -85,6 +85,11 @@ cases = [
     ("snapshot-put-truncated-seq", f(0x04, b"\x00\x01"), M, U),
     ("snapshot-put-wrong-kind", f(0x04, u64(9) + env(1)), K, U),
     ("ephemeral-key-wrap-kind", f(0x05, env(4)), K, U),
+    # ROTATE: key_epoch u32, member_key [32], proof [64], upto_seq u64, snapshot envelope.
+    ("rotate-truncated-epoch", f(0x06, u32(1)[:3]), M, U),
+    ("rotate-truncated-proof", f(0x06, u32(1) + member_key + proof[:50]), M, U),
+    ("rotate-no-envelope", f(0x06, u32(1) + member_key + proof + u64(9)), M, U),
+    ("rotate-wrong-kind", f(0x06, u32(1) + member_key + proof + u64(9) + env(1)), K, U),
     # relay -> client (unknown to the client decoder)
     ("welcome-truncated", f(0x81, welcome[:20]), U, M),
     ("welcome-v1-layout", f(0x81, welcome_head + u8(1)), U, M),
@@ -131,6 +136,8 @@ cases = [
     ("challenge-empty", f(0x8D), U, M),
     ("challenge-31", f(0x8D, bytes(range(31))), U, M),
     ("challenge-33", f(0x8D, bytes(range(33))), U, M),
+    ("key-epoch-truncated", f(0x8E, u32(1)[:2]), U, M),
+    ("key-epoch-trailing", f(0x8E, u32(1) + b"\x00"), U, M),
 ]
 
 here = Path(__file__).parent

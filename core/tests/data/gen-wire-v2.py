@@ -198,11 +198,27 @@ def member_proof(room_key, room, challenge):
     return member_key, proof
 
 
+def rotation_proof(room_key, room, challenge, key_epoch, new_room_key):
+    """(new member_key, proof) of PROTOCOL.md, "Key rotation": the current member key signs."""
+    seed = hkdf(room_key, b"sealsync/v1", b"sealsync/v2/member")
+    current = secret_to_public(seed)
+    new = secret_to_public(hkdf(new_room_key, b"sealsync/v1", b"sealsync/v2/member"))
+    r = room.encode()
+    message = b"sealsync/v2/rotate" + u16(len(r)) + r + challenge + u32(key_epoch) + current + new
+    proof = ed25519_sign(seed, message)
+    assert ed25519_verify(current, message, proof)
+    return new, proof
+
+
 # A room whose id is longer in UTF-8 bytes (10) than in characters (9), its room key (the
 # room secret AAECAwQF…HR8), and the challenge the relay sent this socket: the golden HELLO
 # carries that challenge's proof.
 signed = {"room": "équipe-42", "room_key": bytes(range(32)), "challenge": bytes(range(0xC0, 0xE0))}
 member_key, proof = member_proof(signed["room_key"], signed["room"], signed["challenge"])
+# The same member rotates the room to the key bytes(0x20..0x40) at epoch 1 on that socket.
+rotation = {"key_epoch": 1, "new_room_key": bytes(range(0x20, 0x40))}
+new_member_key, rotation_sig = rotation_proof(signed["room_key"], signed["room"], signed["challenge"],
+                                              1, rotation["new_room_key"])
 tags = [bytes([0x10 + i] * 16) for i in range(3)]
 session = bytes(range(0xA0, 0xB0))
 # The shortest envelope, one of a round length, and one longer than 255 bytes.
@@ -255,6 +271,9 @@ client = [
      frame(0x03, u64(0x0102030405060708) + u64(0xF1E2D3C4B5A69788))),
     ("SNAPSHOT_PUT", {"upto_seq": 1000, "envelope": snap.hex()}, frame(0x04, u64(1000) + snap)),
     ("EPHEMERAL", {"envelope": eph.hex()}, frame(0x05, eph)),
+    ("ROTATE", {"key_epoch": 1, "member_key": new_member_key.hex(), "proof": rotation_sig.hex(),
+                "upto_seq": 1000, "envelope": snap.hex()},
+     frame(0x06, u32(1) + new_member_key + rotation_sig + u64(1000) + snap)),
 ]
 relay = [
     # A writer that matched the member key, with a relay's default limits; a pending guest
@@ -292,6 +311,8 @@ relay = [
     # The challenge the golden HELLO signs, and one of all zero bytes.
     ("CHALLENGE", {"challenge": signed["challenge"].hex()}, frame(0x8D, signed["challenge"])),
     ("CHALLENGE", {"challenge": bytes(32).hex()}, frame(0x8D, bytes(32))),
+    ("KEY_EPOCH", {"key_epoch": 1}, frame(0x8E, u32(1))),
+    ("KEY_EPOCH", {"key_epoch": 0xFFFFFFFF}, frame(0x8E, u32(0xFFFFFFFF))),
 ]
 
 
@@ -379,6 +400,10 @@ doc = {
     "hello_proof": {"room": signed["room"], "room_key": signed["room_key"].hex(),
                     "challenge": signed["challenge"].hex(), "member_key": member_key.hex(),
                     "proof": proof.hex()},
+    # The ROTATE's proof: the member key above signs the move to `new_room_key`'s member key.
+    "rotation_proof": {"key_epoch": rotation["key_epoch"],
+                       "new_room_key": rotation["new_room_key"].hex(),
+                       "new_member_key": new_member_key.hex(), "proof": rotation_sig.hex()},
     "relay": [{"frame": n, "fields": f, "hex": b.hex()} for n, f, b in relay],
     "event_bodies": event_bodies,
 }

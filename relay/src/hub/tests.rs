@@ -1431,6 +1431,12 @@ impl RoomStore for LegacyStore {
     fn set_member_key(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
         self.0.set_member_key(key)
     }
+    fn key_epoch(&self) -> Result<u32, StoreError> {
+        self.0.key_epoch()
+    }
+    fn set_key_epoch(&mut self, key_epoch: u32) -> Result<(), StoreError> {
+        self.0.set_key_epoch(key_epoch)
+    }
     fn head_seq(&self) -> Result<u64, StoreError> {
         self.0.head_seq()
     }
@@ -2425,4 +2431,189 @@ fn an_admitted_guest_behind_the_snapshot_gets_it_first_in_pages() {
             RelayFrame::CaughtUp { head_seq: 3, .. }
         ]
     ));
+}
+
+/// A snapshot envelope sealed (as far as the relay can tell) at `key_epoch`.
+fn snapshot_at(key_epoch: u32) -> Vec<u8> {
+    let mut envelope = envelope(EnvelopeKind::Snapshot, tag(0), 9, 1);
+    envelope[2..6].copy_from_slice(&key_epoch.to_be_bytes());
+    envelope
+}
+
+/// `ROTATE` from socket `from` to `keys(to_who)` at `key_epoch`, signed by `keys(by)`.
+fn rotate_frame(from: PeerId, by: u8, to_who: u8, key_epoch: u32, upto_seq: u64) -> ClientFrame {
+    let new = keys(to_who).member_key();
+    ClientFrame::Rotate {
+        key_epoch,
+        member_key: new,
+        proof: keys(by).prove_rotation(&challenge_of(from), key_epoch, &new),
+        upto_seq,
+        envelope: snapshot_at(key_epoch),
+    }
+}
+
+fn event_at(key_epoch: u32, session: u8, counter: u64) -> ClientFrame {
+    let mut envelope = envelope(EnvelopeKind::Event, tag(1), session, counter);
+    envelope[2..6].copy_from_slice(&key_epoch.to_be_bytes());
+    ClientFrame::Publish { envelope }
+}
+
+#[test]
+fn a_rotation_moves_the_room_to_the_new_key_and_closes_every_other_socket() {
+    let mut room = Room::new();
+    for id in 1..=3 {
+        room.join(id, &[1]);
+    }
+    for counter in 1..=3 {
+        room.publish(2, 1, 2, counter);
+    }
+    let outs = room.frame(1, &rotate_frame(1, 7, 8, 1, 3));
+    assert_eq!(
+        to(&outs, 1),
+        [
+            RelayFrame::KeyEpoch { key_epoch: 1 },
+            RelayFrame::SnapshotStored { seq: 3 },
+            RelayFrame::Presence { count: 1 },
+        ]
+    );
+    for other in [2, 3] {
+        assert_eq!(
+            to(&outs, other).iter().map(error_code).collect::<Vec<_>>(),
+            [Some((RelayErrorCode::Rotated, true))]
+        );
+    }
+    assert_eq!(closes(&outs), [(2, 4005), (3, 4005)]);
+    assert!(!room.peers.contains_key(&2) && !room.peers.contains_key(&3));
+    // The stored state: the new key and epoch, the snapshot, no event of the old epoch.
+    assert_eq!(room.store.key_epoch().unwrap(), 1);
+    assert_eq!(room.store.member_key().unwrap(), Some(keys(8).member_key()));
+    assert_eq!(
+        room.store.snapshot().unwrap().unwrap().envelope,
+        snapshot_at(1)
+    );
+    assert!(room
+        .store
+        .events_after(0, 100, u64::MAX)
+        .unwrap()
+        .is_empty());
+    assert_eq!(room.store.usage().unwrap().events, 0);
+
+    // The old key no longer joins; the new one does, and hears the epoch before the
+    // catch-up (the snapshot, under the new key).
+    room.open(4);
+    let outs = room.hello(4, 0, 7, &[1]);
+    assert_eq!(closes(&outs), [(4, 4001)]);
+    room.open(5);
+    let outs = room.hello(5, 0, 8, &[1]);
+    let frames = to(&outs, 5);
+    assert!(matches!(frames[0], RelayFrame::Welcome { head_seq: 3, .. }));
+    assert_eq!(frames[1], RelayFrame::KeyEpoch { key_epoch: 1 });
+    assert_eq!(
+        frames[2],
+        RelayFrame::Snapshot {
+            seq: 3,
+            envelope: snapshot_at(1)
+        }
+    );
+    // Writes under the old epoch are refused; under the new one they are stored.
+    let outs = room.frame(5, &event_at(0, 5, 1));
+    assert_eq!(
+        to(&outs, 5).iter().filter_map(refused).collect::<Vec<_>>(),
+        [(5, 1, RelayErrorCode::Rotated, 0)]
+    );
+    assert_eq!(room.store.head_seq().unwrap(), 3);
+    let outs = room.frame(
+        5,
+        &ClientFrame::SnapshotPut {
+            upto_seq: 3,
+            envelope: snapshot_at(0),
+        },
+    );
+    assert_eq!(
+        to(&outs, 5).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::Rotated, false))]
+    );
+    let mut old_ephemeral = envelope(EnvelopeKind::Ephemeral, tag(1), 5, 2);
+    old_ephemeral[2..6].copy_from_slice(&0_u32.to_be_bytes());
+    let outs = room.frame(
+        5,
+        &ClientFrame::Ephemeral {
+            envelope: old_ephemeral,
+        },
+    );
+    assert_eq!(
+        to(&outs, 5).iter().map(error_code).collect::<Vec<_>>(),
+        [Some((RelayErrorCode::Rotated, false))]
+    );
+    assert!(
+        to(&outs, 1).is_empty(),
+        "an old-epoch ephemeral frame is not relayed"
+    );
+    let outs = room.frame(5, &event_at(1, 5, 2));
+    assert!(matches!(to(&outs, 5)[0], RelayFrame::Ack { seq: 4, .. }));
+    assert!(matches!(to(&outs, 1)[0], RelayFrame::Event { seq: 4, .. }));
+    // Catch-up from before the rotation brings the new snapshot, then the new events.
+    room.open(6);
+    let outs = room.hello(6, 1, 8, &[1]);
+    let frames = to(&outs, 6);
+    assert!(matches!(frames[2], RelayFrame::Snapshot { seq: 3, .. }));
+    assert!(matches!(frames[3], RelayFrame::Event { seq: 4, .. }));
+}
+
+#[test]
+fn a_rotation_without_the_current_keys_proof_or_at_the_wrong_point_is_refused() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    room.join(2, &[1]);
+    room.publish(1, 1, 1, 1);
+    let unchanged = |room: &Room| {
+        assert_eq!(room.store.key_epoch().unwrap(), 0);
+        assert_eq!(room.store.member_key().unwrap(), Some(keys(7).member_key()));
+        assert_eq!(room.store.snapshot().unwrap(), None);
+        assert_eq!(room.store.usage().unwrap().events, 1);
+        assert!(room.peers.contains_key(&2));
+    };
+    let code = |outs: &[Out], id| to(outs, id).iter().map(error_code).collect::<Vec<_>>();
+
+    // Not at the room's head: read what came since.
+    let outs = room.frame(1, &rotate_frame(1, 7, 8, 1, 0));
+    assert_eq!(code(&outs, 1), [Some((RelayErrorCode::NotCaughtUp, false))]);
+    unchanged(&room);
+    // Not the next epoch, or a snapshot sealed at another one.
+    let outs = room.frame(1, &rotate_frame(1, 7, 8, 2, 1));
+    assert_eq!(code(&outs, 1), [Some((RelayErrorCode::BadFrame, false))]);
+    let mut frame = rotate_frame(1, 7, 8, 1, 1);
+    if let ClientFrame::Rotate { envelope, .. } = &mut frame {
+        *envelope = snapshot_at(0);
+    }
+    let outs = room.frame(1, &frame);
+    assert_eq!(code(&outs, 1), [Some((RelayErrorCode::BadFrame, false))]);
+    unchanged(&room);
+    // To the current key.
+    let outs = room.frame(1, &rotate_frame(1, 7, 7, 1, 1));
+    assert_eq!(code(&outs, 1), [Some((RelayErrorCode::BadFrame, false))]);
+    unchanged(&room);
+    // A read-only member may not rotate.
+    room.peers.get_mut(&2).unwrap().role = Some(crate::auth::READ_ONLY_ROLE.into());
+    let outs = room.frame(2, &rotate_frame(2, 7, 8, 1, 1));
+    assert_eq!(code(&outs, 2), [Some((RelayErrorCode::ReadOnly, false))]);
+    unchanged(&room);
+    // Signed by another key than the room's, or over another socket's challenge: the
+    // socket is closed as for a HELLO that proves nothing.
+    let outs = room.frame(1, &rotate_frame(1, 8, 8, 1, 1));
+    assert_eq!(
+        code(&outs, 1),
+        [Some((RelayErrorCode::WrongVerifier, true))]
+    );
+    assert_eq!(closes(&outs), [(1, 4001)]);
+    unchanged(&room);
+    room.join(3, &[1]);
+    let outs = room.frame(3, &rotate_frame(2, 7, 8, 1, 1));
+    assert_eq!(closes(&outs), [(3, 4001)]);
+    unchanged(&room);
+    // A socket that has not joined cannot rotate.
+    room.open(4);
+    let outs = room.frame(4, &rotate_frame(4, 7, 8, 1, 1));
+    assert_eq!(code(&outs, 4), [Some((RelayErrorCode::NotJoined, false))]);
+    unchanged(&room);
 }
