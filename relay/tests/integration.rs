@@ -2783,3 +2783,146 @@ async fn typed_only_allowed_types_are_pushed_and_reach_clients_with_their_type()
     let org = serde_json::json!({"org": "acme", "kind": "broadcast", "type": "nope", "data": 1});
     assert_eq!(notify(&base, &notify_token, &org).await.0, 400);
 }
+
+/// `ROTATE` from `peer` to `next` (at its epoch), signed by `by` over the peer's challenge,
+/// with a snapshot sealed under `next`.
+fn rotate_frame(peer: &Peer, by: &RoomKeys, next: &RoomKeys, upto_seq: u64) -> ClientFrame {
+    let hlc = Hlc {
+        wall: 0,
+        counter: 0,
+        device: sealsync_core::DeviceId(random()),
+    };
+    let envelope = SessionSealer::new(next, SessionId(random()))
+        .seal(
+            EnvelopeKind::Snapshot,
+            ChannelTag([0; 16]),
+            hlc,
+            b"{}",
+            random(),
+        )
+        .unwrap();
+    let new_key = next.member_key();
+    ClientFrame::Rotate {
+        key_epoch: next.epoch(),
+        member_key: new_key,
+        proof: by.prove_rotation(&peer.challenge, next.epoch(), &new_key),
+        upto_seq,
+        envelope,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn a_rotation_refuses_the_old_key_and_old_epoch_writes_and_keeps_no_old_event() {
+    let (base, room, old) = setup("rotate");
+    let mut next = room_keys(&room);
+    next.set_epoch(1);
+    let mut a = Peer::member(&base, &room, &old).await;
+    let mut b = Peer::member(&base, &room, &old).await;
+    for _ in 0..3 {
+        a.publish(b"before").await;
+    }
+    let rotate = rotate_frame(&a, &old, &next, 3);
+    let ClientFrame::Rotate { envelope: snap, .. } = &rotate else {
+        unreachable!()
+    };
+    let snap = snap.clone();
+    a.send(&rotate).await;
+    assert_eq!(a.recv_data().await, RelayFrame::KeyEpoch { key_epoch: 1 });
+    assert_eq!(a.recv_data().await, RelayFrame::SnapshotStored { seq: 3 });
+    let (frames, code) = b.recv_close().await;
+    assert_eq!(code, 4005, "{frames:?}");
+    assert!(frames.iter().any(|f| matches!(
+        f,
+        RelayFrame::Error {
+            code: RelayErrorCode::Rotated,
+            fatal: true,
+            ..
+        }
+    )));
+
+    // The old key no longer joins.
+    let mut c = Peer::connect(&base, &room, &old).await;
+    let hello = c.hello_frame(0);
+    c.send(&hello).await;
+    assert_eq!(c.recv_close().await.1, 4001);
+
+    // The new key joins, hears the epoch first, and reads the rotation's snapshot and no
+    // event of the old epoch.
+    let mut d = Peer::connect(&base, &room, &next).await;
+    let w = d.hello(0).await;
+    assert_eq!((w.head_seq, w.snapshot_seq), (3, 3));
+    assert_eq!(
+        w.catch_up,
+        [
+            RelayFrame::KeyEpoch { key_epoch: 1 },
+            RelayFrame::Snapshot {
+                seq: 3,
+                envelope: snap.clone()
+            }
+        ]
+    );
+    // A write sealed under the old epoch is refused; under the new one it is stored.
+    let hlc = Hlc {
+        wall: 1,
+        counter: 0,
+        device: sealsync_core::DeviceId(random()),
+    };
+    let stale = SessionSealer::new(&old, SessionId(random()))
+        .seal(EnvelopeKind::Event, d.channel, hlc, b"old epoch", random())
+        .unwrap();
+    d.send(&ClientFrame::Publish { envelope: stale }).await;
+    assert!(matches!(
+        d.recv_data().await,
+        RelayFrame::Refused {
+            code: RelayErrorCode::Rotated,
+            ..
+        }
+    ));
+    let (_, seq) = d.publish(b"after").await;
+    assert_eq!(seq, 4);
+    assert!(matches!(
+        a.recv_data().await,
+        RelayFrame::Event { seq: 4, .. }
+    ));
+    let mut e = Peer::connect(&base, &room, &next).await;
+    let w = e.hello(0).await;
+    assert_eq!(w.catch_up.len(), 3, "{:?}", w.catch_up);
+    assert!(matches!(w.catch_up[1], RelayFrame::Snapshot { seq: 3, .. }));
+    assert_eq!(event_seq(&w.catch_up[2]), 4);
+}
+
+#[tokio::test]
+#[ignore = "needs the relay under wrangler dev: relay/tests/run.sh runs it"]
+async fn a_rotation_without_the_current_keys_proof_is_refused_and_the_room_keeps_its_key() {
+    let (base, room, old) = setup("rotate-refused");
+    let mut next = room_keys(&room);
+    next.set_epoch(1);
+    let mut a = Peer::member(&base, &room, &old).await;
+    a.publish(b"kept").await;
+    // Signed by the new key, not the room's: closed as for a HELLO that proves nothing.
+    let forged = rotate_frame(&a, &next, &next, 1);
+    a.send(&forged).await;
+    let (frames, code) = a.recv_close().await;
+    assert_eq!(code, 4001, "{frames:?}");
+    // The room kept its key and history; a rotation from behind the head is refused.
+    let mut b = Peer::connect(&base, &room, &old).await;
+    let w = b.hello(0).await;
+    assert_eq!(w.head_seq, 1);
+    assert!(!w
+        .catch_up
+        .iter()
+        .any(|f| matches!(f, RelayFrame::KeyEpoch { .. })));
+    let behind = rotate_frame(&b, &old, &next, 0);
+    b.send(&behind).await;
+    assert!(matches!(
+        b.recv_data().await,
+        RelayFrame::Error {
+            code: RelayErrorCode::NotCaughtUp,
+            fatal: false,
+            ..
+        }
+    ));
+    let (_, seq) = b.publish(b"still writing").await;
+    assert_eq!(seq, 2);
+}
