@@ -241,6 +241,7 @@ fn dispatch(shared: &Rc<Shared>, event: ClientEvent) {
         }
         ClientEvent::Warning { code, message } => shared.warn(&code, &message),
         ClientEvent::Rotated { .. } => crate::rekey::rotated(shared),
+        ClientEvent::KeyHandedOver { secret, .. } => crate::rekey::handed_over(shared, secret.0),
         ClientEvent::RotationFailed { code, message } => {
             crate::rekey::failed(shared, &code, &message);
         }

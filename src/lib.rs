@@ -639,8 +639,10 @@ impl Room {
     /// relay takes the room's state from this tab as a snapshot under the new key, drops
     /// the history under the old one and closes every other member's connection (their
     /// status becomes `rotated`). Resolves once that is done; this tab goes on under the new
-    /// key (`fingerprint()` and `shareLink()` change). The new key reaches nobody through
-    /// the SDK: give it to those who stay; they call `rekey`.
+    /// key (`fingerprint()` and `shareLink()` change). With `handOver: true` the members
+    /// online (who take part in who is online) receive the new key sealed under the old one
+    /// and go on under it; without it the new key reaches nobody through the SDK: give it to
+    /// those who stay; they call `rekey`. Never hand it over to remove someone.
     ///
     /// # Errors
     /// `ROTATION_REFUSED` (closed room, a rotation under way, the current password or

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use js_sys::{Function, Promise, Reflect};
-use sealsync_core::kdf::{RoomKey, RoomKeys};
+use sealsync_core::kdf::RoomKey;
 use sealsync_core::RoomId;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
@@ -35,10 +35,21 @@ impl core::fmt::Debug for Pending {
     }
 }
 
-/// `room.rotate({ password } | { secret })`: resolves once the relay carried the rotation
-/// out (this tab then uses the new key), rejects with the relay's or the core's code.
+/// `room.rotate({ password } | { secret }, handOver?)`: resolves once the relay carried the
+/// rotation out (this tab then uses the new key), rejects with the relay's or the core's
+/// code. With `handOver: true` the members online get the new key (`Client::rotate`).
 pub(crate) async fn rotate(shared: &Rc<Shared>, options: &JsValue) -> Result<(), JsValue> {
-    let (keys, secret) = keys_of(shared, options, "rotate").await?;
+    let (key, secret) = key_of(shared, options, "rotate").await?;
+    let hand_over = match Reflect::get(options, &JsValue::from_str("handOver")) {
+        Ok(v) if v.is_undefined() => false,
+        Ok(v) => v.as_bool().ok_or_else(|| {
+            error::coded(
+                error::INVALID_ARGUMENT,
+                "room.rotate: handOver must be a boolean",
+            )
+        })?,
+        Err(_) => false,
+    };
     let mut settle = None;
     let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
     let Some((resolve, reject)) = settle else {
@@ -57,7 +68,7 @@ pub(crate) async fn rotate(shared: &Rc<Shared>, options: &JsValue) -> Result<(),
         }
         inner
             .client
-            .rotate(now(), keys)
+            .rotate(now(), &key, hand_over)
             .map_err(|e| error::from_core(&e))?;
         inner.rotation = Some(Pending {
             resolve,
@@ -72,12 +83,12 @@ pub(crate) async fn rotate(shared: &Rc<Shared>, options: &JsValue) -> Result<(),
 /// `room.rekey({ password } | { secret })`: after the status `rotated` or `wrong-password`,
 /// joins again under the new key with this tab's state and unsent changes.
 pub(crate) async fn rekey(shared: &Rc<Shared>, options: &JsValue) -> Result<(), JsValue> {
-    let (keys, secret) = keys_of(shared, options, "rekey").await?;
+    let (key, secret) = key_of(shared, options, "rekey").await?;
     {
         let mut inner = shared.inner_mut()?;
         inner
             .client
-            .rekey(now(), keys)
+            .rekey(now(), &key)
             .map_err(|e| error::from_core(&e))?;
         inner.secret = secret;
     }
@@ -98,6 +109,14 @@ pub(crate) fn rotated(shared: &Rc<Shared>) {
     }
 }
 
+/// Another member's rotation handed this tab the new key, which it now uses: the share link
+/// takes it.
+pub(crate) fn handed_over(shared: &Rc<Shared>, secret: Zeroizing<String>) {
+    if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+        inner.secret = secret;
+    }
+}
+
 /// The rotation was not carried out: `rotate` rejects with `code`.
 pub(crate) fn failed(shared: &Rc<Shared>, code: &str, message: &str) {
     let pending = shared
@@ -112,13 +131,13 @@ pub(crate) fn failed(shared: &Rc<Shared>, code: &str, message: &str) {
     }
 }
 
-/// The keys (and their secret form) that `{ password }` or `{ secret }` give for this room;
-/// a password is derived as `Room.join` derives it (in the key worker).
-async fn keys_of(
+/// The key (and its secret form) that `{ password }` or `{ secret }` give for this room; a
+/// password is derived as `Room.join` derives it (in the key worker).
+async fn key_of(
     shared: &Rc<Shared>,
     options: &JsValue,
     what: &str,
-) -> Result<(RoomKeys, Zeroizing<String>), JsValue> {
+) -> Result<(RoomKey, Zeroizing<String>), JsValue> {
     let usage = format!("room.{what} takes {{ password }} or {{ secret }}");
     if !options.is_object() {
         return Err(error::coded(error::INVALID_ARGUMENT, &usage));
@@ -148,5 +167,5 @@ async fn keys_of(
         _ => return Err(error::coded(error::INVALID_ARGUMENT, &usage)),
     };
     let key = RoomKey::from_secret(&secret).map_err(|e| error::from_core(&e))?;
-    Ok((RoomKeys::derive(&key, room), secret))
+    Ok((key, secret))
 }

@@ -418,12 +418,14 @@ export class Room {
    * Moves the room to a new password or secret: this tab's state becomes the room's
    * snapshot under the new key, the history under the old one is dropped, and every other
    * connection ends with the status `rotated`. Resolves once the relay did it; this tab
-   * goes on under the new key. Nobody gets the new key from the SDK: give it to those who
-   * stay (they call `rekey`). Rejects with `ROTATION_REFUSED`, `READ_ONLY` or the relay's
-   * code (`NOT_CAUGHT_UP` when the room kept changing), and `ROOM_CLOSED` when the
-   * connection stopped first.
+   * goes on under the new key. With `handOver: true`, the members online (taking part in
+   * who is online) receive the new key sealed under the old one and go on under it, without
+   * `rotated`: never use it to remove someone. Otherwise nobody gets the new key from the
+   * SDK: give it to those who stay (they call `rekey`). Rejects with `ROTATION_REFUSED`,
+   * `READ_ONLY` or the relay's code (`NOT_CAUGHT_UP` when the room kept changing), and
+   * `ROOM_CLOSED` when the connection stopped first.
    */
-  rotate(key: { password: string } | { secret: string }): Promise<void>;
+  rotate(key: ({ password: string } | { secret: string }) & { handOver?: boolean }): Promise<void>;
   /**
    * After the status `rotated` (or `wrong-password`): goes on with the new password or
    * secret, without a reload; local state and unsent changes stay. Rejects with

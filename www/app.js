@@ -18,6 +18,10 @@ let shared = null; // { url?, room, secret } from a share link in the fragment
 let statusTimer = null;
 let lastPresence = null;
 let me = { id: "", name: "" };
+let viaLink = false; // joined with a share link's secret rather than a password
+let rekeying = false; // a member changed the room's key: the rekey form is up until live again
+let rotating = false; // this tab's room.rotate is under way
+let rekeyBusy = false; // this tab's room.rekey is being checked
 
 await init();
 
@@ -67,6 +71,7 @@ joinForm.addEventListener("submit", async (e) => {
   const options = { url, room: roomName };
   if (shared) options.secret = shared.secret;
   else options.password = $("password").value;
+  viaLink = !!shared;
   // Who is online: the others see this name and colour (sealed; the relay never does).
   options.profile = { name: me.name, color: colorOf(me.id), person: me.id };
   options.onProgress = (p) => {
@@ -130,8 +135,10 @@ function enterBoard() {
   boardView.hidden = false;
   $("conn").hidden = false;
   $("room-title").textContent = room.roomId;
-  $("fingerprint").textContent = room.fingerprint();
-  $("share-link").value = room.shareLink(location.origin + location.pathname);
+  rekeying = false;
+  labelKeyControls();
+  closeKeyForms();
+  refreshKey();
   room.on("change", scheduleRender);
   room.on("status", showStatus);
   room.on("presence", (n) => {
@@ -157,6 +164,8 @@ async function leaveBoard(message) {
   const r = room;
   room = null;
   clearInterval(statusTimer);
+  rekeying = false;
+  closeKeyForms();
   $("members").replaceChildren();
   if (r) await r.leave();
   boardView.hidden = true;
@@ -201,6 +210,167 @@ $("copy-link").addEventListener("click", async () => {
   setTimeout(() => { $("copy-link").textContent = "Copy"; }, 1500);
 });
 
+// ---------- the room's key: changing it here, taking a new one from another member ----------
+
+/** The fingerprint and share link of the room's current key (both change with a rotation). */
+function refreshKey() {
+  if (!room) return;
+  $("fingerprint").textContent = room.fingerprint();
+  const link = room.shareLink(location.origin + location.pathname);
+  $("share-link").value = link;
+  // Joined through a link: the address bar keeps the working one (a reload joins with it).
+  if (viaLink) {
+    const hash = link.slice(link.indexOf("#"));
+    const now = location.hash.length > 1 ? Room.parseShareLink(location.hash) : null;
+    const next = Room.parseShareLink(hash);
+    if (now && next && now.secret !== next.secret) {
+      history.replaceState(null, "", location.pathname + location.search + hash);
+      shared = next;
+    }
+  }
+}
+
+/** Password rooms change the password; link rooms get a fresh secret (a new share link). */
+function labelKeyControls() {
+  $("change-password").textContent = viaLink ? "New share link…" : "Change password…";
+  $("rotate-title").textContent = viaLink ? "Replace the share link" : "Change the room password";
+  $("rotate-hint").textContent = viaLink
+    ? "Makes a new secret: the current link stops working, and everyone else is disconnected until they paste the new one. Your board moves over as it is."
+    : "Everyone else in the room is disconnected and has to enter the new password to go on syncing. Your board moves over as it is.";
+  $("rotate-fields").hidden = viaLink;
+  $("rotate-submit").textContent = viaLink ? "Make a new link" : "Change password";
+  $("rekey-title").textContent = viaLink ? "A member replaced the room's share link" : "A member changed the room password";
+  $("rekey-hint").textContent = "Your tasks stay here, and your edits are kept. "
+    + (viaLink ? "Paste the new share link to go on syncing." : "Enter the new password to go on syncing.");
+  const input = $("rekey-password");
+  input.type = viaLink ? "text" : "password";
+  input.placeholder = viaLink ? "New share link" : "New room password";
+  input.setAttribute("aria-label", input.placeholder);
+}
+
+/** A one-line message under a form; `bad` styles it as an error. Empty text hides it. */
+function setLine(id, text, bad = false) {
+  const el = $(id);
+  el.textContent = text;
+  el.hidden = !text;
+  el.classList.toggle("bad", bad);
+}
+
+function closeKeyForms() {
+  openRotateForm(false);
+  $("rekey-form").hidden = true;
+  $("change-password").hidden = false;
+  setRekeyBusy(false);
+}
+
+function openRotateForm(open) {
+  $("rotate-form").hidden = !open;
+  $("change-password").setAttribute("aria-expanded", String(open));
+  if (!open) return;
+  $("rotate-password").value = "";
+  $("rotate-confirm").value = "";
+  setLine("rotate-status", "");
+  (viaLink ? $("rotate-submit") : $("rotate-password")).focus();
+}
+
+function setRotating(busy) {
+  rotating = busy;
+  for (const id of ["rotate-password", "rotate-confirm", "rotate-submit", "rotate-cancel", "change-password"]) $(id).disabled = busy;
+}
+
+$("change-password").addEventListener("click", () => openRotateForm($("rotate-form").hidden));
+$("rotate-cancel").addEventListener("click", () => openRotateForm(false));
+
+$("rotate-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (!room || rotating) return;
+  let key;
+  if (viaLink) {
+    key = { secret: Room.generateSecret() };
+  } else {
+    const password = $("rotate-password").value;
+    if (!password) return setLine("rotate-status", "Enter the new password.", true);
+    if (password !== $("rotate-confirm").value) return setLine("rotate-status", "The two passwords differ.", true);
+    key = { password };
+  }
+  const r = room;
+  setRotating(true);
+  const doing = viaLink ? "Making a new link…" : "Changing password…";
+  setLine("rotate-status", r.status.state === "live" ? doing : `${doing} (waits until the room is connected)`);
+  try {
+    await r.rotate(key);
+    if (room !== r) return;
+    openRotateForm(false);
+    refreshKey();
+    showNotice(viaLink
+      ? "New share link made: the old one no longer works. Give the link below to everyone who should stay."
+      : "Password changed. Everyone else must now use the new password.", { keep: true });
+  } catch (err) {
+    if (room !== r) return;
+    setLine("rotate-status", `${(err && err.code) || "ERROR"}: ${(err && err.message) || String(err)}`, true);
+  } finally {
+    setRotating(false);
+  }
+});
+
+function setRekeyBusy(busy) {
+  rekeyBusy = busy;
+  $("rekey-password").disabled = busy;
+  $("rekey-submit").disabled = busy;
+  if (!busy) setLine("rekey-status", "");
+}
+
+function showRekeyError(text) {
+  setLine("rekey-error", text, true);
+}
+
+/** Status `rotated`: the board stays (local), and asks for the new password or link. */
+function askForNewKey() {
+  openRotateForm(false);
+  $("change-password").hidden = true;
+  $("rekey-form").hidden = false;
+  $("rekey-password").value = "";
+  setRekeyBusy(false);
+  showRekeyError("");
+}
+
+/** Status `wrong-password` after a rekey: the form stays, with what went wrong. */
+function newKeyRefused() {
+  setRekeyBusy(false);
+  showRekeyError(viaLink
+    ? "That link's key doesn't match the room's new one. Ask for the current link."
+    : "Wrong password: that is not the room's new password.");
+  $("rekey-password").select();
+}
+
+$("rekey-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (!room || rekeyBusy) return;
+  const value = $("rekey-password").value;
+  let key;
+  if (viaLink) {
+    const link = Room.parseShareLink(value.trim());
+    if (!link) return showRekeyError("That is not a share link.");
+    if (link.room.normalize("NFC") !== room.roomId) return showRekeyError(`That link is for another room (${link.room}).`);
+    key = { secret: link.secret };
+  } else {
+    if (!value) return showRekeyError("Enter the new password.");
+    key = { password: value };
+  }
+  const r = room;
+  showRekeyError("");
+  setRekeyBusy(true);
+  setLine("rekey-status", viaLink ? "Checking the new link…" : "Checking the new password…");
+  try {
+    // Resolves once it is connecting again; `live` or `wrong-password` follows as a status.
+    await r.rekey(key);
+  } catch (err) {
+    if (room !== r) return;
+    setRekeyBusy(false);
+    showRekeyError(`${(err && err.code) || "ERROR"}: ${(err && err.message) || String(err)}`);
+  }
+});
+
 // ---------- status ----------
 
 const STATUS_TEXT = {
@@ -211,7 +381,14 @@ const STATUS_TEXT = {
   live: "Live",
   offline: "Offline — edits are kept",
   forbidden: "Access refused",
+  "wrong-password": "Wrong password",
+  rotated: "Password changed by a member",
   closed: "Closed",
+};
+// A room joined through a share link has no password: its key is the link's secret.
+const LINK_STATUS_TEXT = {
+  "wrong-password": "Link no longer valid",
+  rotated: "Share link replaced by a member",
 };
 
 function showStatus(s) {
@@ -231,9 +408,22 @@ function showStatus(s) {
     tick();
     statusTimer = setInterval(tick, 250);
   } else {
-    $("status-text").textContent = STATUS_TEXT[s.state] || s.state;
+    $("status-text").textContent = (viaLink && LINK_STATUS_TEXT[s.state]) || STATUS_TEXT[s.state] || s.state;
   }
-  if (s.state === "wrong-password") {
+  if (s.state === "rotated") {
+    rekeying = true;
+    askForNewKey();
+  } else if (s.state === "wrong-password" && rekeying) {
+    newKeyRefused();
+  } else if (s.state === "live") {
+    refreshKey();
+    if (rekeying) {
+      rekeying = false;
+      closeKeyForms();
+      showNotice(viaLink ? "Back in sync with the new link." : "Back in sync with the new password.");
+    }
+  }
+  if (s.state === "wrong-password" && !rekeying) {
     leaveBoard(shared
       ? "This share link's key doesn't match the room. Ask for a new link."
       : "Wrong password: this room exists with a different password.");
@@ -246,11 +436,12 @@ function showStatus(s) {
 // ---------- refused changes ----------
 
 let noticeTimer = null;
-function showNotice(text) {
+/** A line above the board, gone after 8 s (or, with `keep`, once dismissed). */
+function showNotice(text, { keep = false } = {}) {
   $("notice-text").textContent = text;
   $("notice").hidden = false;
   clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => { $("notice").hidden = true; }, 8000);
+  if (!keep) noticeTimer = setTimeout(() => { $("notice").hidden = true; }, 8000);
 }
 $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
 

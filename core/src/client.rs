@@ -81,13 +81,14 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::backoff::Backoff;
 use crate::envelope::EnvelopeKind;
 use crate::error::{Error, Result};
 use crate::hlc::{effective, Clock, Hlc};
 use crate::ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
-use crate::kdf::RoomKeys;
+use crate::kdf::{RoomKey, RoomKeys};
 use crate::limits::{Pace, RelayLimits, TokenBucket, HISTORY_FULL_RETRY_MS};
 use crate::merge::{
     batch_len, decode_event_body, encode_event_body, BatchItem, Change, Op, Replica, StampedOp,
@@ -302,6 +303,17 @@ pub enum ClientEvent {
         /// The room's new key epoch.
         epoch: u32,
     },
+    /// Another member rotated the room's key and had handed the new key over to the
+    /// members online ([`Client::rotate`] with `hand_over`): this client uses it and
+    /// connects again (no [`Status::Rotated`]). `secret` is the new room key's secret form
+    /// (for a share link); its `Debug` shows nothing.
+    KeyHandedOver {
+        /// The room's new key epoch.
+        epoch: u32,
+        /// The new room key, as a room secret.
+        #[serde(skip)]
+        secret: HandedSecret,
+    },
     /// This client's [`Client::rotate`] was not carried out (the room keeps its key).
     RotationFailed {
         /// The stable code (`READ_ONLY`, `NOT_CAUGHT_UP`, `TOO_LARGE`, `ROOM_CLOSED`, …).
@@ -316,6 +328,17 @@ pub enum ClientEvent {
         /// A readable explanation.
         message: String,
     },
+}
+
+/// A room secret handed over in a rotation ([`ClientEvent::KeyHandedOver`]): zeroized on
+/// drop, and its `Debug` prints no key material.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HandedSecret(pub Zeroizing<String>);
+
+impl fmt::Debug for HandedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HandedSecret(..)")
+    }
 }
 
 /// An instruction for the shell. See the module docs for what to do with each.
@@ -388,6 +411,9 @@ struct Rotation {
     state: RotationState,
     /// `ROTATE`s sent.
     attempts: u32,
+    /// The new key's secret, handed to the members online before the `ROTATE` (only when
+    /// the application asked for it).
+    hand_over: Option<Zeroizing<String>>,
     /// The last `ROTATE`'s snapshot (`upto_seq`, envelope): the local history once it is
     /// carried out.
     snapshot: Option<(u64, Vec<u8>)>,
@@ -502,6 +528,12 @@ pub struct Client {
     challenge: Option<[u8; crate::member::CHALLENGE_LEN]>,
     /// A rotation asked for with [`Client::rotate`], until the relay carried it out.
     rotation: Option<Rotation>,
+    /// A key another member handed over for the epoch after this one (a `key` member frame),
+    /// used if the room's rotation shuts this client out.
+    handed: Option<(u32, Zeroizing<String>)>,
+    /// This connection proves a handed-over key: a refusal means the room is not under it
+    /// (status `Rotated`, not `WrongPassword`).
+    on_handed_key: bool,
     armed: Option<Millis>,
     outputs: VecDeque<Output>,
 }
@@ -574,6 +606,8 @@ impl Client {
             adopted: Vec::new(),
             challenge: None,
             rotation: None,
+            handed: None,
+            on_handed_key: false,
             armed: None,
             outputs: VecDeque::new(),
         }
@@ -589,14 +623,19 @@ impl Client {
     /// older events and closes every other socket ([`Status::Rotated`]); then this client
     /// uses the new keys, seals its unsent changes again under them and reports
     /// [`ClientEvent::Rotated`]. A refusal reports [`ClientEvent::RotationFailed`] and keeps
-    /// the current key. The new key reaches nobody through this client: members who should
+    /// the current key.
+    ///
+    /// The new key reaches nobody through this client unless `hand_over`: then a `key`
+    /// member frame sealed under the current key carries it to every member online that
+    /// takes part in who is online, just before the `ROTATE`, and they go on under it
+    /// ([`ClientEvent::KeyHandedOver`]). A rotation meant to remove someone must not hand
+    /// it over: whoever is online with the current key gets it. Otherwise the members who
     /// stay get the new password from the application and call [`Client::rekey`].
     ///
     /// # Errors
-    /// [`Error::Rotation`] when the client has stopped, a rotation is under way, or `keys`
-    /// are the current keys or another room's; [`Error::ReadOnly`] when this member may not
-    /// change the room.
-    pub fn rotate(&mut self, now: Millis, mut keys: RoomKeys) -> Result<()> {
+    /// [`Error::Rotation`] when the client has stopped, a rotation is under way, or `key`
+    /// is the current key; [`Error::ReadOnly`] when this member may not change the room.
+    pub fn rotate(&mut self, now: Millis, key: &RoomKey, hand_over: bool) -> Result<()> {
         self.seal_staged();
         let refused = |reason| Err(Error::Rotation { reason });
         if self.status.is_terminal() {
@@ -605,9 +644,7 @@ impl Client {
         if self.rotation.is_some() {
             return refused("a rotation is already under way");
         }
-        if keys.room() != self.keys.room() {
-            return refused("the new key belongs to another room");
-        }
+        let mut keys = RoomKeys::derive(key, self.keys.room().clone());
         if keys.member_key() == self.keys.member_key() {
             return refused("the new password or secret is the room's current one");
         }
@@ -623,19 +660,20 @@ impl Client {
             state: RotationState::Waiting,
             attempts: 0,
             snapshot: None,
+            hand_over: hand_over.then(|| Zeroizing::new(key.to_secret())),
         });
         self.flush_outbox(now);
         self.rearm(now);
         Ok(())
     }
 
-    /// Starts again under `keys` after [`Status::Rotated`] (the new password or secret) or
+    /// Starts again under `key` after [`Status::Rotated`] (the new password or secret) or
     /// [`Status::WrongPassword`] (another try): the state and the unsent changes stay (sealed
-    /// again under `keys`), and the client connects as after [`Client::handle_start`].
+    /// again under `key`), and the client connects as after [`Client::handle_start`].
     ///
     /// # Errors
-    /// [`Error::Rotation`] in any other status, or for another room's keys.
-    pub fn rekey(&mut self, now: Millis, keys: RoomKeys) -> Result<()> {
+    /// [`Error::Rotation`] in any other status.
+    pub fn rekey(&mut self, now: Millis, key: &RoomKey) -> Result<()> {
         self.seal_staged();
         if !matches!(self.status, Status::Rotated | Status::WrongPassword) {
             return Err(Error::Rotation {
@@ -643,12 +681,7 @@ impl Client {
                     "a new key is taken only after the room rotated its key or refused this one",
             });
         }
-        if keys.room() != self.keys.room() {
-            return Err(Error::Rotation {
-                reason: "the new key belongs to another room",
-            });
-        }
-        self.keys = keys;
+        self.keys = RoomKeys::derive(key, self.keys.room().clone());
         self.rekeyed();
         self.backoff.reset();
         self.conn = Conn::Idle;
@@ -1042,7 +1075,8 @@ impl Client {
             return;
         }
         match code {
-            wire::CLOSE_ROTATED => self.stop(Status::Rotated),
+            wire::CLOSE_ROTATED => self.shut_out(now),
+            wire::CLOSE_WRONG_VERIFIER if self.on_handed_key => self.stop(Status::Rotated),
             wire::CLOSE_ABNORMAL if matches!(self.conn, Conn::Connecting { .. }) => {
                 // Unreachable, or refused before the upgrade: the probe tells which.
                 self.conn = Conn::Probing {
@@ -1128,6 +1162,7 @@ impl Client {
                 ..
             } => {
                 self.snapshot_seq = self.snapshot_seq.max(snapshot_seq);
+                self.on_handed_key = false;
                 self.clock.set_offset(relay_time, wall);
                 self.limits = Some(limits);
                 // The relay's bucket for this socket started full and paid for HELLO.
@@ -1442,6 +1477,15 @@ impl Client {
             return;
         }
         match MemberFrame::decode(body) {
+            Ok(MemberFrame::Key { epoch, secret }) => {
+                let secret = Zeroizing::new(secret);
+                if self.keys.epoch().checked_add(1) == Some(epoch) {
+                    match RoomKey::from_secret(&secret) {
+                        Ok(_) => self.handed = Some((epoch, secret)),
+                        Err(err) => self.warn(&err),
+                    }
+                }
+            }
             Ok(frame) => {
                 let heard = self.roster.heard(now, session, frame);
                 self.members_changed |= heard.changed;
@@ -2164,13 +2208,14 @@ impl Client {
         }
         match code {
             RelayErrorCode::WrongVerifier if self.rotation_not_carried_out(now) => {}
+            RelayErrorCode::WrongVerifier if self.on_handed_key => self.stop(Status::Rotated),
             RelayErrorCode::WrongVerifier => self.stop(Status::WrongPassword),
             RelayErrorCode::Rotated => {
                 self.event(ClientEvent::Warning {
                     code: String::from(code.name()),
                     message,
                 });
-                self.stop(Status::Rotated);
+                self.shut_out(now);
             }
             RelayErrorCode::Forbidden | RelayErrorCode::Banned => {
                 // The relay's reason (a ban, or the backend turning a pending guest away)
@@ -2367,6 +2412,34 @@ impl Client {
         let Some(challenge) = self.challenge else {
             return;
         };
+        let hand_over = match &self.rotation {
+            Some(r) if r.state == RotationState::Waiting => {
+                r.hand_over.as_ref().map(|secret| MemberFrame::Key {
+                    epoch: r.keys.epoch(),
+                    secret: String::from(secret.as_str()),
+                })
+            }
+            _ => return,
+        };
+        // The hand-over goes first, under the current key: the relay passes it on before
+        // the ROTATE closes the others' sockets.
+        if let Some(frame) = hand_over {
+            let sealed = self.seal_member(&frame);
+            if let MemberFrame::Key { secret, .. } = frame {
+                drop(Zeroizing::new(secret));
+            }
+            match sealed {
+                Ok(envelope) => {
+                    if let Some(pace) = self.pace() {
+                        let _ = self.bucket.take(pace, now.0);
+                    }
+                    self.send(&ClientFrame::Ephemeral { envelope });
+                }
+                Err(err) => {
+                    return self.rotation_failed(String::from(err.code()), err.to_string());
+                }
+            }
+        }
         let session = self.config.session;
         let counter = self.sealer.next_counter();
         let hlc = Hlc {
@@ -2482,6 +2555,34 @@ impl Client {
         self.outbox.replace(0, len, entries);
         self.report_unsealable(failed);
         self.outputs.push_back(Output::OutboxChanged);
+    }
+
+    /// Another member's rotation closed this connection (`ROTATED`, 4005). With the next
+    /// epoch's key handed over by a member, this client takes it and connects again;
+    /// otherwise the status is `Rotated`, until [`Client::rekey`].
+    fn shut_out(&mut self, now: Millis) {
+        let next = self.keys.epoch().checked_add(1);
+        let handed = self.handed.take().filter(|(epoch, _)| Some(*epoch) == next);
+        let Some((epoch, secret)) = handed else {
+            return self.stop(Status::Rotated);
+        };
+        let Ok(key) = RoomKey::from_secret(&secret) else {
+            return self.stop(Status::Rotated);
+        };
+        self.keys = RoomKeys::derive(&key, self.keys.room().clone());
+        self.keys.set_epoch(epoch);
+        self.rekeyed();
+        self.on_handed_key = true;
+        self.event(ClientEvent::KeyHandedOver {
+            epoch,
+            secret: HandedSecret(secret),
+        });
+        if matches!(self.conn, Conn::Open { .. }) {
+            self.outputs.push_back(Output::Close {
+                code: wire::CLOSE_NORMAL,
+            });
+        }
+        self.schedule_reconnect(now);
     }
 
     /// The room's head moved before the `ROTATE` arrived (`NOT_CAUGHT_UP`): what came since

@@ -63,6 +63,16 @@ pub enum MemberFrame {
     },
     /// `{"type":"left"}`: the sender leaves the room.
     Left,
+    /// `{"type":"key","epoch":N,"secret":"…"}`: the sender is about to rotate the room's key
+    /// to epoch `epoch` and hands the new key (a room secret, base64url) to the members
+    /// online; sent only when the rotating application asks for it (PROTOCOL.md, "Key
+    /// rotation"). Not part of the member list.
+    Key {
+        /// The epoch the rotation moves the room to.
+        epoch: u32,
+        /// The new room key in its secret form.
+        secret: String,
+    },
 }
 
 impl MemberFrame {
@@ -86,6 +96,11 @@ impl MemberFrame {
             kind: Cow<'a, str>,
         }
         #[derive(Deserialize)]
+        struct Key {
+            epoch: u32,
+            secret: String,
+        }
+        #[derive(Deserialize)]
         struct Here {
             #[serde(default)]
             profile: Value,
@@ -104,8 +119,12 @@ impl MemberFrame {
                 Ok(Self::Here { profile, ask })
             }
             "left" => Ok(Self::Left),
+            "key" => {
+                let Key { epoch, secret } = serde_json::from_slice(body).map_err(parse_error)?;
+                Ok(Self::Key { epoch, secret })
+            }
             other => Err(invalid(&format!(
-                "unknown variant `{other}`, expected `here` or `left`"
+                "unknown variant `{other}`, expected `here`, `left` or `key`"
             ))),
         }
     }
@@ -204,6 +223,10 @@ impl Roster {
                     }
                     Err(_) => false,
                 },
+                asked: false,
+            },
+            MemberFrame::Key { .. } => Heard {
+                changed: false,
                 asked: false,
             },
         }

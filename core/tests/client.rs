@@ -2209,11 +2209,14 @@ fn a_connection_the_shell_could_not_attempt_backs_off_without_a_probe() {
     assert!(drain(&mut c).is_empty());
 }
 
+const OTHER_SECRET: &str = "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA";
+
+fn other_key() -> RoomKey {
+    RoomKey::from_secret(OTHER_SECRET).unwrap()
+}
+
 fn other_keys() -> RoomKeys {
-    RoomKeys::derive(
-        &RoomKey::from_secret("HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA").unwrap(),
-        RoomId::new("room").unwrap(),
-    )
+    RoomKeys::derive(&other_key(), RoomId::new("room").unwrap())
 }
 
 /// A `ROTATE`'s epoch, new member key, proof, `upto_seq` and snapshot envelope.
@@ -2245,14 +2248,14 @@ fn a_rotation_waits_for_publishes_in_flight_and_then_seals_under_the_new_key() {
     c.handle_local_op(t, WALL, create("a")).unwrap();
     c.handle_flush(t);
     assert_eq!(sent(&drain(&mut c)).len(), 1, "the change is in flight");
-    c.rotate(t, other_keys()).unwrap();
+    c.rotate(t, &other_key(), false).unwrap();
     assert_eq!(
         rotate_sent(&drain(&mut c)),
         None,
         "it waits for the publish in flight"
     );
     assert_eq!(
-        c.rotate(t, other_keys()).unwrap_err().code(),
+        c.rotate(t, &other_key(), false).unwrap_err().code(),
         "ROTATION_REFUSED"
     );
     c.handle_local_op(t, WALL, create("b")).unwrap();
@@ -2319,7 +2322,7 @@ fn a_rotation_waits_for_publishes_in_flight_and_then_seals_under_the_new_key() {
 fn a_rotation_whose_answer_was_lost_is_settled_by_the_next_hello() {
     let mut c = live();
     drain(&mut c);
-    c.rotate(Millis(100), other_keys()).unwrap();
+    c.rotate(Millis(100), &other_key(), false).unwrap();
     assert!(rotate_sent(&drain(&mut c)).is_some());
     c.handle_socket_closed(Millis(110), 1006);
     assert!(retries_later(&mut c));
@@ -2375,7 +2378,7 @@ fn a_rotation_whose_answer_was_lost_is_settled_by_the_next_hello() {
 fn a_member_shut_out_by_a_rotation_goes_on_with_the_new_key() {
     let mut c = live();
     assert_eq!(
-        c.rekey(Millis(80), other_keys()).unwrap_err().code(),
+        c.rekey(Millis(80), &other_key()).unwrap_err().code(),
         "ROTATION_REFUSED"
     );
     c.handle_frame(
@@ -2393,7 +2396,7 @@ fn a_member_shut_out_by_a_rotation_goes_on_with_the_new_key() {
     c.handle_flush(Millis(95));
     drain(&mut c);
     assert!(!retries_later(&mut c), "final until rekeyed");
-    c.rekey(Millis(100), other_keys()).unwrap();
+    c.rekey(Millis(100), &other_key()).unwrap();
     assert!(drain(&mut c).contains(&Output::Connect));
     opened(&mut c, Millis(110));
     let hello = sent(&drain(&mut c));
@@ -2417,4 +2420,134 @@ fn a_member_shut_out_by_a_rotation_goes_on_with_the_new_key() {
         .expect("the change made while shut out goes out");
     assert_eq!(EnvelopeHeader::parse(&publish).unwrap().0.key_epoch, 1);
     assert_eq!(c.status(), &Status::Live);
+}
+
+/// A `key` member frame from session 9, sealed under the room's (current) key.
+fn key_frame(epoch: u32, secret: &str) -> Vec<u8> {
+    let body = MemberFrame::Key {
+        epoch,
+        secret: secret.to_owned(),
+    }
+    .encode();
+    let envelope = sealsync_core::SessionSealer::new(&keys(), SessionId([9; 16]))
+        .seal(
+            sealsync_core::EnvelopeKind::Ephemeral,
+            ROOM_TAG,
+            sealsync_core::Hlc::default(),
+            &body,
+            [3; 12],
+        )
+        .unwrap();
+    frame(RelayFrame::Ephemeral { envelope })
+}
+
+fn rotated_error() -> Vec<u8> {
+    frame(RelayFrame::Error {
+        code: RelayErrorCode::Rotated,
+        fatal: true,
+        message: String::from("the room moved to a new key"),
+    })
+}
+
+/// With `hand_over`, the rotating client sends the new key in a `key` member frame sealed
+/// under the current key, right before its `ROTATE`; without it, nothing carries the key.
+#[test]
+fn a_rotation_hands_the_key_over_only_when_asked() {
+    for hand_over in [false, true] {
+        let mut c = live();
+        drain(&mut c);
+        c.rotate(Millis(100), &other_key(), hand_over).unwrap();
+        let outs = drain(&mut c);
+        let keys_sent: Vec<MemberFrame> = member_frames(&outs)
+            .into_iter()
+            .filter(|f| matches!(f, MemberFrame::Key { .. }))
+            .collect();
+        if hand_over {
+            assert_eq!(
+                keys_sent,
+                [MemberFrame::Key {
+                    epoch: 1,
+                    secret: String::from(OTHER_SECRET)
+                }]
+            );
+            let order: Vec<bool> = all_sent(&outs)
+                .iter()
+                .map(|f| matches!(f, ClientFrame::Rotate { .. }))
+                .collect();
+            assert_eq!(order.last(), Some(&true), "the ROTATE comes after the key");
+        } else {
+            assert!(keys_sent.is_empty());
+            let opened: Vec<_> = all_sent(&outs)
+                .into_iter()
+                .filter_map(|f| match f {
+                    ClientFrame::Ephemeral { envelope } => Some(envelope),
+                    _ => None,
+                })
+                .collect();
+            assert!(opened.is_empty(), "no ephemeral frame at all: {opened:?}");
+        }
+        assert!(rotate_sent(&outs).is_some());
+    }
+}
+
+/// A member that received the next epoch's key goes on under it when the rotation closes
+/// its socket: no `Rotated` status, a `HELLO` proving the new key, live again. A key that
+/// the relay then refuses ends in `Rotated` (not `WrongPassword`).
+#[test]
+fn a_member_handed_the_new_key_goes_on_under_it() {
+    let mut c = member_with(2);
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
+    drain(&mut c);
+    c.handle_frame(Millis(100), WALL, &key_frame(1, OTHER_SECRET));
+    c.handle_frame(Millis(101), WALL, &rotated_error());
+    let outs = drain(&mut c);
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::KeyHandedOver { epoch: 1, .. })));
+    assert!(!statuses(&outs).contains(&Status::Rotated));
+    c.handle_socket_closed(Millis(102), wire::CLOSE_ROTATED);
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(60_010));
+    let hello = sent(&drain(&mut c));
+    assert!(
+        matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == other_keys().member_key())
+    );
+    c.handle_frame(Millis(60_020), WALL, &welcome());
+    c.handle_frame(
+        Millis(60_020),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    caught_up(&mut c, Millis(60_030), 0, 0);
+    assert_eq!(c.status(), &Status::Live);
+    assert_eq!(c.fingerprint(), other_keys().fingerprint());
+
+    // A key for the wrong epoch is ignored; a key the relay refuses ends in Rotated.
+    let mut d = member_with(3);
+    d.handle_start(Millis(0));
+    opened(&mut d, Millis(50));
+    welcome_and_catch_up(&mut d, Millis(60), Millis(70));
+    d.handle_frame(Millis(100), WALL, &key_frame(2, OTHER_SECRET));
+    d.handle_frame(Millis(101), WALL, &rotated_error());
+    assert_eq!(d.status(), &Status::Rotated, "no key for epoch 1");
+    let mut e = member_with(4);
+    e.handle_start(Millis(0));
+    opened(&mut e, Millis(50));
+    welcome_and_catch_up(&mut e, Millis(60), Millis(70));
+    e.handle_frame(Millis(100), WALL, &key_frame(1, OTHER_SECRET));
+    e.handle_frame(Millis(101), WALL, &rotated_error());
+    assert!(retries_later(&mut e));
+    opened(&mut e, Millis(60_010));
+    e.handle_frame(
+        Millis(60_020),
+        WALL,
+        &frame(RelayFrame::Error {
+            code: RelayErrorCode::WrongVerifier,
+            fatal: true,
+            message: String::from("this room exists with another password or secret"),
+        }),
+    );
+    assert_eq!(e.status(), &Status::Rotated);
 }

@@ -925,6 +925,25 @@ fn envelope_section(keys: &RoomKeys) -> Value {
             },
         ),
         (
+            "member frame: key, handing over the next epoch's key (room tag)",
+            Sealed {
+                kind: EnvelopeKind::Ephemeral,
+                channel: None,
+                session,
+                counter: 7,
+                nonce: [6; 12],
+                hlc: Hlc {
+                    device: DEVICE_A,
+                    ..Hlc::default()
+                },
+                body: MemberFrame::Key {
+                    epoch: 1,
+                    secret: String::from("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"),
+                }
+                .encode(),
+            },
+        ),
+        (
             "snapshot body",
             Sealed {
                 kind: EnvelopeKind::Snapshot,

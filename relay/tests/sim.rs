@@ -314,8 +314,9 @@ enum Msg {
     Role(usize, bool),
     /// The backend admits the pending guest.
     Admit(usize),
-    /// The member rotates the room's key to this secret (`Client::rotate`).
-    Rotate(usize, String),
+    /// The member rotates the room's key to this secret (`Client::rotate`), handing it
+    /// over to the members online when `true`.
+    Rotate(usize, String, bool),
     /// The member, told the room rotated, takes the new secret (`Client::rekey`).
     Rekey(usize, String),
     /// The room's alarm: sockets unjoined for too long are closed.
@@ -1085,6 +1086,12 @@ impl Sim {
                     println!("        c{c} rotated the key to epoch {epoch}");
                 }
             }
+            ClientEvent::KeyHandedOver { epoch, .. } => {
+                self.stats.bump("keys handed over");
+                if self.trace {
+                    println!("        c{c} took the key handed over for epoch {epoch}");
+                }
+            }
             ClientEvent::RotationFailed { code, message } => {
                 self.stats.bump(&format!("rotation failed {code}"));
                 self.rotating_to = None;
@@ -1740,20 +1747,16 @@ impl Sim {
                 let user = self.members[c].user.clone();
                 self.notify(&json!({"room": ROOM, "kind": "role", "user": user, "role": role}));
             }
-            Msg::Rotate(c, secret) => {
+            Msg::Rotate(c, secret, hand_over) => {
                 self.openers.push(Opener::new(&room_keys(&secret)));
                 self.rotating_to = Some(secret.clone());
-                self.members[c]
-                    .client
-                    .rotate(now, room_keys(&secret))
-                    .unwrap();
+                let key = RoomKey::from_secret(&secret).unwrap();
+                self.members[c].client.rotate(now, &key, hand_over).unwrap();
                 self.drain(c);
             }
             Msg::Rekey(c, secret) => {
-                self.members[c]
-                    .client
-                    .rekey(now, room_keys(&secret))
-                    .unwrap();
+                let key = RoomKey::from_secret(&secret).unwrap();
+                self.members[c].client.rekey(now, &key).unwrap();
                 self.drain(c);
             }
             Msg::Admit(c) => {
@@ -2803,7 +2806,7 @@ fn a_rotation_removes_a_member_and_the_others_keep_everything() {
         let op = set_title("created", &format!("before{i}"), &format!("b{i}"));
         sim.at(1_000 + i as u64 * 500, Msg::Task(c, Task::Ops(vec![op])));
     }
-    sim.at(10_000, Msg::Rotate(0, new.clone()));
+    sim.at(10_000, Msg::Rotate(0, new.clone(), false));
     sim.members[2].removed = true;
     // Shut out (Rotated), the second member edits; then it takes the new secret.
     sim.at(
@@ -2849,4 +2852,35 @@ fn a_rotation_removes_a_member_and_the_others_keep_everything() {
     let until = sim.now + 30_000;
     sim.run_until(until, None);
     assert_eq!(sim.members[c].client.status(), &Status::WrongPassword);
+}
+
+/// A rotation that hands the new key over: every member online goes on under it without
+/// the application (`KeyHandedOver`, no `Rotated`), and everything converges; late joiners
+/// come with the new secret.
+#[test]
+fn a_rotation_that_hands_the_key_over_keeps_every_member_online() {
+    let mut sim = scripted(roomy_limits(), 50, vec![(0, 0, 0), (1, 0, 0), (0, 0, 0)]);
+    let new = RoomKey::generate_secret(&mut Rng(98));
+    for (i, c) in [0_usize, 1, 2, 1].into_iter().enumerate() {
+        let op = set_title("created", &format!("before{i}"), &format!("b{i}"));
+        sim.at(1_000 + i as u64 * 500, Msg::Task(c, Task::Ops(vec![op])));
+    }
+    sim.at(10_000, Msg::Rotate(2, new.clone(), true));
+    for (i, c) in [0_usize, 1, 2].into_iter().enumerate() {
+        let op = set_title("created", &format!("after{i}"), &format!("a{i}"));
+        sim.at(10_050 + i as u64 * 300, Msg::Task(c, Task::Ops(vec![op])));
+    }
+    run(&mut sim).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sim.stats.get("rotations"), 1, "{:?}", sim.stats);
+    assert_eq!(sim.stats.get("keys handed over"), 2, "{:?}", sim.stats);
+    assert_eq!(sim.secret, new);
+    assert_eq!(sim.store.key_epoch().unwrap(), 1);
+    for m in &sim.members {
+        for id in ["before0", "before3", "after0", "after1", "after2"] {
+            assert!(
+                m.client.replica().entity("tasks", id).is_some(),
+                "lacks {id}"
+            );
+        }
+    }
 }

@@ -1,6 +1,6 @@
 // The demo board in headless Chromium against a real relay (`wrangler dev`):
 // live sync between two browsers, editing through a relay outage, a reload with unsent
-// edits, and a wrong password. Run with tests/e2e/run.sh (node --test).
+// edits, a wrong password, and changing the room password from the board. Run with tests/e2e/run.sh (node --test).
 import assert from "node:assert/strict";
 import { join as pathJoin } from "node:path";
 import { test } from "node:test";
@@ -40,17 +40,17 @@ async function open(name) {
   return { context, page, name, logs };
 }
 
-async function join(page, password = PASSWORD, name = "Tester") {
+async function join(page, password = PASSWORD, name = "Tester", room = ROOM) {
   await page.goto(scene.site.url + "/");
   await page.fill("#relay", scene.relay.url);
-  await page.fill("#room", ROOM);
+  await page.fill("#room", room);
   await page.fill("#password", password);
   await page.fill("#name", name);
   await page.click("#join-button");
 }
 
-async function joinAndWaitLive(page, name) {
-  await join(page, PASSWORD, name);
+async function joinAndWaitLive(page, name, room = ROOM) {
+  await join(page, PASSWORD, name, room);
   await page.waitForSelector("#board-view:not([hidden])", { timeout: 20_000 });
   await waitState(page, "live", 20_000);
 }
@@ -279,4 +279,77 @@ test("a wrong password says so plainly", async () => {
   // The others never saw anything from it.
   assert.equal((await titles(alice.page)).length, 6);
   await eve.context.close();
+});
+
+test("changing the password from the board: the other browser is asked for the new one and syncs again", async () => {
+  // A room of its own, so this test also runs alone (--test-name-pattern).
+  const room = roomName("e2e-board-rotate");
+  const NEW = "a new password for the board";
+  const ann = await open("ann");
+  const ben = await open("ben");
+  try {
+    await joinAndWaitLive(ann.page, "Ann", room);
+    await joinAndWaitLive(ben.page, "Ben", room);
+    await addTask(ann.page, "Made before the change");
+    await hasTitle(ben.page, "Made before the change");
+    const oldFingerprint = await ann.page.textContent("#fingerprint");
+    const oldLink = await ann.page.inputValue("#share-link");
+
+    // Ann changes the password through the form next to the room controls.
+    assert.equal((await ann.page.textContent("#change-password")).trim(), "Change password…");
+    await ann.page.click("#change-password");
+    await ann.page.waitForSelector("#rotate-form:not([hidden])", { timeout: 5000 });
+    await ann.page.fill("#rotate-password", NEW);
+    await ann.page.fill("#rotate-confirm", "not the same");
+    await ann.page.click("#rotate-submit");
+    await ann.page.waitForSelector("#rotate-status.bad:not([hidden])", { timeout: 5000 });
+    assert.match(await ann.page.textContent("#rotate-status"), /differ/);
+    await ann.page.fill("#rotate-confirm", NEW);
+    await shot(ann.page, "7-rotate-form-ann");
+    await ann.page.click("#rotate-submit");
+    await ann.page.waitForSelector("#rotate-form[hidden]", { state: "attached", timeout: 30_000 });
+    await ann.page.waitForSelector("#notice:not([hidden])", { timeout: 5000 });
+    assert.match(await ann.page.textContent("#notice-text"), /new password/i);
+    assert.equal(await ann.page.getAttribute("#status", "data-state"), "live");
+    const newFingerprint = await ann.page.textContent("#fingerprint");
+    assert.notEqual(newFingerprint, oldFingerprint, "a new key, a new fingerprint");
+    assert.notEqual(await ann.page.inputValue("#share-link"), oldLink, "a new key, a new share link");
+    await shot(ann.page, "7-rotated-ann");
+
+    // Ben is shut out: the pill says why, the form asks for the new password, the board stays.
+    await waitState(ben.page, "rotated", 30_000);
+    assert.match(await ben.page.textContent("#status-text"), /password changed by a member/i);
+    await ben.page.waitForSelector("#rekey-form:not([hidden])", { timeout: 5000 });
+    assert.equal(await ben.page.isVisible("#board-view"), true);
+    assert.equal(await ben.page.isVisible("#change-password"), false, "no rotating while shut out");
+    assert.deepEqual(await titles(ben.page), ["Made before the change"]);
+    await shot(ben.page, "7-rotated-ben");
+
+    // The old password is refused: the form stays, with an error line.
+    await ben.page.fill("#rekey-password", PASSWORD);
+    await ben.page.click("#rekey-submit");
+    await waitState(ben.page, "wrong-password", 30_000);
+    await ben.page.waitForSelector("#rekey-error:not([hidden])", { timeout: 5000 });
+    assert.match(await ben.page.textContent("#rekey-error"), /wrong password/i);
+    assert.equal(await ben.page.isVisible("#board-view"), true, "still on the board");
+    assert.equal(await ben.page.isVisible("#rekey-form"), true);
+    assert.equal(await ben.page.isEnabled("#rekey-submit"), true);
+    await shot(ben.page, "7-rekey-refused-ben");
+
+    // The new one: live again without a reload, on the same key as Ann.
+    await ben.page.fill("#rekey-password", NEW);
+    await ben.page.click("#rekey-submit");
+    await waitState(ben.page, "live", 30_000);
+    await ben.page.waitForSelector("#rekey-form[hidden]", { state: "attached", timeout: 5000 });
+    assert.equal(await ben.page.isVisible("#change-password"), true);
+    assert.equal(await ben.page.textContent("#fingerprint"), newFingerprint);
+
+    await addTask(ann.page, "Made after the change");
+    await deliveredTo(ben.page, ann.page, "Made after the change");
+    assert.deepEqual(await titles(ben.page), ["Made before the change", "Made after the change"]);
+    await shot(ben.page, "7-rekeyed-ben");
+  } finally {
+    await ann.context.close();
+    await ben.context.close();
+  }
 });

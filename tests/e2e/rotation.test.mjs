@@ -110,3 +110,27 @@ test("a rotation shuts out the member without the new password; the one given it
   assert.equal(notNow, "ROTATION_REFUSED");
   for (const t of [ada, bob, cyd, fresh]) await t.close();
 });
+
+test("a rotation that hands the key over keeps the members online without a rotated status", async () => {
+  const room = roomName("rotate-handover");
+  const ada = await tab(room, OLD);
+  await waitLive(ada.page);
+  const bob = await tab(room, OLD);
+  await waitLive(bob.page);
+  await ada.page.evaluate(() => window.room.create("tasks", { id: "a1", title: "a1" }));
+  await waitIds(bob, ["a1"], "before the rotation");
+  const oldLink = await bob.page.evaluate(() => window.room.shareLink("https://app.example/"));
+
+  await ada.page.evaluate((password) => window.room.rotate({ password, handOver: true }), NEW);
+  const fingerprint = await ada.page.evaluate(() => window.room.fingerprint());
+  await bob.page.waitForFunction((f) => window.room.fingerprint() === f && window.room.status.state === "live", fingerprint, { timeout: 30_000, polling: 50 });
+  await ada.page.evaluate(() => window.room.create("tasks", { id: "a2", title: "after" }));
+  await bob.page.evaluate(() => window.room.create("tasks", { id: "b2", title: "after" }));
+  for (const t of [ada, bob]) await waitIds(t, ["a1", "a2", "b2"], "after the hand-over");
+  const states = await bob.page.evaluate(() => window.states);
+  assert.ok(!states.includes("rotated") && !states.includes("wrong-password"), JSON.stringify(states));
+  const newLink = await bob.page.evaluate(() => window.room.shareLink("https://app.example/"));
+  assert.notEqual(newLink, oldLink, "the share link carries the new key");
+  assert.equal(newLink, await ada.page.evaluate(() => window.room.shareLink("https://app.example/")));
+  for (const t of [ada, bob]) await t.close();
+});

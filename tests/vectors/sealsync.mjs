@@ -235,7 +235,8 @@ const ordered = (pairs) => `{${pairs.map(([k, v]) => `${JSON.stringify(k)}:${v}`
 // --------------------------------------------------------- member frames (who is online)
 
 // A member frame's body (PROTOCOL.md, "Members"): `here` (profile default null, ask default
-// false) or `left`; anything else, or a body over 4,096 + 64 bytes, is INVALID_MEMBER.
+// false), `left`, or `key` (epoch u32, secret string: "Key rotation"); anything else, or a
+// body over 4,096 + 64 bytes, is INVALID_MEMBER.
 export function decodeMemberFrame(body) {
   const bad = (why) => new ProtocolError('INVALID_MEMBER', why);
   if (body.length > 4096 + 64) throw bad('over the profile limit');
@@ -247,6 +248,11 @@ export function decodeMemberFrame(body) {
   }
   if (!isObject(v)) throw bad('not an object');
   if (v.type === 'left') return { type: 'left' };
+  if (v.type === 'key') {
+    if (!Number.isInteger(v.epoch) || v.epoch < 0 || v.epoch > 0xffffffff) throw bad('epoch is not a u32');
+    if (typeof v.secret !== 'string') throw bad('secret is not a string');
+    return { type: 'key', epoch: v.epoch, secret: v.secret };
+  }
   if (v.type !== 'here') throw bad(`unknown type ${JSON.stringify(v.type)}`);
   const ask = v.ask ?? false;
   if (typeof ask !== 'boolean') throw bad('ask is not a boolean');
@@ -256,6 +262,7 @@ export function decodeMemberFrame(body) {
 // The body a sender writes for a member frame.
 export function encodeMemberFrame(frame) {
   if (frame.type === 'left') return ordered([['type', '"left"']]);
+  if (frame.type === 'key') return ordered([['type', '"key"'], ['epoch', String(frame.epoch)], ['secret', JSON.stringify(frame.secret)]]);
   return ordered([['type', '"here"'], ['profile', canonical(frame.profile)], ['ask', String(frame.ask)]]);
 }
 
