@@ -1406,7 +1406,7 @@ impl Client {
                 self.send(&ClientFrame::Ephemeral { envelope });
             }
         }
-        self.roster.clear();
+        let _ = self.roster.clear();
         self.next_announce = None;
         self.stop(Status::Closed {
             code: String::from("LEFT"),
@@ -1678,6 +1678,8 @@ impl Client {
         self.conn = Conn::Stopped;
         self.armed = None;
         self.outbox.mark_all_unsent();
+        // Stopped, this client hears nobody: its list would only go stale.
+        self.members_changed |= self.roster.clear();
         if self.rotation.take().is_some() {
             self.event(ClientEvent::RotationFailed {
                 code: String::from("ROOM_CLOSED"),

@@ -240,9 +240,11 @@ impl Roster {
         self.others.len() != before
     }
 
-    /// Forgets every other member (this client left).
-    pub fn clear(&mut self) {
+    /// Forgets every other member (this client left, or stopped); whether there was any.
+    pub fn clear(&mut self) -> bool {
+        let had = !self.others.is_empty();
         self.others.clear();
+        had
     }
 
     /// When the next member expires, if any.

@@ -2424,11 +2424,15 @@ fn a_member_shut_out_by_a_rotation_goes_on_with_the_new_key() {
 
 /// A `key` member frame from session 9, sealed under the room's (current) key.
 fn key_frame(epoch: u32, secret: &str) -> Vec<u8> {
-    let body = MemberFrame::Key {
+    from_session_9(&MemberFrame::Key {
         epoch,
         secret: secret.to_owned(),
-    }
-    .encode();
+    })
+}
+
+/// A member frame from session 9, as the relay relays it.
+fn from_session_9(member: &MemberFrame) -> Vec<u8> {
+    let body = member.encode();
     let envelope = sealsync_core::SessionSealer::new(&keys(), SessionId([9; 16]))
         .seal(
             sealsync_core::EnvelopeKind::Ephemeral,
@@ -2550,4 +2554,35 @@ fn a_member_handed_the_new_key_goes_on_under_it() {
         }),
     );
     assert_eq!(e.status(), &Status::Rotated);
+}
+
+/// A client that stops (here: shut out by a rotation) lists nobody: it hears nobody any
+/// more, and a stale list would show people as online.
+#[test]
+fn a_stopped_member_lists_nobody() {
+    let mut c = member_with(2);
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
+    let here = MemberFrame::Here {
+        profile: json!({"name": "Bo"}),
+        ask: false,
+    };
+    c.handle_frame(Millis(100), WALL, &from_session_9(&here));
+    assert_eq!(c.members().len(), 2);
+    drain(&mut c);
+    c.handle_frame(Millis(101), WALL, &rotated_error());
+    let outs = drain(&mut c);
+    assert_eq!(c.status(), &Status::Rotated);
+    assert!(c.members().is_empty());
+    assert_eq!(
+        events(&outs)
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Members(list) => Some(list.len()),
+                _ => None,
+            })
+            .last(),
+        Some(0)
+    );
 }
