@@ -2582,7 +2582,7 @@ fn a_stopped_member_lists_nobody() {
                 ClientEvent::Members(list) => Some(list.len()),
                 _ => None,
             })
-            .last(),
+            .next_back(),
         Some(0)
     );
 }
