@@ -683,6 +683,9 @@ impl Client {
         }
         self.keys = RoomKeys::derive(key, self.keys.room().clone());
         self.rekeyed();
+        // The kept history is sealed under the old key: once the new one is proven (live),
+        // a local snapshot under it replaces that history.
+        self.keeping = false;
         self.backoff.reset();
         self.conn = Conn::Idle;
         self.handle_start(now);
@@ -2574,6 +2577,7 @@ impl Client {
         self.keys = RoomKeys::derive(&key, self.keys.room().clone());
         self.keys.set_epoch(epoch);
         self.rekeyed();
+        self.keeping = false;
         self.on_handed_key = true;
         self.event(ClientEvent::KeyHandedOver {
             epoch,

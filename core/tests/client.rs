@@ -2586,3 +2586,45 @@ fn a_stopped_member_lists_nobody() {
         Some(0)
     );
 }
+
+/// A client that keeps its history and takes a new key (`rekey` after `Rotated`) replaces
+/// the kept history, sealed under the old key, with a local snapshot under the new one,
+/// once the new key is proven (live), not before.
+#[test]
+fn after_a_new_key_the_kept_history_is_replaced_under_it_once_proven() {
+    let mut c = keeping(5, 1_000);
+    start_live(&mut c, 0);
+    c.handle_local_op(Millis(80), WALL, create("x")).unwrap();
+    c.handle_flush(Millis(80));
+    drain(&mut c);
+    c.handle_frame(Millis(90), WALL, &rotated_error());
+    c.rekey(Millis(100), &other_key()).unwrap();
+    opened(&mut c, Millis(110));
+    c.handle_frame(Millis(120), WALL, &welcome());
+    assert!(
+        kept(&drain(&mut c)).is_empty(),
+        "nothing kept before the key is proven"
+    );
+    c.handle_frame(
+        Millis(120),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    caught_up(&mut c, Millis(130), 0, 0);
+    let snapshots: Vec<Vec<u8>> = kept(&drain(&mut c))
+        .into_iter()
+        .filter_map(|k| match k {
+            Kept::Snapshot { envelope, .. } => Some(envelope),
+            Kept::Event { .. } => None,
+        })
+        .collect();
+    assert_eq!(snapshots.len(), 1);
+    let mut next = other_keys();
+    next.set_epoch(1);
+    assert!(sealsync_core::Opener::new(&next)
+        .open(&snapshots[0])
+        .is_ok());
+    assert!(sealsync_core::Opener::new(&keys())
+        .open(&snapshots[0])
+        .is_err());
+}
