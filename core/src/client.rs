@@ -84,7 +84,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::backoff::Backoff;
-use crate::envelope::EnvelopeKind;
+use crate::envelope::{EnvelopeHeader, EnvelopeKind};
 use crate::error::{Error, Result};
 use crate::hlc::{effective, Clock, Hlc};
 use crate::ids::{ChannelTag, DeviceId, Entropy, Millis, RoomId, SessionId, WallMillis};
@@ -400,6 +400,11 @@ pub enum Kept {
     },
 }
 
+/// How long a key handed over by a member (a `key` member frame) stays usable: it comes
+/// right before the `ROTATE` that uses it, so a rotation that closes this client later than
+/// this is not the one it was handed over for (and the status is `Rotated`).
+pub const HAND_OVER_VALID_MS: u64 = 10_000;
+
 /// The most times a client builds its rotation snapshot again because the room's head
 /// moved (`NOT_CAUGHT_UP`) before it gives the rotation up.
 pub const MAX_ROTATION_ATTEMPTS: u32 = 8;
@@ -530,10 +535,17 @@ pub struct Client {
     rotation: Option<Rotation>,
     /// A key another member handed over for the epoch after this one (a `key` member frame),
     /// used if the room's rotation shuts this client out.
-    handed: Option<(u32, Zeroizing<String>)>,
+    handed: Option<(u32, Zeroizing<String>, Millis)>,
     /// This connection proves a handed-over key: a refusal means the room is not under it
     /// (status `Rotated`, not `WrongPassword`).
     on_handed_key: bool,
+    /// Between `WELCOME` and the next frame that is not `KEY_EPOCH`: the room's key epoch
+    /// as said so far (0 unless a `KEY_EPOCH` follows the `WELCOME`).
+    welcome_epoch: Option<u32>,
+    /// The relay has said which key epoch the room is at (after a `WELCOME`), so restored
+    /// or adopted changes under another epoch are sealed again at once.
+    epoch_known: bool,
+
     armed: Option<Millis>,
     outputs: VecDeque<Output>,
 }
@@ -608,6 +620,9 @@ impl Client {
             rotation: None,
             handed: None,
             on_handed_key: false,
+            welcome_epoch: None,
+            epoch_known: false,
+
             armed: None,
             outputs: VecDeque::new(),
         }
@@ -682,7 +697,10 @@ impl Client {
             });
         }
         self.keys = RoomKeys::derive(key, self.keys.room().clone());
-        self.rekeyed();
+        self.on_handed_key = false;
+        self.handed = None;
+        self.epoch_known = false;
+        self.rekeyed(true);
         // The kept history is sealed under the old key: once the new one is proven (live),
         // a local snapshot under it replaces that history.
         self.keeping = false;
@@ -860,6 +878,9 @@ impl Client {
             });
         }
         self.outputs.push_back(Output::OutboxChanged);
+        if self.epoch_known {
+            self.reseal_outbox(true);
+        }
         changes
     }
 
@@ -883,6 +904,7 @@ impl Client {
         let own = self.config.session.to_string();
         let mut envelopes = Vec::new();
         let mut left = Vec::new();
+        let mut unreadable: Vec<String> = Vec::new();
         for (session, record) in records {
             if !crate::outbox::adopts(&session, &own, live) {
                 continue;
@@ -891,6 +913,12 @@ impl Client {
             // the outbox stays where it is (and is never forgotten) for a later session.
             if self.outbox.len() + envelopes.len() + record.len() > MAX_OUTBOX_ENTRIES {
                 left.push(session);
+                continue;
+            }
+            // So does one sealed under another key (the room's key changed since, or this
+            // session's key is wrong): forgetting it would lose those changes.
+            if !record.iter().all(|e| self.opener.open(e).is_ok()) {
+                unreadable.push(session);
                 continue;
             }
             envelopes.extend(record);
@@ -903,6 +931,17 @@ impl Client {
                     "the unsent changes of {} closed session(s) wait in storage: this \
                      session's outbox has no room for them yet",
                     left.len()
+                ),
+            });
+        }
+        if !unreadable.is_empty() {
+            self.event(ClientEvent::Warning {
+                code: String::from(Error::DecryptFailed.code()),
+                message: format!(
+                    "the unsent changes of {} closed session(s) are sealed under another key \
+                     (the room's password or secret changed since?): they stay in storage, \
+                     unsent",
+                    unreadable.len()
                 ),
             });
         }
@@ -1042,21 +1081,28 @@ impl Client {
         }
         self.hello_sent = true;
         self.challenge = Some(*challenge);
-        // A ROTATE whose answer was lost with its socket: the room may be under the new
-        // key. Try it; a WRONG_VERIFIER says it was not (see `on_relay_error`).
+        // A ROTATE whose answer was lost with its connection (however it ended): the room
+        // may be under the new key. Try it; a WRONG_VERIFIER says it was not (see
+        // `on_relay_error`).
+        if let Some(r) = &mut self.rotation {
+            if r.state == RotationState::Sent {
+                r.state = RotationState::InDoubt;
+            }
+        }
         let keys = match &self.rotation {
             Some(r) if r.state == RotationState::InDoubt => &r.keys,
             _ => &self.keys,
         };
+        let channel = keys.channel_tag(&self.config.channel);
         let hello = ClientFrame::Hello {
             after_seq: self.last_seq,
             member_key: keys.member_key(),
             proof: keys.prove(challenge),
             // The room tag too: member frames (`crate::roster`) go to everyone.
-            channels: if self.config.members && self.channel != ROOM_TAG {
-                alloc::vec![self.channel, ROOM_TAG]
+            channels: if self.config.members && channel != ROOM_TAG {
+                alloc::vec![channel, ROOM_TAG]
             } else {
-                alloc::vec![self.channel]
+                alloc::vec![channel]
             },
         };
         self.send(&hello);
@@ -1155,6 +1201,14 @@ impl Client {
             Ok(frame) => frame,
             Err(err) => return self.warn(&err),
         };
+        if !matches!(
+            frame,
+            RelayFrame::Welcome { .. } | RelayFrame::KeyEpoch { .. }
+        ) {
+            if let Some(epoch) = self.welcome_epoch.take() {
+                self.take_epoch(epoch);
+            }
+        }
         match frame {
             RelayFrame::Welcome {
                 relay_time,
@@ -1166,6 +1220,8 @@ impl Client {
             } => {
                 self.snapshot_seq = self.snapshot_seq.max(snapshot_seq);
                 self.on_handed_key = false;
+                // 0 unless a KEY_EPOCH follows (a room deleted and created again is at 0).
+                self.welcome_epoch = Some(0);
                 self.clock.set_offset(relay_time, wall);
                 self.limits = Some(limits);
                 // The relay's bucket for this socket started full and paid for HELLO.
@@ -1207,7 +1263,11 @@ impl Client {
             },
             RelayFrame::Presence { count } => self.event(ClientEvent::Presence(count)),
             RelayFrame::Notify { json } => self.event(ClientEvent::Notify(json)),
-            RelayFrame::Error { code, message, .. } => self.on_relay_error(now, code, message),
+            RelayFrame::Error {
+                code,
+                fatal,
+                message,
+            } => self.on_relay_error(now, code, fatal, message),
             RelayFrame::SnapshotStored { seq } => self.snapshot_seq = self.snapshot_seq.max(seq),
             RelayFrame::KeyEpoch { key_epoch } => self.on_key_epoch(now, key_epoch),
         }
@@ -1388,7 +1448,8 @@ impl Client {
     pub fn handle_ephemeral(&mut self, now: Millis, wall: WallMillis, body: &[u8]) -> Result<()> {
         let hlc = self.clock.tick(wall);
         let envelope = self.seal(EnvelopeKind::Ephemeral, self.channel, hlc, body)?;
-        if self.is_live() && self.access != Access::Pending {
+        // Dropped while a ROTATE is unanswered: it is sealed under the key being replaced.
+        if self.is_live() && self.access != Access::Pending && !self.rotation_unanswered() {
             if let Some(pace) = self.pace() {
                 if self.bucket.ready(pace, now.0) {
                     let _ = self.bucket.take(pace, now.0);
@@ -1484,7 +1545,7 @@ impl Client {
                 let secret = Zeroizing::new(secret);
                 if self.keys.epoch().checked_add(1) == Some(epoch) {
                     match RoomKey::from_secret(&secret) {
-                        Ok(_) => self.handed = Some((epoch, secret)),
+                        Ok(_) => self.handed = Some((epoch, secret, now)),
                         Err(err) => self.warn(&err),
                     }
                 }
@@ -1511,7 +1572,7 @@ impl Client {
             return;
         }
         self.announce_ask |= ask;
-        if self.access == Access::Pending {
+        if self.access == Access::Pending || self.rotation_unanswered() {
             self.next_announce = Some(now.plus(MEMBER_ANNOUNCE_EVERY_MS));
             return;
         }
@@ -2048,6 +2109,19 @@ impl Client {
                 entry.sent = false;
                 self.set_access(now, Access::Pending);
             }
+            Refusal::Reconnect => {
+                entry.sent = false;
+                if matches!(self.conn, Conn::Open { .. }) {
+                    self.event(ClientEvent::Warning {
+                        code: String::from(code.name()),
+                        message: format!("{message} (kept; connecting again)"),
+                    });
+                    self.outputs.push_back(Output::Close {
+                        code: wire::CLOSE_NORMAL,
+                    });
+                    self.schedule_reconnect(now);
+                }
+            }
             Refusal::Reject => {
                 if let Some(entry) = self.outbox.acknowledge(session, counter) {
                     self.outputs.push_back(Output::OutboxChanged);
@@ -2190,12 +2264,11 @@ impl Client {
         }
     }
 
-    fn on_relay_error(&mut self, now: Millis, code: RelayErrorCode, message: String) {
-        if self
-            .rotation
-            .as_ref()
-            .is_some_and(|r| r.state == RotationState::Sent)
-        {
+    fn on_relay_error(&mut self, now: Millis, code: RelayErrorCode, fatal: bool, message: String) {
+        // While a ROTATE is unanswered this client sends nothing else but its hand-over (see
+        // `rotation_unanswered`), so a non-fatal error answers the ROTATE (or the hand-over
+        // just before it: only the rate can refuse that one, and then the ROTATE too).
+        if self.rotation_unanswered() {
             match code {
                 // What arrived since is merged: build the snapshot again.
                 RelayErrorCode::NotCaughtUp => return self.rotation_retry(now, message),
@@ -2215,7 +2288,7 @@ impl Client {
             RelayErrorCode::WrongVerifier if self.rotation_not_carried_out(now) => {}
             RelayErrorCode::WrongVerifier if self.on_handed_key => self.stop(Status::Rotated),
             RelayErrorCode::WrongVerifier => self.stop(Status::WrongPassword),
-            RelayErrorCode::Rotated => {
+            RelayErrorCode::Rotated if fatal => {
                 self.event(ClientEvent::Warning {
                     code: String::from(code.name()),
                     message,
@@ -2363,7 +2436,11 @@ impl Client {
     /// Uploads `confirmed` as the snapshot up to `last_seq`, when live, caught up, allowed
     /// to write, and the frame fits the relay's announced limit.
     fn upload_snapshot(&mut self, now: Millis) {
-        if !self.is_live() || self.sync_requested || self.access != Access::Write {
+        if !self.is_live()
+            || self.sync_requested
+            || self.access != Access::Write
+            || self.rotation.is_some()
+        {
             return;
         }
         if self.last_seq == 0 {
@@ -2411,12 +2488,35 @@ impl Client {
     /// caught up, allowed to write (the caller checked that no publish is in flight). The
     /// snapshot is `confirmed` up to `last_seq`, sealed under the new keys.
     fn send_rotate(&mut self, now: Millis) {
-        if self.sync_requested || self.access != Access::Write {
+        if self.sync_requested {
             return;
+        }
+        if self.access != Access::Write {
+            let code = if self.access == Access::ReadOnly {
+                RelayErrorCode::ReadOnly
+            } else {
+                RelayErrorCode::GuestPending
+            };
+            return self.rotation_failed(
+                String::from(code.name()),
+                String::from("this member may not change the room"),
+            );
         }
         let Some(challenge) = self.challenge else {
             return;
         };
+        // The next epoch of the room as it is now (a KEY_EPOCH may have come since `rotate`).
+        let Some(next) = self.keys.epoch().checked_add(1) else {
+            return self.rotation_failed(
+                String::from(RelayErrorCode::BadFrame.name()),
+                String::from("the room is at the last key epoch"),
+            );
+        };
+        if let Some(r) = &mut self.rotation {
+            if r.state == RotationState::Waiting {
+                r.keys.set_epoch(next);
+            }
+        }
         let hand_over = match &self.rotation {
             Some(r) if r.state == RotationState::Waiting => {
                 r.hand_over.as_ref().map(|secret| MemberFrame::Key {
@@ -2516,14 +2616,18 @@ impl Client {
     /// `KEY_EPOCH`: the relay carried out this client's rotation (the epoch it asked for,
     /// after a `ROTATE` or a `HELLO` under the new key), or says which epoch the room is at.
     fn on_key_epoch(&mut self, now: Millis, key_epoch: u32) {
+        // This client's rotation, carried out: after its ROTATE (also when a rate refusal of
+        // the hand-over set it back to waiting) or after a HELLO under the new key.
         let ours = self
             .rotation
             .as_ref()
-            .is_some_and(|r| r.state != RotationState::Waiting && r.keys.epoch() == key_epoch);
+            .is_some_and(|r| r.attempts > 0 && r.keys.epoch() == key_epoch);
         if ours {
             let Some(r) = self.rotation.take() else {
                 return;
             };
+            // A HELLO under the new key (the in-doubt case) already follows its channel tag.
+            let hello_under_old_key = r.state != RotationState::InDoubt;
             if let Some((seq, envelope)) = r.snapshot {
                 self.snapshot_seq = self.snapshot_seq.max(seq);
                 if self.keeping && seq > 0 {
@@ -2533,33 +2637,100 @@ impl Client {
                 }
             }
             self.keys = r.keys;
-            self.rekeyed();
+            self.rekeyed(true);
+            self.welcome_epoch = None;
+            self.epoch_known = true;
             self.event(ClientEvent::Rotated { epoch: key_epoch });
-            self.flush_outbox(now);
+            // This socket follows the old key's channel tag: connect again under the new one
+            // (the unsent changes go out then).
+            if hello_under_old_key && matches!(self.conn, Conn::Open { .. }) {
+                self.outputs.push_back(Output::Close {
+                    code: wire::CLOSE_NORMAL,
+                });
+                self.backoff.reset();
+                self.schedule_reconnect(now);
+            }
+        } else if self.welcome_epoch.is_some() {
+            // After WELCOME: the room's epoch, taken before the catch-up.
+            self.welcome_epoch = Some(key_epoch);
         } else if key_epoch != self.keys.epoch() {
-            self.keys.set_epoch(key_epoch);
-            self.rekeyed();
+            // Anywhere else it says nothing this client can use: its key may not be the
+            // room's any more. Connect again; the next WELCOME says where the room is.
+            self.event(ClientEvent::Warning {
+                code: String::from(Error::MalformedFrame { reason: "" }.code()),
+                message: format!(
+                    "the relay said the room is at key epoch {key_epoch} outside a join; \
+                     connecting again"
+                ),
+            });
+            if matches!(self.conn, Conn::Open { .. }) {
+                self.outputs.push_back(Output::Close {
+                    code: wire::CLOSE_NORMAL,
+                });
+                self.schedule_reconnect(now);
+            }
         }
     }
 
-    /// `self.keys` changed (another key, or epoch): the sealer (its counter goes on), the
-    /// opener and the channel tag follow, and every outbox entry is sealed again (under new
-    /// counters; an entry the relay stored under the old key comes again as a duplicate
-    /// change, which merging ignores).
-    fn rekeyed(&mut self) {
+    /// The room's key epoch, as the relay said after `WELCOME`: seal under it from now on.
+    fn take_epoch(&mut self, epoch: u32) {
+        self.epoch_known = true;
+        if epoch != self.keys.epoch() {
+            self.keys.set_epoch(epoch);
+            self.rekeyed(false);
+        }
+    }
+
+    /// A `ROTATE` went out on this connection and has no answer yet.
+    fn rotation_unanswered(&self) -> bool {
+        self.rotation
+            .as_ref()
+            .is_some_and(|r| r.state == RotationState::Sent)
+    }
+
+    /// `self.keys` changed: the sealer (its counter goes on), the opener and the channel tag
+    /// follow, and the outbox is sealed again ([`Client::reseal_outbox`]): every entry after
+    /// a new key, only those under another epoch when just the epoch changed.
+    fn rekeyed(&mut self, new_key: bool) {
         let counter = self.sealer.next_counter();
         self.sealer = SessionSealer::resume(&self.keys, self.config.session, counter);
         self.opener = Opener::new(&self.keys);
         self.channel = self.keys.channel_tag(&self.config.channel);
-        let len = self.outbox.len();
-        if len == 0 {
-            return;
+        self.reseal_outbox(!new_key);
+    }
+
+    /// Seals unsent outbox entries again under the current keys, each with its operations
+    /// and stamps as they were, under a new counter: every one, or (`stale_only`) those
+    /// whose envelope carries another key epoch. An entry the relay stored before under
+    /// its old counter is stored again; merging it twice changes nothing. An entry that
+    /// may have left keeps saying so (`ever_sent`).
+    fn reseal_outbox(&mut self, stale_only: bool) {
+        let epoch = self.keys.epoch();
+        let mut changed = false;
+        let mut failed = Vec::new();
+        for entry in self.outbox.drain() {
+            let stale = !EnvelopeHeader::parse(&entry.envelope)
+                .is_ok_and(|(header, _)| header.key_epoch == epoch);
+            if entry.sent || (stale_only && !stale) {
+                self.outbox.push(entry);
+                continue;
+            }
+            let ever_sent = entry.ever_sent;
+            match self.seal_entry(entry.items) {
+                Ok(mut resealed) => {
+                    resealed.ever_sent = ever_sent;
+                    self.outbox.push(resealed);
+                    changed = true;
+                }
+                Err((err, items)) => {
+                    failed.push((err, items.into_iter().map(|i| i.stamped.op).collect()));
+                }
+            }
         }
-        let groups: Vec<Vec<BatchItem>> = self.outbox.iter().map(|e| e.items.clone()).collect();
-        let (entries, failed) = self.pack(groups);
-        self.outbox.replace(0, len, entries);
         self.report_unsealable(failed);
-        self.outputs.push_back(Output::OutboxChanged);
+        if changed {
+            self.outputs.push_back(Output::OutboxChanged);
+        }
     }
 
     /// Another member's rotation closed this connection (`ROTATED`, 4005). With the next
@@ -2567,8 +2738,12 @@ impl Client {
     /// otherwise the status is `Rotated`, until [`Client::rekey`].
     fn shut_out(&mut self, now: Millis) {
         let next = self.keys.epoch().checked_add(1);
-        let handed = self.handed.take().filter(|(epoch, _)| Some(*epoch) == next);
-        let Some((epoch, secret)) = handed else {
+        // The hand-over comes right before the ROTATE: an older one is not this rotation's.
+        let handed = self
+            .handed
+            .take()
+            .filter(|(epoch, _, at)| Some(*epoch) == next && now.since(*at) <= HAND_OVER_VALID_MS);
+        let Some((epoch, secret, _)) = handed else {
             return self.stop(Status::Rotated);
         };
         let Ok(key) = RoomKey::from_secret(&secret) else {
@@ -2576,7 +2751,9 @@ impl Client {
         };
         self.keys = RoomKeys::derive(&key, self.keys.room().clone());
         self.keys.set_epoch(epoch);
-        self.rekeyed();
+        // What was in flight is sealed again too: it goes out on the next connection.
+        self.outbox.mark_all_unsent();
+        self.rekeyed(true);
         self.keeping = false;
         self.on_handed_key = true;
         self.event(ClientEvent::KeyHandedOver {

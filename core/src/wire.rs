@@ -269,6 +269,9 @@ pub enum Refusal {
     /// Keep the change and hold every publish until an `ACCESS` frame grants writing
     /// (`GUEST_PENDING`).
     Hold,
+    /// Keep the change and connect again: it was sealed under another key epoch than the
+    /// room's, and the next `WELCOME` says the room's (`ROTATED`).
+    Reconnect,
     /// The change can never be stored: take it out of the outbox, roll its local effect
     /// back and report it (`TOO_LARGE`, `READ_ONLY`, `BAD_FRAME`, `WRONG_KIND`, and any code
     /// this build does not know).
@@ -405,6 +408,7 @@ impl RelayErrorCode {
         match self {
             Self::RateLimited | Self::HistoryFull => Refusal::Retry,
             Self::GuestPending => Refusal::Hold,
+            Self::Rotated => Refusal::Reconnect,
             _ => Refusal::Reject,
         }
     }

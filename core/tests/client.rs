@@ -2281,8 +2281,8 @@ fn a_rotation_waits_for_publishes_in_flight_and_then_seals_under_the_new_key() {
     assert_eq!(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch, 1);
     let mut next = other_keys();
     next.set_epoch(1);
-    let opened = sealsync_core::Opener::new(&next).open(&envelope).unwrap();
-    assert!(String::from_utf8(opened.body).unwrap().contains("\"a\""));
+    let snapshot = sealsync_core::Opener::new(&next).open(&envelope).unwrap();
+    assert!(String::from_utf8(snapshot.body).unwrap().contains("\"a\""));
     assert!(sealsync_core::Opener::new(&keys()).open(&envelope).is_err());
     assert_eq!(sent(&outs).len(), 1, "nothing but the ROTATE");
 
@@ -2298,6 +2298,30 @@ fn a_rotation_waits_for_publishes_in_flight_and_then_seals_under_the_new_key() {
     );
     let outs = drain(&mut c);
     assert!(events(&outs).contains(&ClientEvent::Rotated { epoch: 1 }));
+    // The socket follows the old key's channel tag: the client connects again, proving the
+    // new key, and sends the held change then.
+    assert!(outs.contains(&Output::Close {
+        code: wire::CLOSE_NORMAL
+    }));
+    assert!(sent(&outs).is_empty());
+    c.handle_socket_closed(Millis(121), wire::CLOSE_NORMAL);
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(60_010));
+    let hello = sent(&drain(&mut c));
+    assert!(
+        matches!(&hello[..], [ClientFrame::Hello { member_key, channels, .. }]
+            if *member_key == other_keys().member_key()
+                && channels[0] == other_keys().channel_tag("main")),
+        "{hello:?}"
+    );
+    c.handle_frame(Millis(60_020), WALL, &welcome());
+    c.handle_frame(
+        Millis(60_020),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    caught_up(&mut c, Millis(60_030), 1, 0);
+    let outs = drain(&mut c);
     let publishes: Vec<Vec<u8>> = sent(&outs)
         .into_iter()
         .filter_map(|f| match f {
@@ -2627,4 +2651,183 @@ fn after_a_new_key_the_kept_history_is_replaced_under_it_once_proven() {
     assert!(sealsync_core::Opener::new(&keys())
         .open(&snapshots[0])
         .is_err());
+}
+
+/// A non-fatal `ROTATED` (an ephemeral frame or snapshot under another epoch was dropped)
+/// is a warning: it does not shut the client out.
+#[test]
+fn a_non_fatal_rotated_error_is_only_a_warning() {
+    let mut c = live();
+    c.handle_frame(
+        Millis(100),
+        WALL,
+        &frame(RelayFrame::Error {
+            code: RelayErrorCode::Rotated,
+            fatal: false,
+            message: String::from("sealed under key epoch 0, but the room is at key epoch 1"),
+        }),
+    );
+    assert_eq!(c.status(), &Status::Live);
+}
+
+/// The hand-over was refused for the rate (so the ROTATE waits again), yet a `KEY_EPOCH` of
+/// the rotation's epoch still means it was carried out: the client takes the new key (never
+/// the new epoch on the old key).
+#[test]
+fn a_key_epoch_after_a_rate_refusal_still_completes_the_rotation() {
+    let mut c = live();
+    drain(&mut c);
+    c.rotate(Millis(100), &other_key(), true).unwrap();
+    assert!(rotate_sent(&drain(&mut c)).is_some());
+    c.handle_frame(
+        Millis(101),
+        WALL,
+        &frame(RelayFrame::Error {
+            code: RelayErrorCode::RateLimited,
+            fatal: false,
+            message: String::from("slow down"),
+        }),
+    );
+    c.handle_frame(
+        Millis(102),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    assert!(events(&drain(&mut c)).contains(&ClientEvent::Rotated { epoch: 1 }));
+    assert_eq!(c.fingerprint(), other_keys().fingerprint());
+}
+
+/// The client's own heartbeat timeout ends the connection after `ROTATE` went out: the
+/// rotation is in doubt, and the next `HELLO` proves the new key.
+#[test]
+fn a_rotation_lost_with_a_heartbeat_timeout_is_in_doubt() {
+    let mut c = live();
+    drain(&mut c);
+    c.rotate(Millis(100), &other_key(), false).unwrap();
+    assert!(rotate_sent(&drain(&mut c)).is_some());
+    c.handle_timer(Millis(20_000));
+    c.handle_timer(Millis(40_000));
+    let outs = drain(&mut c);
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Close { .. })),
+        "{outs:?}"
+    );
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(100_000));
+    let hello = sent(&drain(&mut c));
+    assert!(
+        matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == other_keys().member_key()),
+        "{hello:?}"
+    );
+}
+
+/// A `WELCOME` without `KEY_EPOCH` means epoch 0 (a room deleted and created again): a
+/// client that sealed at epoch 1 seals its unsent changes again at 0 before they go out.
+#[test]
+fn a_welcome_without_key_epoch_means_epoch_0() {
+    let mut c = client();
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    c.handle_frame(Millis(60), WALL, &welcome());
+    c.handle_frame(
+        Millis(60),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    caught_up(&mut c, Millis(70), 0, 0);
+    c.handle_local_op(Millis(80), WALL, create("x")).unwrap();
+    c.handle_flush(Millis(80));
+    let publish = |outs: &[Output]| -> Vec<u32> {
+        sent(outs)
+            .into_iter()
+            .filter_map(|f| match f {
+                ClientFrame::Publish { envelope } => {
+                    Some(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(publish(&drain(&mut c)), [1]);
+    c.handle_socket_closed(Millis(90), 1006);
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(60_010));
+    c.handle_frame(Millis(60_020), WALL, &welcome());
+    caught_up(&mut c, Millis(60_030), 0, 0);
+    assert_eq!(publish(&drain(&mut c)), [0]);
+}
+
+/// `rotate` asked before the relay said the room's epoch: the `ROTATE` names the epoch after
+/// the one the relay says then.
+#[test]
+fn a_rotation_asked_before_joining_targets_the_epoch_after_the_rooms() {
+    let mut c = client();
+    c.rotate(Millis(0), &other_key(), false).unwrap();
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    c.handle_frame(Millis(60), WALL, &welcome());
+    c.handle_frame(
+        Millis(60),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 4 }),
+    );
+    caught_up(&mut c, Millis(70), 0, 0);
+    let (epoch, ..) = rotate_sent(&drain(&mut c)).expect("ROTATE");
+    assert_eq!(epoch, 5);
+}
+
+/// A member made read-only while its rotation waits: the rotation fails (`READ_ONLY`) and
+/// nothing stays held.
+#[test]
+fn a_rotation_fails_when_the_member_becomes_read_only() {
+    let mut c = live();
+    c.handle_local_op(Millis(80), WALL, create("x")).unwrap();
+    c.handle_flush(Millis(80));
+    drain(&mut c);
+    c.rotate(Millis(90), &other_key(), false).unwrap();
+    c.handle_frame(
+        Millis(100),
+        WALL,
+        &frame(RelayFrame::Access {
+            access: Access::ReadOnly,
+        }),
+    );
+    c.handle_frame(
+        Millis(110),
+        WALL,
+        &frame(RelayFrame::Ack {
+            session: SessionId([1; 16]),
+            counter: 1,
+            seq: 1,
+            relay_time: WALL.0,
+            duplicate: false,
+        }),
+    );
+    let outs = drain(&mut c);
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::RotationFailed { code, .. } if code == "READ_ONLY")),
+        "{outs:?}"
+    );
+    assert!(rotate_sent(&outs).is_none());
+}
+
+/// A change refused as sealed under another key epoch (`REFUSED ROTATED`) is kept, and the
+/// client connects again to learn the room's epoch.
+#[test]
+fn a_change_refused_for_its_epoch_is_kept_and_the_client_reconnects() {
+    let mut c = live();
+    c.handle_local_op(Millis(80), WALL, create("x")).unwrap();
+    c.handle_flush(Millis(80));
+    drain(&mut c);
+    c.handle_frame(Millis(90), WALL, &refused(1, RelayErrorCode::Rotated, 0));
+    let outs = drain(&mut c);
+    assert!(!events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Rejected { .. })));
+    assert!(outs.contains(&Output::Close {
+        code: wire::CLOSE_NORMAL
+    }));
+    assert_eq!(c.pending_changes(), 1);
 }

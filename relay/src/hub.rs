@@ -460,14 +460,15 @@ pub fn idle_from(now_ms: u64, limits: &Limits) -> u64 {
 }
 
 /// Whether a room whose last socket left may be deleted at once: nothing was ever stored
-/// in it (no event; a snapshot needs one) and nobody was banned from it (a ban must outlive
-/// the sockets). Its member key goes too, so a stranger who claimed an unused room id holds
+/// in it (no event; a snapshot needs one), nobody was banned from it (a ban must outlive
+/// the sockets) and its key was never rotated (a room created again would be at epoch 0,
+/// and under whatever key came first). Its member key goes too, so a stranger who claimed an unused room id holds
 /// it only while a socket of theirs stays open.
 ///
 /// # Errors
 /// [`StoreError`] when storage fails.
 pub fn disposable<S: RoomStore>(store: &S) -> Result<bool, StoreError> {
-    Ok(store.head_seq()? == 0 && !store.any_banned()?)
+    Ok(store.head_seq()? == 0 && !store.any_banned()? && store.key_epoch()? == 0)
 }
 
 /// The `CHALLENGE` frame of `peer`'s socket (what [`accept`] sends first).

@@ -151,9 +151,15 @@ pub trait RoomStore {
     /// [`StoreError`] when storage fails.
     fn key_epoch(&self) -> Result<u32, StoreError>;
 
-    /// Carries out a rotation: the member key and the key epoch are replaced and, when
-    /// `snapshot` is given (`seq` = the head, and the snapshot's envelope), it is stored as
-    /// [`RoomStore::put_snapshot`] stores one, dropping every event envelope up to it.
+    /// Carries out a rotation: when `snapshot` is given (`seq` = the head, and the
+    /// snapshot's envelope) it is stored as [`RoomStore::put_snapshot`] stores one, dropping
+    /// every event envelope up to it; then the key epoch and the member key are replaced.
+    ///
+    /// The writes of one Durable Object event are committed together, but a statement that
+    /// fails leaves the ones before it applied. Hence the order: should a later write fail,
+    /// the room still has its old key, the rotating client finds the rotation not carried
+    /// out (its `HELLO` under the new key is refused) and sends it again; the key never
+    /// changes without the snapshot that makes the history readable under it.
     ///
     /// # Errors
     /// [`StoreError`] when storage fails.
@@ -163,12 +169,11 @@ pub trait RoomStore {
         key_epoch: u32,
         snapshot: Option<(u64, &[u8])>,
     ) -> Result<(), StoreError> {
-        self.set_member_key(member_key)?;
-        self.set_key_epoch(key_epoch)?;
         if let Some((seq, envelope)) = snapshot {
             self.put_snapshot(seq, envelope)?;
         }
-        Ok(())
+        self.set_key_epoch(key_epoch)?;
+        self.set_member_key(member_key)
     }
 
     /// Sets the key epoch (part of [`RoomStore::rotate`]).

@@ -310,7 +310,8 @@ test("changing the password from the board: the other browser is asked for the n
     await ann.page.waitForSelector("#rotate-form[hidden]", { state: "attached", timeout: 30_000 });
     await ann.page.waitForSelector("#notice:not([hidden])", { timeout: 5000 });
     assert.match(await ann.page.textContent("#notice-text"), /new password/i);
-    assert.equal(await ann.page.getAttribute("#status", "data-state"), "live");
+    // Ann's socket reconnects under the new key (its channel follows the key).
+    await waitState(ann.page, "live", 30_000);
     const newFingerprint = await ann.page.textContent("#fingerprint");
     assert.notEqual(newFingerprint, oldFingerprint, "a new key, a new fingerprint");
     assert.notEqual(await ann.page.inputValue("#share-link"), oldLink, "a new key, a new share link");

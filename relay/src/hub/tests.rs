@@ -2617,3 +2617,22 @@ fn a_rotation_without_the_current_keys_proof_or_at_the_wrong_point_is_refused() 
     assert_eq!(code(&outs, 4), [Some((RelayErrorCode::NotJoined, false))]);
     unchanged(&room);
 }
+
+#[test]
+fn an_empty_room_rotates_without_a_snapshot_and_is_kept_when_its_sockets_leave() {
+    let mut room = Room::new();
+    room.join(1, &[1]);
+    assert!(disposable(&room.store).unwrap());
+    let outs = room.frame(1, &rotate_frame(1, 7, 8, 1, 0));
+    assert_eq!(
+        to(&outs, 1),
+        [
+            RelayFrame::KeyEpoch { key_epoch: 1 },
+            RelayFrame::Presence { count: 1 }
+        ]
+    );
+    assert_eq!(room.store.snapshot().unwrap(), None);
+    assert_eq!(room.store.key_epoch().unwrap(), 1);
+    // Deleted now, it would come back at epoch 0 under whatever key joins first.
+    assert!(!disposable(&room.store).unwrap());
+}
