@@ -1747,7 +1747,10 @@ impl Client {
         if self.rotation.take().is_some() {
             self.event(ClientEvent::RotationFailed {
                 code: String::from("ROOM_CLOSED"),
-                message: String::from("the connection stopped before the relay rotated the key"),
+                message: String::from(
+                    "the connection stopped before the relay answered the rotation (one that \
+                     went out may have been carried out: the new key then joins)",
+                ),
             });
         }
         self.set_status(status);
@@ -2272,16 +2275,20 @@ impl Client {
             match code {
                 // What arrived since is merged: build the snapshot again.
                 RelayErrorCode::NotCaughtUp => return self.rotation_retry(now, message),
-                RelayErrorCode::RateLimited => {
+                RelayErrorCode::RateLimited if !fatal => {
                     if let Some(r) = &mut self.rotation {
                         r.state = RotationState::Waiting;
                     }
                 }
-                RelayErrorCode::WrongVerifier => {}
-                other if !other.is_fatal() => {
-                    return self.rotation_failed(String::from(other.name()), message);
+                // Handled below: a bad proof stops the client, another member's rotation
+                // shuts it out (its own fails with it).
+                RelayErrorCode::WrongVerifier | RelayErrorCode::Rotated => {}
+                other => {
+                    self.rotation_failed(String::from(other.name()), message.clone());
+                    if !fatal {
+                        return;
+                    }
                 }
-                _ => {}
             }
         }
         match code {
