@@ -235,8 +235,8 @@ function labelKeyControls() {
   $("change-password").textContent = viaLink ? "New share link…" : "Change password…";
   $("rotate-title").textContent = viaLink ? "Replace the share link" : "Change the room password";
   $("rotate-hint").textContent = viaLink
-    ? "Makes a new secret: the current link stops working, and everyone else is disconnected until they paste the new one. Your board moves over as it is."
-    : "Everyone else in the room is disconnected and has to enter the new password to go on syncing. Your board moves over as it is.";
+    ? "Makes a new secret: the current link stops working, and everyone else is disconnected until they paste the new one (unless you hand it over below). Your board moves over as it is."
+    : "Everyone else in the room is disconnected and has to enter the new password to go on syncing (unless you hand it over below). Your board moves over as it is.";
   $("rotate-fields").hidden = viaLink;
   $("rotate-submit").textContent = viaLink ? "Make a new link" : "Change password";
   $("rekey-title").textContent = viaLink ? "A member replaced the room's share link" : "A member changed the room password";
@@ -269,13 +269,14 @@ function openRotateForm(open) {
   if (!open) return;
   $("rotate-password").value = "";
   $("rotate-confirm").value = "";
+  $("rotate-handover").checked = false;
   setLine("rotate-status", "");
   (viaLink ? $("rotate-submit") : $("rotate-password")).focus();
 }
 
 function setRotating(busy) {
   rotating = busy;
-  for (const id of ["rotate-password", "rotate-confirm", "rotate-submit", "rotate-cancel", "change-password"]) $(id).disabled = busy;
+  for (const id of ["rotate-password", "rotate-confirm", "rotate-handover", "rotate-submit", "rotate-cancel", "change-password"]) $(id).disabled = busy;
 }
 
 $("change-password").addEventListener("click", () => openRotateForm($("rotate-form").hidden));
@@ -293,6 +294,10 @@ $("rotate-form").addEventListener("submit", async (e) => {
     if (password !== $("rotate-confirm").value) return setLine("rotate-status", "The two passwords differ.", true);
     key = { password };
   }
+  // Handed over, the members online go on under the new key without asking anyone; a
+  // removal must not hand it over (the one removed may be online).
+  const handOver = $("rotate-handover").checked;
+  key.handOver = handOver;
   const r = room;
   setRotating(true);
   const doing = viaLink ? "Making a new link…" : "Changing password…";
@@ -302,9 +307,13 @@ $("rotate-form").addEventListener("submit", async (e) => {
     if (room !== r) return;
     openRotateForm(false);
     refreshKey();
-    showNotice(viaLink
-      ? "New share link made: the old one no longer works. Give the link below to everyone who should stay."
-      : "Password changed. Everyone else must now use the new password.", { keep: true });
+    showNotice(handOver
+      ? (viaLink
+        ? "New share link made and handed to everyone online; anyone else needs the link below."
+        : "Password changed and handed to everyone online; anyone else needs the new password.")
+      : (viaLink
+        ? "New share link made: the old one no longer works. Give the link below to everyone who should stay."
+        : "Password changed. Everyone else must now use the new password."), { keep: true });
   } catch (err) {
     if (room !== r) return;
     setLine("rotate-status", `${(err && err.code) || "ERROR"}: ${(err && err.message) || String(err)}`, true);

@@ -354,3 +354,41 @@ test("changing the password from the board: the other browser is asked for the n
     await ben.context.close();
   }
 });
+
+test("changing the password with the hand-over: the other browser keeps going without being asked", async () => {
+  const room = roomName("e2e-board-handover");
+  const NEW = "a handed-over password";
+  const cat = await open("cat");
+  const dan = await open("dan");
+  try {
+    await joinAndWaitLive(cat.page, "Cat", room);
+    await joinAndWaitLive(dan.page, "Dan", room);
+    await addTask(cat.page, "Made before the hand-over");
+    await hasTitle(dan.page, "Made before the hand-over");
+    const oldFingerprint = await dan.page.textContent("#fingerprint");
+
+    await cat.page.click("#change-password");
+    await cat.page.waitForSelector("#rotate-form:not([hidden])", { timeout: 5000 });
+    assert.equal(await cat.page.isChecked("#rotate-handover"), false, "off unless asked");
+    await cat.page.fill("#rotate-password", NEW);
+    await cat.page.fill("#rotate-confirm", NEW);
+    await cat.page.check("#rotate-handover");
+    await cat.page.click("#rotate-submit");
+    await cat.page.waitForSelector("#rotate-form[hidden]", { state: "attached", timeout: 30_000 });
+    assert.match(await cat.page.textContent("#notice-text"), /handed to everyone online/i);
+    const newFingerprint = await cat.page.textContent("#fingerprint");
+    assert.notEqual(newFingerprint, oldFingerprint);
+
+    // Dan goes on under the new key: same fingerprint, no form, nothing asked.
+    await dan.page.waitForFunction((f) => document.querySelector("#fingerprint").textContent === f, newFingerprint, { timeout: 30_000, polling: 50 });
+    await waitState(dan.page, "live", 30_000);
+    assert.equal(await dan.page.isVisible("#rekey-form"), false);
+    await addTask(cat.page, "Made after the hand-over");
+    await deliveredTo(dan.page, cat.page, "Made after the hand-over");
+    assert.deepEqual(await titles(dan.page), ["Made before the hand-over", "Made after the hand-over"]);
+    await shot(dan.page, "7-handed-over-dan");
+  } finally {
+    await cat.context.close();
+    await dan.context.close();
+  }
+});
