@@ -416,6 +416,9 @@ struct Rotation {
     state: RotationState,
     /// `ROTATE`s sent.
     attempts: u32,
+    /// A `ROTATE` went out on this connection and no answer said whether it was carried
+    /// out (a rate refusal may have been the hand-over's).
+    sent_here: bool,
     /// The new key's secret, handed to the members online before the `ROTATE` (only when
     /// the application asked for it).
     hand_over: Option<Zeroizing<String>>,
@@ -433,6 +436,9 @@ enum RotationState {
     Sent,
     /// The connection closed before the answer: the next `HELLO` tries the new key.
     InDoubt,
+    /// That `HELLO` was accepted (`WELCOME`): the room is under the new key; the rotation is
+    /// complete at the epoch the relay says next (`KEY_EPOCH`, or 0).
+    Proven,
 }
 
 /// Where the connection is.
@@ -529,6 +535,8 @@ pub struct Client {
     members_changed: bool,
     /// Sessions whose outboxes were adopted: forgotten once live ([`Output::ForgetOutboxes`]).
     adopted: Vec<String>,
+    /// Sessions whose stored outboxes are under another key (reported once, never adopted).
+    unreadable_outboxes: Vec<String>,
     /// This connection's `CHALLENGE` (a `ROTATE` signs it too).
     challenge: Option<[u8; crate::member::CHALLENGE_LEN]>,
     /// A rotation asked for with [`Client::rotate`], until the relay carried it out.
@@ -616,6 +624,7 @@ impl Client {
             announce_ask: false,
             members_changed: false,
             adopted: Vec::new(),
+            unreadable_outboxes: Vec::new(),
             challenge: None,
             rotation: None,
             handed: None,
@@ -674,6 +683,7 @@ impl Client {
             keys,
             state: RotationState::Waiting,
             attempts: 0,
+            sent_here: false,
             snapshot: None,
             hand_over: hand_over.then(|| Zeroizing::new(key.to_secret())),
         });
@@ -906,7 +916,7 @@ impl Client {
         let mut left = Vec::new();
         let mut unreadable: Vec<String> = Vec::new();
         for (session, record) in records {
-            if !crate::outbox::adopts(&session, &own, live) {
+            if !crate::outbox::adopts(&session, &own, live) || self.adopted.contains(&session) {
                 continue;
             }
             // A record is adopted whole or not at all: one whose envelopes would not all fit
@@ -915,10 +925,15 @@ impl Client {
                 left.push(session);
                 continue;
             }
-            // So does one sealed under another key (the room's key changed since, or this
-            // session's key is wrong): forgetting it would lose those changes.
-            if !record.iter().all(|e| self.opener.open(e).is_ok()) {
-                unreadable.push(session);
+            // So does one sealed under another key (its first envelope does not open: the
+            // room's key changed since, or this session's key is wrong): forgetting it would
+            // lose those changes. (A damaged envelope among good ones is reported and
+            // dropped as it is restored.)
+            if record.first().is_some_and(|e| self.opener.open(e).is_err()) {
+                if !self.unreadable_outboxes.contains(&session) {
+                    self.unreadable_outboxes.push(session.clone());
+                    unreadable.push(session);
+                }
                 continue;
             }
             envelopes.extend(record);
@@ -1085,9 +1100,10 @@ impl Client {
         // may be under the new key. Try it; a WRONG_VERIFIER says it was not (see
         // `on_relay_error`).
         if let Some(r) = &mut self.rotation {
-            if r.state == RotationState::Sent {
+            if r.state == RotationState::Sent || r.sent_here {
                 r.state = RotationState::InDoubt;
             }
+            r.sent_here = false;
         }
         let keys = match &self.rotation {
             Some(r) if r.state == RotationState::InDoubt => &r.keys,
@@ -1206,7 +1222,7 @@ impl Client {
             RelayFrame::Welcome { .. } | RelayFrame::KeyEpoch { .. }
         ) {
             if let Some(epoch) = self.welcome_epoch.take() {
-                self.take_epoch(epoch);
+                self.take_epoch(now, epoch);
             }
         }
         match frame {
@@ -1220,6 +1236,12 @@ impl Client {
             } => {
                 self.snapshot_seq = self.snapshot_seq.max(snapshot_seq);
                 self.on_handed_key = false;
+                if let Some(r) = &mut self.rotation {
+                    if r.state == RotationState::InDoubt {
+                        // The HELLO proved the new key and the relay took it.
+                        r.state = RotationState::Proven;
+                    }
+                }
                 // 0 unless a KEY_EPOCH follows (a room deleted and created again is at 0).
                 self.welcome_epoch = Some(0);
                 self.clock.set_offset(relay_time, wall);
@@ -2274,15 +2296,23 @@ impl Client {
         if self.rotation_unanswered() {
             match code {
                 // What arrived since is merged: build the snapshot again.
-                RelayErrorCode::NotCaughtUp => return self.rotation_retry(now, message),
+                RelayErrorCode::NotCaughtUp => {
+                    if let Some(r) = &mut self.rotation {
+                        r.sent_here = false;
+                    }
+                    return self.rotation_retry(now, message);
+                }
                 RelayErrorCode::RateLimited if !fatal => {
                     if let Some(r) = &mut self.rotation {
                         r.state = RotationState::Waiting;
                     }
                 }
-                // Handled below: a bad proof stops the client, another member's rotation
-                // shuts it out (its own fails with it).
-                RelayErrorCode::WrongVerifier | RelayErrorCode::Rotated => {}
+                // The proof was refused: the rotation fails, and the client stops below.
+                RelayErrorCode::WrongVerifier => {
+                    self.rotation_failed(String::from(code.name()), message.clone());
+                }
+                // Another member's rotation came first: shut out below (its own fails then).
+                RelayErrorCode::Rotated => {}
                 other => {
                     self.rotation_failed(String::from(other.name()), message.clone());
                     if !fatal {
@@ -2498,14 +2528,10 @@ impl Client {
         if self.sync_requested {
             return;
         }
-        if self.access != Access::Write {
-            let code = if self.access == Access::ReadOnly {
-                RelayErrorCode::ReadOnly
-            } else {
-                RelayErrorCode::GuestPending
-            };
+        // A pending guest's rotation waits for its admission (`flush_outbox` stops first).
+        if self.access == Access::ReadOnly {
             return self.rotation_failed(
-                String::from(code.name()),
+                String::from(RelayErrorCode::ReadOnly.name()),
                 String::from("this member may not change the room"),
             );
         }
@@ -2602,6 +2628,7 @@ impl Client {
         match frame {
             Ok(bytes) if bytes.len() <= limit => {
                 r.state = RotationState::Sent;
+                r.sent_here = true;
                 r.attempts += 1;
                 if let Some(pace) = self.pace() {
                     let _ = self.bucket.take(pace, now.0);
@@ -2623,40 +2650,13 @@ impl Client {
     /// `KEY_EPOCH`: the relay carried out this client's rotation (the epoch it asked for,
     /// after a `ROTATE` or a `HELLO` under the new key), or says which epoch the room is at.
     fn on_key_epoch(&mut self, now: Millis, key_epoch: u32) {
-        // This client's rotation, carried out: after its ROTATE (also when a rate refusal of
-        // the hand-over set it back to waiting) or after a HELLO under the new key.
-        let ours = self
-            .rotation
-            .as_ref()
-            .is_some_and(|r| r.attempts > 0 && r.keys.epoch() == key_epoch);
-        if ours {
-            let Some(r) = self.rotation.take() else {
-                return;
-            };
-            // A HELLO under the new key (the in-doubt case) already follows its channel tag.
-            let hello_under_old_key = r.state != RotationState::InDoubt;
-            if let Some((seq, envelope)) = r.snapshot {
-                self.snapshot_seq = self.snapshot_seq.max(seq);
-                if self.keeping && seq > 0 {
-                    self.outputs
-                        .push_back(Output::Keep(Kept::Snapshot { seq, envelope }));
-                    self.kept_since_snapshot = 0;
-                }
-            }
-            self.keys = r.keys;
-            self.rekeyed(true);
-            self.welcome_epoch = None;
-            self.epoch_known = true;
-            self.event(ClientEvent::Rotated { epoch: key_epoch });
-            // This socket follows the old key's channel tag: connect again under the new one
-            // (the unsent changes go out then).
-            if hello_under_old_key && matches!(self.conn, Conn::Open { .. }) {
-                self.outputs.push_back(Output::Close {
-                    code: wire::CLOSE_NORMAL,
-                });
-                self.backoff.reset();
-                self.schedule_reconnect(now);
-            }
+        // The answer to this connection's ROTATE (also when a rate refusal, the hand-over's,
+        // set it back to waiting).
+        let answers_rotate = self.rotation.as_ref().is_some_and(|r| {
+            r.sent_here && r.state != RotationState::Proven && r.keys.epoch() == key_epoch
+        });
+        if answers_rotate {
+            self.finish_rotation(now, key_epoch, true);
         } else if self.welcome_epoch.is_some() {
             // After WELCOME: the room's epoch, taken before the catch-up.
             self.welcome_epoch = Some(key_epoch);
@@ -2679,13 +2679,53 @@ impl Client {
         }
     }
 
-    /// The room's key epoch, as the relay said after `WELCOME`: seal under it from now on.
-    fn take_epoch(&mut self, epoch: u32) {
+    /// This client's rotation was carried out, the room is at `epoch`: use the new keys, keep
+    /// the rotation's snapshot as the local history, seal every unsent change again, and
+    /// (`reconnect`: this socket's `HELLO` was under the old key, so it follows the old
+    /// channel tag) connect again.
+    fn finish_rotation(&mut self, now: Millis, epoch: u32, reconnect: bool) {
+        let Some(mut r) = self.rotation.take() else {
+            return;
+        };
+        if let Some((seq, envelope)) = r.snapshot.take() {
+            self.snapshot_seq = self.snapshot_seq.max(seq);
+            if self.keeping && seq > 0 {
+                self.outputs
+                    .push_back(Output::Keep(Kept::Snapshot { seq, envelope }));
+                self.kept_since_snapshot = 0;
+            }
+        }
+        r.keys.set_epoch(epoch);
+        self.keys = r.keys;
+        self.rekeyed(true);
+        self.welcome_epoch = None;
+        self.epoch_known = true;
+        self.event(ClientEvent::Rotated { epoch });
+        if reconnect && matches!(self.conn, Conn::Open { .. }) {
+            self.outputs.push_back(Output::Close {
+                code: wire::CLOSE_NORMAL,
+            });
+            self.backoff.reset();
+            self.schedule_reconnect(now);
+        }
+    }
+
+    /// The room's key epoch, as the relay said after `WELCOME`: seal under it from now on
+    /// (and whatever unsent change carries another, restored or adopted ones included). After
+    /// a `HELLO` that proved a rotation's new key, it completes that rotation.
+    fn take_epoch(&mut self, now: Millis, epoch: u32) {
+        if self
+            .rotation
+            .as_ref()
+            .is_some_and(|r| r.state == RotationState::Proven)
+        {
+            return self.finish_rotation(now, epoch, false);
+        }
         self.epoch_known = true;
         if epoch != self.keys.epoch() {
             self.keys.set_epoch(epoch);
-            self.rekeyed(false);
         }
+        self.rekeyed(false);
     }
 
     /// A `ROTATE` went out on this connection and has no answer yet.
@@ -2753,6 +2793,13 @@ impl Client {
         let Some((epoch, secret, _)) = handed else {
             return self.stop(Status::Rotated);
         };
+        if self.rotation.is_some() {
+            // Another member's rotation came first: this one's target epoch is taken.
+            self.rotation_failed(
+                String::from(RelayErrorCode::Rotated.name()),
+                String::from("another member rotated the room's key first"),
+            );
+        }
         let Ok(key) = RoomKey::from_secret(&secret) else {
             return self.stop(Status::Rotated);
         };

@@ -2831,3 +2831,120 @@ fn a_change_refused_for_its_epoch_is_kept_and_the_client_reconnects() {
     }));
     assert_eq!(c.pending_changes(), 1);
 }
+
+const THIRD_SECRET: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+
+/// Two rotations at once: another member's, with a hand-over, is carried out first. This
+/// client's own fails (`ROTATED`), and it goes on under the key handed over, never under
+/// its own.
+#[test]
+fn a_rotation_beaten_by_another_members_hand_over_fails_and_takes_the_handed_key() {
+    let mut c = member_with(2);
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
+    drain(&mut c);
+    c.rotate(Millis(100), &other_key(), false).unwrap();
+    assert!(rotate_sent(&drain(&mut c)).is_some());
+    c.handle_frame(Millis(101), WALL, &key_frame(1, THIRD_SECRET));
+    c.handle_frame(Millis(102), WALL, &rotated_error());
+    let outs = drain(&mut c);
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::RotationFailed { code, .. } if code == "ROTATED")));
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::KeyHandedOver { epoch: 1, .. })));
+    let third = RoomKeys::derive(
+        &RoomKey::from_secret(THIRD_SECRET).unwrap(),
+        RoomId::new("room").unwrap(),
+    );
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(60_010));
+    let hello = sent(&drain(&mut c));
+    assert!(
+        matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == third.member_key())
+    );
+    c.handle_frame(Millis(60_020), WALL, &welcome());
+    c.handle_frame(
+        Millis(60_020),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    caught_up(&mut c, Millis(60_030), 0, 0);
+    assert!(!events(&drain(&mut c))
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Rotated { .. })));
+    assert_eq!(c.fingerprint(), third.fingerprint());
+    assert_eq!(c.status(), &Status::Live);
+}
+
+/// The answer to a `ROTATE` was lost, and the room was deleted meanwhile (it was empty):
+/// the `HELLO` under the new key creates it again at epoch 0. That `WELCOME` proves the new
+/// key; the rotation is complete at the epoch the relay says (0), and publishes go out.
+#[test]
+fn a_rotation_in_doubt_completes_at_the_epoch_the_relay_says() {
+    let mut c = live();
+    c.rotate(Millis(100), &other_key(), false).unwrap();
+    assert!(rotate_sent(&drain(&mut c)).is_some());
+    c.handle_socket_closed(Millis(110), 1006);
+    assert!(retries_later(&mut c));
+    opened(&mut c, Millis(60_010));
+    drain(&mut c);
+    c.handle_local_op(Millis(60_015), WALL, create("y"))
+        .unwrap();
+    c.handle_flush(Millis(60_015));
+    c.handle_frame(Millis(60_020), WALL, &welcome());
+    caught_up(&mut c, Millis(60_030), 0, 0);
+    let outs = drain(&mut c);
+    assert!(events(&outs).contains(&ClientEvent::Rotated { epoch: 0 }));
+    let epochs: Vec<u32> = sent(&outs)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Publish { envelope } => {
+                Some(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs, [0]);
+    assert_eq!(c.fingerprint(), other_keys().fingerprint());
+}
+
+/// Changes restored from storage under another epoch of the same key are sealed again at
+/// the room's epoch even when the client's own epoch does not change (a fresh session in a
+/// room created again at 0), instead of being refused again and again.
+#[test]
+fn restored_changes_of_another_epoch_are_sealed_again_at_the_rooms() {
+    let mut old = client_with(3);
+    old.handle_start(Millis(0));
+    opened(&mut old, Millis(50));
+    old.handle_frame(Millis(60), WALL, &welcome());
+    old.handle_frame(
+        Millis(60),
+        WALL,
+        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
+    );
+    caught_up(&mut old, Millis(70), 0, 0);
+    old.handle_local_op(Millis(80), WALL, create("z")).unwrap();
+    old.handle_flush(Millis(80));
+    let stored = old.outbox_envelopes();
+    assert_eq!(EnvelopeHeader::parse(&stored[0]).unwrap().0.key_epoch, 1);
+
+    let mut c = client_with(4);
+    c.adopt_outboxes(WALL, vec![("gone".to_owned(), stored)], None);
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    c.handle_frame(Millis(60), WALL, &welcome());
+    caught_up(&mut c, Millis(70), 0, 0);
+    let epochs: Vec<u32> = sent(&drain(&mut c))
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Publish { envelope } => {
+                Some(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs, [0]);
+}
