@@ -2417,16 +2417,20 @@ impl Client {
         if !self.is_live() || self.access == Access::Pending {
             return;
         }
+        self.paused_until = None;
+        let Some(pace) = self.pace() else { return };
         // A rotation waits for every publish in flight, then holds the others until the
         // room is under the new key (they are sealed again under it).
         if self.rotation.is_some() {
             if self.outbox.in_flight() == 0 {
+                if !self.bucket.ready(pace, now.0) {
+                    self.paused_until = Some(now.plus(self.bucket.wait_ms(pace, now.0)));
+                    return;
+                }
                 self.send_rotate(now);
             }
             return;
         }
-        self.paused_until = None;
-        let Some(pace) = self.pace() else { return };
         if !self.outbox.has_unsent() || self.outbox.in_flight() >= MAX_IN_FLIGHT {
             return;
         }
@@ -2880,7 +2884,8 @@ impl Client {
                     _ => ping,
                 };
                 // Paced publishes (or a refused SYNC) wait for the pause to end.
-                let waiting = self.outbox.has_unsent() || self.sync_after_pause;
+                let waiting =
+                    self.outbox.has_unsent() || self.sync_after_pause || self.rotation.is_some();
                 match self.paused_until {
                     Some(until) if waiting => Some(ping.min(until)),
                     _ => Some(ping),
