@@ -2136,16 +2136,11 @@ impl Client {
             }
             Refusal::Reconnect => {
                 entry.sent = false;
-                if matches!(self.conn, Conn::Open { .. }) {
-                    self.event(ClientEvent::Warning {
-                        code: String::from(code.name()),
-                        message: format!("{message} (kept; connecting again)"),
-                    });
-                    self.outputs.push_back(Output::Close {
-                        code: wire::CLOSE_NORMAL,
-                    });
-                    self.schedule_reconnect(now);
-                }
+                self.event(ClientEvent::Warning {
+                    code: String::from(code.name()),
+                    message: format!("{message} (kept; connecting again)"),
+                });
+                self.reconnect(now);
             }
             Refusal::Reject => {
                 if let Some(entry) = self.outbox.acknowledge(session, counter) {
@@ -2674,12 +2669,7 @@ impl Client {
                      connecting again"
                 ),
             });
-            if matches!(self.conn, Conn::Open { .. }) {
-                self.outputs.push_back(Output::Close {
-                    code: wire::CLOSE_NORMAL,
-                });
-                self.schedule_reconnect(now);
-            }
+            self.reconnect(now);
         }
     }
 
@@ -2705,12 +2695,9 @@ impl Client {
         self.welcome_epoch = None;
         self.epoch_known = true;
         self.event(ClientEvent::Rotated { epoch });
-        if reconnect && matches!(self.conn, Conn::Open { .. }) {
-            self.outputs.push_back(Output::Close {
-                code: wire::CLOSE_NORMAL,
-            });
+        if reconnect {
             self.backoff.reset();
-            self.schedule_reconnect(now);
+            self.reconnect(now);
         }
     }
 
@@ -2818,12 +2805,7 @@ impl Client {
             epoch,
             secret: HandedSecret(secret),
         });
-        if matches!(self.conn, Conn::Open { .. }) {
-            self.outputs.push_back(Output::Close {
-                code: wire::CLOSE_NORMAL,
-            });
-        }
-        self.schedule_reconnect(now);
+        self.reconnect(now);
     }
 
     /// The room's head moved before the `ROTATE` arrived (`NOT_CAUGHT_UP`): what came since
@@ -2855,13 +2837,19 @@ impl Client {
             Some(r) if r.state == RotationState::InDoubt => r.state = RotationState::Waiting,
             _ => return false,
         }
+        self.reconnect(now);
+        true
+    }
+
+    /// Ends this connection (closing its socket when it is open) and connects again after
+    /// the backoff.
+    fn reconnect(&mut self, now: Millis) {
         if matches!(self.conn, Conn::Open { .. }) {
             self.outputs.push_back(Output::Close {
                 code: wire::CLOSE_NORMAL,
             });
         }
         self.schedule_reconnect(now);
-        true
     }
 
     fn rearm(&mut self, now: Millis) {

@@ -2209,6 +2209,34 @@ fn a_connection_the_shell_could_not_attempt_backs_off_without_a_probe() {
     assert!(drain(&mut c).is_empty());
 }
 
+/// Start, open, welcome, caught up: a client taking part in who is online, live at 70.
+fn live_member(session: u8) -> Client {
+    let mut c = member_with(session);
+    c.handle_start(Millis(0));
+    opened(&mut c, Millis(50));
+    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
+    drain(&mut c);
+    c
+}
+
+/// The relay's `KEY_EPOCH`.
+fn key_epoch(key_epoch: u32) -> Vec<u8> {
+    frame(RelayFrame::KeyEpoch { key_epoch })
+}
+
+/// The key epochs of the envelopes published in `outs`.
+fn published_epochs(outs: &[Output]) -> Vec<u32> {
+    sent(outs)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Publish { envelope } => {
+                Some(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 const OTHER_SECRET: &str = "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA";
 
 fn other_key() -> RoomKey {
@@ -2286,11 +2314,7 @@ fn a_rotation_waits_for_publishes_in_flight_and_then_seals_under_the_new_key() {
     assert!(sealsync_core::Opener::new(&keys()).open(&envelope).is_err());
     assert_eq!(sent(&outs).len(), 1, "nothing but the ROTATE");
 
-    c.handle_frame(
-        Millis(120),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(120), WALL, &key_epoch(1));
     c.handle_frame(
         Millis(120),
         WALL,
@@ -2315,11 +2339,7 @@ fn a_rotation_waits_for_publishes_in_flight_and_then_seals_under_the_new_key() {
         "{hello:?}"
     );
     c.handle_frame(Millis(60_020), WALL, &welcome());
-    c.handle_frame(
-        Millis(60_020),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(60_020), WALL, &key_epoch(1));
     caught_up(&mut c, Millis(60_030), 1, 0);
     let outs = drain(&mut c);
     let publishes: Vec<Vec<u8>> = sent(&outs)
@@ -2383,11 +2403,7 @@ fn a_rotation_whose_answer_was_lost_is_settled_by_the_next_hello() {
     opened(&mut c, Millis(180_010));
     drain(&mut c);
     c.handle_frame(Millis(180_020), WALL, &welcome());
-    c.handle_frame(
-        Millis(180_020),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(180_020), WALL, &key_epoch(1));
     caught_up(&mut c, Millis(180_030), 0, 0);
     let outs = drain(&mut c);
     assert!(events(&outs).contains(&ClientEvent::Rotated { epoch: 1 }));
@@ -2428,11 +2444,7 @@ fn a_member_shut_out_by_a_rotation_goes_on_with_the_new_key() {
         matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == other_keys().member_key())
     );
     c.handle_frame(Millis(120), WALL, &welcome());
-    c.handle_frame(
-        Millis(120),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(120), WALL, &key_epoch(1));
     caught_up(&mut c, Millis(130), 0, 0);
     let outs = drain(&mut c);
     let publish = sent(&outs)
@@ -2523,10 +2535,7 @@ fn a_rotation_hands_the_key_over_only_when_asked() {
 /// the relay then refuses ends in `Rotated` (not `WrongPassword`).
 #[test]
 fn a_member_handed_the_new_key_goes_on_under_it() {
-    let mut c = member_with(2);
-    c.handle_start(Millis(0));
-    opened(&mut c, Millis(50));
-    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
+    let mut c = live_member(2);
     drain(&mut c);
     c.handle_frame(Millis(100), WALL, &key_frame(1, OTHER_SECRET));
     c.handle_frame(Millis(101), WALL, &rotated_error());
@@ -2543,27 +2552,17 @@ fn a_member_handed_the_new_key_goes_on_under_it() {
         matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == other_keys().member_key())
     );
     c.handle_frame(Millis(60_020), WALL, &welcome());
-    c.handle_frame(
-        Millis(60_020),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(60_020), WALL, &key_epoch(1));
     caught_up(&mut c, Millis(60_030), 0, 0);
     assert_eq!(c.status(), &Status::Live);
     assert_eq!(c.fingerprint(), other_keys().fingerprint());
 
     // A key for the wrong epoch is ignored; a key the relay refuses ends in Rotated.
-    let mut d = member_with(3);
-    d.handle_start(Millis(0));
-    opened(&mut d, Millis(50));
-    welcome_and_catch_up(&mut d, Millis(60), Millis(70));
+    let mut d = live_member(3);
     d.handle_frame(Millis(100), WALL, &key_frame(2, OTHER_SECRET));
     d.handle_frame(Millis(101), WALL, &rotated_error());
     assert_eq!(d.status(), &Status::Rotated, "no key for epoch 1");
-    let mut e = member_with(4);
-    e.handle_start(Millis(0));
-    opened(&mut e, Millis(50));
-    welcome_and_catch_up(&mut e, Millis(60), Millis(70));
+    let mut e = live_member(4);
     e.handle_frame(Millis(100), WALL, &key_frame(1, OTHER_SECRET));
     e.handle_frame(Millis(101), WALL, &rotated_error());
     assert!(retries_later(&mut e));
@@ -2584,10 +2583,7 @@ fn a_member_handed_the_new_key_goes_on_under_it() {
 /// more, and a stale list would show people as online.
 #[test]
 fn a_stopped_member_lists_nobody() {
-    let mut c = member_with(2);
-    c.handle_start(Millis(0));
-    opened(&mut c, Millis(50));
-    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
+    let mut c = live_member(2);
     let here = MemberFrame::Here {
         profile: json!({"name": "Bo"}),
         ask: false,
@@ -2629,11 +2625,7 @@ fn after_a_new_key_the_kept_history_is_replaced_under_it_once_proven() {
         kept(&drain(&mut c)).is_empty(),
         "nothing kept before the key is proven"
     );
-    c.handle_frame(
-        Millis(120),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(120), WALL, &key_epoch(1));
     caught_up(&mut c, Millis(130), 0, 0);
     let snapshots: Vec<Vec<u8>> = kept(&drain(&mut c))
         .into_iter()
@@ -2688,11 +2680,7 @@ fn a_key_epoch_after_a_rate_refusal_still_completes_the_rotation() {
             message: String::from("slow down"),
         }),
     );
-    c.handle_frame(
-        Millis(102),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(102), WALL, &key_epoch(1));
     assert!(events(&drain(&mut c)).contains(&ClientEvent::Rotated { epoch: 1 }));
     assert_eq!(c.fingerprint(), other_keys().fingerprint());
 }
@@ -2729,32 +2717,17 @@ fn a_welcome_without_key_epoch_means_epoch_0() {
     c.handle_start(Millis(0));
     opened(&mut c, Millis(50));
     c.handle_frame(Millis(60), WALL, &welcome());
-    c.handle_frame(
-        Millis(60),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(60), WALL, &key_epoch(1));
     caught_up(&mut c, Millis(70), 0, 0);
     c.handle_local_op(Millis(80), WALL, create("x")).unwrap();
     c.handle_flush(Millis(80));
-    let publish = |outs: &[Output]| -> Vec<u32> {
-        sent(outs)
-            .into_iter()
-            .filter_map(|f| match f {
-                ClientFrame::Publish { envelope } => {
-                    Some(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch)
-                }
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(publish(&drain(&mut c)), [1]);
+    assert_eq!(published_epochs(&drain(&mut c)), [1]);
     c.handle_socket_closed(Millis(90), 1006);
     assert!(retries_later(&mut c));
     opened(&mut c, Millis(60_010));
     c.handle_frame(Millis(60_020), WALL, &welcome());
     caught_up(&mut c, Millis(60_030), 0, 0);
-    assert_eq!(publish(&drain(&mut c)), [0]);
+    assert_eq!(published_epochs(&drain(&mut c)), [0]);
 }
 
 /// `rotate` asked before the relay said the room's epoch: the `ROTATE` names the epoch after
@@ -2766,11 +2739,7 @@ fn a_rotation_asked_before_joining_targets_the_epoch_after_the_rooms() {
     c.handle_start(Millis(0));
     opened(&mut c, Millis(50));
     c.handle_frame(Millis(60), WALL, &welcome());
-    c.handle_frame(
-        Millis(60),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 4 }),
-    );
+    c.handle_frame(Millis(60), WALL, &key_epoch(4));
     caught_up(&mut c, Millis(70), 0, 0);
     let (epoch, ..) = rotate_sent(&drain(&mut c)).expect("ROTATE");
     assert_eq!(epoch, 5);
@@ -2839,10 +2808,7 @@ const THIRD_SECRET: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
 /// its own.
 #[test]
 fn a_rotation_beaten_by_another_members_hand_over_fails_and_takes_the_handed_key() {
-    let mut c = member_with(2);
-    c.handle_start(Millis(0));
-    opened(&mut c, Millis(50));
-    welcome_and_catch_up(&mut c, Millis(60), Millis(70));
+    let mut c = live_member(2);
     drain(&mut c);
     c.rotate(Millis(100), &other_key(), false).unwrap();
     assert!(rotate_sent(&drain(&mut c)).is_some());
@@ -2866,11 +2832,7 @@ fn a_rotation_beaten_by_another_members_hand_over_fails_and_takes_the_handed_key
         matches!(&hello[..], [ClientFrame::Hello { member_key, .. }] if *member_key == third.member_key())
     );
     c.handle_frame(Millis(60_020), WALL, &welcome());
-    c.handle_frame(
-        Millis(60_020),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    c.handle_frame(Millis(60_020), WALL, &key_epoch(1));
     caught_up(&mut c, Millis(60_030), 0, 0);
     assert!(!events(&drain(&mut c))
         .iter()
@@ -2898,16 +2860,7 @@ fn a_rotation_in_doubt_completes_at_the_epoch_the_relay_says() {
     caught_up(&mut c, Millis(60_030), 0, 0);
     let outs = drain(&mut c);
     assert!(events(&outs).contains(&ClientEvent::Rotated { epoch: 0 }));
-    let epochs: Vec<u32> = sent(&outs)
-        .into_iter()
-        .filter_map(|f| match f {
-            ClientFrame::Publish { envelope } => {
-                Some(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch)
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(epochs, [0]);
+    assert_eq!(published_epochs(&outs), [0]);
     assert_eq!(c.fingerprint(), other_keys().fingerprint());
 }
 
@@ -2920,11 +2873,7 @@ fn restored_changes_of_another_epoch_are_sealed_again_at_the_rooms() {
     old.handle_start(Millis(0));
     opened(&mut old, Millis(50));
     old.handle_frame(Millis(60), WALL, &welcome());
-    old.handle_frame(
-        Millis(60),
-        WALL,
-        &frame(RelayFrame::KeyEpoch { key_epoch: 1 }),
-    );
+    old.handle_frame(Millis(60), WALL, &key_epoch(1));
     caught_up(&mut old, Millis(70), 0, 0);
     old.handle_local_op(Millis(80), WALL, create("z")).unwrap();
     old.handle_flush(Millis(80));
@@ -2937,14 +2886,5 @@ fn restored_changes_of_another_epoch_are_sealed_again_at_the_rooms() {
     opened(&mut c, Millis(50));
     c.handle_frame(Millis(60), WALL, &welcome());
     caught_up(&mut c, Millis(70), 0, 0);
-    let epochs: Vec<u32> = sent(&drain(&mut c))
-        .into_iter()
-        .filter_map(|f| match f {
-            ClientFrame::Publish { envelope } => {
-                Some(EnvelopeHeader::parse(&envelope).unwrap().0.key_epoch)
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(epochs, [0]);
+    assert_eq!(published_epochs(&drain(&mut c)), [0]);
 }

@@ -1417,12 +1417,11 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             self.error(from, code, message.into());
             return Ok(());
         }
-        if let Some(message) = self.header(from, envelope).map(|h| h.key_epoch) {
-            if let Some(message) = self.stale_epoch(message)? {
-                self.error(from, RelayErrorCode::Rotated, message);
-                return Ok(());
-            }
-        } else {
+        let Some(header) = self.header(from, envelope) else {
+            return Ok(());
+        };
+        if let Some(message) = self.stale_epoch(header.key_epoch)? {
+            self.error(from, RelayErrorCode::Rotated, message);
             return Ok(());
         }
         let head = self.store.head_seq()?;
@@ -1440,16 +1439,8 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             self.send(from, &RelayFrame::SnapshotStored { seq: current });
             return Ok(());
         }
-        if envelope.len() as u64 > self.limits.max_history_bytes {
-            self.error(
-                from,
-                RelayErrorCode::HistoryFull,
-                format!(
-                    "the snapshot is {} bytes, over the room's cap of {} bytes",
-                    envelope.len(),
-                    self.limits.max_history_bytes
-                ),
-            );
+        if let Some(message) = self.snapshot_over_cap(envelope.len()) {
+            self.error(from, RelayErrorCode::HistoryFull, message);
             return Ok(());
         }
         self.store.put_snapshot(upto_seq, envelope)?;
@@ -1484,6 +1475,17 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             self.out.push(Out::Broadcast { to, frame });
         }
         Ok(())
+    }
+
+    /// Why a snapshot of `len` bytes cannot be stored (over the room's history byte cap), or
+    /// `None`.
+    fn snapshot_over_cap(&self, len: usize) -> Option<String> {
+        (len as u64 > self.limits.max_history_bytes).then(|| {
+            format!(
+                "the snapshot is {len} bytes, over the room's cap of {} bytes",
+                self.limits.max_history_bytes
+            )
+        })
     }
 
     /// Why an envelope sealed under `key_epoch` may not be written to the room, or `None`
@@ -1570,16 +1572,11 @@ impl<'a, S: RoomStore> Hub<'a, S> {
             );
             return Ok(());
         }
-        if envelope.len() as u64 > self.limits.max_history_bytes {
+        if let Some(message) = self.snapshot_over_cap(envelope.len()) {
             self.error(
                 from,
                 RelayErrorCode::HistoryFull,
-                format!(
-                    "the snapshot is {} bytes, over the room's cap of {} bytes; the key was not \
-                     rotated",
-                    envelope.len(),
-                    self.limits.max_history_bytes
-                ),
+                format!("{message}; the key was not rotated"),
             );
             return Ok(());
         }
