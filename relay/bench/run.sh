@@ -55,21 +55,25 @@ cleanup() {
 trap cleanup EXIT
 
 # Each target runs in its own process group (setsid) so cleanup stops all its children.
-start_wrangler() { # dir config port state extra...
-  local dir=$1 config=$2 port=$3 state=$4; shift 4
+start_wrangler() { # dir config port state inspector-port extra...
+  local dir=$1 config=$2 port=$3 state=$4 inspector=$5; shift 5
   (cd "$dir" && exec setsid "$WRANGLER" dev -c "$config" --ip 127.0.0.1 --port "$port" \
-    --persist-to "$state" --inspector-port "$(free_port)" --show-interactive-dev-session=false "$@" \
+    --persist-to "$state" --inspector-port "$inspector" --show-interactive-dev-session=false "$@" \
     >"$state.log" 2>&1 </dev/null) &
   PIDS+=($!)
 }
-# Rate limits, the per-room socket cap and the history caps raised far above what the
-# benchmark reaches, so none of them shapes the numbers.
-start_wrangler "$RELAY_DIR" wrangler.toml "$RELAY_PORT" "$TMP/relay" \
+# Rate limits (per socket and per room), the socket caps (per room, per address, unjoined)
+# and the history caps raised far above what the benchmark reaches, so none of them shapes
+# the numbers: every client of the benchmark has one address.
+RELAY_INSPECTOR=$(free_port)
+start_wrangler "$RELAY_DIR" wrangler.toml "$RELAY_PORT" "$TMP/relay" "$RELAY_INSPECTOR" \
   --var RATE_BURST:1000000 --var RATE_PER_SECOND:1000000 \
-  --var MAX_SOCKETS_PER_ROOM:100000 \
+  --var ROOM_RATE_BURST:1000000 --var ROOM_RATE_PER_SECOND:1000000 \
+  --var MAX_SOCKETS_PER_ROOM:100000 --var MAX_SOCKETS_PER_ADDRESS:100000 \
+  --var MAX_UNJOINED_SOCKETS:100000 \
   --var MAX_HISTORY_EVENTS:100000000 --var MAX_HISTORY_BYTES:1000000000000
-start_wrangler "$BENCH_DIR/js-do" wrangler.toml "$ECHO_PORT" "$TMP/echo"
-start_wrangler "$BENCH_DIR/js-do" wrangler.toml "$STORE_PORT" "$TMP/store" \
+start_wrangler "$BENCH_DIR/js-do" wrangler.toml "$ECHO_PORT" "$TMP/echo" "$(free_port)"
+start_wrangler "$BENCH_DIR/js-do" wrangler.toml "$STORE_PORT" "$TMP/store" "$(free_port)" \
   --name sealsync-bench-store --var STORE:1
 # y-websocket's own server (its package bin), in-memory (no YPERSISTENCE).
 (cd "$TMP" && HOST=127.0.0.1 PORT=$YWS_PORT exec setsid node "$YWS_BIN" \
@@ -92,6 +96,28 @@ wait_up "JS echo DO" "$ECHO_PORT" "${PIDS[1]}" "$TMP/echo.log"
 wait_up "storing JS DO" "$STORE_PORT" "${PIDS[2]}" "$TMP/store.log"
 wait_up "y-websocket server" "$YWS_PORT" "${PIDS[3]}" "$TMP/yws.log"
 
+# BENCH_PROFILE=1: a CPU profile of the relay's isolate over the whole run (profile.mjs).
+# It says it records by creating $PROFILE.recording.
+PROFILE=$ROOT/target/bench-relay.cpuprofile
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  mkdir -p "$ROOT/target"
+  rm -f "$PROFILE.recording"
+  node "$BENCH_DIR/profile.mjs" "$RELAY_INSPECTOR" "$PROFILE" &
+  PROFILER=$!
+  for _ in $(seq 1 60); do
+    [ -e "$PROFILE.recording" ] && break
+    kill -0 "$PROFILER" 2>/dev/null || die "the profiler did not start"
+    sleep 0.5
+  done
+  [ -e "$PROFILE.recording" ] || die "the profiler did not start recording"
+fi
+
+status=0
 node "$BENCH_DIR/fanout.mjs" \
   "http://127.0.0.1:$RELAY_PORT" "http://127.0.0.1:$ECHO_PORT" "http://127.0.0.1:$YWS_PORT" \
-  "http://127.0.0.1:$STORE_PORT"
+  "http://127.0.0.1:$STORE_PORT" || status=$?
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  kill -TERM "$PROFILER"
+  wait "$PROFILER" || die "the profiler failed"
+fi
+exit "$status"

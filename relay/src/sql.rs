@@ -29,6 +29,8 @@
 use std::cell::Cell;
 
 use sealsync_core::SessionId;
+use wasm_bindgen::prelude::*;
+use worker::js_sys::{JsString, Uint8Array};
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::store::{
@@ -85,6 +87,42 @@ fn as_array<const N: usize>(v: SqlStorageValue, what: &str) -> Result<[u8; N], S
         .map_err(|_| StoreError(format!("the stored {what} is not {N} bytes")))
 }
 
+// `ctx.storage.sql.exec` called directly, for the statement every `PUBLISH` runs: the query
+// is a JS string made once, the bindings go as they are, and the cursor is read once
+// (`toArray`). workers-rs's `SqlStorage::exec` decodes the query from wasm memory, builds an
+// array of copied bindings and reads the cursor a row and a column at a time, one JS call
+// each (BENCHMARKS.md, "Relay fan-out").
+#[wasm_bindgen]
+extern "C" {
+    type RawSql;
+    #[wasm_bindgen(method, catch, variadic, js_name = exec)]
+    fn exec_js(this: &RawSql, query: &JsString, bindings: &[JsValue])
+        -> Result<RawCursor, JsValue>;
+    type RawCursor;
+    #[wasm_bindgen(method, catch, js_name = toArray)]
+    fn to_array(this: &RawCursor) -> Result<worker::js_sys::Array, JsValue>;
+}
+
+/// The event `INSERT`; the duplicate check is the unique index (one row back when stored,
+/// none for a duplicate).
+const INSERT_EVENT: &str =
+    "INSERT INTO events (seq, relay_time, session, counter, channel, envelope, digest) \
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session, counter) DO NOTHING RETURNING seq";
+
+fn js_err(e: &JsValue) -> StoreError {
+    StoreError(format!("{e:?}"))
+}
+
+/// A sequence or time as a JS number (exact: both stay far below 2^53).
+fn js_int(v: u64) -> Result<JsValue, StoreError> {
+    const MAX_SAFE: u64 = (1 << 53) - 1;
+    if v > MAX_SAFE {
+        return Err(StoreError(format!("{v} is over 2^53 - 1")));
+    }
+    #[allow(clippy::cast_precision_loss, reason = "checked just above: exact")]
+    Ok(JsValue::from_f64(v as f64))
+}
+
 /// Adds `events.digest` to a database made before it existed.
 fn migrate(sql: &SqlStorage) -> Result<(), StoreError> {
     let columns = sql
@@ -104,13 +142,17 @@ fn migrate(sql: &SqlStorage) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The room's SQLite store. Usage and the head sequence are read once per object
-/// lifetime, then kept up to date in memory (the object is the database's only writer).
+/// The room's SQLite store. Usage, the head sequence and the key epoch are read once per
+/// object lifetime, then kept up to date in memory (the object is the database's only
+/// writer), so a `PUBLISH` costs one statement: its `INSERT`.
 #[derive(Debug)]
 pub struct SqlStore {
     sql: SqlStorage,
     usage: Cell<Option<Usage>>,
     head: Cell<Option<u64>>,
+    key_epoch: Cell<Option<u32>>,
+    /// [`INSERT_EVENT`] as a JS string.
+    insert_event: JsString,
 }
 
 impl SqlStore {
@@ -125,6 +167,8 @@ impl SqlStore {
             sql,
             usage: Cell::new(None),
             head: Cell::new(None),
+            key_epoch: Cell::new(None),
+            insert_event: JsString::from(INSERT_EVENT),
         })
     }
 
@@ -172,21 +216,29 @@ impl RoomStore for SqlStore {
     }
 
     fn key_epoch(&self) -> Result<u32, StoreError> {
-        let rows = self.rows("SELECT value FROM meta WHERE key = 'key_epoch'", Vec::new())?;
-        match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
-            None => Ok(0),
-            Some(v) => as_array::<4>(v, "key epoch").map(u32::from_be_bytes),
+        if let Some(epoch) = self.key_epoch.get() {
+            return Ok(epoch);
         }
+        let rows = self.rows("SELECT value FROM meta WHERE key = 'key_epoch'", Vec::new())?;
+        let epoch = match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+            None => 0,
+            Some(v) => as_array::<4>(v, "key epoch").map(u32::from_be_bytes)?,
+        };
+        self.key_epoch.set(Some(epoch));
+        Ok(epoch)
     }
 
     fn set_key_epoch(&mut self, key_epoch: u32) -> Result<(), StoreError> {
+        // Forgotten first: should the write fail, the next read asks SQLite again.
+        self.key_epoch.set(None);
         self.sql
             .exec(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_epoch', ?)",
                 vec![SqlStorageValue::Blob(key_epoch.to_be_bytes().to_vec())],
             )
-            .map(|_| ())
-            .map_err(err)
+            .map_err(err)?;
+        self.key_epoch.set(Some(key_epoch));
+        Ok(())
     }
 
     fn head_seq(&self) -> Result<u64, StoreError> {
@@ -252,21 +304,23 @@ impl RoomStore for SqlStore {
     }
 
     fn append(&mut self, e: NewEvent<'_>) -> Result<bool, StoreError> {
-        // One statement for the common case: the duplicate check is the unique index.
-        let inserted = self.rows(
-            "INSERT INTO events (seq, relay_time, session, counter, channel, envelope, digest) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session, counter) DO NOTHING RETURNING seq",
-            vec![
-                int(e.seq)?,
-                int(e.relay_time)?,
-                SqlStorageValue::Blob(e.session.0.to_vec()),
-                SqlStorageValue::Blob(e.counter.to_be_bytes().to_vec()),
-                SqlStorageValue::Blob(e.channel.0.to_vec()),
-                SqlStorageValue::Blob(e.envelope.to_vec()),
-                SqlStorageValue::Blob(e.digest.to_vec()),
-            ],
-        )?;
-        if inserted.is_empty() {
+        let bindings = [
+            js_int(e.seq)?,
+            js_int(e.relay_time)?,
+            Uint8Array::from(&e.session.0[..]).into(),
+            Uint8Array::from(&e.counter.to_be_bytes()[..]).into(),
+            Uint8Array::from(&e.channel.0[..]).into(),
+            Uint8Array::from(e.envelope).into(),
+            Uint8Array::from(&e.digest[..]).into(),
+        ];
+        let sql: &RawSql = self.sql.as_ref().unchecked_ref();
+        let inserted = sql
+            .exec_js(&self.insert_event, &bindings)
+            .and_then(|cursor| cursor.to_array())
+            .map_err(|e| js_err(&e))?
+            .length()
+            > 0;
+        if !inserted {
             return Ok(false);
         }
         if let Some(mut usage) = self.usage.get() {
