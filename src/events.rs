@@ -91,12 +91,14 @@ pub(crate) fn call_all(kind: &str, listeners: &[Function], value: &JsValue) {
     }
 }
 
-/// Converts any serialisable value to a plain JS value (objects, not `Map`s; numbers, not
-/// `BigInt`s).
+/// Converts any serialisable value to a plain JS value (objects, numbers): as JSON text by
+/// `serde_json`, which the core already has in the wasm, then the browser's `JSON.parse`.
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    // Serialising plain data (strings, numbers, maps) into JS cannot fail.
-    value.serialize(&serializer).unwrap_or(JsValue::UNDEFINED)
+    // Plain data (strings, numbers, maps) always serialises, and as JSON that parses.
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|text| js_sys::JSON::parse(&text).ok())
+        .unwrap_or(JsValue::UNDEFINED)
 }
 
 /// A JSON value as a deeply frozen JS value (what `room.get` hands out and caches: nobody
@@ -130,7 +132,10 @@ pub(crate) fn frozen(value: &serde_json::Value) -> JsValue {
             }
             js_sys::Object::freeze(&object).into()
         }
-        other => to_js(other),
+        Value::String(text) => JsValue::from_str(text),
+        Value::Number(n) => n.as_f64().map_or(JsValue::NULL, JsValue::from_f64),
+        Value::Bool(b) => JsValue::from_bool(*b),
+        Value::Null => JsValue::NULL,
     }
 }
 

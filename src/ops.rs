@@ -138,8 +138,7 @@ fn to_json(value: &JsValue, path: &mut String, stack: &mut Vec<JsValue>) -> Resu
     Ok(out)
 }
 
-/// A finite number as JSON: an integer when it is a safe one (as `serde_wasm_bindgen` reads
-/// numbers), else a float; `None` for `NaN` and the infinities.
+/// A finite number as JSON: an integer when it is a safe one, else a float; `None` for `NaN` and the infinities.
 fn number(n: f64) -> Option<Value> {
     const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
     if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
@@ -195,12 +194,29 @@ pub(crate) fn string(value: &JsValue, what: &str) -> Result<String, JsValue> {
 /// # Errors
 /// `INVALID_ARGUMENT` when `value` is not an array of `{ id: string, sortOrder: string }`.
 pub(crate) fn reorder_items(value: &JsValue) -> Result<Vec<ReorderItem>, JsValue> {
-    serde_wasm_bindgen::from_value(value.clone()).map_err(|e| {
-        error::coded(
-            error::INVALID_ARGUMENT,
-            &format!("reorder takes an array of {{ id, sortOrder }} (strings): {e}"),
-        )
-    })
+    parse(
+        value,
+        "reorder",
+        "reorder takes an array of { id, sortOrder } (strings)",
+    )
+}
+
+/// `value` checked as JSON ([`json`]), then read as a `T` by `serde_json`, whose
+/// deserialisers the core's operation decoding already has in the wasm.
+fn parse<T: serde::de::DeserializeOwned>(
+    value: &JsValue,
+    path: &str,
+    expected: &str,
+) -> Result<T, JsValue> {
+    let value = json(value, path)?;
+    serde_json::to_vec(&value)
+        .and_then(|text| serde_json::from_slice(&text))
+        .map_err(|e| {
+            // The position in the text made here would mean nothing to the caller.
+            let message = e.to_string();
+            let reason = message.split(" at line ").next().unwrap_or(&message);
+            error::coded(error::INVALID_ARGUMENT, &format!("{expected}: {reason}"))
+        })
 }
 
 /// The claim fields, all `null` when `value` is `null`/`undefined` (a release).
@@ -226,12 +242,11 @@ pub(crate) fn claim(value: &JsValue) -> Result<Claim, JsValue> {
     if value.is_null() || value.is_undefined() {
         return Ok(Claim::default());
     }
-    serde_wasm_bindgen::from_value(value.clone()).map_err(|e| {
-        error::coded(
-            error::INVALID_ARGUMENT,
-            &format!("claim takes {{ claimedBy, claimedByName, claimedByAvatar }} or null: {e}"),
-        )
-    })
+    parse(
+        value,
+        "claim",
+        "claim takes { claimedBy, claimedByName, claimedByAvatar } or null",
+    )
 }
 
 /// An optional string argument (`undefined`/`null` is `None`).

@@ -1670,6 +1670,78 @@ async fn non_string_arguments_are_coded_errors() {
 }
 
 #[wasm_bindgen_test]
+async fn reorder_and_claim_read_their_shapes_and_refuse_others() {
+    let room = offline_room("shapes", false).await;
+    let id = room
+        .create("tasks".into(), fields(&[("title", "a".into())]))
+        .unwrap();
+    let item = |id: JsValue, sort: JsValue| -> JsValue {
+        Array::of1(&fields(&[("id", id), ("sortOrder", sort)])).into()
+    };
+    room.reorder("tasks".into(), item(id.clone().into(), "M".into()))
+        .unwrap();
+    room.claim(
+        "tasks".into(),
+        id.clone().into(),
+        fields(&[("claimedBy", "u1".into()), ("claimedByName", "Ann".into())]),
+    )
+    .unwrap();
+    let task = room
+        .get("tasks".into())
+        .unwrap()
+        .dyn_into::<Array>()
+        .unwrap()
+        .get(0);
+    assert_eq!(get(&task, "sortOrder").as_string().as_deref(), Some("M"));
+    assert_eq!(get(&task, "claimedBy").as_string().as_deref(), Some("u1"));
+    assert_eq!(
+        get(&task, "claimedByName").as_string().as_deref(),
+        Some("Ann")
+    );
+    for (items, why) in [
+        (item(5.into(), "M".into()), "a number id"),
+        (item(id.clone().into(), JsValue::UNDEFINED), "no sortOrder"),
+        ("M".into(), "not an array"),
+    ] {
+        let err = room.reorder("tasks".into(), items).unwrap_err();
+        assert_eq!(code(&err), "INVALID_ARGUMENT", "{why}");
+        assert!(
+            get(&err, "message")
+                .as_string()
+                .unwrap()
+                .starts_with("reorder takes an array of { id, sortOrder } (strings): "),
+            "{why}: {err:?}"
+        );
+    }
+    let err = room
+        .claim(
+            "tasks".into(),
+            id.clone().into(),
+            fields(&[("claimedBy", "u1".into()), ("by", "x".into())]),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "INVALID_ARGUMENT", "an unknown member: {err:?}");
+    let err = room
+        .claim(
+            "tasks".into(),
+            id.clone().into(),
+            js_sys::Date::new_0().into(),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "INVALID_VALUE", "a Date is not JSON: {err:?}");
+    // Nothing refused was applied.
+    let task = room
+        .get("tasks".into())
+        .unwrap()
+        .dyn_into::<Array>()
+        .unwrap()
+        .get(0);
+    assert_eq!(get(&task, "sortOrder").as_string().as_deref(), Some("M"));
+    assert_eq!(get(&task, "claimedBy").as_string().as_deref(), Some("u1"));
+    room.leave().await;
+}
+
+#[wasm_bindgen_test]
 async fn get_returns_the_same_frozen_objects_until_they_change() {
     let room = offline_room("stable", false).await;
     let a = room
