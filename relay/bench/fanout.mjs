@@ -262,11 +262,17 @@ function connect(name, room) {
 
 const negotiated = {}; // target → Sec-WebSocket-Extensions the server accepted
 
+// The time each latency room took to fill, by target and receiver count: its n receivers
+// and the sender join one after another, each once the previous one has joined.
+const joinMs = {};
+
 async function openRoom(name, n, tag) {
   const room = `bench-${name}-${tag}-${randomBytes(4).toString("hex")}`;
   const receivers = [];
+  const started = performance.now();
   for (let i = 0; i < n; i++) receivers.push(await connect(name, room));
   const sender = await connect(name, room);
+  ((joinMs[name] ??= {})[n] ??= []).push(performance.now() - started);
   negotiated[name] ??= sender.ws.extensions || "none";
   return { receivers, sender, send: TARGETS[name].sender(sender) };
 }
@@ -481,6 +487,19 @@ async function main() {
   for (const r of latencyRows) {
     console.log(`| ${r.n} | ${r.messages} × ${ROUNDS} | ${NAMES.map((name) => `${ms(r[name].p50)} / ${ms(r[name].p99)}`).join(" | ")} | ` +
       `${vs.map((name) => `${ratio(r.relay.p50, r[name].p50)} / ${ratio(r.relay.p99, r[name].p99)}`).join(" | ")} |`);
+  }
+
+  console.log(`\nJoins (latency rooms; the n receivers and the sender one after another, each ` +
+    `joined before the next opens; seconds for the whole room, median over ${ROUNDS} round(s), ` +
+    `and ms per socket):\n`);
+  console.log(`| receivers | ${NAMES.map((name) => `${TARGETS[name].label} s (ms per socket)`).join(" | ")} |`);
+  console.log(`| ---: | ${NAMES.map(() => "---:").join(" | ")} |`);
+  for (const r of latencyRows) {
+    console.log(`| ${r.n} | ${NAMES.map((name) => {
+      const t = joinMs[name][r.n].slice().sort((a, b) => a - b);
+      const median = t[Math.floor(t.length / 2)];
+      return `${(median / 1000).toFixed(2)} (${(median / (r.n + 1)).toFixed(2)})`;
+    }).join(" | ")} |`);
   }
 
   if (tputRow) {

@@ -120,4 +120,18 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
   kill -TERM "$PROFILER"
   wait "$PROFILER" || die "the profiler failed"
 fi
+# Each Durable Object target's runtime: the peak resident memory (VmHWM) of the workerd
+# process in its process group, for the whole run (all its rooms, the runtime included).
+peak() { # process group
+  local pid kb=0
+  local one
+  for pid in $(pgrep -g "$1" workerd 2>/dev/null); do
+    one=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status" 2>/dev/null)
+    kb=$((kb + ${one:-0}))
+  done
+  if [ "$kb" -eq 0 ]; then echo "(no workerd process left)"; else echo "$((kb / 1024)) MiB"; fi
+}
+echo
+echo "Peak resident memory of each target's workerd process over the run (VmHWM): sealsync" \
+  "relay $(peak "${PIDS[0]}"), JS echo DO $(peak "${PIDS[1]}"), storing JS DO $(peak "${PIDS[2]}")."
 exit "$status"

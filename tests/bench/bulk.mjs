@@ -11,7 +11,10 @@
 //    changes, the worst case for coalescing);
 //  - import-10k: 10,000 creates in tasks of 100 (an importer yielding to the page).
 // The clock runs from the first change in tab A to the moment tab B's `room.get` shows the
-// final state; "acked" is when tab A has nothing pending.
+// final state; "acked" is when tab A has nothing pending. Then a third page joins with
+// `debug` and reads the relay's head from `WELCOME`: the envelopes (PUBLISH frames) the
+// room stored, so the result gives changes, frames, changes per frame and changes per
+// second (to visible and to acked).
 import { CHROMIUM, CHROMIUM_ARGS, Relay, freePort, playwright, serveStatic } from "../e2e/harness.mjs";
 
 const ROUNDS = Number(process.argv[2] || 3);
@@ -40,8 +43,28 @@ async function tab(room) {
   return page;
 }
 
+// The room's head as a new member's WELCOME states it: one event per stored envelope.
+async function relayHead(room) {
+  const page = await (await browser.newContext()).newPage();
+  const lines = [];
+  page.on("console", (m) => { if (m.type() === "debug") lines.push(m.text()); });
+  await page.goto(site.url + "/pkg/package.json");
+  await page.evaluate(async ({ url, room, secret }) => {
+    const { default: init, Room } = await import("/pkg/index.js");
+    await init();
+    window.room = await Room.join({ url, room, secret, persist: false, debug: true });
+  }, { url: relay.url, room, secret: SECRET });
+  await page.waitForFunction(() => window.room.status.state === "live", null, { timeout: 20_000 });
+  await page.evaluate(() => window.room.leave());
+  await page.context().close();
+  const m = /WELCOME head (\d+)/.exec(lines.find((l) => l.includes("WELCOME")) || "");
+  if (!m) throw new Error(`no WELCOME in the probe's debug lines: ${JSON.stringify(lines.slice(0, 5))}`);
+  return Number(m[1]);
+}
+
 const scenarios = {
   "bulk-one-task": {
+    changes: 1200,
     expect: { n: 600, done: 600 },
     run: async () => {
       const ids = [];
@@ -50,6 +73,7 @@ const scenarios = {
     },
   },
   "bulk-per-task": {
+    changes: 1200,
     expect: { n: 600, done: 600 },
     run: async () => {
       // A real task between changes (a MessageChannel message: no 4 ms setTimeout clamp).
@@ -61,6 +85,7 @@ const scenarios = {
     },
   },
   "import-10k": {
+    changes: 10_000,
     expect: { n: 10_000, done: 0 },
     run: async () => {
       for (let i = 0; i < 10_000; i += 100) {
@@ -112,9 +137,17 @@ try {
       console.error(`# ${name} round ${round}: visible after ${Math.round(visible - started)} ms`);
       const acked = await a.evaluate(() => window.acked);
       const codes = [...await a.evaluate(() => window.codes), ...await b.evaluate(() => window.codes)];
-      results.push({ scenario: name, round, visibleMs: Math.round(visible - started), ackedMs: Math.round(acked - started), refusals: codes });
       await a.context().close();
       await b.context().close();
+      const frames = await relayHead(room);
+      const visibleMs = Math.round(visible - started);
+      const ackedMs = Math.round(acked - started);
+      results.push({
+        scenario: name, round, visibleMs, ackedMs, refusals: codes,
+        changes: s.changes, frames, changesPerFrame: +(s.changes / frames).toFixed(1),
+        changesPerSecondVisible: Math.round(s.changes / (visibleMs / 1000)),
+        changesPerSecondAcked: Math.round(s.changes / (ackedMs / 1000)),
+      });
     }
   }
 } finally {
