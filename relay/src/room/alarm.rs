@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use worker::{Response, Result};
+use worker::{Response, Result, Storage};
 
 use super::{now_ms, Room};
 use crate::hub::{self, Idle};
@@ -21,29 +21,44 @@ const IDLE_AT: &str = "idle_at";
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
 
+/// Makes the alarm of the room whose storage is `storage` fire at `at_ms` (ms since the
+/// Unix epoch) at the latest. It owns nothing of the room but its storage, so a socket
+/// message handled synchronously can hand it to the runtime as a promise.
+pub(super) async fn arm(storage: Storage, at_ms: u64) -> Result<()> {
+    if hub::sets_alarm(storage.get_alarm().await?, at_ms) {
+        set_for(&storage, at_ms).await?;
+    }
+    Ok(())
+}
+
+/// Sets the alarm for `at_ms` (worker's `i64` is an offset, so a `Duration` from now).
+async fn set_for(storage: &Storage, at_ms: u64) -> Result<()> {
+    let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+    storage.set_alarm(delay).await
+}
+
 impl Room {
+    /// When a coalesced presence update became pending: the time the alarm must fire by.
+    pub(super) fn presence_alarm(&self) -> Option<u64> {
+        self.with_live(|live| live.presence.alarm_by(now_ms()))
+    }
+
     /// Arms the alarm for a coalesced presence update that became pending.
     pub(super) async fn schedule_presence(&self) -> Result<()> {
-        let at = self.with_live(|live| live.presence.alarm_by(now_ms()));
-        match at {
-            Some(at) => self.arm_by(at).await,
+        match self.presence_alarm() {
+            Some(at) => arm(self.state.storage(), at).await,
             None => Ok(()),
         }
     }
 
     /// Makes the alarm fire at `at_ms` (ms since the Unix epoch) at the latest.
     pub(super) async fn arm_by(&self, at_ms: u64) -> Result<()> {
-        let storage = self.state.storage();
-        if hub::sets_alarm(storage.get_alarm().await?, at_ms) {
-            self.set_alarm_at(at_ms).await?;
-        }
-        Ok(())
+        arm(self.state.storage(), at_ms).await
     }
 
-    /// Sets the alarm for `at_ms` (worker's `i64` is an offset, so a `Duration` from now).
+    /// Sets the alarm for `at_ms`.
     async fn set_alarm_at(&self, at_ms: u64) -> Result<()> {
-        let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
-        self.state.storage().set_alarm(delay).await
+        set_for(&self.state.storage(), at_ms).await
     }
 
     /// The room is idle until `idle_at`: recorded, and the alarm set for then.
