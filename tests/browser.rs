@@ -1686,18 +1686,27 @@ async fn reorder_and_claim_read_their_shapes_and_refuse_others() {
         fields(&[("claimedBy", "u1".into()), ("claimedByName", "Ann".into())]),
     )
     .unwrap();
-    let task = room
-        .get("tasks".into())
-        .unwrap()
-        .dyn_into::<Array>()
-        .unwrap()
-        .get(0);
-    assert_eq!(get(&task, "sortOrder").as_string().as_deref(), Some("M"));
-    assert_eq!(get(&task, "claimedBy").as_string().as_deref(), Some("u1"));
-    assert_eq!(
-        get(&task, "claimedByName").as_string().as_deref(),
-        Some("Ann")
-    );
+    // The task as reorder and claim left it; `why` names the moment.
+    let applied = |why: &str| {
+        let task = room
+            .get("tasks".into())
+            .unwrap()
+            .dyn_into::<Array>()
+            .unwrap()
+            .get(0);
+        for (field, value) in [
+            ("sortOrder", "M"),
+            ("claimedBy", "u1"),
+            ("claimedByName", "Ann"),
+        ] {
+            assert_eq!(
+                get(&task, field).as_string().as_deref(),
+                Some(value),
+                "{why}"
+            );
+        }
+    };
+    applied("after the reorder and the claim");
     for (items, why) in [
         (item(5.into(), "M".into()), "a number id"),
         (item(id.clone().into(), JsValue::UNDEFINED), "no sortOrder"),
@@ -1729,15 +1738,7 @@ async fn reorder_and_claim_read_their_shapes_and_refuse_others() {
         )
         .unwrap_err();
     assert_eq!(code(&err), "INVALID_VALUE", "a Date is not JSON: {err:?}");
-    // Nothing refused was applied.
-    let task = room
-        .get("tasks".into())
-        .unwrap()
-        .dyn_into::<Array>()
-        .unwrap()
-        .get(0);
-    assert_eq!(get(&task, "sortOrder").as_string().as_deref(), Some("M"));
-    assert_eq!(get(&task, "claimedBy").as_string().as_deref(), Some("u1"));
+    applied("nothing refused was applied");
     room.leave().await;
 }
 
