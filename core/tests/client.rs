@@ -150,6 +150,15 @@ fn frame(f: RelayFrame) -> Vec<u8> {
     f.encode().unwrap()
 }
 
+/// An `ERROR` frame.
+fn error_frame(code: RelayErrorCode, fatal: bool, message: &str) -> Vec<u8> {
+    frame(RelayFrame::Error {
+        code,
+        fatal,
+        message: message.into(),
+    })
+}
+
 const CHALLENGE: [u8; 32] = [0xC5; 32];
 
 /// The socket opened and the relay sent its challenge: the client answers with HELLO.
@@ -522,15 +531,7 @@ fn wrong_password_and_forbidden_are_terminal() {
         c.handle_start(Millis(0));
         opened(&mut c, Millis(10));
         drain(&mut c);
-        c.handle_frame(
-            Millis(20),
-            WALL,
-            &frame(RelayFrame::Error {
-                code: input,
-                fatal: true,
-                message: "no".into(),
-            }),
-        );
+        c.handle_frame(Millis(20), WALL, &error_frame(input, true, "no"));
         assert_eq!(c.status(), &expected);
         assert!(c.status().is_terminal());
         c.handle_socket_closed(Millis(30), 4001);
@@ -1167,11 +1168,11 @@ fn a_pending_guest_is_pending_again_after_a_reconnect_and_stops_when_denied() {
     c.handle_frame(
         Millis(60_100),
         WALL,
-        &frame(RelayFrame::Error {
-            code: RelayErrorCode::Forbidden,
-            fatal: true,
-            message: "the application turned down your request to join this room".into(),
-        }),
+        &error_frame(
+            RelayErrorCode::Forbidden,
+            true,
+            "the application turned down your request to join this room",
+        ),
     );
     let outs = drain(&mut c);
     assert_eq!(statuses(&outs), [Status::Forbidden]);
@@ -2379,11 +2380,7 @@ fn a_rotation_whose_answer_was_lost_is_settled_by_the_next_hello() {
     c.handle_frame(
         Millis(60_020),
         WALL,
-        &frame(RelayFrame::Error {
-            code: RelayErrorCode::WrongVerifier,
-            fatal: true,
-            message: String::from("not a member"),
-        }),
+        &error_frame(RelayErrorCode::WrongVerifier, true, "not a member"),
     );
     c.handle_socket_closed(Millis(60_020), wire::CLOSE_WRONG_VERIFIER);
     assert_ne!(c.status(), &Status::WrongPassword, "not a wrong password");
@@ -2421,15 +2418,7 @@ fn a_member_shut_out_by_a_rotation_goes_on_with_the_new_key() {
         c.rekey(Millis(80), &other_key()).unwrap_err().code(),
         "ROTATION_REFUSED"
     );
-    c.handle_frame(
-        Millis(90),
-        WALL,
-        &frame(RelayFrame::Error {
-            code: RelayErrorCode::Rotated,
-            fatal: true,
-            message: String::from("the room moved to a new key"),
-        }),
-    );
+    c.handle_frame(Millis(90), WALL, &rotated_error());
     assert_eq!(c.status(), &Status::Rotated);
     assert!(c.status().is_terminal());
     c.handle_local_op(Millis(95), WALL, create("kept")).unwrap();
@@ -2482,11 +2471,7 @@ fn from_session_9(member: &MemberFrame) -> Vec<u8> {
 }
 
 fn rotated_error() -> Vec<u8> {
-    frame(RelayFrame::Error {
-        code: RelayErrorCode::Rotated,
-        fatal: true,
-        message: String::from("the room moved to a new key"),
-    })
+    error_frame(RelayErrorCode::Rotated, true, "the room moved to a new key")
 }
 
 /// With `hand_over`, the rotating client sends the new key in a `key` member frame sealed
@@ -2570,11 +2555,11 @@ fn a_member_handed_the_new_key_goes_on_under_it() {
     e.handle_frame(
         Millis(60_020),
         WALL,
-        &frame(RelayFrame::Error {
-            code: RelayErrorCode::WrongVerifier,
-            fatal: true,
-            message: String::from("this room exists with another password or secret"),
-        }),
+        &error_frame(
+            RelayErrorCode::WrongVerifier,
+            true,
+            "this room exists with another password or secret",
+        ),
     );
     assert_eq!(e.status(), &Status::Rotated);
 }
@@ -2653,11 +2638,11 @@ fn a_non_fatal_rotated_error_is_only_a_warning() {
     c.handle_frame(
         Millis(100),
         WALL,
-        &frame(RelayFrame::Error {
-            code: RelayErrorCode::Rotated,
-            fatal: false,
-            message: String::from("sealed under key epoch 0, but the room is at key epoch 1"),
-        }),
+        &error_frame(
+            RelayErrorCode::Rotated,
+            false,
+            "sealed under key epoch 0, but the room is at key epoch 1",
+        ),
     );
     assert_eq!(c.status(), &Status::Live);
 }
@@ -2674,11 +2659,7 @@ fn a_key_epoch_after_a_rate_refusal_still_completes_the_rotation() {
     c.handle_frame(
         Millis(101),
         WALL,
-        &frame(RelayFrame::Error {
-            code: RelayErrorCode::RateLimited,
-            fatal: false,
-            message: String::from("slow down"),
-        }),
+        &error_frame(RelayErrorCode::RateLimited, false, "slow down"),
     );
     c.handle_frame(Millis(102), WALL, &key_epoch(1));
     assert!(events(&drain(&mut c)).contains(&ClientEvent::Rotated { epoch: 1 }));
