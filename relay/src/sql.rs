@@ -109,20 +109,6 @@ const INSERT_EVENT: &str =
     "INSERT INTO events (seq, relay_time, session, counter, channel, envelope, digest) \
      VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session, counter) DO NOTHING RETURNING seq";
 
-fn js_err(e: &JsValue) -> StoreError {
-    StoreError(format!("{e:?}"))
-}
-
-/// A sequence or time as a JS number (exact: both stay far below 2^53).
-fn js_int(v: u64) -> Result<JsValue, StoreError> {
-    const MAX_SAFE: u64 = (1 << 53) - 1;
-    if v > MAX_SAFE {
-        return Err(StoreError(format!("{v} is over 2^53 - 1")));
-    }
-    #[allow(clippy::cast_precision_loss, reason = "checked just above: exact")]
-    Ok(JsValue::from_f64(v as f64))
-}
-
 /// Adds `events.digest` to a database made before it existed.
 fn migrate(sql: &SqlStorage) -> Result<(), StoreError> {
     let columns = sql
@@ -305,8 +291,8 @@ impl RoomStore for SqlStore {
 
     fn append(&mut self, e: NewEvent<'_>) -> Result<bool, StoreError> {
         let bindings = [
-            js_int(e.seq)?,
-            js_int(e.relay_time)?,
+            int(e.seq)?.into(),
+            int(e.relay_time)?.into(),
             Uint8Array::from(&e.session.0[..]).into(),
             Uint8Array::from(&e.counter.to_be_bytes()[..]).into(),
             Uint8Array::from(&e.channel.0[..]).into(),
@@ -317,7 +303,7 @@ impl RoomStore for SqlStore {
         let inserted = sql
             .exec_js(&self.insert_event, &bindings)
             .and_then(|cursor| cursor.to_array())
-            .map_err(|e| js_err(&e))?
+            .map_err(|e| err(worker::Error::from(e)))?
             .length()
             > 0;
         if !inserted {

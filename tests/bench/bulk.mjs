@@ -26,39 +26,34 @@ const site = await serveStatic(await freePort());
 const browser = await playwright().chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 const chromium = browser.version();
 
-async function tab(room) {
+// A page joined to `room` and live; `options` go to Room.join as well. Its debug console
+// lines are kept in page.debugLines.
+async function tab(room, options = {}) {
   const page = await (await browser.newContext()).newPage();
+  page.debugLines = [];
+  page.on("console", (m) => { if (m.type() === "debug") page.debugLines.push(m.text()); });
   await page.goto(site.url + "/pkg/package.json");
-  await page.evaluate(async ({ url, room, secret }) => {
+  await page.evaluate(async ({ url, room, secret, options }) => {
     const { default: init, Room } = await import("/pkg/index.js");
     await init();
     window.codes = [];
-    const r = await Room.join({ url, room, secret, persist: false });
+    const r = await Room.join({ url, room, secret, persist: false, ...options });
     r.on("warning", (w) => window.codes.push(w.code));
     r.on("rejected", (w) => window.codes.push(`rejected:${w.code}`));
     r.on("status", (s) => s.state === "reconnecting" && window.codes.push("reconnecting"));
     window.room = r;
-  }, { url: relay.url, room, secret: SECRET });
+  }, { url: relay.url, room, secret: SECRET, options });
   await page.waitForFunction(() => window.room.status.state === "live", null, { timeout: 20_000 });
   return page;
 }
 
 // The room's head as a new member's WELCOME states it: one event per stored envelope.
 async function relayHead(room) {
-  const page = await (await browser.newContext()).newPage();
-  const lines = [];
-  page.on("console", (m) => { if (m.type() === "debug") lines.push(m.text()); });
-  await page.goto(site.url + "/pkg/package.json");
-  await page.evaluate(async ({ url, room, secret }) => {
-    const { default: init, Room } = await import("/pkg/index.js");
-    await init();
-    window.room = await Room.join({ url, room, secret, persist: false, debug: true });
-  }, { url: relay.url, room, secret: SECRET });
-  await page.waitForFunction(() => window.room.status.state === "live", null, { timeout: 20_000 });
+  const page = await tab(room, { debug: true });
   await page.evaluate(() => window.room.leave());
   await page.context().close();
-  const m = /WELCOME head (\d+)/.exec(lines.find((l) => l.includes("WELCOME")) || "");
-  if (!m) throw new Error(`no WELCOME in the probe's debug lines: ${JSON.stringify(lines.slice(0, 5))}`);
+  const m = /WELCOME head (\d+)/.exec(page.debugLines.find((l) => l.includes("WELCOME")) || "");
+  if (!m) throw new Error(`no WELCOME in the probe's debug lines: ${JSON.stringify(page.debugLines.slice(0, 5))}`);
   return Number(m[1]);
 }
 

@@ -11,6 +11,7 @@ use sealsync_core::member::CHALLENGE_LEN;
 use sealsync_core::RoomId;
 use worker::{Request, Response, ResponseBuilder, Result, WebSocketPair};
 
+use super::alarm;
 use super::live::{PEER_TAG, ROOM_TAG};
 use super::{now_ms, Room};
 use crate::forwarded;
@@ -90,7 +91,7 @@ impl Room {
             });
             // The alarm closes this socket (or an older one) if it has not joined by then.
             if let Some(deadline) = deadline {
-                self.arm_by(deadline).await?;
+                alarm::arm(self.state.storage(), deadline).await?;
             }
             if report {
                 self.report(room, true).await;

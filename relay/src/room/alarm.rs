@@ -51,20 +51,10 @@ impl Room {
         }
     }
 
-    /// Makes the alarm fire at `at_ms` (ms since the Unix epoch) at the latest.
-    pub(super) async fn arm_by(&self, at_ms: u64) -> Result<()> {
-        arm(self.state.storage(), at_ms).await
-    }
-
-    /// Sets the alarm for `at_ms`.
-    async fn set_alarm_at(&self, at_ms: u64) -> Result<()> {
-        set_for(&self.state.storage(), at_ms).await
-    }
-
     /// The room is idle until `idle_at`: recorded, and the alarm set for then.
     async fn start_idle(&self, idle_at: u64) -> Result<()> {
         self.state.storage().put(IDLE_AT, idle_at).await?;
-        self.set_alarm_at(idle_at).await
+        set_for(&self.state.storage(), idle_at).await
     }
 
     /// Deletes everything the room stores, its alarm and its memory.
@@ -112,7 +102,7 @@ impl Room {
             .iter()
             .any(|ws| ws.as_ref().ready_state() == OPEN);
         if open {
-            self.set_alarm_at(next).await?;
+            set_for(&self.state.storage(), next).await?;
             return Response::ok("");
         }
         let idle_at = self.state.storage().get::<u64>(IDLE_AT).await?;
@@ -121,7 +111,7 @@ impl Room {
                 self.state.storage().delete_all().await?;
                 self.forget();
             }
-            Idle::WakeAt(at) => self.set_alarm_at(at).await?,
+            Idle::WakeAt(at) => set_for(&self.state.storage(), at).await?,
             Idle::Start(at) => self.start_idle(at).await?,
         }
         Response::ok("")
